@@ -1,0 +1,204 @@
+# Implicit-feedback ALS kernels (Hu, Koren & Volinsky 2008; CG solve after Takacs et al. 2011).
+#
+# Included by _als_generic.pyx, _als_avx2.pyx and _als_avx512.pyx, which differ only in the
+# instruction set they are compiled for; fastals._kernels.dispatch picks one at import.
+#
+# Notation (one row u of the interaction matrix, solved against the fixed factors Y):
+#   r_ui     stored value (the interaction strength; stored zeros are removed before the call)
+#   c_ui     confidence  = 1 + alpha * |r_ui|
+#   p_ui     preference  = 1 if r_ui > 0 else 0   (negative values: confident dislike)
+#   gram     = Y^T Y + lambda I                     (computed once per half-iteration)
+#   A_u      = gram + sum_i (c_ui - 1) y_i y_i^T    (never formed by the CG solver)
+#   b_u      = sum_i c_ui p_ui y_i
+#   x_u      = A_u^{-1} b_u
+# Kernels take one block of rows in CSR form (indptr, indices, values) and write the
+# solved rows into X in place; `status[row]` is set to a non-zero code on failure
+# (1: not positive definite, 2: out of memory), which the Python layer turns into errors.
+from cython.parallel cimport parallel, prange
+from libc.math cimport sqrt
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
+
+from fastals._kernels._common cimport axpy, dot, floating, index_t, symv
+
+cdef enum:
+    OK = 0
+    NOT_POSITIVE_DEFINITE = 1
+    OUT_OF_MEMORY = 2
+
+
+cdef inline void confidence(floating value, floating alpha,
+                            floating* c_minus_1, floating* c_times_p) noexcept nogil:
+    """(c - 1, c * p) for one stored value."""
+    if value > 0:
+        c_minus_1[0] = alpha * value
+        c_times_p[0] = 1 + alpha * value
+    else:
+        c_minus_1[0] = -alpha * value
+        c_times_p[0] = 0
+
+
+cdef int cg_row(floating* x, const floating* Y, const floating* gram,
+                const index_t* cols, const floating* values, Py_ssize_t nnz,
+                floating alpha, int K, int cg_steps,
+                floating* residual, floating* direction, floating* A_direction) noexcept nogil:
+    """`cg_steps` conjugate-gradient steps on A_u x = b_u, warm-started from x."""
+    cdef Py_ssize_t j
+    cdef int k, step
+    cdef floating c_minus_1, c_times_p, step_size, rs_old, rs_new, rs_first, pAp
+    cdef const floating* y
+
+    # residual = b_u - A_u x
+    symv(gram, x, residual, K)
+    for k in range(K):
+        residual[k] = -residual[k]
+    for j in range(nnz):
+        y = Y + <Py_ssize_t> cols[j] * K
+        confidence(values[j], alpha, &c_minus_1, &c_times_p)
+        axpy(c_times_p - c_minus_1 * dot(y, x, K), y, residual, K)
+
+    memcpy(direction, residual, K * sizeof(floating))
+    rs_old = dot(residual, residual, K)
+    rs_first = rs_old
+    if rs_old < 1e-20:
+        return OK
+    for step in range(cg_steps):
+        # A_direction = A_u direction
+        symv(gram, direction, A_direction, K)
+        for j in range(nnz):
+            y = Y + <Py_ssize_t> cols[j] * K
+            c_minus_1 = alpha * values[j] if values[j] > 0 else -alpha * values[j]
+            axpy(c_minus_1 * dot(y, direction, K), y, A_direction, K)
+        pAp = dot(direction, A_direction, K)
+        if not pAp > 0:
+            # a zero or negative curvature along a non-negligible direction means A_u is
+            # singular or indefinite; after convergence it is only round-off
+            return OK if rs_old <= rs_first * 1e-12 else NOT_POSITIVE_DEFINITE
+        step_size = rs_old / pAp
+        axpy(step_size, direction, x, K)
+        axpy(-step_size, A_direction, residual, K)
+        rs_new = dot(residual, residual, K)
+        if rs_new < 1e-20:
+            break
+        for k in range(K):
+            direction[k] = residual[k] + (rs_new / rs_old) * direction[k]
+        rs_old = rs_new
+    return OK
+
+
+cdef int cholesky_row(floating* x, const floating* Y, const floating* gram,
+                      const index_t* cols, const floating* values, Py_ssize_t nnz,
+                      floating alpha, int K, floating* A, floating* b) noexcept nogil:
+    """Exact x = A_u^{-1} b_u: form the lower triangle of A_u, factor A_u = L L^T, solve."""
+    cdef Py_ssize_t j
+    cdef int i, k
+    cdef floating c_minus_1, c_times_p, s
+    cdef const floating* y
+
+    memcpy(A, gram, <Py_ssize_t> K * K * sizeof(floating))
+    memset(b, 0, K * sizeof(floating))
+    for j in range(nnz):
+        y = Y + <Py_ssize_t> cols[j] * K
+        confidence(values[j], alpha, &c_minus_1, &c_times_p)
+        if c_times_p != 0:
+            axpy(c_times_p, y, b, K)
+        if c_minus_1 != 0:
+            for i in range(K):
+                axpy(c_minus_1 * y[i], y, A + <Py_ssize_t> i * K, i + 1)
+    # Cholesky-Banachiewicz: row i of L from rows 0..i-1
+    for i in range(K):
+        for k in range(i + 1):
+            s = A[i * K + k] - dot(A + <Py_ssize_t> i * K, A + <Py_ssize_t> k * K, k)
+            if k == i:
+                if not s > 0:
+                    return NOT_POSITIVE_DEFINITE
+                A[i * K + i] = sqrt(s)
+            else:
+                A[i * K + k] = s / A[k * K + k]
+    # L z = b, then L^T x = z
+    for i in range(K):
+        x[i] = (b[i] - dot(A + <Py_ssize_t> i * K, x, i)) / A[i * K + i]
+    for i in range(K - 1, -1, -1):
+        s = x[i]
+        for k in range(i + 1, K):
+            s = s - A[k * K + i] * x[k]
+        x[i] = s / A[i * K + i]
+    return OK
+
+
+def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floating[::1] values,
+             floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::1] gram,
+             floating alpha, int cg_steps, int num_threads, signed char[::1] status):
+    """Update every row of X in place by `cg_steps` CG steps on its normal equations."""
+    cdef Py_ssize_t n_rows = X.shape[0], u
+    cdef int K = X.shape[1]
+    cdef floating* scratch
+    with nogil, parallel(num_threads=num_threads):
+        scratch = <floating*> malloc(3 * K * sizeof(floating))
+        try:
+            for u in prange(n_rows, schedule="dynamic", chunksize=8):
+                if scratch == NULL:
+                    status[u] = OUT_OF_MEMORY
+                    continue
+                status[u] = cg_row(&X[u, 0], &Y[0, 0], &gram[0, 0],
+                                   &indices[0] + indptr[u], &values[0] + indptr[u],
+                                   indptr[u + 1] - indptr[u], alpha, K, cg_steps,
+                                   scratch, scratch + K, scratch + 2 * K)
+        finally:
+            free(scratch)
+
+
+def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
+                   const floating[::1] values, floating[:, ::1] X, const floating[:, ::1] Y,
+                   const floating[:, ::1] gram, floating alpha, int num_threads,
+                   signed char[::1] status):
+    """Overwrite every row of X with the exact solution of its normal equations."""
+    cdef Py_ssize_t n_rows = X.shape[0], u
+    cdef int K = X.shape[1]
+    cdef floating* scratch
+    with nogil, parallel(num_threads=num_threads):
+        scratch = <floating*> malloc((<Py_ssize_t> K * K + K) * sizeof(floating))
+        try:
+            for u in prange(n_rows, schedule="dynamic", chunksize=8):
+                if scratch == NULL:
+                    status[u] = OUT_OF_MEMORY
+                    continue
+                status[u] = cholesky_row(&X[u, 0], &Y[0, 0], &gram[0, 0],
+                                         &indices[0] + indptr[u], &values[0] + indptr[u],
+                                         indptr[u + 1] - indptr[u], alpha, K,
+                                         scratch, scratch + <Py_ssize_t> K * K)
+        finally:
+            free(scratch)
+
+
+def row_losses(const index_t[::1] indptr, const index_t[::1] indices, const floating[::1] values,
+               const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::1] YtY,
+               floating alpha, int num_threads, double[::1] out):
+    """out[u] = sum over all items i of c_ui (p_ui - x_u.y_i)^2, using the unregularised YtY.
+
+    Expanded so that only stored entries are visited:
+    x_u^T YtY x_u + sum_{i stored} [(c-1)(x.y)^2 - 2 c p (x.y) + c p].
+    """
+    cdef Py_ssize_t n_rows = X.shape[0], u, j
+    cdef int K = X.shape[1]
+    cdef floating* tmp
+    cdef floating c_minus_1, c_times_p, xy
+    cdef double total
+    cdef const floating* x
+    with nogil, parallel(num_threads=num_threads):
+        tmp = <floating*> malloc(K * sizeof(floating))
+        try:
+            for u in prange(n_rows, schedule="dynamic", chunksize=64):
+                if tmp == NULL:
+                    out[u] = 0.0 / 0.0
+                    continue
+                x = &X[u, 0]
+                symv(&YtY[0, 0], x, tmp, K)
+                total = dot(x, tmp, K)
+                for j in range(indptr[u], indptr[u + 1]):
+                    confidence(values[j], alpha, &c_minus_1, &c_times_p)
+                    xy = dot(x, &Y[0, 0] + <Py_ssize_t> indices[j] * K, K)
+                    total = total + c_minus_1 * xy * xy - 2 * c_times_p * xy + c_times_p
+                out[u] = total
+        finally:
+            free(tmp)

@@ -1,0 +1,36 @@
+# Shared types and the small inner loops every kernel uses.
+#
+# The loops are plain C loops over `n` contiguous values: with the build's reassociation
+# flags the compiler vectorises them for whichever instruction set the including module is
+# built for (see setup.py), so one source serves SSE2, AVX2 and AVX-512 builds.
+from libc.stdint cimport int32_t, int64_t
+
+ctypedef fused floating:
+    float
+    double
+
+ctypedef fused index_t:
+    int32_t
+    int64_t
+
+
+cdef inline floating dot(const floating* a, const floating* b, int n) noexcept nogil:
+    cdef floating total = 0
+    cdef int i
+    for i in range(n):
+        total = total + a[i] * b[i]
+    return total
+
+
+cdef inline void axpy(floating alpha, const floating* x, floating* y, int n) noexcept nogil:
+    """y += alpha * x"""
+    cdef int i
+    for i in range(n):
+        y[i] = y[i] + alpha * x[i]
+
+
+cdef inline void symv(const floating* A, const floating* x, floating* out, int n) noexcept nogil:
+    """out = A @ x for a dense symmetric row-major n x n matrix A."""
+    cdef int i
+    for i in range(n):
+        out[i] = dot(A + <Py_ssize_t> i * n, x, n)

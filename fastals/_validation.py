@@ -1,0 +1,213 @@
+"""Input validation shared by every public entry point.
+
+Kernels trust their inputs (bounds checks are off), so everything a user can pass is checked
+here first. Errors name the argument and the offending value. Nothing passed in is modified:
+when a conversion is needed, a copy is made.
+"""
+from __future__ import annotations
+
+import numbers
+import operator
+
+import numpy as np
+import scipy.sparse as sp
+
+from fastals.exceptions import IdOutOfRangeError
+
+FLOAT_DTYPES = (np.float32, np.float64)
+_INT32_MAX = np.iinfo(np.int32).max
+
+
+def check_int(name, value, minimum=None, maximum=None):
+    """Return `value` as a Python int, or raise naming `name`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        try:  # integral floats such as 64.0 are accepted; 64.5 and "64" are not
+            is_whole = isinstance(value, numbers.Real) and float(value).is_integer()
+        except (OverflowError, ValueError):
+            is_whole = False
+        if isinstance(value, (bool, np.bool_)) or not is_whole:
+            raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+    value = operator.index(value) if isinstance(value, numbers.Integral) else int(value)
+    if minimum is not None and value < minimum:
+        what = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(f"{name} must be {what}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be an int <= {maximum}, got {value}")
+    return value
+
+
+def check_float(name, value, minimum=None, exclusive=False, maximum=None):
+    """Return `value` as a finite Python float >= minimum (> if exclusive)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if minimum is not None and (value < minimum or (exclusive and value == minimum)):
+        raise ValueError(f"{name} must be {'>' if exclusive else '>='} {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_choice(name, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def check_dtype(name, dtype):
+    """Return np.float32 or np.float64."""
+    try:
+        resolved = np.dtype(dtype).type
+    except TypeError:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from None
+    if resolved not in FLOAT_DTYPES:
+        raise ValueError(f"{name} must be float32 or float64, got {np.dtype(dtype).name}")
+    return resolved
+
+
+def check_num_threads(value):
+    """0 means every core OpenMP sees."""
+    return check_int("num_threads", value, minimum=0)
+
+
+def check_random_state(value):
+    """A numpy Generator from None, an int seed, a SeedSequence or a Generator."""
+    if value is None or isinstance(value, (numbers.Integral, np.random.SeedSequence)):
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"random_state must be None, an int or a numpy Generator, got {value!r}")
+        if isinstance(value, numbers.Integral) and value < 0:
+            raise ValueError(f"random_state must be a non-negative int, got {value}")
+        return np.random.default_rng(value)
+    if isinstance(value, np.random.Generator):
+        return value
+    if isinstance(value, np.random.RandomState):
+        return np.random.default_rng(value.randint(0, 2**31 - 1))
+    raise TypeError(f"random_state must be None, an int or a numpy Generator, got {value!r}")
+
+
+class CSR:
+    """A validated CSR block: the arrays the kernels read, in matching dtypes.
+
+    `indptr` and `indices` share one integer dtype (int32 or int64); `data` has the
+    model's float dtype. The arrays may be the caller's own (read-only use) or copies.
+    """
+
+    __slots__ = ("indptr", "indices", "data", "shape")
+
+    def __init__(self, indptr, indices, data, shape):
+        self.indptr, self.indices, self.data, self.shape = indptr, indices, data, shape
+
+    @property
+    def nnz(self):
+        return int(self.indptr[-1])
+
+    def to_scipy(self):
+        return sp.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape, copy=False)
+
+    def rows(self, start, stop):
+        """Rows [start, stop) as a CSR whose indptr starts at 0 (views, no copy of data)."""
+        lo, hi = self.indptr[start], self.indptr[stop]
+        return CSR(self.indptr[start:stop + 1] - lo, self.indices[lo:hi], self.data[lo:hi],
+                   (stop - start, self.shape[1]))
+
+    def transpose(self):
+        """The CSR of the transpose (new arrays)."""
+        return as_csr(self.to_scipy().T, "matrix", self.data.dtype.type, check_values=False)
+
+
+def _sparse_type_error(name, matrix):
+    if isinstance(matrix, np.ndarray) or hasattr(matrix, "__array__"):
+        return TypeError(
+            f"{name} must be a scipy sparse matrix or array, got a dense "
+            f"{type(matrix).__name__}; wrap it with scipy.sparse.csr_matrix(...)")
+    return TypeError(f"{name} must be a scipy sparse matrix or array, got {type(matrix).__name__}")
+
+
+def as_csr(matrix, name, dtype, check_values=True, allow_empty=True, shape=None):
+    """Validate a scipy sparse input and return it as a canonical :class:`CSR`.
+
+    Canonical means: sorted column indices, duplicates summed, stored zeros removed, values
+    in `dtype`, finite. Any format (COO, CSC, DOK, LIL, ...) and numeric dtype is accepted;
+    the caller's matrix is never modified (a copy is made whenever anything must change).
+    """
+    if not sp.issparse(matrix):
+        raise _sparse_type_error(name, matrix)
+    if matrix.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got {matrix.ndim}-D")
+    if shape is not None:
+        for axis, (want, got) in enumerate(zip(shape, matrix.shape)):
+            if want is not None and want != got:
+                what = "rows" if axis == 0 else "columns"
+                raise ValueError(f"{name} must have {want} {what}, got {got} "
+                                 f"(shape {matrix.shape})")
+    kind = matrix.dtype.kind
+    if kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {matrix.dtype}")
+    if not allow_empty and (matrix.shape[0] == 0 or matrix.shape[1] == 0 or matrix.nnz == 0):
+        raise ValueError(f"{name} is empty (shape {matrix.shape}, {matrix.nnz} stored values)")
+
+    csr = matrix if matrix.format == "csr" else matrix.tocsr()
+    owned = csr is not matrix
+    # check a hand-built CSR's structure before anything reads through it
+    n_rows, n_cols = csr.shape
+    indptr, indices = csr.indptr, csr.indices
+    if indptr.shape[0] != n_rows + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0) \
+            or indptr[-1] > indices.shape[0] or indptr[-1] > csr.data.shape[0]:
+        raise ValueError(f"{name} has an inconsistent CSR structure (indptr)")
+    nnz = int(indptr[-1])
+    if nnz and (indices[:nnz].min() < 0 or indices[:nnz].max() >= n_cols):
+        raise ValueError(f"{name} has column indices out of bounds for {n_cols} columns")
+    data = csr.data[:nnz]
+    if check_values and kind == "f" and not np.isfinite(data).all():
+        bad = np.flatnonzero(~np.isfinite(data))[0]
+        row = int(np.searchsorted(indptr, bad, side="right") - 1)
+        raise ValueError(f"{name} contains NaN or infinite values (first at row {row}, "
+                         f"column {int(indices[bad])}: {data[bad]})")
+    if not csr.has_canonical_format or (nnz and not data.all()):
+        csr = csr.copy() if not owned else csr
+        owned = True
+        csr.sum_duplicates()
+        csr.eliminate_zeros()
+    index_dtype = np.int32 if max(csr.nnz, n_rows, n_cols) <= _INT32_MAX else np.int64
+    if csr.indices.dtype in (np.int32, np.int64) and csr.indptr.dtype == csr.indices.dtype:
+        index_dtype = csr.indices.dtype.type
+    nnz = csr.nnz
+    indptr = np.ascontiguousarray(csr.indptr, dtype=index_dtype)
+    indices = np.ascontiguousarray(csr.indices[:nnz], dtype=index_dtype)
+    data = np.ascontiguousarray(csr.data[:nnz], dtype=dtype)
+    if check_values and not np.isfinite(data).all():
+        raise ValueError(f"{name} has values too large for {np.dtype(dtype).name} "
+                         f"(they overflow to infinity)")
+    return CSR(indptr, indices, data, (n_rows, n_cols))
+
+
+def check_ids(name, ids, upper, allow_scalar=True):
+    """Validate ids in [0, upper); return (int64 array, was_scalar)."""
+    scalar = np.ndim(ids) == 0
+    if scalar and not allow_scalar:
+        raise ValueError(f"{name} must be an array of ids, got a scalar")
+    arr = np.asarray(ids)
+    if arr.dtype == object or arr.dtype.kind not in "iu":
+        if arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) \
+                and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        elif arr.size == 0 and arr.dtype.kind == "f":
+            arr = arr.astype(np.int64)
+        else:
+            raise TypeError(f"{name} must be integer ids, got {arr.dtype} values "
+                            f"({ids!r:.80})")
+    if arr.ndim > 1:
+        raise ValueError(f"{name} must be an id or a 1-D array of ids, got shape {arr.shape}")
+    arr = arr.astype(np.int64, copy=False).reshape(-1)
+    if arr.size and (arr.min() < 0 or arr.max() >= upper):
+        bad = arr[(arr < 0) | (arr >= upper)][0]
+        raise IdOutOfRangeError(f"{name} {int(bad)} is out of range: the model knows ids 0..{upper - 1}")
+    return arr, scalar

@@ -1,0 +1,22 @@
+"""Pure-numpy reference implementations: the oracle the compiled kernels are tested against.
+
+They are written to read like the mathematics, not to be fast: dense per-row systems, Python
+loops over rows. Use them on small inputs to check results, never for real training.
+"""
+from fastals.reference.implicit_als import (
+    confidence_preference,
+    implicit_als_cg_step,
+    implicit_als_exact_step,
+    implicit_als_fit,
+    implicit_als_loss,
+    normal_equations,
+)
+
+__all__ = [
+    "confidence_preference",
+    "implicit_als_cg_step",
+    "implicit_als_exact_step",
+    "implicit_als_fit",
+    "implicit_als_loss",
+    "normal_equations",
+]

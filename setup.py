@@ -1,0 +1,114 @@
+"""Build the Cython kernels of fastals.
+
+Every ``fastals/_kernels/*.pyx`` is one extension module. Kernel modules whose arithmetic
+profits from wide vectors are written once as ``name.pxi`` and built three times from tiny
+stubs (``name_generic.pyx``, ``name_avx2.pyx``, ``name_avx512.pyx``), each with its own
+instruction-set flags; ``fastals._kernels.dispatch`` picks the best one the running CPU
+supports. So a wheel runs on any x86-64 yet uses AVX2/AVX-512 where present.
+
+Environment switches for the builder:
+
+* ``FASTALS_NATIVE=1``   add ``-march=native`` to every module (not portable; off by default).
+* ``FASTALS_NO_OPENMP=1`` build without OpenMP (the kernels then run on one thread).
+* ``FASTALS_DEBUG=1``    ``-O0 -g`` and no vector variants (for debuggers and sanitizers).
+* ``FASTALS_SANITIZE=address`` build with AddressSanitizer (implies FASTALS_DEBUG).
+"""
+import os
+import platform
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+KERNELS = Path("fastals") / "_kernels"
+ISA_FLAGS = {
+    "generic": [],
+    "avx2": ["-mavx2", "-mfma"],
+    "avx512": ["-mavx512f", "-mavx512vl", "-mavx512bw", "-mavx512dq", "-mfma",
+               "-mprefer-vector-width=512"],
+}
+# Float flags: allow reassociation so dot products vectorise, but keep NaN/inf semantics
+# (no -ffinite-math-only) because the Python layer checks results for non-finite values.
+GCC_MATH = ["-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros"]
+
+
+def _flag(name):
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+class BuildExt(build_ext):
+    """Choose compiler flags once the compiler is known."""
+
+    def _compiles(self, flags, code="int main(void){return 0;}\n"):
+        with tempfile.TemporaryDirectory() as tmp:
+            src = Path(tmp) / "probe.c"
+            src.write_text(code)
+            try:
+                objs = self.compiler.compile([str(src)], output_dir=tmp, extra_postargs=flags)
+                self.compiler.link_executable(objs, str(Path(tmp) / "probe"), extra_postargs=flags)
+            except Exception:
+                return False
+        return True
+
+    def build_extensions(self):
+        msvc = self.compiler.compiler_type == "msvc"
+        debug = _flag("FASTALS_DEBUG") or bool(os.environ.get("FASTALS_SANITIZE"))
+        if msvc:
+            base, openmp = ["/O2"], ["/openmp"]
+        else:
+            base = ["-O0", "-g"] if debug else ["-O3", *GCC_MATH]
+            openmp = ["-fopenmp"]
+            sanitize = os.environ.get("FASTALS_SANITIZE")
+            if sanitize:
+                base += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer"]
+            if _flag("FASTALS_NATIVE"):
+                base.append("-march=native")
+        if _flag("FASTALS_NO_OPENMP") or not (msvc or self._compiles(openmp, _OPENMP_PROBE)):
+            warnings.warn("fastals: the compiler has no OpenMP support; building serial "
+                          "kernels (num_threads will have no effect).")
+            openmp = []
+        usable = {"generic"}
+        x86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+        if x86 and not msvc and not debug:
+            usable |= {isa for isa in ("avx2", "avx512") if self._compiles(ISA_FLAGS[isa])}
+        kept = []
+        for ext in self.extensions:
+            isa = getattr(ext, "isa", "generic")
+            if isa not in usable:
+                continue
+            ext.extra_compile_args = base + openmp + ([] if msvc else ISA_FLAGS[isa])
+            ext.extra_link_args = (openmp if not msvc else []) + (
+                [a for a in base if a.startswith("-fsanitize")])
+            kept.append(ext)
+        self.extensions[:] = kept
+        super().build_extensions()
+
+
+_OPENMP_PROBE = "#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n"
+
+
+def extensions():
+    exts = []
+    for pyx in sorted(KERNELS.glob("*.pyx")):
+        name = ".".join(pyx.with_suffix("").parts)
+        ext = Extension(name, [str(pyx)], include_dirs=[np.get_include()],
+                        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
+        for isa in ISA_FLAGS:
+            if pyx.stem.endswith("_" + isa):
+                ext.isa = isa
+        exts.append(ext)
+    return exts
+
+
+exts = extensions()
+isas = {e.name: getattr(e, "isa", "generic") for e in exts}
+exts = cythonize(exts, language_level=3, compiler_directives={"embedsignature": True},
+                 include_path=[str(KERNELS)])
+for e in exts:  # cythonize returns new Extension objects; carry the ISA tag over
+    e.isa = isas[e.name]
+
+setup(ext_modules=exts, cmdclass={"build_ext": BuildExt})
