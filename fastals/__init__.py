@@ -1,0 +1,21 @@
+"""fastals: fast recommender systems on compiled OpenMP kernels.
+
+Models share `implicit`'s call shapes: ``fit(user_items)``, ``recommend(userid, user_items)``,
+``similar_items(itemid)``, each returning ``(ids, scores)``.
+"""
+from fastals.exceptions import IdOutOfRangeError, ModelFileError, ModelFitError, NotFittedError
+from fastals.models.base import RecommenderBase, load
+from fastals.models.implicit_als import AlternatingLeastSquares, ImplicitALS
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlternatingLeastSquares",
+    "IdOutOfRangeError",
+    "ImplicitALS",
+    "ModelFileError",
+    "ModelFitError",
+    "NotFittedError",
+    "RecommenderBase",
+    "load",
+]

@@ -1,0 +1,1 @@
+"""Recommender models: thin classes that validate, convert, call kernels and wrap results."""

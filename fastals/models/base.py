@@ -1,0 +1,349 @@
+"""The contract every fastals recommender honours, and the plumbing they share.
+
+The call shapes follow `implicit` so that switching is a rename:
+``fit(user_items)``, ``recommend(userid, user_items, N=10, ...)``,
+``similar_items(itemid, N=10)``, ``similar_users(userid, N=10)``, each returning
+``(ids, scores)``: 1-D arrays for one id, 2-D arrays (one row per id) for a batch.
+
+Subclasses provide scores; this module does the validation, the id bookkeeping, the
+filtering and the top-N selection (one compiled kernel for every model), and save/load.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import tempfile
+import zipfile
+from abc import ABC, abstractmethod
+
+import numpy as np
+import scipy.sparse as sp
+
+from fastals._kernels import _topn
+from fastals._threads import resolve_threads
+from fastals._validation import CSR, as_csr, check_bool, check_ids, check_int
+from fastals.exceptions import ModelFileError, NotFittedError
+
+FORMAT_VERSION = 1
+_HEADER = "__fastals__"
+_MODEL_CLASSES: dict[str, type] = {}
+# Dense score blocks are computed this many cells at a time (64 MiB of float32).
+_SCORE_BLOCK_CELLS = 1 << 24
+
+
+class RecommenderBase(ABC):
+    """Base class of every fastals recommender.
+
+    Subclasses implement :meth:`fit` and the scoring hooks; this class provides
+    :meth:`recommend`, :meth:`similar_items`, :meth:`similar_users`, :meth:`save` and
+    :meth:`load` on top of them.
+    """
+
+    #: arrays that make up a fitted model (saved and loaded by name)
+    _state_names: tuple = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _MODEL_CLASSES[cls.__name__] = cls
+
+    # --- what subclasses provide ---------------------------------------------------------
+    @abstractmethod
+    def fit(self, user_items, show_progress=True, callback=None):
+        """Learn from a users x items sparse matrix; returns self."""
+
+    @property
+    @abstractmethod
+    def n_users(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def n_items(self) -> int: ...
+
+    @property
+    def is_fitted(self) -> bool:
+        return all(getattr(self, name, None) is not None for name in self._state_names)
+
+    @abstractmethod
+    def _item_block(self, candidates):
+        """Whatever _user_scores needs about the candidate items (None means all items)."""
+
+    @abstractmethod
+    def _user_scores(self, userids, rows, item_block, recalculate):
+        """Dense scores (len(userids) x n_candidates) of users for the candidate items.
+
+        `rows` is a CSR of the users' interactions aligned with `userids` (or None).
+        """
+
+    @abstractmethod
+    def _similar_scores(self, axis, ids, candidates):
+        """Dense similarities of the given items (axis='item') or users to the candidates."""
+
+    # --- parameters ------------------------------------------------------------------------
+    def get_params(self) -> dict:
+        """The constructor's parameters, as stored in a saved model."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def _check_fitted(self):
+        if not self.is_fitted:
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit() first")
+
+    # --- recommend --------------------------------------------------------------------------
+    def recommend(self, userid, user_items=None, N=10, filter_already_liked_items=True,
+                  filter_items=None, recalculate_user=False, items=None):
+        """The N best items for one user or a batch of users.
+
+        Parameters
+        ----------
+        userid : int or array of int
+            One user (results are 1-D) or several (results are 2-D, a row per user).
+        user_items : sparse matrix, optional
+            The users' interactions, needed to filter already-liked items or to recalculate
+            the users. Either one row per requested user, in the order of `userid` (as in
+            `implicit`), or the full users x items matrix, from which the rows of `userid`
+            are taken.
+        N : int
+            How many items to return. When fewer items are allowed, all of them are returned
+            (a batch pads short rows with id -1 and score -inf).
+        filter_already_liked_items : bool
+            Leave out the items stored in the user's row of `user_items`.
+        filter_items : array of int, optional
+            Items never to return.
+        recalculate_user : bool
+            Compute the users' factors from `user_items` instead of using the stored ones
+            (for users whose interactions changed, or new users: then `userid` may be any
+            id when `user_items` has one row per requested user).
+        items : array of int, optional
+            Rank only these items.
+
+        Returns
+        -------
+        (ids, scores) : arrays of item ids and their scores, best first.
+        """
+        self._check_fitted()
+        N = check_int("N", N, minimum=1)
+        filter_liked = check_bool("filter_already_liked_items", filter_already_liked_items)
+        recalculate = check_bool("recalculate_user", recalculate_user)
+        scalar = np.ndim(userid) == 0
+        if recalculate and user_items is not None:
+            userids, _ = check_ids("userid", userid, np.iinfo(np.int64).max)
+        else:
+            userids, _ = check_ids("userid", userid, self.n_users)
+        rows = None
+        if filter_liked or recalculate:
+            if user_items is None:
+                raise ValueError("user_items is required when filter_already_liked_items or "
+                                 "recalculate_user is True (pass the users' interactions)")
+            rows = self._rows_for(userids, user_items, "user_items", self.n_users, self.n_items)
+        candidates = self._candidates("items", items, self.n_items)
+        blocked = self._blocked("filter_items", filter_items, self.n_items, candidates)
+        item_block = self._item_block(candidates)
+
+        def score(lo, hi):
+            block_rows = rows.rows(lo, hi) if rows is not None else None
+            return self._user_scores(userids[lo:hi], block_rows, item_block, recalculate)
+
+        exclude = rows if filter_liked else None
+        return self._top_n(score, len(userids), N, candidates, self.n_items, exclude, blocked,
+                           scalar)
+
+    def similar_items(self, itemid, N=10, filter_items=None, items=None):
+        """The N items most similar to an item (or to each of a batch), best first.
+
+        The item itself is included (it is its own best match), as in `implicit`; pass it in
+        `filter_items` to leave it out. Returns (ids, scores) like :meth:`recommend`.
+        """
+        return self._similar("item", itemid, N, filter_items, items, self.n_items)
+
+    def similar_users(self, userid, N=10, filter_users=None, users=None):
+        """The N users most similar to a user (or to each of a batch), best first."""
+        return self._similar("user", userid, N, filter_users, users, self.n_users)
+
+    def _similar(self, axis, ident, N, filter_ids, subset, upper):
+        self._check_fitted()
+        N = check_int("N", N, minimum=1)
+        scalar = np.ndim(ident) == 0
+        ids, _ = check_ids(f"{axis}id", ident, upper)
+        candidates = self._candidates(f"{axis}s", subset, upper)
+        blocked = self._blocked(f"filter_{axis}s", filter_ids, upper, candidates)
+
+        def score(lo, hi):
+            return self._similar_scores(axis, ids[lo:hi], candidates)
+
+        return self._top_n(score, len(ids), N, candidates, upper, None, blocked, scalar)
+
+    # --- shared plumbing ---------------------------------------------------------------
+    def _rows_for(self, ids, matrix, name, n_known, n_cols):
+        """The rows of `matrix` belonging to `ids`, as a validated CSR aligned with `ids`."""
+        if not sp.issparse(matrix) or matrix.ndim != 2:
+            return as_csr(matrix, name, self._score_dtype)  # raises the right error
+        n_rows = matrix.shape[0]
+        if n_rows != len(ids):
+            if n_rows != n_known:
+                raise ValueError(
+                    f"{name} must have one row per requested id ({len(ids)}) or one row per "
+                    f"known id ({n_known}), got {n_rows} rows")
+            if ids.size and ids.max() >= n_known:
+                raise ValueError(f"{name} has {n_rows} rows, so it cannot hold id {ids.max()}")
+            matrix = matrix.tocsr()[ids]
+        return as_csr(matrix, name, self._score_dtype, shape=(None, n_cols))
+
+    @staticmethod
+    def _candidates(name, subset, upper):
+        if subset is None:
+            return None
+        candidates, _ = check_ids(name, subset, upper)
+        if len(np.unique(candidates)) != len(candidates):
+            raise ValueError(f"{name} contains duplicate ids")
+        return candidates
+
+    @staticmethod
+    def _blocked(name, filter_ids, upper, candidates):
+        """A byte mask over the candidate columns, or an empty array for no filter."""
+        if filter_ids is None:
+            return np.zeros(0, dtype=np.uint8)
+        ids, _ = check_ids(name, filter_ids, upper)
+        mask = np.zeros(upper, dtype=np.uint8)
+        mask[ids] = 1
+        return mask if candidates is None else mask[candidates]
+
+    def _top_n(self, score, n_queries, N, candidates, upper, exclude, blocked, scalar):
+        n_cols = upper if candidates is None else len(candidates)
+        width = min(N, n_cols)
+        dtype = self._score_dtype
+        ids = np.full((n_queries, width), -1, dtype=np.int64)
+        scores = np.full((n_queries, width), -np.inf, dtype=dtype)
+        if exclude is not None and candidates is not None:
+            exclude = _restrict_columns(exclude, candidates, upper)
+        step = max(1, _SCORE_BLOCK_CELLS // max(n_cols, 1))
+        threads = resolve_threads(getattr(self, "num_threads", 0))
+        empty = np.zeros(0, dtype=np.int32)
+        for lo in range(0, n_queries, step):
+            hi = min(lo + step, n_queries)
+            block = np.ascontiguousarray(score(lo, hi), dtype=dtype)
+            if exclude is not None:
+                part = exclude.rows(lo, hi)
+                indptr, indices = part.indptr, part.indices
+            else:
+                indptr, indices = empty, empty
+            if width:
+                _topn.select_topn(block, indptr, indices, blocked, ids[lo:hi], scores[lo:hi],
+                                  threads)
+        if candidates is not None:
+            found = ids >= 0
+            ids[found] = candidates[ids[found]]
+        counts = (ids >= 0).sum(axis=1)
+        if scalar:
+            return ids[0, :counts[0]], scores[0, :counts[0]]
+        keep = int(counts.max()) if n_queries else width
+        return ids[:, :keep], scores[:, :keep]
+
+    @property
+    def _score_dtype(self):
+        return np.dtype(getattr(self, "dtype", np.float32)).type
+
+    # --- save / load -------------------------------------------------------------------------
+    def save(self, path):
+        """Write the model to `path` (``.npz`` is appended if missing) without pickle.
+
+        The file is written to a temporary name beside `path` and renamed into place, so a
+        crash never leaves a half-written model. Returns the path written.
+        """
+        self._check_fitted()
+        path = os.fspath(path)
+        if not path.endswith(".npz"):
+            path += ".npz"
+        params = {k: _jsonable(k, v) for k, v in self.get_params().items()}
+        header = {"format": FORMAT_VERSION, "class": type(self).__name__, "params": params,
+                  "extra": self._extra_state()}
+        arrays = {name: getattr(self, name) for name in self._state_names}
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".fastals-", suffix=".npz.tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **{_HEADER: np.array(json.dumps(header))}, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by :meth:`save`. Never executes code from the file."""
+        return load(path, expected=cls)
+
+    def _extra_state(self) -> dict:
+        """JSON-able state beyond the constructor parameters and arrays."""
+        return {}
+
+    def _restore(self, arrays, extra):
+        for name in self._state_names:
+            setattr(self, name, arrays[name])
+
+
+def load(path, expected=None):
+    """Load any fastals model saved with ``model.save(path)``."""
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if _HEADER not in npz.files:
+                raise ModelFileError(f"{path} is not a fastals model (no {_HEADER} entry)")
+            header = json.loads(str(npz[_HEADER]))
+            arrays = {name: npz[name] for name in npz.files if name != _HEADER}
+    except FileNotFoundError:
+        raise
+    except ModelFileError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise ModelFileError(f"{path} is not a readable fastals model: {exc}") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT_VERSION:
+        raise ModelFileError(f"{path} has fastals format {header.get('format')!r} "
+                             f"(this version reads format {FORMAT_VERSION})")
+    cls = _MODEL_CLASSES.get(header.get("class"))
+    if cls is None or (expected is not None and not issubclass(cls, expected)):
+        raise ModelFileError(f"{path} holds a {header.get('class')!r} model, "
+                             f"not a {getattr(expected, '__name__', 'known fastals model')}")
+    missing = [name for name in cls._state_names if name not in arrays]
+    if missing:
+        raise ModelFileError(f"{path} is missing the arrays {missing}")
+    try:
+        model = cls(**header["params"])
+        model._restore(arrays, header.get("extra", {}))
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path} holds an invalid {cls.__name__}: {exc}") from None
+    return model
+
+
+def _jsonable(name, value):
+    if isinstance(value, type) and issubclass(value, np.generic):
+        return np.dtype(value).name
+    if isinstance(value, np.dtype):
+        return value.name
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (np.random.Generator, np.random.RandomState, np.random.SeedSequence)):
+        return None  # a generator's state is not a parameter; the saved arrays are the model
+    try:
+        json.dumps(value)
+    except TypeError:
+        raise TypeError(f"parameter {name}={value!r} cannot be saved") from None
+    return value
+
+
+def _restrict_columns(rows: CSR, candidates, upper) -> CSR:
+    """Re-express a CSR's column indices as positions in `candidates`, dropping the rest."""
+    position = np.full(upper, -1, dtype=np.int64)
+    position[candidates] = np.arange(len(candidates))
+    mapped = position[rows.indices]
+    keep = mapped >= 0
+    row_of = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+    counts = np.bincount(row_of[keep], minlength=rows.shape[0])
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return CSR(indptr, mapped[keep], rows.data[keep], (rows.shape[0], len(candidates)))

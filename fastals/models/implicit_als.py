@@ -1,0 +1,322 @@
+r"""Implicit-feedback ALS (Hu, Koren & Volinsky 2008) with a conjugate-gradient or exact solve.
+
+Objective, over every (user, item) cell, with c_ui = 1 + alpha |r_ui| for stored values r_ui
+(1 elsewhere) and p_ui = [r_ui > 0]:
+
+    L = sum_{u,i} c_ui (p_ui - x_u . y_i)^2 + regularization (sum_u |x_u|^2 + sum_i |y_i|^2)
+
+Each half-iteration fixes one side and solves, for every row u of the other,
+
+    (Y^T Y + Y^T (C^u - I) Y + regularization I) x_u = Y^T C^u p(u)
+
+either exactly (``solver="cholesky"``) or by ``cg_steps`` conjugate-gradient steps
+warm-started from the current x_u (``solver="cg"``, Takacs et al. 2011). The kernels are in
+``fastals/_kernels/_als.pxi``; the numpy reference that defines the same arithmetic is
+:mod:`fastals.reference.implicit_als`.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from fastals._kernels.dispatch import kernels
+from fastals._threads import resolve_threads, single_threaded_blas
+from fastals._validation import (
+    as_csr,
+    check_bool,
+    check_choice,
+    check_dtype,
+    check_float,
+    check_ids,
+    check_int,
+    check_num_threads,
+    check_random_state,
+)
+from fastals.exceptions import ModelFitError
+from fastals.models.factorization import MatrixFactorizationBase
+
+log = logging.getLogger("fastals")
+
+# Rows are solved in blocks of about this many stored values, so that Ctrl-C is noticed
+# between blocks (kernels never check for it) and progress is fine-grained.
+_BLOCK_NNZ = 1 << 21
+_BLOCK_ROWS = 1 << 16
+_STATUS_NOT_PD, _STATUS_NO_MEMORY = 1, 2
+
+
+class ImplicitALS(MatrixFactorizationBase):
+    r"""Alternating least squares for implicit feedback (clicks, plays, purchases).
+
+    Parameters
+    ----------
+    factors : int
+        Latent dimension K.
+    regularization : float
+        lambda >= 0 in the objective (module docstring). With 0, users or items without
+        enough interactions make the system singular: raise it if fit says so.
+    alpha : float
+        Confidence scale: c = 1 + alpha |r|.
+    iterations : int
+        Alternations (users, then items) run by :meth:`fit`.
+    cg_steps : int
+        Conjugate-gradient steps per row and half-iteration (``solver="cg"``).
+    solver : {"cg", "cholesky"}
+        Approximate CG solve (fast; the default) or the exact solve.
+    dtype : float32 or float64
+        Dtype of the factors and of the arithmetic.
+    random_state : int, numpy Generator or None
+        Seed of the initial factors. With an int seed, fit gives bit-identical factors for
+        any num_threads (on one machine and build).
+    num_threads : int
+        OpenMP threads for the kernels; 0 uses every core.
+    calculate_training_loss : bool
+        Compute the loss after each iteration (shown on the progress bar, passed to the
+        callback). Costs about one extra CG step.
+
+    Notes
+    -----
+    Values are interaction strengths. A negative value is read as a confident *dislike*
+    (p = 0, c = 1 + alpha |r|), as in `implicit`; stored zeros carry no information and are
+    ignored, like missing entries. Duplicate entries of a COO input are summed.
+
+    Examples
+    --------
+    >>> import fastals, scipy.sparse as sp
+    >>> user_items = sp.random(50, 40, density=0.1, format="csr", random_state=0)
+    >>> model = fastals.ImplicitALS(factors=8, iterations=5, random_state=0)
+    >>> model = model.fit(user_items, show_progress=False)
+    >>> ids, scores = model.recommend(0, user_items[0], N=5)
+    """
+
+    def __init__(self, factors=100, regularization=0.01, alpha=1.0, iterations=15, cg_steps=3,
+                 solver="cg", dtype=np.float32, random_state=None, num_threads=0,
+                 calculate_training_loss=False):
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.iterations = iterations
+        self.cg_steps = cg_steps
+        self.solver = solver
+        self.dtype = dtype
+        self.random_state = random_state
+        self.num_threads = num_threads
+        self.calculate_training_loss = calculate_training_loss
+        self._check_params()
+        self.user_factors = None
+        self.item_factors = None
+        self.loss_history = []
+
+    def _check_params(self):
+        check_int("factors", self.factors, minimum=1)
+        check_float("regularization", self.regularization, minimum=0)
+        check_float("alpha", self.alpha, minimum=0)
+        check_int("iterations", self.iterations, minimum=0)
+        check_int("cg_steps", self.cg_steps, minimum=1)
+        check_choice("solver", self.solver, ("cg", "cholesky"))
+        self.dtype = check_dtype("dtype", self.dtype)
+        check_num_threads(self.num_threads)
+        check_bool("calculate_training_loss", self.calculate_training_loss)
+        check_random_state(self.random_state)
+
+    # --- training ----------------------------------------------------------------------------
+    def fit(self, user_items, show_progress=True, callback=None):
+        """Fit the factors to `user_items` (users x items, any scipy sparse format).
+
+        Starts from fresh random factors (seeded by `random_state`) on every call; the
+        input is never modified. `callback(iteration, seconds, loss)` is called after each
+        iteration (loss is None unless calculate_training_loss). Returns self.
+
+        If interrupted (Ctrl-C), the model keeps the factors of the last completed
+        iteration and the KeyboardInterrupt propagates.
+        """
+        self._check_params()
+        check_bool("show_progress", show_progress)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable, got {callback!r}")
+        Cui = as_csr(user_items, "user_items", self.dtype, allow_empty=False)
+        Ciu = Cui.transpose()
+        rng = check_random_state(self.random_state)
+        n_users, n_items = Cui.shape
+        K = self.factors
+        X = (rng.standard_normal((n_users, K), dtype=np.float64) * 0.01).astype(self.dtype)
+        Y = (rng.standard_normal((n_items, K), dtype=np.float64) * 0.01).astype(self.dtype)
+        self.loss_history = []
+        self.user_factors, self.item_factors = X.copy(), Y.copy()
+        user_blocks, item_blocks = _blocks(Cui), _blocks(Ciu)
+        threads = resolve_threads(self.num_threads)
+        start = time.perf_counter()
+        with single_threaded_blas(), tqdm(total=self.iterations, disable=not show_progress,
+                                          desc="ImplicitALS", unit="it") as bar:
+            for iteration in range(self.iterations):
+                self._solve(Cui, user_blocks, X, Y, "user", threads)
+                self._solve(Ciu, item_blocks, Y, X, "item", threads)
+                # both halves done: publish (an interrupt leaves the last complete iteration)
+                self.user_factors, self.item_factors = X.copy(), Y.copy()
+                loss = self._loss(Cui, X, Y, threads) if self.calculate_training_loss else None
+                if loss is not None:
+                    self.loss_history.append(loss)
+                    bar.set_postfix(loss=f"{loss:.6g}")
+                bar.update(1)
+                elapsed = time.perf_counter() - start
+                if not show_progress:
+                    log.info("ImplicitALS iteration %d/%d: %.3f s%s", iteration + 1,
+                             self.iterations, elapsed,
+                             "" if loss is None else f", loss {loss:.6g}")
+                if callback is not None:
+                    callback(iteration, elapsed, loss)
+        return self
+
+    def _solve(self, rows_csr, blocks, X, Y, side, threads):
+        """One half-iteration: update every row of X against the fixed Y, block by block."""
+        als = kernels("_als")
+        gram = self._gram(Y)
+        alpha = self.dtype(self.alpha)
+        for lo, hi in blocks:
+            part = rows_csr.rows(lo, hi)
+            status = np.zeros(hi - lo, dtype=np.int8)
+            if self.solver == "cg":
+                als.solve_cg(part.indptr, part.indices, part.data, X[lo:hi], Y, gram, alpha,
+                             self.cg_steps, threads, status)
+            else:
+                als.solve_cholesky(part.indptr, part.indices, part.data, X[lo:hi], Y, gram,
+                                   alpha, threads, status)
+            self._raise_for_status(status, lo, side)
+        if not np.isfinite(X).all():
+            raise ModelFitError(
+                f"the {side} factors became non-finite (overflow); the values in user_items "
+                f"or alpha={self.alpha} may be too large for {np.dtype(self.dtype).name}: "
+                "scale the values down, lower alpha, raise regularization or use float64")
+
+    def _raise_for_status(self, status, offset, side):
+        if not status.any():
+            return
+        failed = np.flatnonzero(status)
+        first = int(failed[0]) + offset
+        if (status == _STATUS_NO_MEMORY).any():
+            raise MemoryError(f"the ALS kernel could not allocate scratch memory ({side} {first})")
+        raise ModelFitError(
+            f"the normal equations of {len(failed)} {side}(s) are not positive definite "
+            f"(first: {side} {first}) with regularization={self.regularization}; raise "
+            "regularization (or use float64)")
+
+    def _gram(self, Y):
+        """Y^T Y + regularization I, accumulated in float64 blocks, in the model's dtype."""
+        return (_gram(Y) + self.regularization * np.eye(Y.shape[1])).astype(self.dtype)
+
+    def _loss(self, Cui, X, Y, threads):
+        """The objective L divided by the total confidence sum_{u,i} c_ui."""
+        out = np.empty(Cui.shape[0], dtype=np.float64)
+        YtY = _gram(Y).astype(self.dtype)
+        kernels("_als").row_losses(Cui.indptr, Cui.indices, Cui.data, X, Y, YtY,
+                                   self.dtype(self.alpha), threads, out)
+        total = out.sum() + self.regularization * (
+            np.square(X, dtype=np.float64).sum() + np.square(Y, dtype=np.float64).sum())
+        weight = Cui.shape[0] * Cui.shape[1] + self.alpha * np.abs(Cui.data, dtype=np.float64).sum()
+        return float(total / weight)
+
+    # --- fold-in ------------------------------------------------------------------------------
+    def _exact_rows(self, rows, Y):
+        """Exact solves of the given rows against fixed factors Y (a fold-in)."""
+        X = np.zeros((rows.shape[0], self.factors), dtype=self.dtype)
+        status = np.zeros(rows.shape[0], dtype=np.int8)
+        with single_threaded_blas():
+            gram = self._gram(Y)
+        kernels("_als").solve_cholesky(rows.indptr, rows.indices, rows.data, X, Y, gram,
+                                       self.dtype(self.alpha), resolve_threads(self.num_threads),
+                                       status)
+        self._raise_for_status(status, 0, "row")
+        return X
+
+    def _recalculate_users(self, rows):
+        return self._exact_rows(rows, self.item_factors)
+
+    def recalculate_user(self, userid, user_items):
+        """Factors of users computed from their interactions against the item factors.
+
+        `user_items` has one row per requested user (or is the full users x items matrix).
+        Returns a 1-D array for one user, else 2-D. The model is not changed.
+        """
+        self._check_fitted()
+        ids, scalar = check_ids("userid", userid, np.iinfo(np.int64).max)
+        rows = self._rows_for(ids, user_items, "user_items", self.n_users, self.n_items)
+        X = self._recalculate_users(rows)
+        return X[0] if scalar else X
+
+    def recalculate_item(self, itemid, item_users):
+        """Factors of items computed from their interactions (items x users) with the users."""
+        self._check_fitted()
+        ids, scalar = check_ids("itemid", itemid, np.iinfo(np.int64).max)
+        rows = self._rows_for(ids, item_users, "item_users", self.n_items, self.n_users)
+        Y = self._exact_rows(rows, self.user_factors)
+        return Y[0] if scalar else Y
+
+    def partial_fit_users(self, userids, user_items):
+        """Fold in (or refresh) users from their interactions; new ids grow the model.
+
+        Row k of `user_items` (rows x n_items) holds the interactions of `userids[k]`. Each
+        user's factor is solved exactly against the current item factors; ids beyond the
+        current number of users add rows (users in between get zero factors).
+        """
+        self.user_factors = self._partial_fit(userids, user_items, "userids", "user_items",
+                                              self.user_factors, self.item_factors)
+        return self
+
+    def partial_fit_items(self, itemids, item_users):
+        """Fold in (or refresh) items from their interactions (items x n_users)."""
+        self.item_factors = self._partial_fit(itemids, item_users, "itemids", "item_users",
+                                              self.item_factors, self.user_factors)
+        return self
+
+    def _partial_fit(self, ids, matrix, ids_name, matrix_name, own, other):
+        self._check_fitted()
+        ids, _ = check_ids(ids_name, ids, np.iinfo(np.int32).max, allow_scalar=True)
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError(f"{ids_name} contains duplicate ids")
+        rows = as_csr(matrix, matrix_name, self.dtype, shape=(len(ids), other.shape[0]))
+        solved = self._exact_rows(rows, other)
+        grown = own
+        if ids.size and ids.max() >= own.shape[0]:
+            grown = np.zeros((int(ids.max()) + 1, own.shape[1]), dtype=own.dtype)
+            grown[:own.shape[0]] = own
+        else:
+            grown = own.copy()
+        grown[ids] = solved
+        return grown
+
+    def _restore(self, arrays, extra):
+        super()._restore(arrays, extra)
+        for name in self._state_names:
+            value = getattr(self, name)
+            if value.ndim != 2 or value.shape[1] != self.factors or not np.isfinite(value).all():
+                raise ValueError(f"{name} must be a finite (n, {self.factors}) array")
+            setattr(self, name, np.ascontiguousarray(value, dtype=self.dtype))
+
+
+#: the name `implicit` users know
+AlternatingLeastSquares = ImplicitALS
+
+
+def _gram(Y):
+    """Y^T Y in float64, accumulated over row blocks (bounded temporary memory)."""
+    K = Y.shape[1]
+    total = np.zeros((K, K), dtype=np.float64)
+    step = max(1, (1 << 22) // max(K, 1))
+    for lo in range(0, Y.shape[0], step):
+        block = Y[lo:lo + step].astype(np.float64)
+        total += block.T @ block
+    return total
+
+
+def _blocks(csr):
+    """Row ranges holding about _BLOCK_NNZ stored values (and at most _BLOCK_ROWS rows)."""
+    n_rows = csr.shape[0]
+    bounds = [0]
+    while bounds[-1] < n_rows:
+        lo = bounds[-1]
+        target = csr.indptr[lo] + _BLOCK_NNZ
+        hi = int(np.searchsorted(csr.indptr, target, side="right")) - 1
+        bounds.append(min(n_rows, max(hi, lo + 1), lo + _BLOCK_ROWS))
+    return list(zip(bounds[:-1], bounds[1:]))
