@@ -1,0 +1,92 @@
+"""Data sets: generated ones (deterministic from a seed) and readers of local copies.
+
+Nothing here downloads: real data sets are read from a path the caller gives (or the folder
+named by the ``FASTALS_DATA`` environment variable).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from fastals._validation import check_float, check_int, check_random_state
+
+#: public data set sizes, for synthetic matrices of the same shape
+SIZES = {
+    "lastfm-360k": (358_868, 292_385, 17_500_000),
+    "movielens-20m": (138_493, 26_744, 20_000_000),
+    "bench-4m": (100_000, 50_000, 4_000_000),
+}
+
+
+def synthetic_interactions(n_users, n_items, nnz, random_state=0, item_exponent=1.0,
+                           user_sigma=1.0, dtype=np.float32):
+    """A users x items CSR matrix of play counts with power-law popularity.
+
+    Item popularity follows Zipf's law, P(item of rank k) ~ 1 / (k + 10)^item_exponent;
+    user activity is log-normal (sigma `user_sigma`), as in Last.fm and MovieLens. About
+    `nnz` distinct (user, item) pairs are drawn (duplicates merge, so slightly fewer
+    remain); values are 1 + geometric play counts. The same arguments always give the same
+    matrix. Item and user ids are shuffled so that popularity is not sorted by id.
+    """
+    n_users = check_int("n_users", n_users, minimum=1)
+    n_items = check_int("n_items", n_items, minimum=1)
+    nnz = check_int("nnz", nnz, minimum=1, maximum=n_users * n_items)
+    check_float("item_exponent", item_exponent, minimum=0)
+    check_float("user_sigma", user_sigma, minimum=0)
+    rng = check_random_state(random_state)
+    item_weights = 1.0 / (np.arange(n_items) + 10.0) ** item_exponent
+    item_cdf = np.cumsum(item_weights / item_weights.sum())
+    user_weights = rng.lognormal(0.0, user_sigma, n_users)
+    user_cdf = np.cumsum(user_weights / user_weights.sum())
+    item_perm = rng.permutation(n_items)
+    draws = int(nnz * 1.08) + 16
+    users = np.minimum(np.searchsorted(user_cdf, rng.random(draws)), n_users - 1)
+    items = item_perm[np.minimum(np.searchsorted(item_cdf, rng.random(draws)), n_items - 1)]
+    keys = np.unique(users.astype(np.int64) * n_items + items)
+    if len(keys) > nnz:
+        keys = np.sort(rng.choice(keys, nnz, replace=False))
+    rows, cols = np.divmod(keys, n_items)
+    values = (1 + rng.geometric(0.3, len(keys))).astype(dtype)
+    return sp.csr_matrix((values, cols.astype(np.int32), np.concatenate(
+        [[0], np.cumsum(np.bincount(rows, minlength=n_users))]).astype(np.int32)),
+        shape=(n_users, n_items))
+
+
+def data_home(path=None):
+    """The folder holding local data sets: `path`, else $FASTALS_DATA."""
+    if path is not None:
+        return Path(path)
+    env = os.environ.get("FASTALS_DATA")
+    if env:
+        return Path(env)
+    raise FileNotFoundError("no data folder given: pass a path or set FASTALS_DATA")
+
+
+def load_movielens_100k(path=None):
+    """MovieLens 100K ratings as a users x items CSR (ids shifted to start at 0).
+
+    `path` is the ``ml-100k`` folder (or its parent). Returns (ratings, titles) where
+    ratings holds the 1-5 stars and titles[i] is the title of item i (from latin-1 u.item).
+    """
+    folder = data_home(path)
+    if not (folder / "u.data").exists() and (folder / "ml-100k" / "u.data").exists():
+        folder = folder / "ml-100k"
+    ratings_file = folder / "u.data"
+    if not ratings_file.exists():
+        raise FileNotFoundError(f"{ratings_file} not found (expected the ml-100k folder)")
+    raw = np.loadtxt(ratings_file, dtype=np.int64, delimiter="\t")
+    users, items, stars = raw[:, 0] - 1, raw[:, 1] - 1, raw[:, 2].astype(np.float32)
+    shape = (int(users.max()) + 1, int(items.max()) + 1)
+    ratings = sp.csr_matrix((stars, (users, items)), shape=shape)
+    titles = np.array([f"item {i + 1}" for i in range(shape[1])], dtype=object)
+    item_file = folder / "u.item"
+    if item_file.exists():
+        with open(item_file, encoding="latin-1") as f:
+            for line in f:
+                fields = line.split("|")
+                if len(fields) > 1 and fields[0].isdigit() and int(fields[0]) <= shape[1]:
+                    titles[int(fields[0]) - 1] = fields[1]
+    return ratings, titles
