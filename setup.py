@@ -95,7 +95,7 @@ def extensions():
     exts = []
     for pyx in sorted(KERNELS.glob("*.pyx")):
         name = ".".join(pyx.with_suffix("").parts)
-        ext = Extension(name, [str(pyx)], include_dirs=[np.get_include()],
+        ext = Extension(name, [str(pyx)], include_dirs=[np.get_include(), str(KERNELS)],
                         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
         for isa in ISA_FLAGS:
             if pyx.stem.endswith("_" + isa):

@@ -4,6 +4,17 @@
 # flags the compiler vectorises them for whichever instruction set the including module is
 # built for (see setup.py), so one source serves SSE2, AVX2 and AVX-512 builds.
 from libc.stdint cimport int32_t, int64_t
+from libc.string cimport memset
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define FASTALS_PREFETCH(p) __builtin_prefetch((const void*)(p), 0, 3)
+    #else
+    #define FASTALS_PREFETCH(p) ((void)0)
+    #endif
+    """
+    void prefetch "FASTALS_PREFETCH"(const void* p) noexcept nogil
 
 ctypedef fused floating:
     float
@@ -30,7 +41,16 @@ cdef inline void axpy(floating alpha, const floating* x, floating* y, int n) noe
 
 
 cdef inline void symv(const floating* A, const floating* x, floating* out, int n) noexcept nogil:
-    """out = A @ x for a dense symmetric row-major n x n matrix A."""
+    """out = A @ x for a dense symmetric row-major n x n matrix A.
+
+    """
     cdef int i
     for i in range(n):
         out[i] = dot(A + <Py_ssize_t> i * n, x, n)
+
+
+cdef inline void prefetch_row(const floating* row, int n) noexcept nogil:
+    """Ask for the cache lines of a row that will be read soon."""
+    cdef Py_ssize_t offset
+    for offset in range(0, n * sizeof(floating), 64):
+        prefetch(<const char*> row + offset)
