@@ -19,7 +19,7 @@ from libc.math cimport sqrt
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from fastals._kernels._common cimport axpy, dot, floating, index_t, prefetch_row, symv
+from fastals._kernels._common cimport axpy, dot, floating, index_t, prefetch_row, symv, tile
 
 # how many stored values ahead the rows of Y are prefetched
 DEF PREFETCH_AHEAD = 4
@@ -93,9 +93,6 @@ cdef int cg_row(floating* x, const floating* Y, const floating* gram,
     return OK
 
 
-cdef extern from "microkernels.h" nogil:
-    void tile_f32 "fastals_tile_f32"(float* A, const float* Z, Py_ssize_t n, int K, int i0, int k0)
-    void tile_f64 "fastals_tile_f64"(double* A, const double* Z, Py_ssize_t n, int K, int i0, int k0)
 
 
 cdef void rank_update_upper(floating* A, const floating* Z, Py_ssize_t n, int K) noexcept nogil:
@@ -113,10 +110,7 @@ cdef void rank_update_upper(floating* A, const floating* Z, Py_ssize_t n, int K)
         for k0 in range(i0, K, 16):
             width = min(16, K - k0)
             if rows == 4 and width == 16:
-                if floating is float:
-                    tile_f32(A, Z, n, K, i0, k0)
-                else:
-                    tile_f64(A, Z, n, K, i0, k0)
+                tile(A + <Py_ssize_t> i0 * K + k0, K, Z + i0, K, Z + k0, K, n)
             else:
                 for r in range(rows):
                     for j in range(n):

@@ -54,3 +54,19 @@ cdef inline void prefetch_row(const floating* row, int n) noexcept nogil:
     cdef Py_ssize_t offset
     for offset in range(0, n * sizeof(floating), 64):
         prefetch(<const char*> row + offset)
+
+
+cdef extern from "microkernels.h" nogil:
+    void tile_f32 "fastals_tile_f32"(float* C, Py_ssize_t ldc, const float* A, Py_ssize_t lda,
+                                     const float* B, Py_ssize_t ldb, Py_ssize_t n)
+    void tile_f64 "fastals_tile_f64"(double* C, Py_ssize_t ldc, const double* A, Py_ssize_t lda,
+                                     const double* B, Py_ssize_t ldb, Py_ssize_t n)
+
+
+cdef inline void tile(floating* C, Py_ssize_t ldc, const floating* A, Py_ssize_t lda,
+                      const floating* B, Py_ssize_t ldb, Py_ssize_t n) noexcept nogil:
+    """C[r, v] += sum_j A[j, r] B[j, v] for a 4 x 16 tile (see microkernels.h)."""
+    if floating is float:
+        tile_f32(C, ldc, A, lda, B, ldb, n)
+    else:
+        tile_f64(C, ldc, A, lda, B, ldb, n)

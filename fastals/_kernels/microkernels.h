@@ -4,8 +4,10 @@
  * set (4 SSE registers, 2 AVX2 registers or 1 AVX-512 register per 16 floats), so one
  * source serves every kernel build. Other compilers get the plain loops.
  *
- * fastals_tile_*: the 4 x 16 tile A[i0:i0+4, k0:k0+16] += sum_j Z[j, i0+r] Z[j, k0:k0+16]
- * for a row-major K x K matrix A and n x K matrix Z (the caller keeps the tile in bounds).
+ * fastals_tile_*(C, ldc, A, lda, B, ldb, n): a 4 x 16 tile of a matrix product,
+ *     C[r * ldc + v] += sum_{j < n} A[j * lda + r] * B[j * ldb + v]   (r < 4, v < 16),
+ * summed in the order j = 0, 1, ... so that results do not depend on how a caller blocks
+ * the rows and columns around it. The sums stay in registers while A and B stream by.
  */
 #ifndef FASTALS_MICROKERNELS_H
 #define FASTALS_MICROKERNELS_H
@@ -17,36 +19,36 @@
 
 #define FASTALS_DEFINE_TILE(NAME, T)                                                       \
     typedef T NAME##_vec __attribute__((vector_size(16 * sizeof(T))));                     \
-    static inline void NAME(T *A, const T *Z, ptrdiff_t n, int K, int i0, int k0)           \
+    static inline void NAME(T *C, ptrdiff_t ldc, const T *A, ptrdiff_t lda,                 \
+                            const T *B, ptrdiff_t ldb, ptrdiff_t n)                         \
     {                                                                                       \
-        NAME##_vec acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0}, zk, a;                   \
+        NAME##_vec acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0}, b, c;                    \
         for (ptrdiff_t j = 0; j < n; j++) {                                                 \
-            const T *z = Z + j * K;                                                         \
-            memcpy(&zk, z + k0, sizeof zk);                                                 \
-            acc0 += z[i0] * zk;                                                             \
-            acc1 += z[i0 + 1] * zk;                                                         \
-            acc2 += z[i0 + 2] * zk;                                                         \
-            acc3 += z[i0 + 3] * zk;                                                         \
+            const T *a = A + j * lda;                                                       \
+            memcpy(&b, B + j * ldb, sizeof b);                                              \
+            acc0 += a[0] * b;                                                               \
+            acc1 += a[1] * b;                                                               \
+            acc2 += a[2] * b;                                                               \
+            acc3 += a[3] * b;                                                               \
         }                                                                                   \
-        T *row = A + (ptrdiff_t)i0 * K + k0;                                                \
-        memcpy(&a, row, sizeof a); a += acc0; memcpy(row, &a, sizeof a); row += K;          \
-        memcpy(&a, row, sizeof a); a += acc1; memcpy(row, &a, sizeof a); row += K;          \
-        memcpy(&a, row, sizeof a); a += acc2; memcpy(row, &a, sizeof a); row += K;          \
-        memcpy(&a, row, sizeof a); a += acc3; memcpy(row, &a, sizeof a);                    \
+        memcpy(&c, C, sizeof c); c += acc0; memcpy(C, &c, sizeof c); C += ldc;              \
+        memcpy(&c, C, sizeof c); c += acc1; memcpy(C, &c, sizeof c); C += ldc;              \
+        memcpy(&c, C, sizeof c); c += acc2; memcpy(C, &c, sizeof c); C += ldc;              \
+        memcpy(&c, C, sizeof c); c += acc3; memcpy(C, &c, sizeof c);                        \
     }
 
 #else
 
 #define FASTALS_DEFINE_TILE(NAME, T)                                                       \
-    static void NAME(T *A, const T *Z, ptrdiff_t n, int K, int i0, int k0)                  \
+    static void NAME(T *C, ptrdiff_t ldc, const T *A, ptrdiff_t lda,                        \
+                     const T *B, ptrdiff_t ldb, ptrdiff_t n)                                \
     {                                                                                       \
-        for (ptrdiff_t j = 0; j < n; j++) {                                                 \
-            const T *z = Z + j * K;                                                         \
-            for (int r = 0; r < 4; r++) {                                                   \
-                T *row = A + (ptrdiff_t)(i0 + r) * K + k0;                                  \
-                for (int v = 0; v < 16; v++) row[v] += z[i0 + r] * z[k0 + v];               \
-            }                                                                               \
-        }                                                                                   \
+        T acc[4][16] = {{0}};                                                               \
+        for (ptrdiff_t j = 0; j < n; j++)                                                   \
+            for (int r = 0; r < 4; r++)                                                     \
+                for (int v = 0; v < 16; v++) acc[r][v] += A[j * lda + r] * B[j * ldb + v]; \
+        for (int r = 0; r < 4; r++)                                                         \
+            for (int v = 0; v < 16; v++) C[r * ldc + v] += acc[r][v];                       \
     }
 
 #endif
