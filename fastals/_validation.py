@@ -182,7 +182,8 @@ def as_csr(matrix, name, dtype, check_values=True, allow_empty=True, shape=None)
     nnz = csr.nnz
     indptr = np.ascontiguousarray(csr.indptr, dtype=index_dtype)
     indices = np.ascontiguousarray(csr.indices[:nnz], dtype=index_dtype)
-    data = np.ascontiguousarray(csr.data[:nnz], dtype=dtype)
+    with np.errstate(over="ignore"):  # overflow is reported just below
+        data = np.ascontiguousarray(csr.data[:nnz], dtype=dtype)
     if check_values and not np.isfinite(data).all():
         raise ValueError(f"{name} has values too large for {np.dtype(dtype).name} "
                          f"(they overflow to infinity)")
