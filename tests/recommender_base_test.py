@@ -1,7 +1,8 @@
 """Behaviour every fastals recommender must show, as a mixin each model's tests inherit.
 
-A test class sets `make_model()` (an unfitted model with fixed seed) and may override
-`make_data()`; the checks use only the public API: what a user sees.
+A test class defines `make_model()` (an unfitted model with a fixed seed; for factor models
+use as many factors as the checkerboard's rank, 2, so the held-out cell is not fitted); the
+checks use only the public API: what a user sees.
 """
 import numpy as np
 import pytest

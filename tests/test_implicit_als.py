@@ -193,13 +193,13 @@ def test_negative_values_are_confident_dislikes():
 
 class TestImplicitALSBehaviour(RecommenderBaseTestMixin):
     def make_model(self):
-        return fastals.ImplicitALS(factors=3, regularization=0.01, iterations=15,
+        return fastals.ImplicitALS(factors=2, regularization=0.01, iterations=15,
                                    solver="cholesky", random_state=0)
 
 
 class TestCGBehaviour(RecommenderBaseTestMixin):
     def make_model(self):
-        return fastals.ImplicitALS(factors=3, iterations=15, random_state=0, num_threads=1)
+        return fastals.ImplicitALS(factors=2, iterations=15, random_state=0, num_threads=1)
 
 
 def planted(n_users=200, n_items=120, groups=4, density=0.3, seed=11):
