@@ -8,6 +8,9 @@
  *     C[r * ldc + v] += sum_{j < n} A[j * lda + r] * B[j * ldb + v]   (r < 4, v < 16),
  * summed in the order j = 0, 1, ... so that results do not depend on how a caller blocks
  * the rows and columns around it. The sums stay in registers while A and B stream by.
+ *
+ * fastals_row_*(c, a, B, ldb, n): one row of 16, c[v] = sum_{j < n} a[j] * B[j * ldb + v]
+ * (a matrix-vector product 16 outputs at a time, without horizontal reductions).
  */
 #ifndef FASTALS_MICROKERNELS_H
 #define FASTALS_MICROKERNELS_H
@@ -37,7 +40,28 @@
         memcpy(&c, C, sizeof c); c += acc3; memcpy(C, &c, sizeof c);                        \
     }
 
+#define FASTALS_DEFINE_ROW(NAME, T)                                                        \
+    typedef T NAME##_vec __attribute__((vector_size(16 * sizeof(T))));                     \
+    static inline void NAME(T *c, const T *a, const T *B, ptrdiff_t ldb, ptrdiff_t n)       \
+    {                                                                                       \
+        NAME##_vec acc = {0}, b;                                                            \
+        for (ptrdiff_t j = 0; j < n; j++) {                                                 \
+            memcpy(&b, B + j * ldb, sizeof b);                                              \
+            acc += a[j] * b;                                                                \
+        }                                                                                   \
+        memcpy(c, &acc, sizeof acc);                                                        \
+    }
+
 #else
+
+#define FASTALS_DEFINE_ROW(NAME, T)                                                        \
+    static void NAME(T *c, const T *a, const T *B, ptrdiff_t ldb, ptrdiff_t n)              \
+    {                                                                                       \
+        T acc[16] = {0};                                                                    \
+        for (ptrdiff_t j = 0; j < n; j++)                                                   \
+            for (int v = 0; v < 16; v++) acc[v] += a[j] * B[j * ldb + v];                   \
+        for (int v = 0; v < 16; v++) c[v] = acc[v];                                         \
+    }
 
 #define FASTALS_DEFINE_TILE(NAME, T)                                                       \
     static void NAME(T *C, ptrdiff_t ldc, const T *A, ptrdiff_t lda,                        \
@@ -55,5 +79,7 @@
 
 FASTALS_DEFINE_TILE(fastals_tile_f32, float)
 FASTALS_DEFINE_TILE(fastals_tile_f64, double)
+FASTALS_DEFINE_ROW(fastals_row_f32, float)
+FASTALS_DEFINE_ROW(fastals_row_f64, double)
 
 #endif
