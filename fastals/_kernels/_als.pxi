@@ -193,7 +193,7 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
     """
     cdef Py_ssize_t n_rows = X.shape[0], u, j, i, nnz
     cdef int K = X.shape[1]
-    cdef Py_ssize_t gather_rows = max(256, (1 << 20) // (K * sizeof(floating)))
+    cdef Py_ssize_t gather_rows = max(64, (1 << 18) // (K * sizeof(floating)))
     cdef floating* scratch
     cdef floating* gathered
     cdef index_t* identity

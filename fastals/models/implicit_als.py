@@ -40,6 +40,7 @@ from fastals.exceptions import ModelFitError
 from fastals.models.factorization import MatrixFactorizationBase
 
 log = logging.getLogger("fastals")
+kernels("_als")  # load the kernel build now, not inside the first fit
 
 # Rows are solved in blocks of about this many stored values, so that Ctrl-C is noticed
 # between blocks (kernels never check for it) and progress is fine-grained.
@@ -311,10 +312,11 @@ def _initial_factors(rng, n, K, dtype):
 
 
 def _gram(Y):
-    """Y^T Y in float64, accumulated over row blocks (bounded temporary memory)."""
+    """Y^T Y in float64, accumulated over row blocks of about 512 KiB (bounded temporary
+    memory: matmul copies the transposed block once more)."""
     K = Y.shape[1]
     total = np.zeros((K, K), dtype=np.float64)
-    step = max(1, (1 << 20) // max(K, 1))
+    step = max(64, (1 << 16) // max(K, 1))
     for lo in range(0, Y.shape[0], step):
         block = Y[lo:lo + step].astype(np.float64)
         total += block.T @ block
