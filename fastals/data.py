@@ -451,8 +451,8 @@ class Interactions:
         return self.user_items.shape[1]
 
     def __repr__(self):
-        extra = "".join(f", {k}" for k, v in (("timestamps", self.timestamps),
-                                                ("item_info", self.item_info)) if v)
+        extra = (", timestamps" if self.timestamps is not None else "") + (
+            f", item_info {sorted(self.item_info)}" if self.item_info else "")
         return (f"Interactions({self.n_users} users x {self.n_items} items, "
                 f"{self.nnz} stored values{extra})")
 
@@ -670,6 +670,21 @@ def _numeric_column(values, name, where):
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
     if arr.dtype.kind in "biuf":
         return arr.astype(np.float64)
+    pd = _pandas()
+    if pd is not None and arr.dtype == object and len(arr) > 1000:
+        # fast path: vectorised parse, then only the failures are looked at
+        parsed = pd.to_numeric(pd.Series(arr, dtype=object), errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan)
+        failed = np.flatnonzero(np.isnan(parsed) & ~_missing_mask(arr))
+        for k in failed:
+            v = arr[k]
+            if isinstance(v, str) and v.strip() in _MISSING_TEXT:
+                continue
+            try:
+                parsed[k] = float(v)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name} must be numbers, got {v!r:.40} at {where(k)}") from None
+        return parsed
     out = np.empty(len(arr), dtype=np.float64)
     for k, v in enumerate(arr.tolist()):
         if v is None or (isinstance(v, float) and v != v):
@@ -1015,7 +1030,7 @@ def read_csv(path, user_col=None, item_col=None, value_col=None, time_col=None, 
     label = {pos: (names[pos] if names else f"column {pos}") for pos in wanted.values()}
     values = columns[value] if value is not None else None
     try:
-        return from_arrays(columns[user], columns[item], values,
+        return from_arrays(_text_ids(columns[user]), _text_ids(columns[item]), values,
                            columns[time] if time is not None else None, duplicates=duplicates,
                            dtype=dtype, user_ids=user_ids, item_ids=item_ids, _where=where)
     except ValueError as exc:
@@ -1026,6 +1041,36 @@ def read_csv(path, user_col=None, item_col=None, value_col=None, time_col=None, 
         elif message.startswith("no interactions"):
             message = f"{path} has no interactions" + message[len("no interactions"):]
         raise ValueError(message) from None
+
+
+def _text_ids(arr):
+    """Text ids that are all canonical integers ("196", not "007") as numbers, else as is.
+
+    Missing cells (None) become NaN, so the result is int64 when none is missing and float64
+    otherwise (integral ids beyond 2**53 with missing cells stay text).
+    """
+    missing = _missing_mask(arr)
+    present = arr[~missing]
+    if not len(present):
+        return arr
+    sample = present[:1000].tolist()
+    if not all(isinstance(v, str) and _INT_TEXT.fullmatch(v) for v in sample):
+        return arr
+    pd = _pandas()
+    if pd is not None:
+        canonical = bool(pd.Series(present, dtype=object).str.fullmatch(_INT_TEXT.pattern).all())
+    else:
+        canonical = all(_INT_TEXT.fullmatch(v) for v in present.tolist())
+    if not canonical:
+        return arr
+    ints = present.astype(np.int64)
+    if not missing.any():
+        return ints
+    if np.abs(ints).max() >= 2**53:
+        return arr
+    out = np.full(len(arr), np.nan)
+    out[~missing] = ints
+    return out
 
 
 def _read_columns(path, sep, header, encoding, quoting, positions, n_fields, first_data_line):
