@@ -78,6 +78,14 @@ class DataWarning(UserWarning):
     """Rows were dropped or changed while building the interaction matrix."""
 
 
+class _BadValue(ValueError):
+    """A value that is not a number, at record `position` (kept for file/line messages)."""
+
+    def __init__(self, message, value, position):
+        super().__init__(message)
+        self.value, self.position = value, position
+
+
 def _pandas():
     """The pandas module, or None when it is not installed."""
     try:
@@ -683,7 +691,8 @@ def _numeric_column(values, name, where):
             try:
                 parsed[k] = float(v)
             except (TypeError, ValueError):
-                raise ValueError(f"{name} must be numbers, got {v!r:.40} at {where(k)}") from None
+                raise _BadValue(f"{name} must be numbers, got {v!r:.40} at {where(k)}", v,
+                                int(k)) from None
         return parsed
     out = np.empty(len(arr), dtype=np.float64)
     for k, v in enumerate(arr.tolist()):
@@ -691,14 +700,15 @@ def _numeric_column(values, name, where):
             out[k] = np.nan
             continue
         if isinstance(v, (bool, np.bool_)):
-            raise ValueError(f"{name} must be numbers, got {v!r} at {where(k)}")
+            raise _BadValue(f"{name} must be numbers, got {v!r} at {where(k)}", v, k)
         if isinstance(v, str) and v.strip() in _MISSING_TEXT:
             out[k] = np.nan
             continue
         try:
             out[k] = float(v)
         except (TypeError, ValueError):
-            raise ValueError(f"{name} must be numbers, got {v!r:.40} at {where(k)}") from None
+            raise _BadValue(f"{name} must be numbers, got {v!r:.40} at {where(k)}", v,
+                            k) from None
     return out
 
 
@@ -712,7 +722,7 @@ def _time_column(values, name, where):
         return np.where(np.isnat(arr), np.nan, seconds)
     try:
         return _numeric_column(arr, name, where)
-    except ValueError:
+    except _BadValue:
         pass
     out = np.empty(len(arr), dtype=np.float64)
     for k, v in enumerate(arr.tolist()):
@@ -723,8 +733,8 @@ def _time_column(values, name, where):
         try:
             out[k] = np.datetime64(v, "ns").astype(np.int64) / 1e9
         except (TypeError, ValueError):
-            raise ValueError(f"{name} must be numbers or dates, got {v!r:.40} at "
-                             f"{where(k)}") from None
+            raise _BadValue(f"{name} must be numbers or dates, got {v!r:.40} at {where(k)}",
+                            v, k) from None
     return out
 
 
@@ -1027,18 +1037,24 @@ def read_csv(path, user_col=None, item_col=None, value_col=None, time_col=None, 
     def where(k):
         return f"{path}, line {first_data_line + k}"
 
-    label = {pos: (names[pos] if names else f"column {pos}") for pos in wanted.values()}
+    label = {pos: (repr(names[pos]) if names else f"{pos}") for pos in wanted.values()}
     values = columns[value] if value is not None else None
+    times = columns[time] if time is not None else None
     try:
-        return from_arrays(_text_ids(columns[user]), _text_ids(columns[item]), values,
-                           columns[time] if time is not None else None, duplicates=duplicates,
-                           dtype=dtype, user_ids=user_ids, item_ids=item_ids, _where=where)
+        values = None if values is None else _numeric_column(values, "values", where)
+        times = None if times is None else _time_column(times, "timestamps", where)
+    except _BadValue as exc:
+        column = value if exc.args[0].startswith("values") else time
+        what = "a number" if column == value else "a number or a date"
+        raise ValueError(f"{where(exc.position)}, column {label[column]}: expected {what}, "
+                         f"got {exc.value!r:.40}") from None
+    try:
+        return from_arrays(_text_ids(columns[user]), _text_ids(columns[item]), values, times,
+                           duplicates=duplicates, dtype=dtype, user_ids=user_ids,
+                           item_ids=item_ids, _where=where)
     except ValueError as exc:
         message = str(exc)
-        if message.startswith("values must be numbers") and value is not None:
-            message = message.replace("values must be numbers",
-                                      f"column {label[value]!r} must hold numbers", 1)
-        elif message.startswith("no interactions"):
+        if message.startswith("no interactions"):
             message = f"{path} has no interactions" + message[len("no interactions"):]
         raise ValueError(message) from None
 
