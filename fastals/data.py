@@ -34,6 +34,7 @@ from __future__ import annotations
 import bz2
 import csv
 import gzip
+import io
 import json
 import lzma
 import numbers
@@ -126,8 +127,7 @@ def _id_array(values):
         arr = values.to_numpy() if isinstance(values.dtype, np.dtype) else \
             values.to_numpy(dtype=object, na_value=None)
     else:
-        values = list(values)
-        arr = np.fromiter(values, dtype=object, count=len(values))
+        arr = _object_array(values)
     if arr.dtype.kind in "iu":
         if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
             return arr.astype(object)
@@ -147,6 +147,18 @@ def _id_array(values):
         except OverflowError:
             return arr
     return arr.astype(object, copy=False)
+
+
+def _object_array(values):
+    """A 1-D object array of the items of `values` (tuples and lists stay single items)."""
+    values = list(values)
+    arr = np.empty(len(values), dtype=object)
+    if any(isinstance(v, (tuple, list, np.ndarray)) for v in values):
+        for k, v in enumerate(values):
+            arr[k] = v
+    else:
+        arr[:] = values
+    return arr
 
 
 def _check_hashable(name, values):
@@ -371,11 +383,15 @@ def _is_scalar_id(value):
 
 def _factorize(values, name):
     """(IdMapping of the distinct values, int64 codes); sorted order when comparable."""
+    pd = _pandas()
     if values.dtype == np.int64:
+        if pd is not None:
+            codes, uniques = pd.factorize(values, sort=True)
+            return IdMapping(np.asarray(uniques, dtype=np.int64), name=name), \
+                codes.astype(np.int64)
         uniques, codes = np.unique(values, return_inverse=True)
         return IdMapping(uniques, name=name), codes.astype(np.int64)
     _check_hashable(f"{name} ids", values[:1000])
-    pd = _pandas()
     if pd is not None:
         try:
             codes, uniques = pd.factorize(values, sort=True)
@@ -661,8 +677,8 @@ def _plain_array(values):
         return values.to_numpy()
     if isinstance(values, np.ndarray):
         return values
-    values = list(values)
-    arr = np.fromiter(values, dtype=object, count=len(values))
+    arr = _object_array(values)
+    values = arr.tolist()
     try:
         return arr.astype(np.float64) if all(
             isinstance(v, (numbers.Real, np.number)) and not isinstance(v, (bool, np.bool_))
@@ -1032,7 +1048,7 @@ def read_csv(path, user_col=None, item_col=None, value_col=None, time_col=None, 
         raise ValueError(f"{path}: the same column is used twice ({wanted})")
     first_data_line = 2 if header else 1
     columns = _read_columns(path, sep, header, encoding, quoting, sorted(set(wanted.values())),
-                            n_fields, first_data_line)
+                            n_fields, first_data_line, (user, item))
 
     def where(k):
         return f"{path}, line {first_data_line + k}"
@@ -1065,6 +1081,8 @@ def _text_ids(arr):
     Missing cells (None) become NaN, so the result is int64 when none is missing and float64
     otherwise (integral ids beyond 2**53 with missing cells stay text).
     """
+    if arr.dtype != object:
+        return arr  # parsed as numbers already (and checked to be canonical)
     missing = _missing_mask(arr)
     present = arr[~missing]
     if not len(present):
@@ -1089,39 +1107,110 @@ def _text_ids(arr):
     return out
 
 
-def _read_columns(path, sep, header, encoding, quoting, positions, n_fields, first_data_line):
-    """The wanted columns as object arrays of str (None for empty cells)."""
+def _read_columns(path, sep, header, encoding, quoting, positions, n_fields, first_data_line,
+                  id_positions):
+    """The wanted columns: numeric arrays, or object arrays of str (None for empty cells)."""
     pd = _pandas()
     if pd is not None:
         return _read_columns_pandas(pd, path, sep, header, encoding, quoting, positions,
-                                    first_data_line)
+                                    n_fields, first_data_line, id_positions)
     return _read_columns_csv(path, sep, header, encoding, quoting, positions, n_fields,
                              first_data_line)
 
 
-def _read_columns_pandas(pd, path, sep, header, encoding, quoting, positions, first_data_line):
+class _WideHeader(io.TextIOBase):
+    """A text file whose first line is replaced by a header one column wider.
+
+    pandas ignores extra fields when `usecols` is given; with one more (sentinel) column
+    than the real header, a line with too many fields shows up as a value in the sentinel.
+    """
+
+    def __init__(self, handle, header_line, skip_first):
+        self._handle = handle
+        self._prefix = header_line
+        if skip_first:
+            handle.readline()
+
+    def readable(self):
+        return True
+
+    def read(self, size=-1):
+        if not self._prefix:
+            return self._handle.read(size)
+        if size is None or size < 0:
+            out, self._prefix = self._prefix + self._handle.read(), ""
+            return out
+        out, self._prefix = self._prefix[:size], self._prefix[size:]
+        return out if out else self._handle.read(size)
+
+    def close(self):
+        self._handle.close()
+        super().close()
+
+
+_ID_SAMPLE_ROWS = 100_000
+
+
+def _pandas_frame(pd, path, sep, header, encoding, quoting, positions, n_fields,
+                  first_data_line, text_positions=(), nrows=None):
+    """pandas.read_csv of the wanted columns (native types; `text_positions` as str)."""
+    names = [f"c{k}" for k in range(n_fields + 1)]
     try:
-        frame = pd.read_csv(path, sep=sep, header=0 if header else None, usecols=positions,
-                            dtype=str, keep_default_na=False, na_values=[""],
-                            skip_blank_lines=False, encoding=encoding,
-                            quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE,
-                            engine="c", compression="infer")
+        with _WideHeader(_open_text(path, encoding), sep.join(names) + "\n", header) as f:
+            frame = pd.read_csv(f, sep=sep, header=0, usecols=[names[k] for k in positions] +
+                                [names[-1]], dtype={names[k]: str for k in text_positions},
+                                keep_default_na=False, na_values=[""], skip_blank_lines=False,
+                                quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE,
+                                engine="c", nrows=nrows, low_memory=False)
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path} has no data rows") from None
     except pd.errors.ParserError as exc:
         detail = str(exc).strip().splitlines()[-1]
         detail = re.sub(r"^Error tokenizing data\. C error: ", "", detail)
+        match = re.match(r"Expected (\d+) fields in line (\d+), saw (\d+)", detail)
+        if match:  # pandas counts the synthetic header as line 1
+            line = int(match.group(2)) - 2 + first_data_line
+            detail = f"expected {n_fields} fields in line {line}, saw {match.group(3)}"
         raise ValueError(f"{path}: {detail}") from None
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path} is not {encoding} text ({exc.reason} at byte {exc.start} of "
-                         f"a block); pass the right encoding (e.g. latin-1)") from None
+        raise ValueError(f"{path} is not {encoding} text ({exc.reason}); pass the right "
+                         "encoding (e.g. latin-1)") from None
     except (OSError, EOFError) as exc:
         raise ValueError(f"{path} cannot be read: {exc}") from None
+    if not len(frame):
+        raise ValueError(f"{path} has no data rows")
+    extra = frame[names[-1]].notna().to_numpy()
+    if extra.any():
+        line = first_data_line + int(np.flatnonzero(extra)[0])
+        raise ValueError(f"{path}: expected {n_fields} fields in line {line}, saw more")
+    return {pos: frame[names[pos]] for pos in positions}
+
+
+def _read_columns_pandas(pd, path, sep, header, encoding, quoting, positions, n_fields,
+                         first_data_line, id_positions):
+    """The wanted columns, parsed natively by pandas (fast: no Python string per number).
+
+    An id column that pandas parsed as numbers is checked on its first rows read as text:
+    if they are not all canonical integers ("007", "1.0"), the column is read again as text
+    so that such ids keep their exact spelling.
+    """
+    args = (pd, path, sep, header, encoding, quoting, positions, n_fields, first_data_line)
+    frame = _pandas_frame(*args)
+    numeric_ids = [pos for pos in id_positions if frame[pos].dtype.kind in "iuf"]
+    if numeric_ids:
+        sample = _pandas_frame(*args, text_positions=numeric_ids, nrows=_ID_SAMPLE_ROWS)
+        as_text = [pos for pos in numeric_ids
+                   if not sample[pos].dropna().str.fullmatch(_INT_TEXT.pattern).all()]
+        if as_text:
+            text = _pandas_frame(*args, text_positions=as_text)
+            for pos in as_text:
+                frame[pos] = text[pos]
     out = {}
-    for k, pos in enumerate(positions):
-        column = frame.iloc[:, k]
-        arr = column.to_numpy(dtype=object, na_value=None)
-        out[pos] = arr
+    for pos, column in frame.items():
+        if column.dtype.kind in "iufM":
+            out[pos] = column.to_numpy()
+        else:
+            out[pos] = column.to_numpy(dtype=object, na_value=None)
     return out
 
 
@@ -1138,7 +1227,7 @@ def _read_columns_csv(path, sep, header, encoding, quoting, positions, n_fields,
                     continue
                 if len(fields) > n_fields:
                     raise ValueError(f"{path}: expected {n_fields} fields in line {line_no}, "
-                                     f"saw {len(fields)}")
+                                     "saw more")
                 for pos in positions:
                     text = fields[pos].strip() if pos < len(fields) and pos <= last else ""
                     out[pos].append(text if text else None)
