@@ -344,6 +344,9 @@ def cmd_recommend(args, console):
     rec = _load_recommender(args.model)
     users = args.user
     filter_liked = not args.include_seen and rec.user_items is not None
+    if not args.include_seen and rec.user_items is None:
+        console.note(f"note: {args.model} holds no training interactions, so items the users "
+                     "already have are not filtered out")
     ids, scores = rec.recommend(users, N=args.n, filter_already_liked_items=filter_liked)
     if args.json:
         console.out(json.dumps(_results_json(rec, users, ids, scores, "user"), ensure_ascii=False))

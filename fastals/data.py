@@ -432,13 +432,11 @@ class Interactions:
 
     def __init__(self, user_items, users=None, items=None, timestamps=None, item_info=None,
                  user_info=None):
-        csr = as_csr(user_items, "user_items", _value_dtype(user_items), check_values=True)
-        matrix = user_items if sp.issparse(user_items) and user_items.format == "csr" \
-            and user_items.has_canonical_format else None
-        if matrix is None or matrix.nnz != csr.nnz:
-            # keep stored zeros: canonicalise without eliminating them
-            matrix = sp.csr_matrix(user_items, copy=True)
-            matrix.sum_duplicates()
+        matrix = canonical_csr(user_items, "user_items")
+        if matrix.dtype.kind not in "biuf":
+            raise TypeError(f"user_items must hold real numbers, got dtype {matrix.dtype}")
+        if matrix.dtype.kind == "f" and not np.isfinite(matrix.data).all():
+            raise ValueError("user_items contains NaN or infinite values")
         self.user_items = matrix
         n_users, n_items = matrix.shape
         self.users = users if users is not None else IdMapping.range(n_users, "user")
@@ -512,9 +510,19 @@ class Interactions:
         return pd.DataFrame(frame)
 
 
-def _value_dtype(matrix):
-    dtype = getattr(matrix, "dtype", np.float32)
-    return dtype.type if dtype in (np.float32, np.float64) else np.float64
+def canonical_csr(matrix, name="user_items"):
+    """`matrix` as a canonical CSR (sorted indices, duplicates summed), stored zeros kept.
+
+    The caller's arrays are shared when the input is already canonical CSR, and copied
+    before anything would change them otherwise.
+    """
+    if not sp.issparse(matrix) or matrix.ndim != 2:
+        as_csr(matrix, name, np.float64)  # raises the clear error for dense / other input
+    csr = matrix.tocsr() if matrix.format != "csr" else matrix
+    if not csr.has_canonical_format:
+        csr = csr.copy() if csr is matrix else csr
+        csr.sum_duplicates()
+    return csr
 
 
 def _check_info(info, n, name):

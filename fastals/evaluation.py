@@ -55,7 +55,7 @@ from fastals._validation import (
     check_num_threads,
     check_random_state,
 )
-from fastals.data import IdRecommender, Interactions, score_pairs
+from fastals.data import IdRecommender, Interactions, canonical_csr, score_pairs
 from fastals.models.base import RecommenderBase
 
 __all__ = [
@@ -91,13 +91,7 @@ def _unwrap_data(data, name):
     """
     if isinstance(data, Interactions):
         return data.user_items, data
-    if not sp.issparse(data) or data.ndim != 2:
-        as_csr(data, name, np.float64)  # raises the clear error for dense / other input
-    matrix = data.tocsr() if data.format != "csr" else data
-    if not matrix.has_canonical_format:
-        matrix = matrix.copy() if matrix is data else matrix
-        matrix.sum_duplicates()
-    return matrix, None
+    return canonical_csr(data, name), None
 
 
 def _unwrap_model(model):
