@@ -1091,12 +1091,12 @@ def _text_ids(arr):
     """
     if arr.dtype != object:
         return arr  # parsed as numbers already (and checked to be canonical)
+    sample = [v for v in arr[:1000].tolist() if v is not None]
+    if not all(isinstance(v, str) and _INT_TEXT.fullmatch(v) for v in sample):
+        return arr  # text ids (the usual case for object columns): nothing more to look at
     missing = _missing_mask(arr)
     present = arr[~missing]
     if not len(present):
-        return arr
-    sample = present[:1000].tolist()
-    if not all(isinstance(v, str) and _INT_TEXT.fullmatch(v) for v in sample):
         return arr
     pd = _pandas()
     if pd is not None:
