@@ -343,11 +343,11 @@ class IdMapping:
                 fresh.append(value)
         if not fresh:
             return self
-        combined = np.concatenate([self._ids.astype(object) if self.kind == "object" else
-                                   self._ids, _id_array(fresh)])
-        if combined.dtype != np.int64 and self.kind == "int":
-            combined = np.concatenate([self._ids.astype(object), _id_array(fresh).astype(object)])
-        return IdMapping(combined, name=self.name)
+        added = _id_array(fresh)
+        if self.kind == "int" and added.dtype == np.int64:
+            return IdMapping(np.concatenate([self._ids, added]), name=self.name)
+        return IdMapping(np.concatenate([self._ids.astype(object), added.astype(object)]),
+                         name=self.name)
 
     # --- saving without pickle ---
     def _to_arrays(self, prefix):
@@ -372,8 +372,7 @@ class IdMapping:
             return cls(arrays[prefix], name=name)
         if prefix + "_json" in arrays:
             values = json.loads(arrays[prefix + "_json"].tobytes().decode("utf-8"))
-            return cls(np.array(values, dtype=object) if values else np.zeros(0, np.int64),
-                       name=name)
+            return cls(_object_array(values) if values else np.zeros(0, np.int64), name=name)
         return None
 
 
@@ -559,8 +558,8 @@ def _info_frame(mapping, info, what):
 
 # --- building -------------------------------------------------------------------------------
 def from_arrays(users, items, values=None, timestamps=None, *, duplicates="sum",
-                dtype=np.float32, user_ids=None, item_ids=None, item_info=None,
-                user_info=None, _where=None) -> Interactions:
+                dtype=np.float32, user_ids=None, item_ids=None, item_metadata=None,
+                item_key=None, _where=None) -> Interactions:
     """Build :class:`Interactions` from parallel arrays of (user, item, value) records.
 
     Parameters
@@ -580,8 +579,9 @@ def from_arrays(users, items, values=None, timestamps=None, *, duplicates="sum",
     user_ids, item_ids : IdMapping, optional
         Use these mappings (e.g. those of a training set) instead of building new ones;
         records whose ids they do not hold are dropped and counted in the warning.
-    item_info, user_info : dict of str -> array, optional
-        Metadata aligned with the resulting item (user) indices.
+    item_metadata : pandas.DataFrame, optional
+        Item attributes (titles, genres) indexed by item id, or with the id in column
+        `item_key`: kept aligned with the items (``item_info``) and joined onto results.
 
     Records with a missing user, item, value or timestamp (None, NaN) are dropped, and one
     :class:`DataWarning` says how many and where the first one was.
@@ -647,9 +647,9 @@ def from_arrays(users, items, values=None, timestamps=None, *, duplicates="sum",
     n_users, n_items = len(user_map), len(item_map)
     matrix, times = _combine(ucodes, icodes, values, timestamps, n_users, n_items, duplicates,
                              dtype, user_map, item_map, rows, where)
-    if item_info is not None and not isinstance(item_info, Mapping):
-        item_info = _align_metadata(item_info, item_map, None)
-    return Interactions(matrix, user_map, item_map, times, item_info, user_info)
+    item_info = None if item_metadata is None else _align_metadata(item_metadata, item_map,
+                                                                   item_key)
+    return Interactions(matrix, user_map, item_map, times, item_info)
 
 
 def _id_column(values, name):
@@ -858,14 +858,10 @@ def from_dataframe(df, user_col="user", item_col="item", value_col=None, time_co
     def where(k):
         return f"row {index[k]!r} of the DataFrame"
 
-    data = from_arrays(df[user_col], df[item_col],
-                       None if value_col is None else df[value_col],
-                       None if time_col is None else df[time_col],
-                       duplicates=duplicates, dtype=dtype, user_ids=user_ids, item_ids=item_ids,
-                       _where=where)
-    if item_metadata is not None:
-        data.item_info = _align_metadata(item_metadata, data.items, item_key)
-    return data
+    return from_arrays(df[user_col], df[item_col], None if value_col is None else df[value_col],
+                       None if time_col is None else df[time_col], duplicates=duplicates,
+                       dtype=dtype, user_ids=user_ids, item_ids=item_ids,
+                       item_metadata=item_metadata, item_key=item_key, _where=where)
 
 
 def _align_metadata(metadata, items, key):
@@ -881,7 +877,7 @@ def _align_metadata(metadata, items, key):
     if metadata.index.has_duplicates:
         repeats = int(metadata.index.duplicated().sum())
         warnings.warn(f"item_metadata has {repeats} repeated item ids; the first row of each "
-                      "is used", DataWarning, stacklevel=3)
+                      "is used", DataWarning, stacklevel=4)
         metadata = metadata[~metadata.index.duplicated()]
     mapping = IdMapping(np.asarray(metadata.index, dtype=object), name="item") \
         if len(metadata) else IdMapping([], "item")

@@ -504,3 +504,11 @@ def test_no_warnings_on_clean_input():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         from_arrays(["a", "b"], ["x", "y"], [1, 2])
+
+
+def test_from_arrays_with_metadata_and_repeated_metadata_rows():
+    meta = pd.DataFrame({"title": ["X", "Y", "Y again"]}, index=["x", "y", "y"])
+    with pytest.warns(DataWarning, match="1 repeated item ids"):
+        data = from_arrays(["a", "b"], ["y", "x"], item_metadata=meta)
+    assert dict(zip(data.items.ids, data.item_info["title"])) == {"x": "X", "y": "Y"}
+    assert data.item_metadata.loc["y", "title"] == "Y"
