@@ -375,7 +375,8 @@ def _evaluate_models(named_models, train, test, K, console, threads):
         start = time.perf_counter()
         model.fit(train.user_items, show_progress=console.progress)
         fit_seconds = time.perf_counter() - start
-        metrics = ranking_metrics_at_k(model, train, test, K, num_threads=threads or 0)
+        metrics = ranking_metrics_at_k(model, train, test, K, num_threads=threads or 0,
+                                       show_progress=console.progress)
         metrics["fit_seconds"] = fit_seconds
         if callable(getattr(model, "predict", None)):
             metrics["rmse"], metrics["mae"] = rmse(model, test), mae(model, test)
