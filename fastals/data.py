@@ -1404,9 +1404,8 @@ def score_pairs(model, userids, itemids, user_items=None):
                                    model.n_items)
         scores = np.asarray(model._user_scores(block_users, rows, model._item_block(None),
                                                False))
-        for k in range(len(block_users)):
-            pairs = order[bounds[lo + k]:bounds[lo + k + 1]]
-            out[pairs] = scores[k, items[pairs]]
+        pairs = order[bounds[lo]:bounds[lo + len(block_users)]]
+        out[pairs] = scores[np.searchsorted(block_users, users[pairs]), items[pairs]]
     return out
 
 

@@ -512,3 +512,13 @@ def test_from_arrays_with_metadata_and_repeated_metadata_rows():
         data = from_arrays(["a", "b"], ["y", "x"], item_metadata=meta)
     assert dict(zip(data.items.ids, data.item_info["title"])) == {"x": "X", "y": "Y"}
     assert data.item_metadata.loc["y", "title"] == "Y"
+
+
+def test_score_pairs_generic_path_on_many_pairs():
+    rng = np.random.default_rng(0)
+    m = sp.random(30, 20, density=0.3, format="csr", random_state=1)
+    pop = PopularityBaseline().fit(m)
+    users, items = rng.integers(0, 30, 500), rng.integers(0, 20, 500)
+    assert np.array_equal(score_pairs(pop, users, items), pop.item_popularity[items])
+    with pytest.raises(fastals.IdOutOfRangeError):
+        score_pairs(pop, [30], [0])
