@@ -190,8 +190,8 @@ def _detect_dataset(path):
     p = Path(path)
     if p.is_file():
         for marker, name in _DATASET_MARKERS:
-            if p.name == marker:
-                return name
+            if p.name == marker and (marker != "ratings.csv" or _movielens_header(p)):
+                return name  # a file of one's own called ratings.csv is read as a plain CSV
         return None
     for marker, name in _DATASET_MARKERS:
         if (p / marker).exists():
@@ -201,6 +201,14 @@ def _detect_dataset(path):
             if sub.is_dir() and (sub / marker).exists():
                 return name
     return None
+
+
+def _movielens_header(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.readline().strip().startswith("userId,movieId,rating")
+    except OSError:
+        return False
 
 
 def load_data(spec, args, kind="implicit"):

@@ -212,3 +212,12 @@ def test_main_returns_exit_codes_in_process(capsys, plays_csv, tmp_path):
     assert captured.err == "" and "wrote" in captured.out
     assert cli.main(["recommend", str(tmp_path / "q.npz"), "--user", "zed"]) == 1
     assert cli.main(["bogus"]) == 2
+
+
+def test_a_file_of_ones_own_named_ratings_csv_is_a_plain_csv(tmp_path):
+    (tmp_path / "ratings.csv").write_text("user,item,rating\na,x,5\nb,y,3\na,y,1\n")
+    assert cli._detect_dataset(tmp_path / "ratings.csv") is None
+    (tmp_path / "ml").mkdir()
+    (tmp_path / "ml" / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,2,3,4\n")
+    assert cli._detect_dataset(tmp_path / "ml" / "ratings.csv") == "movielens"
+    assert cli._detect_dataset(tmp_path / "ml") == "movielens"
