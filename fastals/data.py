@@ -570,7 +570,8 @@ def from_arrays(users, items, values=None, timestamps=None, *, duplicates="sum",
         Interaction strengths (play counts, ratings); 1 for every record when omitted.
         Must be finite; NaN counts as missing.
     timestamps : array-like, optional
-        One time per record (numbers or datetimes); kept for :func:`fastals.evaluation.split_by_time`.
+        One time per record (numbers or datetimes), for
+        :func:`fastals.evaluation.split_by_time`.
     duplicates : {"sum", "mean", "max", "min", "first", "last", "error"}
         How records of the same (user, item) pair combine. ``first``/``last`` follow the
         record order; the timestamp kept is the latest. ``error`` raises naming the pair.
@@ -1524,6 +1525,7 @@ class IdRecommender:
         """
         self._require_fitted()
         scalar = _is_scalar_id(user)
+        filter_liked = filter_already_liked_items
         filter_idx = None if filter_items is None else self._item_indices(filter_items)
         items_idx = None if items is None else self._item_indices(items)
         if history is not None:
@@ -1531,7 +1533,7 @@ class IdRecommender:
                 raise ValueError("history describes one user: pass a single user id with it")
             row = self._history_row(history)
             ids, scores = self.model.recommend(0, row, N=N,
-                                               filter_already_liked_items=filter_already_liked_items,
+                                               filter_already_liked_items=filter_liked,
                                                filter_items=filter_idx, items=items_idx,
                                                recalculate_user=True)
             users_out = [user]
@@ -1542,7 +1544,7 @@ class IdRecommender:
                 raise ValueError("this IdRecommender has no training interactions to filter "
                                  "with: pass filter_already_liked_items=False")
             ids, scores = self.model.recommend(idx, user_items, N=N,
-                                               filter_already_liked_items=filter_already_liked_items,
+                                               filter_already_liked_items=filter_liked,
                                                filter_items=filter_idx, items=items_idx)
             users_out = [user] if scalar else list(user)
         if as_frame:

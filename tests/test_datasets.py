@@ -82,8 +82,10 @@ def test_lastfm_hetrec_format(tmp_path):
     folder = tmp_path / "hetrec2011-lastfm-2k"
     _write(folder / "user_artists.dat", "userID\tartistID\tweight\n2\t51\t13883\n2\t52\t11690\n"
                                         "3\t51\t228\n")
-    _write(folder / "artists.dat", "id\tname\turl\tpictureURL\n51\tDuran Duran\thttp://a\thttp://b\n"
-                                   "52\tMorcheeba\thttp://c\thttp://d\n53\tAir\thttp://e\thttp://f\n")
+    _write(folder / "artists.dat", "id\tname\turl\tpictureURL\n"
+                                   "51\tDuran Duran\thttp://a\thttp://b\n"
+                                   "52\tMorcheeba\thttp://c\thttp://d\n"
+                                   "53\tAir\thttp://e\thttp://f\n")
     data = datasets.load_lastfm_hetrec(tmp_path)
     assert data.users.ids.tolist() == [2, 3] and data.items.ids.tolist() == [51, 52]
     assert data.user_items.toarray().tolist() == [[13883, 11690], [228, 0]]

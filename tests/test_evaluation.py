@@ -158,7 +158,8 @@ def test_ranking_metrics_accept_interactions_and_id_recommenders():
 
 def test_ranking_metrics_check_shapes():
     matrix = random_interactions(10, 8, 0.3, seed=1)
-    model = fastals.ImplicitALS(factors=2, iterations=1, random_state=0).fit(matrix, show_progress=False)
+    model = fastals.ImplicitALS(factors=2, iterations=1, random_state=0)
+    model.fit(matrix, show_progress=False)
     with pytest.raises(ValueError, match="same shape"):
         ev.ranking_metrics_at_k(model, matrix, matrix[:, :7], 5)
     with pytest.raises(ValueError, match="model knows"):
