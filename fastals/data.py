@@ -1005,6 +1005,12 @@ def read_csv(path, user_col=None, item_col=None, value_col=None, time_col=None, 
     Errors name the file, and the line or column at fault. Empty cells are missing values:
     such rows are dropped and counted in a :class:`DataWarning`; text where a number
     belongs is an error.
+
+    Id columns that hold integers become integer ids; ids that are not canonical integers
+    (``"007"``) stay text. With pandas, that is decided on the first 100,000 rows (the
+    column is parsed natively for speed), so zero-padded ids that only appear later in a
+    file would be read as integers: pass such files with ``quoting``/``sep`` as usual and
+    make the ids non-numeric (or use :func:`from_dataframe` with ``dtype=str`` columns).
     """
     path = _check_file(path)
     encoding = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
