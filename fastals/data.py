@@ -1009,8 +1009,8 @@ def read_csv(path, user_col=None, item_col=None, value_col=None, time_col=None, 
     Id columns that hold integers become integer ids; ids that are not canonical integers
     (``"007"``) stay text. With pandas, that is decided on the first 100,000 rows (the
     column is parsed natively for speed), so zero-padded ids that only appear later in a
-    file would be read as integers: pass such files with ``quoting``/``sep`` as usual and
-    make the ids non-numeric (or use :func:`from_dataframe` with ``dtype=str`` columns).
+    file would be read as integers; read such a file with ``pandas.read_csv(...,
+    dtype={"user": str})`` and pass the DataFrame to :func:`from_dataframe`.
     """
     path = _check_file(path)
     encoding = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
