@@ -6,11 +6,17 @@ Models share `implicit`'s call shapes: ``fit(user_items)``, ``recommend(userid, 
 from fastals.exceptions import IdOutOfRangeError, ModelFileError, ModelFitError, NotFittedError
 from fastals.models.base import RecommenderBase, load
 from fastals.models.implicit_als import AlternatingLeastSquares, ImplicitALS
+from fastals import data, datasets, evaluation  # noqa: E402  (plumbing: ids, data, metrics)
+from fastals.data import IdRecommender, Interactions
+from fastals.evaluation import PopularityBaseline
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AlternatingLeastSquares",
+    "IdRecommender",
+    "Interactions",
+    "PopularityBaseline",
     "IdOutOfRangeError",
     "ImplicitALS",
     "ModelFileError",

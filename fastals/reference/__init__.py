@@ -20,3 +20,6 @@ __all__ = [
     "implicit_als_loss",
     "normal_equations",
 ]
+from fastals.reference.metrics import list_metrics, ranking_metrics_loop  # noqa: E402
+
+__all__ += ["list_metrics", "ranking_metrics_loop"]
