@@ -15,11 +15,11 @@
 # solved rows into X in place; `status[row]` is set to a non-zero code on failure
 # (1: not positive definite, 2: out of memory), which the Python layer turns into errors.
 from cython.parallel cimport parallel, prange
-from libc.math cimport sqrt
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from fastals._kernels._common cimport axpy, dot, floating, index_t, symv
+from fastals._kernels._common cimport (axpy, cholesky_factor, cholesky_solve, dot, floating,
+                                       index_t, symv)
 
 cdef enum:
     OK = 0
@@ -91,8 +91,8 @@ cdef int cholesky_row(floating* x, const floating* Y, const floating* gram,
                       floating alpha, int K, floating* A, floating* b) noexcept nogil:
     """Exact x = A_u^{-1} b_u: form the lower triangle of A_u, factor A_u = L L^T, solve."""
     cdef Py_ssize_t j
-    cdef int i, k
-    cdef floating c_minus_1, c_times_p, s
+    cdef int i
+    cdef floating c_minus_1, c_times_p
     cdef const floating* y
 
     memcpy(A, gram, <Py_ssize_t> K * K * sizeof(floating))
@@ -105,24 +105,9 @@ cdef int cholesky_row(floating* x, const floating* Y, const floating* gram,
         if c_minus_1 != 0:
             for i in range(K):
                 axpy(c_minus_1 * y[i], y, A + <Py_ssize_t> i * K, i + 1)
-    # Cholesky-Banachiewicz: row i of L from rows 0..i-1
-    for i in range(K):
-        for k in range(i + 1):
-            s = A[i * K + k] - dot(A + <Py_ssize_t> i * K, A + <Py_ssize_t> k * K, k)
-            if k == i:
-                if not s > 0:
-                    return NOT_POSITIVE_DEFINITE
-                A[i * K + i] = sqrt(s)
-            else:
-                A[i * K + k] = s / A[k * K + k]
-    # L z = b, then L^T x = z
-    for i in range(K):
-        x[i] = (b[i] - dot(A + <Py_ssize_t> i * K, x, i)) / A[i * K + i]
-    for i in range(K - 1, -1, -1):
-        s = x[i]
-        for k in range(i + 1, K):
-            s = s - A[k * K + i] * x[k]
-        x[i] = s / A[i * K + i]
+    if not cholesky_factor(A, K):
+        return NOT_POSITIVE_DEFINITE
+    cholesky_solve(A, b, x, K)
     return OK
 
 
