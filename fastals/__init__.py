@@ -5,17 +5,22 @@ Models share `implicit`'s call shapes: ``fit(user_items)``, ``recommend(userid, 
 """
 from fastals.exceptions import IdOutOfRangeError, ModelFileError, ModelFitError, NotFittedError
 from fastals.models.base import RecommenderBase, load
+from fastals.models.explicit_als import ExplicitALS
 from fastals.models.implicit_als import AlternatingLeastSquares, ImplicitALS
+from fastals.models.sgd import FunkSVD, SGDMatrixFactorization
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AlternatingLeastSquares",
+    "ExplicitALS",
+    "FunkSVD",
     "IdOutOfRangeError",
     "ImplicitALS",
     "ModelFileError",
     "ModelFitError",
     "NotFittedError",
     "RecommenderBase",
+    "SGDMatrixFactorization",
     "load",
 ]

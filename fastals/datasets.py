@@ -90,3 +90,29 @@ def load_movielens_100k(path=None):
                 if len(fields) > 1 and fields[0].isdigit() and int(fields[0]) <= shape[1]:
                     titles[int(fields[0]) - 1] = fields[1]
     return ratings, titles
+
+
+#: the five canonical MovieLens 100K train/test splits (u1..u5: disjoint 20% test sets)
+MOVIELENS_100K_SPLITS = ("u1", "u2", "u3", "u4", "u5")
+
+
+def load_movielens_100k_split(split, path=None):
+    """One canonical MovieLens 100K split: (train, test) users x items CSR matrices of stars.
+
+    `split` is "u1".."u5" (or "ua"/"ub"); both matrices have the full 943 x 1682 shape, so
+    test users or items absent from train are simply rows/columns without training ratings.
+    """
+    if split not in MOVIELENS_100K_SPLITS + ("ua", "ub"):
+        raise ValueError(f"split must be one of u1..u5, ua, ub, got {split!r}")
+    folder = data_home(path)
+    if not (folder / "u.data").exists() and (folder / "ml-100k" / "u.data").exists():
+        folder = folder / "ml-100k"
+    matrices = []
+    for part in ("base", "test"):
+        file = folder / f"{split}.{part}"
+        if not file.exists():
+            raise FileNotFoundError(f"{file} not found (expected the ml-100k folder)")
+        raw = np.loadtxt(file, dtype=np.int64, delimiter="\t", ndmin=2)
+        matrices.append(sp.csr_matrix((raw[:, 2].astype(np.float32), (raw[:, 0] - 1, raw[:, 1] - 1)),
+                                      shape=(943, 1682)))
+    return matrices[0], matrices[1]

@@ -42,6 +42,8 @@ class RecommenderBase(ABC):
 
     #: arrays that make up a fitted model (saved and loaded by name)
     _state_names: tuple = ()
+    #: whether a stored zero in user_items is an observation (explicit ratings) or nothing
+    _stored_zeros_are_data = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -191,7 +193,8 @@ class RecommenderBase(ABC):
             if ids.size and ids.max() >= n_known:
                 raise ValueError(f"{name} has {n_rows} rows, so it cannot hold id {ids.max()}")
             matrix = matrix.tocsr()[ids]
-        return as_csr(matrix, name, self._score_dtype, shape=(None, n_cols))
+        return as_csr(matrix, name, self._score_dtype, shape=(None, n_cols),
+                      keep_zeros=self._stored_zeros_are_data)
 
     @staticmethod
     def _candidates(name, subset, upper):
