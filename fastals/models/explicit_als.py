@@ -154,11 +154,7 @@ class ExplicitALS(ExplicitFactorizationBase):
         n_users, n_items = R.shape
         K = self.factors
         rng = check_random_state(self.random_state)
-        Y = rng.standard_normal((n_items, K)) / np.sqrt(K)
-        if self.nonnegative:
-            Y = np.abs(Y)
-        Y = Y.astype(self.dtype)
-        Y[self._statistics[1] == 0] = 0
+        Y = initial_item_factors(rng, self._statistics[1], K, self.nonnegative, self.dtype)
         X = np.zeros((n_users, K), dtype=self.dtype)
         x_bias = np.zeros(n_users, dtype=self.dtype)
         y_bias = np.zeros(n_items, dtype=self.dtype)
@@ -202,12 +198,22 @@ class ExplicitALS(ExplicitFactorizationBase):
                            y_bias, self.dtype(self._mu), self.dtype(reg), self.dtype(reg_bias),
                            self.weighted_regularization, self.biases, self.nonnegative,
                            threads, status)
+            if status.any() and self._overflows(Y, rows_csr):
+                raise self._overflow_error(side)  # the magnitude, not the regularisation
             raise_for_status(status, lo, side, self.regularization)
         if not (np.isfinite(X).all() and np.isfinite(x_bias).all()):
-            raise ModelFitError(
-                f"the {side} factors became non-finite (overflow); the ratings may be too large "
-                f"for {np.dtype(self.dtype).name}: scale them, raise regularization or use "
-                "float64")
+            raise self._overflow_error(side)
+
+    def _overflow_error(self, side):
+        return ModelFitError(
+            f"the {side} factors became non-finite (overflow); the ratings may be too large for "
+            f"{np.dtype(self.dtype).name}: scale them, raise regularization or use float64")
+
+    def _overflows(self, Y, rows_csr):
+        """Whether sums of n y y^T over a row can overflow the dtype (a failed solve's cause)."""
+        largest = float(np.max(np.square(Y, dtype=np.float64).sum(axis=1), initial=0.0))
+        most = float(np.diff(rows_csr.indptr).max(initial=1))
+        return not largest * most < float(np.finfo(self.dtype).max)
 
     def _loss(self, R, threads):
         """The objective L divided by the number of ratings, from the published state."""
@@ -235,3 +241,13 @@ class ExplicitALS(ExplicitFactorizationBase):
             if isinstance(params[name], (tuple, np.ndarray)):
                 params[name] = [float(v) for v in params[name]]
         return params
+
+
+def initial_item_factors(rng, item_counts, factors, nonnegative, dtype):
+    """N(0, 1/K) item factors (their absolute values if nonnegative); zero for unrated items."""
+    Y = rng.standard_normal((len(item_counts), factors)) / np.sqrt(factors)
+    if nonnegative:
+        Y = np.abs(Y)
+    Y = Y.astype(dtype)
+    Y[np.asarray(item_counts) == 0] = 0
+    return Y
