@@ -1,8 +1,9 @@
 """Behaviour every explicit-ratings model shows (ExplicitALS, SGDMatrixFactorization).
 
-A test file subclasses :class:`ExplicitModelContract` and defines ``make(**params)`` (a
-model that fits the small matrices below well), ``recovery_params`` (near-exact fit of a
-noise-free low-rank matrix) and the MovieLens 100K threshold.
+A test file subclasses :class:`ExplicitModelContract` and defines ``model_class``,
+``make(**params)`` (a model that fits the small matrices below well), ``recovery_params``
+(near-exact fit of a noise-free low-rank matrix) and the MovieLens 100K threshold, which the
+class defaults must meet.
 """
 import warnings
 
@@ -36,7 +37,8 @@ def star_ratings(n_users=60, n_items=40, density=0.25, seed=0):
 
 
 class ExplicitModelContract:
-    movielens_threshold = None  # mean test RMSE over u1..u5 with the defaults
+    model_class = None  # the class under test
+    movielens_threshold = None  # mean test RMSE over u1..u5 with the class defaults
 
     def make(self, **params):
         raise NotImplementedError
@@ -254,6 +256,6 @@ class ExplicitModelContract:
         errors = []
         for split in MOVIELENS_100K_SPLITS:
             train, test = load_movielens_100k_split(split, ml100k_path)
-            model = self.make(random_state=0).fit(train, show_progress=False)
+            model = self.model_class(random_state=0).fit(train, show_progress=False)
             errors.append(model.rmse(test))
         assert np.mean(errors) <= self.movielens_threshold, errors

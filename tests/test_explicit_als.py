@@ -12,6 +12,7 @@ from fastals.reference import explicit_als_fit, explicit_als_loss, explicit_als_
 
 
 class TestExplicitALSContract(ExplicitModelContract):
+    model_class = fastals.ExplicitALS
     movielens_threshold = 0.92
     recovery_params = {"factors": 3, "regularization": 1e-6, "iterations": 30}
 
