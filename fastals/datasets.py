@@ -116,3 +116,34 @@ def load_movielens_100k_split(split, path=None):
         matrices.append(sp.csr_matrix((raw[:, 2].astype(np.float32), (raw[:, 0] - 1, raw[:, 1] - 1)),
                                       shape=(943, 1682)))
     return matrices[0], matrices[1]
+
+
+def synthetic_ratings(n_users, n_items, nnz, rank=10, noise=0.7, random_state=0,
+                      dtype=np.float32):
+    """A users x items CSR of 1..5 star ratings with MovieLens-like structure.
+
+    Which (user, item) pairs are rated follows :func:`synthetic_interactions` (power-law
+    item popularity, log-normal user activity). Each stored rating is
+    ``clip(round(3.5 + b_u + c_i + u_u . v_i + noise * N(0, 1)), 1, 5)`` with user and item
+    biases b ~ N(0, 0.4^2), c ~ N(0, 0.5^2) and rank-`rank` factors whose dot products have
+    standard deviation 0.6. Deterministic in its arguments.
+    """
+    rank = check_int("rank", rank, minimum=1)
+    check_float("noise", noise, minimum=0)
+    pattern = synthetic_interactions(n_users, n_items, nnz, random_state=random_state)
+    rng = check_random_state(random_state if not isinstance(random_state, int)
+                             else random_state + 1)
+    user_bias = rng.normal(0.0, 0.4, n_users).astype(np.float32)
+    item_bias = rng.normal(0.0, 0.5, n_items).astype(np.float32)
+    scale = np.sqrt(0.6 / np.sqrt(rank))
+    U = (rng.standard_normal((n_users, rank)) * scale).astype(np.float32)
+    V = (rng.standard_normal((n_items, rank)) * scale).astype(np.float32)
+    rows = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(pattern.indptr))
+    values = np.empty(pattern.nnz, dtype=dtype)
+    step = 1 << 20
+    for lo in range(0, pattern.nnz, step):
+        u, i = rows[lo:lo + step], pattern.indices[lo:lo + step]
+        raw = 3.5 + user_bias[u] + item_bias[i] + np.einsum("ij,ij->i", U[u], V[i]) \
+            + noise * rng.standard_normal(len(u)).astype(np.float32)
+        values[lo:lo + step] = np.clip(np.round(raw), 1, 5)
+    return sp.csr_matrix((values, pattern.indices, pattern.indptr), shape=pattern.shape)

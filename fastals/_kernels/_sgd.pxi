@@ -14,8 +14,8 @@
 # i.e. one gradient step on e_ui^2 + beta/2 (|p_u|^2 + |q_i|^2) + beta_b/2 (b_u^2 + b_i^2).
 # With one thread the ratings are visited exactly in array order, so a run is reproducible
 # and matches fastals.reference.explicit.sgd_epoch update for update. With more threads,
-# each takes a contiguous part of the (shuffled) arrays and updates the shared factors
-# without locks; collisions are rare on sparse data and do not hurt convergence.
+# each takes successive runs of CHUNK ratings of the (shuffled) arrays and updates the shared
+# factors without locks; collisions are rare on sparse data and do not hurt convergence.
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint64_t
 
@@ -36,6 +36,9 @@ cdef extern from *:
 cdef enum:
     # ratings ahead of the current one whose factor rows are prefetched
     PREFETCH_DISTANCE = 8
+    # ratings a thread takes at a time (dynamic schedule: a thread slowed down by another
+    # process on its core does not hold up the others)
+    CHUNK = 8192
 
 
 cdef inline void prefetch_row(const void* row, Py_ssize_t nbytes) noexcept nogil:
@@ -44,7 +47,7 @@ cdef inline void prefetch_row(const void* row, Py_ssize_t nbytes) noexcept nogil
         fastals_prefetch(<const char*> row + offset)
 
 
-cdef inline void update_factors(floating* p, floating* q, floating error, floating lr,
+cdef inline void update_factors(floating* p, floating* q, floating two_error, floating lr,
                                 floating beta, int K) noexcept nogil:
     """p += lr (2 e q - beta p) and q += lr (2 e p - beta q), both from the old p and q."""
     cdef int f
@@ -52,8 +55,8 @@ cdef inline void update_factors(floating* p, floating* q, floating error, floati
     for f in range(K):
         p_f = p[f]
         q_f = q[f]
-        p[f] = p_f + lr * (2 * error * q_f - beta * p_f)
-        q[f] = q_f + lr * (2 * error * p_f - beta * q_f)
+        p[f] = p_f + lr * (two_error * q_f - beta * p_f)
+        q[f] = q_f + lr * (two_error * p_f - beta * q_f)
 
 
 def sgd_epoch(const index_t[::1] users, const index_t[::1] items, const floating[::1] ratings,
@@ -71,11 +74,11 @@ def sgd_epoch(const index_t[::1] users, const index_t[::1] items, const floating
     cdef Py_ssize_t row_bytes = K * sizeof(floating)
     cdef floating* p
     cdef floating* q
-    cdef floating error, b_u, b_i
+    cdef floating error, two_error, b_u, b_i
     cdef index_t u, i
     cdef double total = 0
     with nogil:
-        for t in prange(n, num_threads=num_threads, schedule="static"):
+        for t in prange(n, num_threads=num_threads, schedule="dynamic", chunksize=CHUNK):
             ahead = t + PREFETCH_DISTANCE
             if ahead < n:
                 prefetch_row(&P[0, 0] + <Py_ssize_t> users[ahead] * K, row_bytes)
@@ -88,12 +91,15 @@ def sgd_epoch(const index_t[::1] users, const index_t[::1] items, const floating
                 b_u = user_bias[u]
                 b_i = item_bias[i]
                 error = ratings[t] - (mu + b_u + b_i + dot(p, q, K))
-                user_bias[u] = b_u + bias_learning_rate * (2 * error - bias_regularization * b_u)
-                item_bias[i] = b_i + bias_learning_rate * (2 * error - bias_regularization * b_i)
             else:
                 error = ratings[t] - dot(p, q, K)
+            # 2 e, exactly, in the kernel's precision (a literal 2.0 would promote to double)
+            two_error = error + error
+            if biases:
+                user_bias[u] = b_u + bias_learning_rate * (two_error - bias_regularization * b_u)
+                item_bias[i] = b_i + bias_learning_rate * (two_error - bias_regularization * b_i)
             total += <double> error * error
-            update_factors(p, q, error, learning_rate, regularization, K)
+            update_factors(p, q, two_error, learning_rate, regularization, K)
     return total
 
 
