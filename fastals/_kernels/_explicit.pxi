@@ -39,21 +39,27 @@ cdef enum:
 
 cdef inline void rank4_update(floating* A, floating* b, const floating* Z, const floating* t,
                               int D) noexcept nogil:
-    """A += sum_s z_s z_s^T (lower triangle) and b += sum_s t_s z_s over the 4 rows z_s of Z."""
+    """A += sum_s z_s z_s^T (lower triangle) and b += sum_s t_s z_s over the 4 rows z_s of Z.
+
+    Row a is updated up to column a rounded up to a whole 64-byte vector, so the loop has no
+    scalar remainder; the few upper-triangle values this also writes are never read.
+    """
     cdef const floating* z0 = Z
     cdef const floating* z1 = Z + D
     cdef const floating* z2 = Z + 2 * D
     cdef const floating* z3 = Z + 3 * D
     cdef floating* row
     cdef floating c0, c1, c2, c3
-    cdef int a, c
+    cdef int a, c, stop
+    cdef int width = 64 // sizeof(floating)
     for a in range(D):
         row = A + <Py_ssize_t> a * D
         c0 = z0[a]
         c1 = z1[a]
         c2 = z2[a]
         c3 = z3[a]
-        for c in range(a + 1):
+        stop = min(D, (a + width) // width * width)
+        for c in range(stop):
             row[c] = row[c] + (c0 * z0[c] + c1 * z1[c]) + (c2 * z2[c] + c3 * z3[c])
     for c in range(D):
         b[c] = b[c] + (t[0] * z0[c] + t[1] * z1[c]) + (t[2] * z2[c] + t[3] * z3[c])
