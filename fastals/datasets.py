@@ -123,16 +123,27 @@ def synthetic_ratings(n_users, n_items, nnz, rank=10, noise=0.7, random_state=0,
     """A users x items CSR of 1..5 star ratings with MovieLens-like structure.
 
     Which (user, item) pairs are rated follows :func:`synthetic_interactions` (power-law
-    item popularity, log-normal user activity). Each stored rating is
+    item popularity, log-normal user activity); pairs are over-drawn, then `nnz` of them
+    kept, so the matrix holds `nnz` ratings unless the popularity law cannot give that many
+    distinct pairs. Each stored rating is
     ``clip(round(3.5 + b_u + c_i + u_u . v_i + noise * N(0, 1)), 1, 5)`` with user and item
     biases b ~ N(0, 0.4^2), c ~ N(0, 0.5^2) and rank-`rank` factors whose dot products have
     standard deviation 0.6. Deterministic in its arguments.
     """
     rank = check_int("rank", rank, minimum=1)
     check_float("noise", noise, minimum=0)
-    pattern = synthetic_interactions(n_users, n_items, nnz, random_state=random_state)
+    nnz = check_int("nnz", nnz, minimum=1, maximum=n_users * n_items)
+    pattern = synthetic_interactions(n_users, n_items, min(n_users * n_items, nnz * 5 // 4),
+                                     random_state=random_state)
     rng = check_random_state(random_state if not isinstance(random_state, int)
                              else random_state + 1)
+    if pattern.nnz > nnz:  # keep exactly nnz of the drawn pairs, uniformly
+        keep = np.zeros(pattern.nnz, dtype=bool)
+        keep[rng.choice(pattern.nnz, nnz, replace=False)] = True
+        rows = np.repeat(np.arange(n_users), np.diff(pattern.indptr))[keep]
+        pattern = sp.csr_matrix((pattern.data[keep], pattern.indices[keep], np.concatenate(
+            [[0], np.cumsum(np.bincount(rows, minlength=n_users))]).astype(np.int32)),
+            shape=pattern.shape)
     user_bias = rng.normal(0.0, 0.4, n_users).astype(np.float32)
     item_bias = rng.normal(0.0, 0.5, n_items).astype(np.float32)
     scale = np.sqrt(0.6 / np.sqrt(rank))

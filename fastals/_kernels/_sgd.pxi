@@ -150,7 +150,9 @@ def shuffle_ratings(const index_t[::1] users, const index_t[::1] items,
     cdef Py_ssize_t n = users.shape[0]
     cdef Py_ssize_t n_buckets = max(1, (n + BUCKET_SIZE - 1) // BUCKET_SIZE)
     cdef Py_ssize_t n_chunks = min(<Py_ssize_t> MAX_CHUNKS, n_buckets)
-    cdef int64_t[:, ::1] position = np.zeros((n_chunks, n_buckets), dtype=np.int64)
+    # per-chunk counters; each chunk's row is padded by a cache line so that the threads
+    # never write to the same line (false sharing would serialise the passes)
+    cdef int64_t[:, ::1] position = np.zeros((n_chunks, n_buckets + 8), dtype=np.int64)
     cdef int64_t[::1] bucket_start = np.zeros(n_buckets + 1, dtype=np.int64)
     cdef Py_ssize_t c, b, t, k, j, lo, hi
     cdef int64_t running

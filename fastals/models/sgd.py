@@ -41,6 +41,11 @@ from fastals.models.explicit import ExplicitFactorizationBase
 
 log = logging.getLogger("fastals")
 
+# Each thread gets at least this many ratings per sweep: below it, the threads' fight over
+# the same factor rows (cache lines bouncing between cores) and the start/finish of the
+# parallel region cost more than a second thread gains, so small data runs on fewer threads.
+MIN_RATINGS_PER_THREAD = 1 << 20
+
 
 class SGDMatrixFactorization(ExplicitFactorizationBase):
     r"""Funk-style SVD: biased matrix factorisation of ratings fitted by parallel SGD.
@@ -76,7 +81,9 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         fit is exactly reproducible; with more threads, concurrent updates make the result
         vary slightly from run to run.
     num_threads : int
-        OpenMP threads; 0 uses every core.
+        OpenMP threads; 0 uses every core. An upper bound: each thread gets at least
+        ``MIN_RATINGS_PER_THREAD`` (about 1M) ratings per sweep, as on smaller data the
+        threads mostly contend for the same factor rows (so MovieLens 100K runs on one).
 
     Attributes
     ----------
@@ -167,7 +174,7 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         source = (users, R.indices, R.data)
         buffers = [tuple(np.empty_like(a) for a in source) for _ in range(2 if self.shuffle else 1)]
         sgd = kernels("_sgd")
-        threads = resolve_threads(self.num_threads)
+        threads = min(resolve_threads(self.num_threads), -(-R.nnz // MIN_RATINGS_PER_THREAD))
         self.training_rmse_history = []
         self._publish(P, Q, b_user, b_item)
         start = time.perf_counter()
