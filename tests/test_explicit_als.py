@@ -100,6 +100,16 @@ def test_float32_kernel_matches_reference():
     np.testing.assert_allclose(x_bias, bias_ref, atol=1e-4)
 
 
+def test_float32_follows_the_float64_path():
+    """Same initial factors in both precisions: predictions agree to ~1e-3 stars."""
+    ratings = star_ratings()
+    m64, m32 = (fastals.ExplicitALS(factors=8, random_state=0, dtype=dtype).fit(
+        ratings, show_progress=False) for dtype in (np.float64, np.float32))
+    coo = ratings.tocoo()
+    np.testing.assert_allclose(m32.predict(coo.row, coo.col), m64.predict(coo.row, coo.col),
+                               atol=2e-3)
+
+
 def test_fit_is_identical_for_any_thread_count():
     ratings = star_ratings(200, 100, 0.1, 9)
     one = fastals.ExplicitALS(factors=6, random_state=3, num_threads=1).fit(

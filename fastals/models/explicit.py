@@ -100,12 +100,14 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
         )
         return R
 
-    def _publish(self, X, Y, x_bias, y_bias):
-        """Make (copies of) the given arrays the fitted state."""
+    def _publish(self, X, Y, x_bias, y_bias, copy=True):
+        """Make the given arrays (or copies of them) the fitted state."""
         self.user_counts, self.item_counts, self.global_mean, self.rating_range = \
             self._statistics
-        self.user_factors, self.item_factors = X.copy(), Y.copy()
-        self.user_bias, self.item_bias = x_bias.copy(), y_bias.copy()
+        if copy:
+            X, Y, x_bias, y_bias = X.copy(), Y.copy(), x_bias.copy(), y_bias.copy()
+        self.user_factors, self.item_factors, self.user_bias, self.item_bias = \
+            X, Y, x_bias, y_bias
 
     @property
     def _mu(self):

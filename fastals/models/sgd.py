@@ -176,7 +176,9 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         sgd = kernels("_sgd")
         threads = min(resolve_threads(self.num_threads), -(-R.nnz // MIN_RATINGS_PER_THREAD))
         self.training_rmse_history = []
-        self._publish(P, Q, b_user, b_item)
+        # the model holds the working arrays themselves: the kernels run between Python
+        # statements, so an interrupt always leaves them at the end of an epoch
+        self._publish(P, Q, b_user, b_item, copy=False)
         start = time.perf_counter()
         with tqdm(total=self.epochs, disable=not show_progress, desc="SGD", unit="epoch") as bar:
             for epoch in range(self.epochs):
@@ -187,8 +189,10 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
                 lr, lr_b, beta, beta_b = self._rates(epoch)
                 squared_error = sgd.sgd_epoch(*source, P, Q, b_user, b_item, mu, lr, lr_b, beta,
                                               beta_b, self.biases, threads)
-                self._check_divergence(epoch, squared_error, (P, Q, b_user, b_item), lr)
-                self._publish(P, Q, b_user, b_item)
+                # a non-finite value met by any update shows in the error sum; the arrays
+                # themselves are scanned after the last epoch
+                self._check_divergence(epoch, squared_error, lr,
+                                       (P, Q, b_user, b_item) if epoch + 1 == self.epochs else ())
                 training_rmse = math.sqrt(squared_error / R.nnz)
                 self.training_rmse_history.append(training_rmse)
                 bar.set_postfix(rmse=f"{training_rmse:.4f}")
@@ -201,7 +205,7 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
                     callback(epoch, elapsed, training_rmse)
         return self
 
-    def _check_divergence(self, epoch, squared_error, arrays, lr):
+    def _check_divergence(self, epoch, squared_error, lr, arrays=()):
         if math.isfinite(squared_error) and all(np.isfinite(a).all() for a in arrays):
             return
         for name in self._state_names:
@@ -230,9 +234,11 @@ FunkSVD = SGDMatrixFactorization
 
 
 def initial_factors(rng, n_users, n_items, factors, init_std, dtype):
-    """The initial (P, Q): N(0, init_std^2) entries, drawn in float64 then cast."""
-    P = rng.normal(0.0, init_std, (n_users, factors)).astype(dtype)
-    Q = rng.normal(0.0, init_std, (n_items, factors)).astype(dtype)
+    """The initial (P, Q): N(0, init_std^2) entries, drawn directly in `dtype`."""
+    P = rng.standard_normal((n_users, factors), dtype=dtype)
+    P *= dtype(init_std)
+    Q = rng.standard_normal((n_items, factors), dtype=dtype)
+    Q *= dtype(init_std)
     return P, Q
 
 
