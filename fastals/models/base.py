@@ -12,18 +12,23 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import os
 import tempfile
+import time
 import zipfile
 from abc import ABC, abstractmethod
 
 import numpy as np
 import scipy.sparse as sp
+from tqdm.auto import tqdm
 
 from fastals._kernels import _topn
 from fastals._threads import resolve_threads
 from fastals._validation import CSR, as_csr, check_bool, check_ids, check_int
 from fastals.exceptions import ModelFileError, NotFittedError
+
+log = logging.getLogger("fastals")
 
 FORMAT_VERSION = 1
 _HEADER = "__fastals__"
@@ -289,6 +294,29 @@ class RecommenderBase(ABC):
     def _restore(self, arrays, extra):
         for name in self._state_names:
             setattr(self, name, arrays[name])
+
+
+def run_training(name, count, step, show_progress, callback, step_name="iteration",
+                 unit="it", metric="loss"):
+    """Run ``step(i)`` for i in range(count) with a progress bar, logging and a callback.
+
+    `step` does one iteration (or epoch) and returns the value to report, or None; it is
+    shown on the bar (or logged when the bar is off) as `metric`, and passed to
+    ``callback(i, seconds_since_start, value)``.
+    """
+    start = time.perf_counter()
+    with tqdm(total=count, disable=not show_progress, desc=name, unit=unit) as bar:
+        for i in range(count):
+            value = step(i)
+            if value is not None:
+                bar.set_postfix({metric: f"{value:.6g}"})
+            bar.update(1)
+            elapsed = time.perf_counter() - start
+            if not show_progress:
+                log.info("%s %s %d/%d: %.3f s%s", name, step_name, i + 1, count, elapsed,
+                         "" if value is None else f", {metric} {value:.6g}")
+            if callback is not None:
+                callback(i, elapsed, value)
 
 
 def load(path, expected=None):

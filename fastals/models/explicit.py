@@ -27,12 +27,11 @@ from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
 from fastals._validation import as_csr, check_bool, check_ids
 from fastals.exceptions import ModelFitError
-from fastals.models.factorization import MatrixFactorizationBase
+from fastals.models.factorization import MatrixFactorizationBase, raise_for_status
 
 log = logging.getLogger("fastals")
 
 _ANY_ID = np.iinfo(np.int64).max
-_STATUS_NOT_PD, _STATUS_NO_MEMORY = 1, 2
 
 
 def rmse(y_true, y_pred) -> float:
@@ -277,20 +276,6 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
         if not (np.isfinite(self.global_mean) and low <= high):
             raise ValueError("global_mean / rating_range are invalid")
         self.rating_range = (low, high)
-
-
-def raise_for_status(status, offset, side, regularization):
-    """Turn the status codes of solve_rows into an exception naming the first failed row."""
-    if not status.any():
-        return
-    failed = np.flatnonzero(status)
-    first = int(failed[0]) + offset
-    if (status == _STATUS_NO_MEMORY).any():
-        raise MemoryError(f"the ALS kernel could not allocate scratch memory ({side} {first})")
-    raise ModelFitError(
-        f"the normal equations of {len(failed)} {side}(s) are not positive definite (first: "
-        f"{side} {first}) with regularization={regularization}; raise regularization "
-        "(or use float64)")
 
 
 __all__ = ["ExplicitFactorizationBase", "as_ratings", "mae", "rmse"]

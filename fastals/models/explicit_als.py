@@ -20,12 +20,9 @@ warm-started, so L never increases). Kernels: ``fastals/_kernels/_explicit.pxi``
 """
 from __future__ import annotations
 
-import logging
 import numbers
-import time
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads, single_threaded_blas
@@ -38,10 +35,10 @@ from fastals._validation import (
     check_random_state,
 )
 from fastals.exceptions import ModelFitError
-from fastals.models.explicit import ExplicitFactorizationBase, raise_for_status
+from fastals.models.base import run_training
+from fastals.models.explicit import ExplicitFactorizationBase
+from fastals.models.factorization import raise_for_status
 from fastals.models.implicit_als import _blocks
-
-log = logging.getLogger("fastals")
 
 
 def _pair(name, value):
@@ -164,25 +161,18 @@ class ExplicitALS(ExplicitFactorizationBase):
         self._publish(X, Y, x_bias, y_bias)
         user_blocks, item_blocks = _blocks(R), _blocks(Rt)
         threads = resolve_threads(self.num_threads)
-        start = time.perf_counter()
-        with single_threaded_blas(), tqdm(total=self.iterations, disable=not show_progress,
-                                          desc="ExplicitALS", unit="it") as bar:
-            for iteration in range(self.iterations):
-                self._solve(R, user_blocks, X, x_bias, Y, y_bias, "user", threads)
-                self._solve(Rt, item_blocks, Y, y_bias, X, x_bias, "item", threads)
-                self._publish(X, Y, x_bias, y_bias)
-                loss = self._loss(R, threads) if self.calculate_training_loss else None
-                if loss is not None:
-                    self.loss_history.append(loss)
-                    bar.set_postfix(loss=f"{loss:.6g}")
-                bar.update(1)
-                elapsed = time.perf_counter() - start
-                if not show_progress:
-                    log.info("ExplicitALS iteration %d/%d: %.3f s%s", iteration + 1,
-                             self.iterations, elapsed,
-                             "" if loss is None else f", loss {loss:.6g}")
-                if callback is not None:
-                    callback(iteration, elapsed, loss)
+
+        def iteration(_):
+            self._solve(R, user_blocks, X, x_bias, Y, y_bias, "user", threads)
+            self._solve(Rt, item_blocks, Y, y_bias, X, x_bias, "item", threads)
+            self._publish(X, Y, x_bias, y_bias)  # both halves done: the new state
+            if not self.calculate_training_loss:
+                return None
+            self.loss_history.append(self._loss(R, threads))
+            return self.loss_history[-1]
+
+        with single_threaded_blas():
+            run_training("ExplicitALS", self.iterations, iteration, show_progress, callback)
         return self
 
     def _solve(self, rows_csr, blocks, X, x_bias, Y, y_bias, side, threads):

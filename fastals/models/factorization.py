@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastals.exceptions import ModelFitError
 from fastals.models.base import RecommenderBase
+
+# status codes of the per-row solve kernels (_als.pxi, _explicit.pxi)
+STATUS_NOT_POSITIVE_DEFINITE, STATUS_NO_MEMORY = 1, 2
 
 
 class MatrixFactorizationBase(RecommenderBase):
@@ -53,3 +57,17 @@ def _inverse_norms(factors):
     norms = np.linalg.norm(factors, axis=1)
     with np.errstate(divide="ignore"):
         return np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1), 0).astype(factors.dtype)
+
+
+def raise_for_status(status, offset, side, regularization):
+    """Turn the status codes of a block of row solves into an exception naming the first row."""
+    if not status.any():
+        return
+    failed = np.flatnonzero(status)
+    first = int(failed[0]) + offset
+    if (status == STATUS_NO_MEMORY).any():
+        raise MemoryError(f"the ALS kernel could not allocate scratch memory ({side} {first})")
+    raise ModelFitError(
+        f"the normal equations of {len(failed)} {side}(s) are not positive definite "
+        f"(first: {side} {first}) with regularization={regularization}; raise "
+        "regularization (or use float64)")

@@ -18,13 +18,10 @@ reference: :func:`fastals.reference.explicit.sgd_epoch`.
 """
 from __future__ import annotations
 
-import logging
 import math
 import numbers
-import time
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
@@ -37,9 +34,8 @@ from fastals._validation import (
     check_random_state,
 )
 from fastals.exceptions import ModelFitError
+from fastals.models.base import run_training
 from fastals.models.explicit import ExplicitFactorizationBase
-
-log = logging.getLogger("fastals")
 
 # Each thread gets at least this many ratings per sweep: below it, the threads' fight over
 # the same factor rows (cache lines bouncing between cores) and the start/finish of the
@@ -179,30 +175,25 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         # the model holds the working arrays themselves: the kernels run between Python
         # statements, so an interrupt always leaves them at the end of an epoch
         self._publish(P, Q, b_user, b_item, copy=False)
-        start = time.perf_counter()
-        with tqdm(total=self.epochs, disable=not show_progress, desc="SGD", unit="epoch") as bar:
-            for epoch in range(self.epochs):
-                if epoch == 0 or self.shuffle:
-                    target = buffers[epoch % len(buffers)]
-                    sgd.shuffle_ratings(*source, *target, epoch_seed(rng), threads)
-                    source = target
-                lr, lr_b, beta, beta_b = self._rates(epoch)
-                squared_error = sgd.sgd_epoch(*source, P, Q, b_user, b_item, mu, lr, lr_b, beta,
-                                              beta_b, self.biases, threads)
-                # a non-finite value met by any update shows in the error sum; the arrays
-                # themselves are scanned after the last epoch
-                self._check_divergence(epoch, squared_error, lr,
-                                       (P, Q, b_user, b_item) if epoch + 1 == self.epochs else ())
-                training_rmse = math.sqrt(squared_error / R.nnz)
-                self.training_rmse_history.append(training_rmse)
-                bar.set_postfix(rmse=f"{training_rmse:.4f}")
-                bar.update(1)
-                elapsed = time.perf_counter() - start
-                if not show_progress:
-                    log.info("SGD epoch %d/%d: %.3f s, training rmse %.4f", epoch + 1,
-                             self.epochs, elapsed, training_rmse)
-                if callback is not None:
-                    callback(epoch, elapsed, training_rmse)
+
+        def epoch(e):
+            nonlocal source
+            if e == 0 or self.shuffle:
+                target = buffers[e % len(buffers)]
+                sgd.shuffle_ratings(*source, *target, epoch_seed(rng), threads)
+                source = target
+            lr, lr_b, beta, beta_b = self._rates(e)
+            squared_error = sgd.sgd_epoch(*source, P, Q, b_user, b_item, mu, lr, lr_b, beta,
+                                          beta_b, self.biases, threads)
+            # a non-finite value met by any update shows in the error sum; the arrays
+            # themselves are scanned after the last epoch
+            self._check_divergence(e, squared_error, lr,
+                                   (P, Q, b_user, b_item) if e + 1 == self.epochs else ())
+            self.training_rmse_history.append(math.sqrt(squared_error / R.nnz))
+            return self.training_rmse_history[-1]
+
+        run_training("SGD", self.epochs, epoch, show_progress, callback, step_name="epoch",
+                     unit="epoch", metric="training rmse")
         return self
 
     def _check_divergence(self, epoch, squared_error, lr, arrays=()):
