@@ -15,11 +15,15 @@
 # solved rows into X in place; `status[row]` is set to a non-zero code on failure
 # (1: not positive definite, 2: out of memory), which the Python layer turns into errors.
 from cython.parallel cimport parallel, prange
+from libc.math cimport sqrt
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from fastals._kernels._common cimport (axpy, cholesky_factor, cholesky_solve, dot, floating,
-                                       index_t, symv)
+from fastals._kernels._common cimport (axpy, cholesky_solve_upper, dot, floating, index_t,
+                                       prefetch_row, rank_update_upper, symv)
+
+# how many stored values ahead the rows of Y are prefetched
+DEF PREFETCH_AHEAD = 4
 
 cdef enum:
     OK = 0
@@ -53,6 +57,8 @@ cdef int cg_row(floating* x, const floating* Y, const floating* gram,
     for k in range(K):
         residual[k] = -residual[k]
     for j in range(nnz):
+        if j + PREFETCH_AHEAD < nnz:
+            prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * K, K)
         y = Y + <Py_ssize_t> cols[j] * K
         confidence(values[j], alpha, &c_minus_1, &c_times_p)
         axpy(c_times_p - c_minus_1 * dot(y, x, K), y, residual, K)
@@ -66,6 +72,8 @@ cdef int cg_row(floating* x, const floating* Y, const floating* gram,
         # A_direction = A_u direction
         symv(gram, direction, A_direction, K)
         for j in range(nnz):
+            if j + PREFETCH_AHEAD < nnz:
+                prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * K, K)
             y = Y + <Py_ssize_t> cols[j] * K
             c_minus_1 = alpha * values[j] if values[j] > 0 else -alpha * values[j]
             axpy(c_minus_1 * dot(y, direction, K), y, A_direction, K)
@@ -88,49 +96,86 @@ cdef int cg_row(floating* x, const floating* Y, const floating* gram,
 
 cdef int cholesky_row(floating* x, const floating* Y, const floating* gram,
                       const index_t* cols, const floating* values, Py_ssize_t nnz,
-                      floating alpha, int K, floating* A, floating* b) noexcept nogil:
-    """Exact x = A_u^{-1} b_u: form the lower triangle of A_u, factor A_u = L L^T, solve."""
+                      floating alpha, int K, floating* A, floating* Z, int chunk) noexcept nogil:
+    """Exact x = A_u^{-1} b_u.
+
+    A_u = gram + Z^T Z with rows z_i = sqrt(c_ui - 1) y_i, gathered `chunk` rows at a time
+    and added by a register-tiled rank-k update; then A_u = U^T U and two triangular
+    solves. b_u is accumulated in x.
+    """
     cdef Py_ssize_t j
-    cdef int i
-    cdef floating c_minus_1, c_times_p
+    cdef int k, n = 0
+    cdef floating c_minus_1, c_times_p, scale
     cdef const floating* y
+    cdef floating* z
 
     memcpy(A, gram, <Py_ssize_t> K * K * sizeof(floating))
-    memset(b, 0, K * sizeof(floating))
+    memset(x, 0, K * sizeof(floating))
     for j in range(nnz):
+        if j + PREFETCH_AHEAD < nnz:
+            prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * K, K)
         y = Y + <Py_ssize_t> cols[j] * K
         confidence(values[j], alpha, &c_minus_1, &c_times_p)
         if c_times_p != 0:
-            axpy(c_times_p, y, b, K)
+            axpy(c_times_p, y, x, K)
         if c_minus_1 != 0:
-            for i in range(K):
-                axpy(c_minus_1 * y[i], y, A + <Py_ssize_t> i * K, i + 1)
-    if not cholesky_factor(A, K):
-        return NOT_POSITIVE_DEFINITE
-    cholesky_solve(A, b, x, K)
-    return OK
+            scale = sqrt(c_minus_1)
+            z = Z + <Py_ssize_t> n * K
+            for k in range(K):
+                z[k] = scale * y[k]
+            n += 1
+            if n == chunk:
+                rank_update_upper(A, Z, n, K)
+                n = 0
+    if n:
+        rank_update_upper(A, Z, n, K)
+    return OK if cholesky_solve_upper(A, x, K) else NOT_POSITIVE_DEFINITE
 
 
 def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floating[::1] values,
              floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::1] gram,
              floating alpha, int cg_steps, int num_threads, signed char[::1] status):
-    """Update every row of X in place by `cg_steps` CG steps on its normal equations."""
-    cdef Py_ssize_t n_rows = X.shape[0], u
+    """Update every row of X in place by `cg_steps` CG steps on its normal equations.
+
+    Rows with up to `gather_rows` stored values first copy their rows of Y into a
+    contiguous per-thread buffer, so that the cg_steps + 1 passes over them read
+    sequential memory instead of gathering from all of Y each time.
+    """
+    cdef Py_ssize_t n_rows = X.shape[0], u, j, i, nnz
     cdef int K = X.shape[1]
+    cdef Py_ssize_t gather_rows = max(64, (1 << 18) // (K * sizeof(floating)))
     cdef floating* scratch
+    cdef floating* gathered
+    cdef index_t* identity
     with nogil, parallel(num_threads=num_threads):
-        scratch = <floating*> malloc(3 * K * sizeof(floating))
+        scratch = <floating*> malloc((3 * K + gather_rows * K) * sizeof(floating))
+        identity = <index_t*> malloc(gather_rows * sizeof(index_t))
         try:
+            if identity != NULL:
+                for i in range(gather_rows):
+                    identity[i] = i
             for u in prange(n_rows, schedule="dynamic", chunksize=8):
-                if scratch == NULL:
+                if scratch == NULL or identity == NULL:
                     status[u] = OUT_OF_MEMORY
                     continue
-                status[u] = cg_row(&X[u, 0], &Y[0, 0], &gram[0, 0],
-                                   &indices[0] + indptr[u], &values[0] + indptr[u],
-                                   indptr[u + 1] - indptr[u], alpha, K, cg_steps,
-                                   scratch, scratch + K, scratch + 2 * K)
+                nnz = indptr[u + 1] - indptr[u]
+                if nnz > gather_rows:
+                    status[u] = cg_row(&X[u, 0], &Y[0, 0], &gram[0, 0],
+                                       &indices[0] + indptr[u], &values[0] + indptr[u],
+                                       nnz, alpha, K, cg_steps,
+                                       scratch, scratch + K, scratch + 2 * K)
+                else:
+                    gathered = scratch + 3 * K
+                    for j in range(nnz):
+                        memcpy(gathered + j * K, &Y[indices[indptr[u] + j], 0],
+                               K * sizeof(floating))
+                    status[u] = cg_row(&X[u, 0], gathered, &gram[0, 0],
+                                       identity, &values[0] + indptr[u],
+                                       nnz, alpha, K, cg_steps,
+                                       scratch, scratch + K, scratch + 2 * K)
         finally:
             free(scratch)
+            free(identity)
 
 
 def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
@@ -140,9 +185,11 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
     """Overwrite every row of X with the exact solution of its normal equations."""
     cdef Py_ssize_t n_rows = X.shape[0], u
     cdef int K = X.shape[1]
+    cdef int chunk = max(16, 8192 // K)
     cdef floating* scratch
     with nogil, parallel(num_threads=num_threads):
-        scratch = <floating*> malloc((<Py_ssize_t> K * K + K) * sizeof(floating))
+        scratch = <floating*> malloc((<Py_ssize_t> K * K + <Py_ssize_t> chunk * K)
+                                     * sizeof(floating))
         try:
             for u in prange(n_rows, schedule="dynamic", chunksize=8):
                 if scratch == NULL:
@@ -151,7 +198,7 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
                 status[u] = cholesky_row(&X[u, 0], &Y[0, 0], &gram[0, 0],
                                          &indices[0] + indptr[u], &values[0] + indptr[u],
                                          indptr[u + 1] - indptr[u], alpha, K,
-                                         scratch, scratch + <Py_ssize_t> K * K)
+                                         scratch, scratch + <Py_ssize_t> K * K, chunk)
         finally:
             free(scratch)
 

@@ -5,6 +5,17 @@
 # built for (see setup.py), so one source serves SSE2, AVX2 and AVX-512 builds.
 from libc.math cimport sqrt
 from libc.stdint cimport int32_t, int64_t
+from libc.string cimport memset
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define FASTALS_PREFETCH(p) __builtin_prefetch((const void*)(p), 0, 3)
+    #else
+    #define FASTALS_PREFETCH(p) ((void)0)
+    #endif
+    """
+    void prefetch "FASTALS_PREFETCH"(const void* p) noexcept nogil
 
 ctypedef fused floating:
     float
@@ -30,52 +41,96 @@ cdef inline void axpy(floating alpha, const floating* x, floating* y, int n) noe
         y[i] = y[i] + alpha * x[i]
 
 
+cdef extern from "microkernels.h" nogil:
+    void tile_f32 "fastals_tile_f32"(float* C, Py_ssize_t ldc, const float* A, Py_ssize_t lda,
+                                     const float* B, Py_ssize_t ldb, Py_ssize_t n)
+    void tile_f64 "fastals_tile_f64"(double* C, Py_ssize_t ldc, const double* A, Py_ssize_t lda,
+                                     const double* B, Py_ssize_t ldb, Py_ssize_t n)
+    void row_f32 "fastals_row_f32"(float* c, const float* a, const float* B, Py_ssize_t ldb,
+                                   Py_ssize_t n)
+    void row_f64 "fastals_row_f64"(double* c, const double* a, const double* B, Py_ssize_t ldb,
+                                   Py_ssize_t n)
+
+
 cdef inline void symv(const floating* A, const floating* x, floating* out, int n) noexcept nogil:
-    """out = A @ x for a dense symmetric row-major n x n matrix A."""
-    cdef int i
-    for i in range(n):
+    """out = A @ x for a dense symmetric row-major n x n matrix A.
+
+    Since A is symmetric, out[i:i+16] = sum_j x[j] A[j, i:i+16]: 16 outputs at a time in
+    one register (microkernels.h); the last n % 16 outputs are dot products.
+    """
+    cdef int i, full = n - n % 16
+    for i in range(0, full, 16):
+        if floating is float:
+            row_f32(out + i, x, A + i, n, n)
+        else:
+            row_f64(out + i, x, A + i, n, n)
+    for i in range(full, n):
         out[i] = dot(A + <Py_ssize_t> i * n, x, n)
 
 
-cdef inline bint cholesky_factor(floating* A, int n) noexcept nogil:
-    """Factor the row-major n x n symmetric matrix A = L L^T in place.
+cdef inline void prefetch_row(const floating* row, int n) noexcept nogil:
+    """Ask for the cache lines of a row that will be read soon."""
+    cdef Py_ssize_t offset
+    for offset in range(0, n * sizeof(floating), 64):
+        prefetch(<const char*> row + offset)
 
-    Only the lower triangle of A is read. On return the lower triangle holds L and the strict
-    upper triangle holds L^T (row k of L^T is column k of L, kept contiguous so that both the
-    trailing updates here and the back substitution of cholesky_solve run over contiguous
-    memory). Right-looking: after column k is scaled, every row below is updated at once,
-    so there is no serial chain of divisions. Returns False when A is not (numerically)
-    positive definite.
+
+cdef inline void tile(floating* C, Py_ssize_t ldc, const floating* A, Py_ssize_t lda,
+                      const floating* B, Py_ssize_t ldb, Py_ssize_t n) noexcept nogil:
+    """C[r, v] += sum_j A[j, r] B[j, v] for a 4 x 16 tile (see microkernels.h)."""
+    if floating is float:
+        tile_f32(C, ldc, A, lda, B, ldb, n)
+    else:
+        tile_f64(C, ldc, A, lda, B, ldb, n)
+
+
+# --- dense solves shared by the ALS kernels (_als.pxi, _explicit.pxi) -------------------
+
+cdef inline void rank_update_upper(floating* A, const floating* Z, Py_ssize_t n,
+                                   int K) noexcept nogil:
+    """A[i, k] += sum_j Z[j, i] Z[j, k] for k >= i: the upper triangle of A += Z^T Z.
+
+    A is K x K and Z is n x K, both row-major. Full tiles of 4 rows x 16 columns keep their
+    sums in registers while streaming over the n rows of Z (microkernels.h); edge tiles
+    fall back to axpy.
     """
-    cdef int i, j, k
-    cdef floating pivot, inverse, value, l_ik
-    cdef floating* row
-    cdef const floating* column
-    for k in range(n):
-        pivot = A[k * n + k]
-        if not pivot > 0:
+    cdef int i0, k0, r, rows, width
+    cdef Py_ssize_t j
+    cdef const floating* z
+    for i0 in range(0, K, 4):
+        rows = min(4, K - i0)
+        for k0 in range(i0, K, 16):
+            width = min(16, K - k0)
+            if rows == 4 and width == 16:
+                tile(A + <Py_ssize_t> i0 * K + k0, K, Z + i0, K, Z + k0, K, n)
+            else:
+                for r in range(rows):
+                    for j in range(n):
+                        z = Z + j * K
+                        axpy(z[i0 + r], z + k0, A + <Py_ssize_t> (i0 + r) * K + k0, width)
+
+
+cdef inline bint cholesky_solve_upper(floating* A, floating* b, int K) noexcept nogil:
+    """Solve A x = b in place (x in b), A symmetric positive definite given by its upper
+    triangle (row-major). A is overwritten by U with A = U^T U (right-looking Cholesky: each
+    step is a contiguous axpy, no reductions). Returns False if A is not positive definite."""
+    cdef int i, k
+    cdef floating d
+    cdef floating* row_k
+    for k in range(K):
+        row_k = A + <Py_ssize_t> k * K
+        if not row_k[k] > 0:
             return False
-        pivot = sqrt(pivot)
-        A[k * n + k] = pivot
-        inverse = 1 / pivot
-        for j in range(k + 1, n):
-            value = A[j * n + k] * inverse
-            A[j * n + k] = value
-            A[k * n + j] = value
-        column = A + <Py_ssize_t> k * n  # column[j] = L[j, k] for j > k
-        for i in range(k + 1, n):
-            l_ik = column[i]
-            row = A + <Py_ssize_t> i * n
-            for j in range(k + 1, i + 1):
-                row[j] = row[j] - l_ik * column[j]
+        d = sqrt(row_k[k])
+        row_k[k] = d
+        for i in range(k + 1, K):
+            row_k[i] = row_k[i] / d
+        for i in range(k + 1, K):
+            axpy(-row_k[i], row_k + i, A + <Py_ssize_t> i * K + i, K - i)
+    # U^T z = b (forward, by columns of U^T = rows of U), then U x = z (backward)
+    for k in range(K):
+        b[k] = b[k] / A[k * K + k]
+        axpy(-b[k], A + <Py_ssize_t> k * K + k + 1, b + k + 1, K - k - 1)
+    for i in range(K - 1, -1, -1):
+        b[i] = (b[i] - dot(A + <Py_ssize_t> i * K + i + 1, b + i + 1, K - i - 1)) / A[i * K + i]
     return True
-
-
-cdef inline void cholesky_solve(const floating* L, const floating* b, floating* x,
-                                int n) noexcept nogil:
-    """x = (L L^T)^{-1} b with L from cholesky_factor: L z = b, then L^T x = z (x may alias b)."""
-    cdef int i
-    for i in range(n):
-        x[i] = (b[i] - dot(L + <Py_ssize_t> i * n, x, i)) / L[i * n + i]
-    for i in range(n - 1, -1, -1):
-        x[i] = (x[i] - dot(L + <Py_ssize_t> i * n + i + 1, x + i + 1, n - i - 1)) / L[i * n + i]

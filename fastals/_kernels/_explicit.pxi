@@ -24,86 +24,64 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from fastals._kernels._common cimport (axpy, cholesky_factor, cholesky_solve, dot, floating,
-                                       index_t)
+from fastals._kernels._common cimport (axpy, cholesky_solve_upper, dot, floating, index_t,
+                                       prefetch_row, rank_update_upper)
 
 cdef enum:
     OK = 0
     NOT_POSITIVE_DEFINITE = 1
     OUT_OF_MEMORY = 2
-    # rank of the blocked update of A_u: four ratings per pass over the triangle
-    RANK = 4
+    # how many ratings ahead the rows of Y are prefetched
+    PREFETCH_AHEAD = 4
     # coordinate-descent sweeps of the non-negative solve before giving up on the tolerance
     MAX_SWEEPS = 1000
 
 
-cdef inline void rank4_update(floating* A, floating* b, const floating* Z, const floating* t,
-                              int D) noexcept nogil:
-    """A += sum_s z_s z_s^T (lower triangle) and b += sum_s t_s z_s over the 4 rows z_s of Z.
-
-    Row a is updated up to column a rounded up to a whole 64-byte vector, so the loop has no
-    scalar remainder; the few upper-triangle values this also writes are never read.
-    """
-    cdef const floating* z0 = Z
-    cdef const floating* z1 = Z + D
-    cdef const floating* z2 = Z + 2 * D
-    cdef const floating* z3 = Z + 3 * D
-    cdef floating* row
-    cdef floating c0, c1, c2, c3
-    cdef int a, c, stop
-    cdef int width = 64 // sizeof(floating)
-    for a in range(D):
-        row = A + <Py_ssize_t> a * D
-        c0 = z0[a]
-        c1 = z1[a]
-        c2 = z2[a]
-        c3 = z3[a]
-        stop = min(D, (a + width) // width * width)
-        for c in range(stop):
-            row[c] = row[c] + (c0 * z0[c] + c1 * z1[c]) + (c2 * z2[c] + c3 * z3[c])
-    for c in range(D):
-        b[c] = b[c] + (t[0] * z0[c] + t[1] * z1[c]) + (t[2] * z2[c] + t[3] * z3[c])
-
-
 cdef void normal_equations(floating* A, floating* b, const floating* Y, const floating* y_bias,
                            const index_t* cols, const floating* ratings, Py_ssize_t n,
-                           floating mu, bint biases, int K, floating* Z) noexcept nogil:
-    """A = sum_j z_j z_j^T (lower triangle), b = sum_j t_j z_j, without regularisation."""
+                           floating mu, bint biases, int K, floating* Z, int chunk) noexcept nogil:
+    """Upper triangle of A = sum_j z_j z_j^T and b = sum_j t_j z_j, without regularisation.
+
+    The z_j are gathered `chunk` at a time into Z and added by the register-tiled rank-k
+    update shared with the implicit ALS kernels.
+    """
     cdef int D = K + biases
     cdef Py_ssize_t j
-    cdef int s, filled = 0
-    cdef floating t[RANK]
+    cdef int filled = 0
+    cdef floating target
+    cdef floating* z
     memset(A, 0, <Py_ssize_t> D * D * sizeof(floating))
     memset(b, 0, D * sizeof(floating))
     for j in range(n):
-        memcpy(Z + filled * D, Y + <Py_ssize_t> cols[j] * K, K * sizeof(floating))
-        t[filled] = ratings[j]
+        if j + PREFETCH_AHEAD < n:
+            prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * K, K)
+        z = Z + <Py_ssize_t> filled * D
+        memcpy(z, Y + <Py_ssize_t> cols[j] * K, K * sizeof(floating))
+        target = ratings[j]
         if biases:
-            Z[filled * D + K] = 1
-            t[filled] = ratings[j] - mu - y_bias[cols[j]]
+            z[K] = 1
+            target = ratings[j] - mu - y_bias[cols[j]]
+        axpy(target, z, b, D)
         filled += 1
-        if filled == RANK:
-            rank4_update(A, b, Z, t, D)
+        if filled == chunk:
+            rank_update_upper(A, Z, filled, D)
             filled = 0
     if filled:
-        for s in range(filled, RANK):  # pad the last block with zero rows
-            memset(Z + s * D, 0, D * sizeof(floating))
-            t[s] = 0
-        rank4_update(A, b, Z, t, D)
+        rank_update_upper(A, Z, filled, D)
 
 
 cdef int nonnegative_solve(floating* A, const floating* b, floating* w, int D, int K,
                            floating tolerance, floating* gradient) noexcept nogil:
     """argmin_{w[:K] >= 0} 1/2 w^T A w - b^T w by cyclic coordinate descent, warm-started from w.
 
-    A is symmetric positive definite with only its lower triangle filled on entry (it is
+    A is symmetric positive definite with its upper triangle filled on entry (it is
     mirrored here). Each coordinate step is exact, so the objective never increases.
     """
     cdef int i, k, sweep
     cdef floating old, new, change, largest_change, largest
     for i in range(D):
         for k in range(i):
-            A[k * D + i] = A[i * D + k]
+            A[i * D + k] = A[k * D + i]
         if not A[i * D + i] > 0:
             return NOT_POSITIVE_DEFINITE
     for i in range(K):
@@ -133,34 +111,33 @@ cdef int nonnegative_solve(floating* A, const floating* b, floating* w, int D, i
 cdef int solve_row(floating* x, floating* x_bias, const floating* Y, const floating* y_bias,
                    const index_t* cols, const floating* ratings, Py_ssize_t n,
                    floating mu, floating reg, floating reg_bias, bint weighted, bint biases,
-                   bint nonnegative, floating tolerance, int K, floating* scratch) noexcept nogil:
+                   bint nonnegative, floating tolerance, int K, floating* scratch,
+                   int chunk) noexcept nogil:
     """Solve row u (module notation) into x (and x_bias[0] with biases)."""
     cdef int D = K + biases, i
     cdef floating scale = n if weighted else 1
     cdef floating* A = scratch
-    cdef floating* b = A + <Py_ssize_t> D * D
-    cdef floating* w = b + D
-    cdef floating* Z = w + D  # RANK * D values; also the gradient of the non-negative solve
+    cdef floating* w = A + <Py_ssize_t> D * D  # b, then the solution
+    cdef floating* Z = w + D  # chunk * D gathered rows; then the gradient of the NNLS solve
     if n == 0:
         memset(x, 0, K * sizeof(floating))
         if biases:
             x_bias[0] = 0
         return OK
-    normal_equations(A, b, Y, y_bias, cols, ratings, n, mu, biases, K, Z)
+    normal_equations(A, w, Y, y_bias, cols, ratings, n, mu, biases, K, Z, chunk)
     for i in range(K):
         A[i * D + i] = A[i * D + i] + reg * scale
     if biases:
         A[K * D + K] = A[K * D + K] + reg_bias * scale
     if nonnegative:
-        memcpy(w, x, K * sizeof(floating))
+        memcpy(Z, w, D * sizeof(floating))  # b
+        memcpy(w, x, K * sizeof(floating))  # warm start
         if biases:
             w[K] = x_bias[0]
-        if nonnegative_solve(A, b, w, D, K, tolerance, Z) != OK:
+        if nonnegative_solve(A, Z, w, D, K, tolerance, Z + D) != OK:
             return NOT_POSITIVE_DEFINITE
-    else:
-        if not cholesky_factor(A, D):
-            return NOT_POSITIVE_DEFINITE
-        cholesky_solve(A, b, w, D)
+    elif not cholesky_solve_upper(A, w, D):
+        return NOT_POSITIVE_DEFINITE
     memcpy(x, w, K * sizeof(floating))
     if biases:
         x_bias[0] = w[K]
@@ -181,10 +158,12 @@ def solve_rows(const index_t[::1] indptr, const index_t[::1] indices,
     cdef Py_ssize_t n_rows = X.shape[0], u
     cdef int K = X.shape[1]
     cdef int D = K + biases
+    cdef int chunk = max(16, 8192 // D)
     cdef floating tolerance = 1e-6 if sizeof(floating) == 4 else 1e-12
     cdef floating* scratch
     with nogil, parallel(num_threads=num_threads):
-        scratch = <floating*> malloc((<Py_ssize_t> D * D + (RANK + 2) * D) * sizeof(floating))
+        scratch = <floating*> malloc((<Py_ssize_t> D * D + (<Py_ssize_t> chunk + 1) * D)
+                                     * sizeof(floating))
         try:
             for u in prange(n_rows, schedule="dynamic", chunksize=8):
                 if scratch == NULL:
@@ -194,7 +173,7 @@ def solve_rows(const index_t[::1] indptr, const index_t[::1] indices,
                                       &indices[0] + indptr[u], &ratings[0] + indptr[u],
                                       indptr[u + 1] - indptr[u], mu, regularization,
                                       bias_regularization, weighted, biases, nonnegative,
-                                      tolerance, K, scratch)
+                                      tolerance, K, scratch, chunk)
         finally:
             free(scratch)
 

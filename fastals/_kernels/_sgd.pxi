@@ -21,17 +21,7 @@ from libc.stdint cimport int64_t, uint64_t
 
 import numpy as np
 
-from fastals._kernels._common cimport dot, floating, index_t
-
-cdef extern from *:
-    """
-    #if defined(__GNUC__) || defined(__clang__)
-    #define fastals_prefetch(p) __builtin_prefetch((const void*)(p), 1, 3)
-    #else
-    #define fastals_prefetch(p) ((void)0)
-    #endif
-    """
-    void fastals_prefetch(const void* p) noexcept nogil
+from fastals._kernels._common cimport dot, floating, index_t, prefetch_row
 
 cdef enum:
     # ratings ahead of the current one whose factor rows are prefetched
@@ -39,12 +29,6 @@ cdef enum:
     # ratings a thread takes at a time (dynamic schedule: a thread slowed down by another
     # process on its core does not hold up the others)
     CHUNK = 8192
-
-
-cdef inline void prefetch_row(const void* row, Py_ssize_t nbytes) noexcept nogil:
-    cdef Py_ssize_t offset
-    for offset in range(0, nbytes, 64):  # one prefetch per 64-byte cache line
-        fastals_prefetch(<const char*> row + offset)
 
 
 cdef inline void update_factors(floating* p, floating* q, floating two_error, floating lr,
@@ -71,7 +55,6 @@ def sgd_epoch(const index_t[::1] users, const index_t[::1] items, const floating
     """
     cdef Py_ssize_t n = users.shape[0], t, ahead
     cdef int K = P.shape[1]
-    cdef Py_ssize_t row_bytes = K * sizeof(floating)
     cdef floating* p
     cdef floating* q
     cdef floating error, two_error, b_u, b_i
@@ -81,8 +64,8 @@ def sgd_epoch(const index_t[::1] users, const index_t[::1] items, const floating
         for t in prange(n, num_threads=num_threads, schedule="dynamic", chunksize=CHUNK):
             ahead = t + PREFETCH_DISTANCE
             if ahead < n:
-                prefetch_row(&P[0, 0] + <Py_ssize_t> users[ahead] * K, row_bytes)
-                prefetch_row(&Q[0, 0] + <Py_ssize_t> items[ahead] * K, row_bytes)
+                prefetch_row(&P[0, 0] + <Py_ssize_t> users[ahead] * K, K)
+                prefetch_row(&Q[0, 0] + <Py_ssize_t> items[ahead] * K, K)
             u = users[t]
             i = items[t]
             p = &P[0, 0] + <Py_ssize_t> u * K

@@ -27,6 +27,7 @@ from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
 from fastals._validation import as_csr, check_bool, check_ids
 from fastals.exceptions import ModelFitError
+from fastals.models.base import FactorScores
 from fastals.models.factorization import MatrixFactorizationBase, raise_for_status
 
 log = logging.getLogger("fastals")
@@ -215,22 +216,30 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
 
     # --- ranking: biases enter through augmented factors -------------------------------------
     def _item_block(self, candidates):
+        """[y_i, c_i, 1] per candidate item, transposed (the top-N kernel's layout)."""
+        if candidates is None:
+            return self._derived("items_augmented_t", self.item_factors,
+                                 lambda _: self._augmented_items(None))
+        return self._augmented_items(candidates)
+
+    def _augmented_items(self, candidates):
         Y, c = self.item_factors, self.item_bias
         if candidates is not None:
             Y, c = Y[candidates], c[candidates]
-        if not self.biases:
-            return Y
-        return np.hstack([Y, c[:, None], np.ones((len(c), 1), dtype=Y.dtype)])
+        if self.biases:
+            Y = np.hstack([Y, c[:, None], np.ones((len(c), 1), dtype=Y.dtype)])
+        return np.ascontiguousarray(Y.T)
 
     def _user_scores(self, userids, rows, item_block, recalculate):
+        """[x_u, 1, mu + b_u] . [y_i, c_i, 1] = the predicted rating, unclipped."""
         if recalculate:
             X, b = self._recalculate_users(rows)
         else:
             X, b = self.user_factors[userids], self.user_bias[userids]
         if self.biases:
             X = np.hstack([X, np.ones((len(b), 1), dtype=X.dtype),
-                           (self.global_mean + b)[:, None].astype(X.dtype)])
-        return X @ item_block.T
+                           (self.global_mean + b.astype(np.float64))[:, None].astype(X.dtype)])
+        return FactorScores(X, item_block)
 
     # --- fold-in -------------------------------------------------------------------------------
     def _fold_in_regularization(self):

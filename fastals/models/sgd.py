@@ -190,6 +190,7 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
             self._check_divergence(e, squared_error, lr,
                                    (P, Q, b_user, b_item) if e + 1 == self.epochs else ())
             self.training_rmse_history.append(math.sqrt(squared_error / R.nnz))
+            self.clear_cache()  # the factors changed in place
             return self.training_rmse_history[-1]
 
         run_training("SGD", self.epochs, epoch, show_progress, callback, step_name="epoch",
