@@ -27,6 +27,7 @@ import numpy as np
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads, single_threaded_blas
 from fastals._validation import (
+    all_finite,
     check_bool,
     check_dtype,
     check_float,
@@ -38,6 +39,8 @@ from fastals.exceptions import ModelFitError
 from fastals.models.base import run_training
 from fastals.models.explicit import ExplicitFactorizationBase
 from fastals.models.factorization import raise_for_status
+
+kernels("_explicit")  # load the kernel build now, not inside the first fit
 from fastals.models.implicit_als import _blocks
 
 
@@ -139,8 +142,9 @@ class ExplicitALS(ExplicitFactorizationBase):
 
         Starts from fresh random item factors on every call; the input is never modified.
         `callback(iteration, seconds, loss)` is called after each iteration (loss is None
-        unless calculate_training_loss). Returns self. If interrupted (Ctrl-C), the model
-        keeps the last completed iteration.
+        unless calculate_training_loss). Returns self. The factors are solved in place (no
+        second copy): if interrupted (Ctrl-C), the model holds them as far as they got, a
+        usable model that is between two iterations.
         """
         self._check_params()
         check_bool("show_progress", show_progress)
@@ -158,14 +162,15 @@ class ExplicitALS(ExplicitFactorizationBase):
         if self.nonnegative:  # the NNLS solve warm-starts from X: start it feasible, non-zero
             X[:] = np.abs(rng.standard_normal((n_users, K)) / np.sqrt(K))
         self.loss_history = []
-        self._publish(X, Y, x_bias, y_bias)
+        # solved in place (no second copy of the factors: memory stays ~ input + factors)
+        self._publish(X, Y, x_bias, y_bias, copy=False)
         user_blocks, item_blocks = _blocks(R), _blocks(Rt)
         threads = resolve_threads(self.num_threads)
 
         def iteration(_):
             self._solve(R, user_blocks, X, x_bias, Y, y_bias, "user", threads)
             self._solve(Rt, item_blocks, Y, y_bias, X, x_bias, "item", threads)
-            self._publish(X, Y, x_bias, y_bias)  # both halves done: the new state
+            self.clear_cache()  # the factors changed in place
             if not self.calculate_training_loss:
                 return None
             self.loss_history.append(self._loss(R, threads))
@@ -191,7 +196,7 @@ class ExplicitALS(ExplicitFactorizationBase):
             if status.any() and self._overflows(Y, rows_csr):
                 raise self._overflow_error(side)  # the magnitude, not the regularisation
             raise_for_status(status, lo, side, self.regularization)
-        if not (np.isfinite(X).all() and np.isfinite(x_bias).all()):
+        if not (all_finite(X) and all_finite(x_bias)):
             raise self._overflow_error(side)
 
     def _overflow_error(self, side):

@@ -26,6 +26,7 @@ import numpy as np
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
 from fastals._validation import (
+    all_finite,
     check_bool,
     check_dtype,
     check_float,
@@ -36,6 +37,8 @@ from fastals._validation import (
 from fastals.exceptions import ModelFitError
 from fastals.models.base import run_training
 from fastals.models.explicit import ExplicitFactorizationBase
+
+kernels("_sgd")  # load the kernel build now, not inside the first fit
 
 # Each thread gets at least this many ratings per sweep: below it, the threads' fight over
 # the same factor rows (cache lines bouncing between cores) and the start/finish of the
@@ -198,7 +201,7 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         return self
 
     def _check_divergence(self, epoch, squared_error, lr, arrays=()):
-        if math.isfinite(squared_error) and all(np.isfinite(a).all() for a in arrays):
+        if math.isfinite(squared_error) and all(all_finite(a) for a in arrays):
             return
         for name in self._state_names:
             setattr(self, name, None)
