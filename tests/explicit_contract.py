@@ -1,9 +1,11 @@
 """Behaviour every explicit-ratings model shows (ExplicitALS, SGDMatrixFactorization).
 
-A test file subclasses :class:`ExplicitModelContract` and defines ``model_class``,
-``make(**params)`` (a model that fits the small matrices below well), ``recovery_params``
-(near-exact fit of a noise-free low-rank matrix) and the MovieLens 100K threshold, which the
-class defaults must meet.
+:class:`ExplicitModelContract` extends the recommender mixin every fastals model runs
+(recommender_base_test.py) with what explicit ratings add: predict, the unknown-id
+fallback, RMSE/MAE, stored zeros as ratings, duplicates refused. A test file subclasses it
+and defines ``model_class``, ``make(**params)`` (a model that fits the small matrices below
+well), ``recovery_params`` (near-exact fit of a noise-free low-rank matrix) and the
+MovieLens 100K threshold, which the class defaults must meet.
 """
 import warnings
 
@@ -14,6 +16,7 @@ import scipy.sparse as sp
 import fastals
 from fastals.datasets import MOVIELENS_100K_SPLITS, load_movielens_100k_split
 from fastals.exceptions import IdOutOfRangeError, NotFittedError
+from recommender_base_test import RecommenderBaseTestMixin
 
 
 def low_rank_ratings(n_users, n_items, rank, density, seed, noise=0.0, offset=3.0):
@@ -36,7 +39,16 @@ def star_ratings(n_users=60, n_items=40, density=0.25, seed=0):
     return observed
 
 
-class ExplicitModelContract:
+def checkerboard_ratings(n):
+    """n x n stars: 5 where u + i is even, 1 where odd. The diagonal (a 5) is not rated, nor
+    are half the 1s (u + i = 3 mod 4), so each user's best unrated item is the diagonal."""
+    u, i = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    stars = np.where((u + i) % 2 == 0, 5.0, 1.0)
+    rated = (u != i) & ((u + i) % 4 != 3)
+    return sp.csr_matrix((stars[rated], (u[rated], i[rated])), shape=(n, n))
+
+
+class ExplicitModelContract(RecommenderBaseTestMixin):
     model_class = None  # the class under test
     movielens_threshold = None  # mean test RMSE over u1..u5 with the class defaults
 
@@ -45,14 +57,30 @@ class ExplicitModelContract:
 
     recovery_params: dict = {}
 
+    # --- the shared recommender mixin, on explicit ratings ---------------------------------
+    def make_model(self):
+        return self.make(factors=2, random_state=0)
+
+    def fitted(self, data=None):
+        data = checkerboard_ratings(self.n) if data is None else data
+        return self.make_model().fit(data, show_progress=False), data
+
+    def test_input_not_modified(self):
+        """(The mixin's version stores a pair twice, which explicit ratings refuse.)"""
+        ratings = sp.coo_matrix(star_ratings())
+        before = (ratings.row.copy(), ratings.col.copy(), ratings.data.copy())
+        self.make(random_state=0).fit(ratings, show_progress=False)
+        for a, b in zip(before, (ratings.row, ratings.col, ratings.data)):
+            np.testing.assert_array_equal(a, b)
+
     @pytest.fixture(scope="class")
-    def fitted(self):
+    def star_model(self):
         ratings = star_ratings()
         return self.make(random_state=0).fit(ratings, show_progress=False), ratings
 
     # --- predict --------------------------------------------------------------------------------
-    def test_predict_is_the_model_formula(self, fitted):
-        model, ratings = fitted
+    def test_predict_is_the_model_formula(self, star_model):
+        model, ratings = star_model
         users, items = np.array([0, 5, 7]), np.array([1, 2, 39])
         expected = model.global_mean * model.biases + model.user_bias[users] \
             + model.item_bias[items] + np.sum(model.user_factors[users]
@@ -64,8 +92,8 @@ class ExplicitModelContract:
         np.testing.assert_allclose(clipped, np.clip(got, 1, 5))
         assert model.rating_range == (1.0, 5.0)
 
-    def test_predict_scalars_and_broadcasting(self, fitted):
-        model, _ = fitted
+    def test_predict_scalars_and_broadcasting(self, star_model):
+        model, _ = star_model
         single = model.predict(3, 4)
         assert isinstance(single, float)
         row = model.predict(3, [4, 5, 6])
@@ -101,8 +129,8 @@ class ExplicitModelContract:
         report = model.evaluate(test)
         assert report["n_unknown"] == 1 and report["n_ratings"] == 2
 
-    def test_predict_rejects_bad_ids(self, fitted):
-        model, _ = fitted
+    def test_predict_rejects_bad_ids(self, star_model):
+        model, _ = star_model
         with pytest.raises(ValueError, match="same length, got 2 and 3"):
             model.predict([0, 1], [0, 1, 2])
         with pytest.raises(IdOutOfRangeError, match="user_ids -1"):
@@ -117,8 +145,8 @@ class ExplicitModelContract:
             model.predict(0, 0, clip="yes")
 
     # --- evaluation ------------------------------------------------------------------------------
-    def test_rmse_and_mae_match_predictions(self, fitted):
-        model, ratings = fitted
+    def test_rmse_and_mae_match_predictions(self, star_model):
+        model, ratings = star_model
         coo = ratings.tocoo()
         predictions = model.predict(coo.row, coo.col)
         errors = coo.data - predictions
@@ -133,8 +161,8 @@ class ExplicitModelContract:
             fastals.models.explicit.mae([1, 2], [1])
 
     # --- the shared recommender contract --------------------------------------------------------
-    def test_recommend_ranks_by_predicted_rating(self, fitted):
-        model, ratings = fitted
+    def test_recommend_ranks_by_predicted_rating(self, star_model):
+        model, ratings = star_model
         ids, scores = model.recommend(2, ratings[2], N=10)
         assert len(ids) == 10 and np.all(np.diff(scores) <= 0)
         assert not set(ids) & set(ratings[2].indices)
@@ -147,22 +175,16 @@ class ExplicitModelContract:
         with pytest.raises(IdOutOfRangeError):
             model.recommend(60, ratings[0])
 
-    def test_recommend_recalculates_users_from_their_ratings(self, fitted):
-        model, ratings = fitted
+    def test_recommend_recalculates_users_from_their_ratings(self, star_model):
+        model, ratings = star_model
         new_user = sp.csr_matrix(([5.0, 5.0, 1.0], ([0, 0, 0], [1, 2, 3])), shape=(1, 40))
         ids, scores = model.recommend(1000, new_user, N=5, recalculate_user=True)
         assert len(ids) == 5 and np.isfinite(scores).all() and not {1, 2, 3} & set(ids)
         known, known_scores = model.recommend(4, ratings, N=5, recalculate_user=True)
         assert np.isfinite(known_scores).all()
 
-    def test_similar_items(self, fitted):
-        model, _ = fitted
-        ids, scores = model.similar_items(3, N=5)
-        assert ids[0] == 3 and scores[0] == pytest.approx(1.0, abs=1e-5)
-        assert np.all(np.diff(scores) <= 1e-6)
-
-    def test_save_and_load(self, fitted, tmp_path):
-        model, ratings = fitted
+    def test_save_and_load(self, star_model, tmp_path):
+        model, ratings = star_model
         path = model.save(tmp_path / "model")
         loaded = fastals.load(path)
         assert type(loaded) is type(model) and loaded.get_params() == model.get_params()
@@ -180,13 +202,6 @@ class ExplicitModelContract:
             self.make().rmse(star_ratings())
 
     # --- ratings input ------------------------------------------------------------------------
-    def test_input_is_not_modified(self):
-        ratings = sp.coo_matrix(star_ratings())
-        before = (ratings.row.copy(), ratings.col.copy(), ratings.data.copy())
-        self.make(random_state=0).fit(ratings, show_progress=False)
-        for a, b in zip(before, (ratings.row, ratings.col, ratings.data)):
-            np.testing.assert_array_equal(a, b)
-
     def test_a_stored_zero_is_a_rating(self):
         ratings = star_ratings()
         ratings.data -= 1  # ratings 0..4: some stored zeros
