@@ -25,17 +25,14 @@ scaling (fastals ``weighted_regularization=True``), no biases, ``local[2]`` for 
 ``num_threads=2`` for fastals. Seconds per iteration = (fit(b iterations) - fit(a)) / (b - a),
 which removes each side's fixed costs (Spark's job setup, fastals' CSR transposition).
 
-Every measurement runs in its own subprocess; peers alternate run by run; tables show
-medians. Results go to bench/RESULTS.md under their own heading.
+Every measurement runs in its own process (bench/_harness.py); peers alternate run by
+run; tables show medians. Results go to bench/RESULTS.md under their own heading.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,12 +40,11 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-CACHE = HERE / "out" / "explicit"
-RESULTS = HERE / "RESULTS.md"
-HEADING = "## Explicit ratings: SGD vs Surprise SVD, ExplicitALS vs Spark MLlib ALS"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # this checkout's fastals
+import _harness as h  # noqa: E402
 
+TITLE = "Explicit ratings: SGD vs Surprise SVD, ExplicitALS vs Spark MLlib ALS (bench/explicit.py)"
 SGD_EPOCHS = 20
 SGD_FACTORS = 100
 # one update rule, two notations (fastals steps on e^2, Surprise on e^2 / 2)
@@ -57,58 +53,56 @@ FASTALS_SGD = dict(factors=SGD_FACTORS, epochs=SGD_EPOCHS, learning_rate=0.0025,
 SURPRISE_SVD = dict(n_factors=SGD_FACTORS, n_epochs=SGD_EPOCHS, lr_all=0.005, reg_all=0.02,
                     init_std_dev=0.1, biased=True)
 ALS_RANK, ALS_REG = 10, 0.1
+SUBSET_TRAIN, SUBSET_TEST = 1_000_000, 100_000
 
 
 # --- data ------------------------------------------------------------------------------------------
-def movielens_folder():
-    for folder in ([Path(os.environ["FASTALS_DATA"]) / "ml-100k"] if "FASTALS_DATA" in os.environ
-                   else []) + [ROOT.parent / "shared" / "data" / "ml-100k"]:
-        if (folder / "u1.base").exists():
-            return folder
-    return None
+def split_20m():
+    """(train, test): the synthetic MovieLens-20M-sized ratings, 10% held out at random."""
+    def make(part):
+        def build():
+            from fastals.datasets import SIZES, synthetic_ratings
+            ratings = h.cached_matrix("explicit-syn20m", lambda: synthetic_ratings(
+                *SIZES["movielens-20m"], random_state=0)).tocoo()
+            held_out = np.random.default_rng(1).random(ratings.nnz) < 0.1
+            mask = held_out if part == "test" else ~held_out
+            return sp.csr_matrix((ratings.data[mask], (ratings.row[mask], ratings.col[mask])),
+                                 shape=ratings.shape)
+        return build
+    return tuple(h.cached_matrix(f"explicit-syn20m-{part}", make(part))
+                 for part in ("train", "test"))
 
 
-def dataset_paths(name):
-    """(train.npz, test.npz) of a workload, creating the cached files on first use."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    train, test = CACHE / f"{name}-train.npz", CACHE / f"{name}-test.npz"
-    if train.exists() and test.exists():
-        return train, test
-    sys.path.insert(0, str(ROOT))
-    from fastals.datasets import SIZES, load_movielens_100k_split, synthetic_ratings
+def subset(matrix, size, seed):
+    coo = matrix.tocoo()
+    keep = np.random.default_rng(seed).choice(coo.nnz, size, replace=False)
+    return sp.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=coo.shape)
+
+
+def load(name):
+    """(train, test) CSR matrices of a workload."""
     if name == "ml100k":
-        tr, te = load_movielens_100k_split("u1", movielens_folder())
-    elif name == "syn20m":
-        print("generating the synthetic MovieLens-20M-sized ratings (once)...", flush=True)
-        ratings = synthetic_ratings(*SIZES["movielens-20m"], random_state=0).tocoo()
-        held_out = np.random.default_rng(1).random(ratings.nnz) < 0.1
-        tr, te = (sp.csr_matrix((ratings.data[m], (ratings.row[m], ratings.col[m])),
-                                shape=ratings.shape) for m in (~held_out, held_out))
-    elif name == "syn20m-1m":
-        full_train, full_test = (sp.load_npz(p).tocoo() for p in dataset_paths("syn20m"))
-        rng = np.random.default_rng(2)
-        keep = rng.choice(full_train.nnz, 1_000_000, replace=False)
-        tr = sp.csr_matrix((full_train.data[keep], (full_train.row[keep], full_train.col[keep])),
-                           shape=full_train.shape)
-        keep = rng.choice(full_test.nnz, 100_000, replace=False)
-        te = sp.csr_matrix((full_test.data[keep], (full_test.row[keep], full_test.col[keep])),
-                           shape=full_test.shape)
-    else:
-        raise ValueError(name)
-    sp.save_npz(train, sp.csr_matrix(tr), compressed=False)
-    sp.save_npz(test, sp.csr_matrix(te), compressed=False)
-    return train, test
+        from fastals.datasets import load_movielens_100k_split
+        return load_movielens_100k_split("u1", h.movielens_path())
+    if name == "syn20m":
+        return split_20m()
+    if name == "syn20m-1m":
+        return tuple(h.cached_matrix(f"explicit-syn20m-1m-{part}",
+                                     lambda k=k, n=n: subset(split_20m()[k], n, seed=2 + k))
+                     for k, (part, n) in enumerate((("train", SUBSET_TRAIN),
+                                                    ("test", SUBSET_TEST))))
+    raise ValueError(name)
 
 
-def triples(path):
-    coo = sp.load_npz(path).tocoo()
+def triples(matrix):
+    coo = matrix.tocoo()
     return coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data.astype(np.float64)
 
 
 # --- workers (each in its own process) ----------------------------------------------------------
 def worker_fastals_sgd(spec):
     import fastals
-    train, test = (sp.load_npz(p) for p in dataset_paths(spec["data"]))
+    train, test = load(spec["data"])
     model = fastals.SGDMatrixFactorization(num_threads=spec["threads"], random_state=0,
                                            **spec["params"])
     start = time.perf_counter()
@@ -121,15 +115,15 @@ def worker_fastals_sgd(spec):
 def worker_surprise_svd(spec):
     import pandas as pd
     from surprise import SVD, Dataset, Reader
-    train_path, test_path = dataset_paths(spec["data"])
-    u, i, r = triples(train_path)
+    train, test = load(spec["data"])
+    u, i, r = triples(train)
     frame = pd.DataFrame({"u": u, "i": i, "r": r})
     trainset = Dataset.load_from_df(frame, Reader(rating_scale=(1, 5))).build_full_trainset()
     algo = SVD(random_state=0, **spec["params"])
     start = time.perf_counter()
     algo.fit(trainset)
     seconds = time.perf_counter() - start
-    tu, ti, tr = triples(test_path)
+    tu, ti, tr = triples(test)
     predictions = np.array([algo.predict(a, b).est for a, b in zip(tu.tolist(), ti.tolist())])
     return {"seconds": seconds, "rmse": float(np.sqrt(np.mean((predictions - tr) ** 2))),
             "ratings_per_s": spec["params"]["n_epochs"] * len(r) / seconds}
@@ -137,7 +131,7 @@ def worker_surprise_svd(spec):
 
 def worker_fastals_als(spec):
     import fastals
-    train, test = (sp.load_npz(p) for p in dataset_paths(spec["data"]))
+    train, test = load(spec["data"])
     seconds = {}
     for iterations in spec["iterations"]:
         model = fastals.ExplicitALS(factors=ALS_RANK, regularization=ALS_REG, biases=False,
@@ -163,26 +157,26 @@ def worker_spark_als(spec):
              .config("spark.ui.enabled", "false")
              .config("spark.sql.execution.arrow.pyspark.enabled", "true").getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
-    train_path, test_path = dataset_paths(spec["data"])
-    u, i, r = triples(train_path)
-    frame = spark.createDataFrame(pd.DataFrame({"user": u.astype(np.int32),
-                                                "item": i.astype(np.int32),
-                                                "rating": r.astype(np.float32)})).cache()
-    frame.count()
+    train, test = load(spec["data"])
+
+    def frame(matrix):
+        u, i, r = triples(matrix)
+        return spark.createDataFrame(pd.DataFrame({
+            "user": u.astype(np.int32), "item": i.astype(np.int32),
+            "rating": r.astype(np.float32)}))
+
+    ratings = frame(train).cache()
+    ratings.count()
     seconds, model = {}, None
     for iterations in spec["iterations"]:
         als = ALS(rank=ALS_RANK, regParam=ALS_REG, maxIter=iterations, userCol="user",
                   itemCol="item", ratingCol="rating", seed=0, coldStartStrategy="drop")
         start = time.perf_counter()
-        model = als.fit(frame)
+        model = als.fit(ratings)
         model.itemFactors.count()
         model.userFactors.count()
         seconds[iterations] = time.perf_counter() - start
-    tu, ti, tr = triples(test_path)
-    test = spark.createDataFrame(pd.DataFrame({"user": tu.astype(np.int32),
-                                               "item": ti.astype(np.int32),
-                                               "rating": tr.astype(np.float32)}))
-    scored = model.transform(test).select("rating", "prediction").toPandas()
+    scored = model.transform(frame(test)).select("rating", "prediction").toPandas()
     prediction = np.clip(scored["prediction"].to_numpy(), 1, 5)  # as fastals clips
     spark.stop()
     a, b = spec["iterations"]
@@ -194,33 +188,7 @@ WORKERS = {"fastals-sgd": worker_fastals_sgd, "surprise-svd": worker_surprise_sv
            "fastals-als": worker_fastals_als, "spark-als": worker_spark_als}
 
 
-def run_worker(kind, spec, timeout):
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, __file__, "--worker", kind, json.dumps(spec)],
-                          capture_output=True, text=True, env=env, timeout=timeout)
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    raise RuntimeError(f"{kind} failed:\n{proc.stderr[-3000:]}")
-
-
 # --- orchestration -------------------------------------------------------------------------------
-def alternate(jobs, runs, timeout):
-    """Run every (label, kind, spec) job `runs` times, alternating; returns label -> results."""
-    results = {label: [] for label, _, _ in jobs}
-    for run in range(runs):
-        for label, kind, spec in (jobs if run % 2 == 0 else jobs[::-1]):
-            result = run_worker(kind, spec, timeout)
-            results[label].append(result)
-            print(f"  run {run + 1}/{runs} {label}: "
-                  + ", ".join(f"{k}={v:.4g}" for k, v in result.items()), flush=True)
-    return results
-
-
-def median(results, key):
-    return statistics.median(r[key] for r in results)
-
-
 def available(module):
     try:
         __import__(module)
@@ -229,141 +197,112 @@ def available(module):
     return True
 
 
-def machine_state():
-    load = os.getloadavg()
-    cpu = "unknown"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    sys.path.insert(0, str(ROOT))
-    from fastals._kernels.dispatch import available_isas
-    versions = []
-    for module in ("surprise", "pyspark"):
-        if available(module):
-            versions.append(f"{module} {__import__(module).__version__}")
-    return (f"{os.cpu_count()} CPUs ({cpu}), load average {load[0]:.1f}/{load[1]:.1f}/"
-            f"{load[2]:.1f} at the start (the machine is shared), Python "
-            f"{platform.python_version()}, fastals kernels {available_isas('_sgd')[0]}, "
-            + ", ".join(versions))
+def measure(specs, repeats):
+    """Alternating runs of every spec; a failed run stops the benchmark with its message."""
+    results = h.alternate(__file__, specs, repeats)
+    for spec, runs in zip(specs, results):
+        errors = [r["error"] for r in runs if "error" in r]
+        if errors:
+            raise RuntimeError(f"{spec['kind']} on {spec['data']} failed: {errors[0]}")
+    return results
 
 
-def sgd_section(args, lines):
-    if not available("surprise"):
-        lines.append("scikit-surprise is not installed: SGD comparison skipped.\n")
-        return
-    lines += ["### SGD: fastals SGDMatrixFactorization vs Surprise SVD",
-              "",
-              f"factors={SGD_FACTORS}, epochs={SGD_EPOCHS}, identical updates (Surprise "
-              "lr_all=0.005, reg_all=0.02 = fastals learning_rate=0.0025, "
-              "regularization=0.04), fastals num_threads=2. Medians of "
-              f"{args.runs} alternating runs.", "",
-              "| data (training ratings) | model | fit s | M ratings/s | test RMSE | "
-              "throughput vs Surprise |",
-              "|---|---|---:|---:|---:|---:|"]
+def sgd_table(args):
     workloads = [("ml100k", "MovieLens 100K u1 (80,000)", True)]
     if not args.skip_synthetic:
-        workloads.append(("syn20m-1m", "synthetic 20M-sized, 1M subset", True))
-        workloads.append(("syn20m", "synthetic 20M-sized, full (18M)", False))
-    surprise_rate = None
+        workloads += [("syn20m-1m", "synthetic 20M-sized: 1M-rating subset", True),
+                      ("syn20m", "synthetic 20M-sized: full training set (18M)", False)]
+    rows, surprise_rate = [], None
     for data, title, with_surprise in workloads:
         print(f"SGD on {title}", flush=True)
-        jobs = [("fastals", "fastals-sgd", {"data": data, "threads": 2, "params": FASTALS_SGD})]
+        specs = [{"kind": "fastals-sgd", "data": data, "threads": 2, "params": FASTALS_SGD}]
         if with_surprise:
-            jobs.append(("surprise", "surprise-svd", {"data": data, "params": SURPRISE_SVD}))
-        runs = args.runs if data != "syn20m" else max(1, min(args.runs, 3))
-        results = alternate(jobs, runs, args.timeout)
+            specs.append({"kind": "surprise-svd", "data": data, "params": SURPRISE_SVD})
+        results = measure(specs, args.runs if data != "syn20m" else min(args.runs, 3))
         if with_surprise:
-            surprise_rate = median(results["surprise"], "ratings_per_s")
-        for label, name in (("fastals", "fastals SGD (2 threads)"), ("surprise", "Surprise SVD")):
-            if label not in results:
-                continue
-            rate = median(results[label], "ratings_per_s")
-            ratio = f"**{rate / surprise_rate:.1f}x**" if label == "fastals" and surprise_rate \
-                else ("1x" if label == "surprise" else "")
-            if data == "syn20m":
-                ratio = f"{rate / surprise_rate:.1f}x (vs Surprise on the 1M subset)" \
-                    if surprise_rate else ""
-            lines.append(f"| {title} | {name} | {median(results[label], 'seconds'):.2f} | "
-                         f"{rate / 1e6:.2f} | {median(results[label], 'rmse'):.4f} | {ratio} |")
-    lines.append("")
+            surprise_rate = h.median_of(results[1], "ratings_per_s")
+        for spec, runs in zip(specs, results):
+            rate = h.median_of(runs, "ratings_per_s")
+            if spec["kind"] == "surprise-svd":
+                name, ratio = "Surprise SVD", "1"
+            else:
+                name = "fastals SGD (num_threads=2)"
+                ratio = f"**{rate / surprise_rate:.1f}**" + (
+                    "" if with_surprise else " (vs Surprise on the 1M subset)")
+            rows.append([title, name, f"{h.median_of(runs, 'seconds'):.2f}",
+                         f"{rate / 1e6:.2f}", f"{h.median_of(runs, 'rmse'):.4f}", ratio])
+    return h.table(["data (training ratings)", "model", "fit s", "M ratings/s",
+                    "test RMSE", "throughput / Surprise"], rows)
 
 
-def als_section(args, lines):
-    if not available("pyspark"):
-        lines.append("pyspark is not installed: ALS comparison skipped.\n")
-        return
-    lines += ["### ALS: fastals ExplicitALS vs Spark MLlib ALS (local[2])", "",
-              f"rank={ALS_RANK}, regParam={ALS_REG} with Spark's ALS-WR scaling on both sides, "
-              "no biases; seconds per iteration from fits of two lengths. Medians of "
-              f"{args.runs} alternating runs.", "",
-              "| data (training ratings) | model | s / iteration | fit s | test RMSE | "
-              "speed-up per iteration |", "|---|---|---:|---:|---:|---:|"]
-    workloads = [("ml100k", "MovieLens 100K u1 (80,000)", (2, 7))]
+def als_table(args):
+    workloads = [("ml100k", "MovieLens 100K u1 (80,000)", [2, 7])]
     if not args.skip_synthetic:
-        workloads.append(("syn20m", "synthetic 20M-sized, full (18M)", (1, 3)))
+        workloads.append(("syn20m", "synthetic 20M-sized: full training set (18M)", [1, 3]))
+    rows = []
     for data, title, iterations in workloads:
         print(f"ALS on {title}", flush=True)
-        jobs = [("fastals", "fastals-als", {"data": data, "threads": 2,
-                                            "iterations": list(iterations)}),
-                ("spark", "spark-als", {"data": data, "iterations": list(iterations)})]
-        runs = args.runs if data == "ml100k" else max(1, min(args.runs, 3))
-        results = alternate(jobs, runs, args.timeout)
-        spark = median(results["spark"], "per_iteration")
-        for label, name in (("fastals", "fastals ExplicitALS (2 threads)"),
-                            ("spark", "Spark MLlib ALS local[2]")):
-            per = median(results[label], "per_iteration")
-            ratio = f"**{spark / per:.1f}x**" if label == "fastals" else "1x"
-            lines.append(f"| {title} | {name} | {per:.3f} | "
-                         f"{median(results[label], 'fit_seconds'):.2f} | "
-                         f"{median(results[label], 'rmse'):.4f} | {ratio} |")
-    lines.append("")
-
-
-def write_results(lines):
-    section = "\n".join([HEADING, ""] + lines).rstrip() + "\n"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if HEADING in text:
-        start = text.index(HEADING)
-        nxt = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section + (text[nxt + 1:] if nxt >= 0 else "")
-    else:
-        text = text.rstrip() + "\n\n" + section
-    RESULTS.write_text(text)
+        specs = [{"kind": "fastals-als", "data": data, "threads": 2, "iterations": iterations},
+                 {"kind": "spark-als", "data": data, "iterations": iterations}]
+        results = measure(specs, args.runs if data == "ml100k" else min(args.runs, 3))
+        spark = h.median_of(results[1], "per_iteration")
+        for spec, runs, name in zip(specs, results, ("fastals ExplicitALS (num_threads=2)",
+                                                      "Spark MLlib ALS local[2]")):
+            per = h.median_of(runs, "per_iteration")
+            ratio = f"**{spark / per:.1f}**" if spec["kind"] == "fastals-als" else "1"
+            rows.append([title, name, f"{per:.3f}", f"{h.median_of(runs, 'fit_seconds'):.2f}",
+                         f"{h.median_of(runs, 'rmse'):.4f}", ratio])
+    return h.table(["data (training ratings)", "model", "s / iteration", "fit s (b its)",
+                    "test RMSE", "speed-up / Spark"], rows)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--runs", type=int, default=3, help="alternating runs per peer")
     parser.add_argument("--quick", action="store_true", help="MovieLens 100K only, 2 runs")
-    parser.add_argument("--skip-spark", action="store_true")
     parser.add_argument("--skip-sgd", action="store_true")
+    parser.add_argument("--skip-spark", action="store_true")
     parser.add_argument("--skip-synthetic", action="store_true")
-    parser.add_argument("--timeout", type=float, default=3600)
-    parser.add_argument("--no-write", action="store_true", help="print, do not edit RESULTS.md")
+    parser.add_argument("--no-write", action="store_true", help="print, leave RESULTS.md alone")
     args = parser.parse_args()
     if args.worker:
-        kind, spec = args.worker
-        print("RESULT " + json.dumps(WORKERS[kind](json.loads(spec))), flush=True)
+        spec = json.loads(args.worker)
+        h.emit(WORKERS[spec["kind"]](spec))
         return
     if args.quick:
         args.runs, args.skip_synthetic = 2, True
-    if movielens_folder() is None:
+    if h.movielens_path() is None:
         sys.exit("MovieLens 100K not found: put it at ../shared/data/ml-100k or set FASTALS_DATA")
-    lines = [f"Machine: {machine_state()}.", ""]
+    load_before = os.getloadavg()
+    versions = ", ".join(f"{m} {__import__(m).__version__}" for m in ("surprise", "pyspark")
+                         if available(m))
+    parts = [f"`python bench/explicit.py{' --quick' if args.quick else ''}`; {versions}. "
+             f"Medians of {args.runs} alternating runs, each in its own process (the full "
+             "20M-sized set: at most 3). The machine is shared: load average "
+             f"{load_before[0]:.1f} at the start, END at the end.", ""]
     if not args.skip_sgd:
-        sgd_section(args, lines)
+        if available("surprise"):
+            parts += ["SGD, factors=100, epochs=20, the same update on both sides (Surprise "
+                      "lr_all=0.005, reg_all=0.02, init_std_dev=0.1 = fastals "
+                      "learning_rate=0.0025, regularization=0.04, init_std=0.1, lr_decay=1). "
+                      "Throughput = epochs x training ratings / fit seconds.", "",
+                      sgd_table(args), ""]
+        else:
+            parts += ["scikit-surprise is not installed: SGD comparison skipped.", ""]
     if not args.skip_spark:
-        als_section(args, lines)
-    lines.append(f"Load average at the end: {'/'.join(f'{v:.1f}' for v in os.getloadavg())}.")
-    print("\n".join(lines))
+        if available("pyspark"):
+            parts += [f"ALS, rank={ALS_RANK}, regParam={ALS_REG} with Spark's ALS-WR scaling on "
+                      "both sides (fastals weighted_regularization=True, biases=False); "
+                      "seconds per iteration = (fit(b) - fit(a)) / (b - a). RMSE on the test "
+                      "pairs both can predict.", "", als_table(args), ""]
+        else:
+            parts += ["pyspark is not installed: ALS comparison skipped.", ""]
+    body = "\n".join(parts).replace("END", f"{os.getloadavg()[0]:.1f}")
+    print(body)
     if not args.no_write:
-        write_results(lines)
-        print(f"written to {RESULTS}")
+        h.write_section(TITLE, body)
+        print(f"written to {h.RESULTS}")
 
 
 if __name__ == "__main__":

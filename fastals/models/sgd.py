@@ -40,10 +40,10 @@ from fastals.models.explicit import ExplicitFactorizationBase
 
 kernels("_sgd")  # load the kernel build now, not inside the first fit
 
-# Each thread gets at least this many ratings per sweep: below it, the threads' fight over
-# the same factor rows (cache lines bouncing between cores) and the start/finish of the
-# parallel region cost more than a second thread gains, so small data runs on fewer threads.
-MIN_RATINGS_PER_THREAD = 1 << 20
+# Each thread gets at least this many ratings per sweep: on tiny data the start and end of
+# the parallel regions and the threads' fight over the same factor rows (cache lines
+# bouncing between cores) cost more than a second thread gains.
+MIN_RATINGS_PER_THREAD = 1 << 15
 
 
 class SGDMatrixFactorization(ExplicitFactorizationBase):
@@ -81,8 +81,8 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         vary slightly from run to run.
     num_threads : int
         OpenMP threads; 0 uses every core. An upper bound: each thread gets at least
-        ``MIN_RATINGS_PER_THREAD`` (about 1M) ratings per sweep, as on smaller data the
-        threads mostly contend for the same factor rows (so MovieLens 100K runs on one).
+        ``MIN_RATINGS_PER_THREAD`` (32,768) ratings per sweep, as on tinier data the
+        threads cost more than they gain.
 
     Attributes
     ----------
