@@ -5,7 +5,9 @@ Models share `implicit`'s call shapes: ``fit(user_items)``, ``recommend(userid, 
 """
 from fastals.exceptions import IdOutOfRangeError, ModelFileError, ModelFitError, NotFittedError
 from fastals.models.base import RecommenderBase, load
+from fastals.models.explicit_als import ExplicitALS
 from fastals.models.implicit_als import AlternatingLeastSquares, ImplicitALS
+from fastals.models.sgd import FunkSVD, SGDMatrixFactorization
 from fastals import data, datasets, evaluation  # noqa: E402  (plumbing: ids, data, metrics)
 from fastals.data import IdRecommender, Interactions
 from fastals.evaluation import PopularityBaseline
@@ -14,14 +16,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlternatingLeastSquares",
-    "IdRecommender",
-    "Interactions",
-    "PopularityBaseline",
+    "ExplicitALS",
+    "FunkSVD",
     "IdOutOfRangeError",
+    "IdRecommender",
     "ImplicitALS",
+    "Interactions",
     "ModelFileError",
     "ModelFitError",
     "NotFittedError",
+    "PopularityBaseline",
     "RecommenderBase",
+    "SGDMatrixFactorization",
     "load",
 ]

@@ -360,3 +360,71 @@ def make_synthetic(n_users=3000, n_items=1200, n_groups=8, interactions_per_user
         matrix, IdMapping(user_ids, "user"), IdMapping(item_ids, "item"), timestamps,
         item_info={"group": group_names[group_of], "popularity": popularity / popularity.sum()},
         user_info={"favourite_group": group_names[np.argmax(taste, axis=1)]})
+
+
+#: the five canonical MovieLens 100K train/test splits (u1..u5: disjoint 20% test sets)
+MOVIELENS_100K_SPLITS = ("u1", "u2", "u3", "u4", "u5")
+
+
+def load_movielens_100k_split(split, path=None):
+    """One canonical MovieLens 100K split: (train, test) users x items CSR matrices of stars.
+
+    `split` is "u1".."u5" (or "ua"/"ub"); both matrices have the full 943 x 1682 shape, so
+    test users or items absent from train are simply rows/columns without training ratings.
+    """
+    if split not in MOVIELENS_100K_SPLITS + ("ua", "ub"):
+        raise ValueError(f"split must be one of u1..u5, ua, ub, got {split!r}")
+    folder = data_home(path)
+    if not (folder / "u.data").exists() and (folder / "ml-100k" / "u.data").exists():
+        folder = folder / "ml-100k"
+    matrices = []
+    for part in ("base", "test"):
+        file = folder / f"{split}.{part}"
+        if not file.exists():
+            raise FileNotFoundError(f"{file} not found (expected the ml-100k folder)")
+        raw = np.loadtxt(file, dtype=np.int64, delimiter="\t", ndmin=2)
+        matrices.append(sp.csr_matrix((raw[:, 2].astype(np.float32), (raw[:, 0] - 1, raw[:, 1] - 1)),
+                                      shape=(943, 1682)))
+    return matrices[0], matrices[1]
+
+
+def synthetic_ratings(n_users, n_items, nnz, rank=10, noise=0.7, random_state=0,
+                      dtype=np.float32):
+    """A users x items CSR of 1..5 star ratings with MovieLens-like structure.
+
+    Which (user, item) pairs are rated follows :func:`synthetic_interactions` (power-law
+    item popularity, log-normal user activity); pairs are over-drawn, then `nnz` of them
+    kept, so the matrix holds `nnz` ratings unless the popularity law cannot give that many
+    distinct pairs. Each stored rating is
+    ``clip(round(3.5 + b_u + c_i + u_u . v_i + noise * N(0, 1)), 1, 5)`` with user and item
+    biases b ~ N(0, 0.4^2), c ~ N(0, 0.5^2) and rank-`rank` factors whose dot products have
+    standard deviation 0.6. Deterministic in its arguments.
+    """
+    rank = check_int("rank", rank, minimum=1)
+    check_float("noise", noise, minimum=0)
+    nnz = check_int("nnz", nnz, minimum=1, maximum=n_users * n_items)
+    pattern = synthetic_interactions(n_users, n_items, min(n_users * n_items, nnz * 5 // 4),
+                                     random_state=random_state)
+    rng = check_random_state(random_state if not isinstance(random_state, int)
+                             else random_state + 1)
+    if pattern.nnz > nnz:  # keep exactly nnz of the drawn pairs, uniformly
+        keep = np.zeros(pattern.nnz, dtype=bool)
+        keep[rng.choice(pattern.nnz, nnz, replace=False)] = True
+        rows = np.repeat(np.arange(n_users), np.diff(pattern.indptr))[keep]
+        pattern = sp.csr_matrix((pattern.data[keep], pattern.indices[keep], np.concatenate(
+            [[0], np.cumsum(np.bincount(rows, minlength=n_users))]).astype(np.int32)),
+            shape=pattern.shape)
+    user_bias = rng.normal(0.0, 0.4, n_users).astype(np.float32)
+    item_bias = rng.normal(0.0, 0.5, n_items).astype(np.float32)
+    scale = np.sqrt(0.6 / np.sqrt(rank))
+    U = (rng.standard_normal((n_users, rank)) * scale).astype(np.float32)
+    V = (rng.standard_normal((n_items, rank)) * scale).astype(np.float32)
+    rows = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(pattern.indptr))
+    values = np.empty(pattern.nnz, dtype=dtype)
+    step = 1 << 20
+    for lo in range(0, pattern.nnz, step):
+        u, i = rows[lo:lo + step], pattern.indices[lo:lo + step]
+        raw = 3.5 + user_bias[u] + item_bias[i] + np.einsum("ij,ij->i", U[u], V[i]) \
+            + noise * rng.standard_normal(len(u)).astype(np.float32)
+        values[lo:lo + step] = np.clip(np.round(raw), 1, 5)
+    return sp.csr_matrix((values, pattern.indices, pattern.indptr), shape=pattern.shape)
