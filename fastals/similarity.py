@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from fastals._kernels import _similarity
 from fastals._threads import resolve_threads
+from fastals.weighting import weigh
 from fastals._validation import (
     CSR,
     as_csr,
@@ -96,10 +97,56 @@ def top_k_similarity(A, B=None, K=20, similarity="cosine", skip_self=None, dtype
     if skip_self and rows_a.shape[0] > rows_b.shape[0]:
         raise ValueError(f"skip_self needs A to have no more rows than B, got {rows_a.shape[0]} "
                          f"and {rows_b.shape[0]}")
-    stats_a = row_statistics(rows_a, similarity, threads)
-    stats_b = stats_a if rows_b is rows_a else row_statistics(rows_b, similarity, threads)
-    return top_k_csr(rows_a, rows_b.transpose(), K, similarity, stats_a, stats_b, skip_self,
-                     threads, show_progress)
+    return rows_top_k(rows_a, None if rows_b is rows_a else rows_b, K, similarity, skip_self,
+                      threads, show_progress)
+
+
+def rows_top_k(A: CSR, B: CSR | None, K, similarity, skip_self, num_threads,
+               show_progress=False, desc="similarity"):
+    """:func:`top_k_similarity` on validated rows (B None: A against itself).
+
+    Cosine runs as a dot product of rows scaled to unit length (the scaled copies are
+    made here; the inputs are not modified).
+    """
+    stats_a = row_statistics(A, similarity, num_threads)
+    stats_b = stats_a if B is None else row_statistics(B, similarity, num_threads)
+    if similarity == "cosine":
+        Bt = A.transpose() if B is None else B.transpose()
+        A = scaled_rows(A, stats_a["scale"], num_threads)
+        return top_k_csr(A, Bt, K, "dot", {}, {}, skip_self, num_threads, show_progress, desc,
+                         bt_factors=stats_b["scale"])
+    Bt = A.transpose() if B is None else B.transpose()
+    return top_k_csr(A, Bt, K, similarity, stats_a, stats_b, skip_self, num_threads,
+                     show_progress, desc)
+
+
+def columns_top_k(X: CSR, K, similarity, num_threads, weighting=None, K1=1.2, B=0.75,
+                  show_progress=False, desc="similarity"):
+    """The K most similar columns of X for each column (items of a users x items X).
+
+    `weighting` ("tfidf" or "bm25", documents = columns) is applied first; the column
+    itself is never its own neighbour. Memory beyond X and the result: one transposed copy
+    and one array of values.
+    """
+    values = X.data
+    if weighting is not None:
+        values = weigh(X, weighting, "columns", K1, B, num_threads)
+    W = CSR(X.indptr, X.indices, values, X.shape)
+    A = W.transpose()  # columns as rows: our own copy
+    stats = row_statistics(A, similarity, num_threads)
+    if similarity == "cosine":
+        scale = stats["scale"]
+        _similarity.scale_rows(A.indptr, A.data, scale, num_threads)
+        return top_k_csr(A, W, K, "dot", {}, {}, True, num_threads, show_progress, desc,
+                         bt_factors=scale)
+    return top_k_csr(A, W, K, similarity, stats, stats, True, num_threads, show_progress, desc)
+
+
+def scaled_rows(rows: CSR, factors, num_threads):
+    """A copy of `rows` whose values are multiplied by one factor per row."""
+    data = rows.data.copy()
+    _similarity.scale_rows(rows.indptr, data, factors, num_threads)
+    return CSR(rows.indptr, rows.indices, data, rows.shape)
 
 
 def as_rows(X, name, dtype, n_cols=None):
@@ -146,11 +193,12 @@ def _inverse_sqrt(values):
 
 
 def top_k_csr(A: CSR, Bt: CSR, K, similarity, stats_a, stats_b, skip_self, num_threads,
-              show_progress=False, desc="similarity"):
+              show_progress=False, desc="similarity", bt_factors=None):
     """The kernel call behind :func:`top_k_similarity`, on validated inputs.
 
     A is n_a x f, Bt is B^T (f x n_b), both CSR with one float dtype; stats_* come from
-    :func:`row_statistics` of the rows of A and of B.
+    :func:`row_statistics` of the rows of A and of B. `bt_factors` (one per row of B) scale
+    B's rows (in a copy of Bt's values).
     """
     n_a, n_b = A.shape[0], Bt.shape[1]
     dtype = A.data.dtype.type
@@ -162,18 +210,23 @@ def top_k_csr(A: CSR, Bt: CSR, K, similarity, stats_a, stats_b, skip_self, num_t
     empty = np.zeros(0, dtype=dtype)
     a_data = empty if binary else A.data
     bt_data = empty if binary else Bt.data.astype(dtype, copy=False)
+    factors = np.zeros(0) if bt_factors is None else np.asarray(bt_factors, dtype=np.float64)
     K = min(K, n_b)
+
+    col = {name: stats_b[name] for name in ("scale", "shift", "count") if name in stats_b}
+    walk_up = walk_down = np.zeros(0, dtype=index)
+    if similarity == "pearson":
+        walk_up, walk_down = _walks(col["shift"].astype(dtype), index)
+    if len(factors) and len(bt_data):
+        scaled = np.empty_like(bt_data)
+        _similarity.scale_columns(bt_indptr, bt_indices, bt_data, factors, scaled, num_threads)
+        bt_data = scaled
 
     def row_array(name, sign=1.0):
         return sign * stats_a[name] if name in stats_a else np.zeros(0)
 
     def col_array(name):
-        return stats_b[name].astype(dtype) if name in stats_b else empty
-
-    col_shift = col_array("shift")
-    walk_up = walk_down = np.zeros(0, dtype=index)
-    if similarity == "pearson":
-        walk_up, walk_down = _walks(col_shift, index)
+        return col[name].astype(dtype) if name in col else empty
 
     work = np.empty(n_a, dtype=np.int64)
     _similarity.row_work(a_indptr, a_indices, bt_indptr, work, num_threads)
@@ -190,14 +243,14 @@ def top_k_csr(A: CSR, Bt: CSR, K, similarity, stats_a, stats_b, skip_self, num_t
     mode = _similarity.MODES[_MODE[similarity]]
     args = (a_indptr, a_indices, a_data, bt_indptr, bt_indices, bt_data, mode,
             row_array("scale"), row_array("shift", -1.0), row_array("count"),
-            col_array("scale"), col_shift, col_array("count"), walk_up, walk_down,
-            bool(skip_self), dense_threshold, acc, touched, heap_scores, heap_ids,
+            col_array("scale"), col_array("shift"), col_array("count"), walk_up, walk_down,
+            bool(skip_self), work, dense_threshold, acc, touched, heap_scores, heap_ids,
             out_ids, out_scores, counts, threads)
     with tqdm(total=n_a, disable=not show_progress, desc=desc, unit="row") as bar:
         for lo, hi in _blocks(work[order], _BLOCK_WORK):
             _similarity.top_k_rows(order[lo:hi], *args)
             bar.update(hi - lo)
-    del acc, touched
+    del acc, touched, args, bt_indices, bt_data
     indptr = np.zeros(n_a + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     indices = np.empty(indptr[-1], dtype=index)

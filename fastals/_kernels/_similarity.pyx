@@ -35,6 +35,24 @@ from libc.stdint cimport int64_t
 
 from fastals._kernels._common cimport floating, index_t
 
+cdef extern from *:
+    """
+    /* GCC deletes loops whose only effect is __builtin_prefetch; a volatile asm stays. */
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+    #define fastals_prefetch(address) \
+        __asm__ volatile("prefetcht0 %0" : : "m"(*(const char*) (address)))
+    #elif defined(__GNUC__) || defined(__clang__)
+    #define fastals_prefetch(address) __builtin_prefetch((const void*) (address), 0, 3)
+    #else
+    #define fastals_prefetch(address) ((void) 0)
+    #endif
+    """
+    void prefetch "fastals_prefetch"(const void* address) noexcept nogil
+
+cdef enum:
+    PREFETCH = 8  # rows of B^T fetched ahead of their use
+    PREFETCH_LINES = 8  # cache lines of each fetched ahead (the rest stream by themselves)
+
 cdef enum:
     DOT = 0
     SCALED = 1
@@ -173,27 +191,100 @@ cdef inline floating similarity(int mode, floating dot, floating scale, floating
     return dot / (count + col_count[j] - dot)
 
 
+cdef inline void prefetch_row(const index_t* indptr, const index_t* indices, const floating* data,
+                              index_t row, bint binary) noexcept nogil:
+    """Ask for the cache lines of one CSR row (up to PREFETCH_LINES of each array)."""
+    cdef Py_ssize_t lo = indptr[row], n = indptr[row + 1] - lo, p = 0
+    cdef Py_ssize_t step = 64 // sizeof(index_t), limit = min(n, PREFETCH_LINES * step)
+    while p < limit:
+        prefetch(indices + lo + p)
+        p += step
+    if binary:
+        return
+    p = 0
+    step = 64 // sizeof(floating)
+    limit = min(n, PREFETCH_LINES * step)
+    while p < limit:
+        prefetch(data + lo + p)
+        p += step
+
+
+cdef int scan_dense(floating* acc, Py_ssize_t first, Py_ssize_t last, int mode, floating scale,
+                    floating shift, floating row_count, const floating* col_scale,
+                    const floating* col_shift, const floating* col_count, int K,
+                    floating* heap_scores, index_t* heap_ids, int count) noexcept nogil:
+    """Offer every non-zero acc[first:last] to the heap and clear it, 16 columns at a time.
+
+    A block is first screened with a vectorisable test (is any score within 1e-5 of the
+    heap's worst?); only blocks that pass are offered one by one, with exact arithmetic.
+    """
+    cdef Py_ssize_t base, end, p
+    cdef floating dot, s, threshold
+    cdef int hit
+    for base in range(first, last, 16):
+        end = min(base + 16, last)
+        hit = 0
+        if count < K:
+            for p in range(base, end):
+                hit = hit | (acc[p] != 0)
+        else:
+            threshold = heap_scores[0] - (1e-5 * heap_scores[0] if heap_scores[0] > 0
+                                          else -1e-5 * heap_scores[0])
+            if mode == DOT:
+                for p in range(base, end):
+                    hit = hit | (acc[p] >= threshold)
+            elif mode == SCALED:
+                for p in range(base, end):
+                    hit = hit | (acc[p] * scale * col_scale[p] >= threshold)
+            else:
+                for p in range(base, end):
+                    hit = hit | (acc[p] != 0)
+        if hit:
+            for p in range(base, end):
+                dot = acc[p]
+                if dot != 0:
+                    s = similarity(mode, dot, scale, shift, row_count, <index_t> p,
+                                   col_scale, col_shift, col_count)
+                    if s != 0 and (count < K or s >= heap_scores[0]):
+                        count = offer(heap_scores, heap_ids, count, K, s, <index_t> p)
+        for p in range(base, end):
+            acc[p] = 0
+    return count
+
+
 cdef int top_k_row(Py_ssize_t i, const index_t* a_indptr, const index_t* a_indices,
                    const floating* a_data, const index_t* bt_indptr, const index_t* bt_indices,
                    const floating* bt_data, Py_ssize_t n_b, int mode, floating scale,
-                   floating shift, floating row_count, const floating* col_scale, const floating* col_shift, const floating* col_count,
-                   const index_t* walk, Py_ssize_t n_walk, bint skip_self,
-                   int64_t dense_threshold, int K, floating* acc, index_t* touched,
-                   floating* heap_scores, index_t* heap_ids) noexcept nogil:
-    """The K best (score, column) pairs of row i, in heap_scores/heap_ids sorted by column."""
+                   floating shift, floating row_count, const floating* col_scale,
+                   const floating* col_shift, const floating* col_count, const index_t* walk,
+                   Py_ssize_t n_walk, Py_ssize_t self_col, bint dense, int K, floating* acc,
+                   index_t* touched, floating* heap_scores, index_t* heap_ids) noexcept nogil:
+    """The K best (score, column) pairs of row i, in heap_*, sorted by column.
+
+    The columns a sparse row touches are tracked in `touched`; a dense row (or one whose
+    list would overflow) is scanned whole instead. self_col (or -1) is never kept.
+
+    The rows of B^T a row of A visits lie anywhere in memory, and streaming them is what
+    the kernel waits for: their first cache lines are prefetched PREFETCH rows ahead (and
+    their indptr entries twice as far ahead).
+    """
     cdef Py_ssize_t p, q, lo, hi, n_touched = 0, taken
-    cdef int64_t work = 0
+    cdef Py_ssize_t start = a_indptr[i], stop = a_indptr[i + 1]
     cdef index_t u, j
     cdef floating weight, dot, s, last
     cdef const floating* values
     cdef int count = 0
-    cdef bint dense, binary = a_data == NULL
+    cdef bint binary = a_data == NULL
 
-    for p in range(a_indptr[i], a_indptr[i + 1]):
-        u = a_indices[p]
-        work += bt_indptr[u + 1] - bt_indptr[u]
-    dense = work >= dense_threshold
-    for p in range(a_indptr[i], a_indptr[i + 1]):
+    for p in range(start, min(start + 2 * PREFETCH, stop)):
+        prefetch(bt_indptr + a_indices[p])
+    for p in range(start, min(start + PREFETCH, stop)):
+        prefetch_row(bt_indptr, bt_indices, bt_data, a_indices[p], binary)
+    for p in range(start, stop):
+        if p + 2 * PREFETCH < stop:
+            prefetch(bt_indptr + a_indices[p + 2 * PREFETCH])
+        if p + PREFETCH < stop:
+            prefetch_row(bt_indptr, bt_indices, bt_data, a_indices[p + PREFETCH], binary)
         u = a_indices[p]
         weight = 1 if binary else a_data[p]
         lo = bt_indptr[u]
@@ -208,8 +299,8 @@ cdef int top_k_row(Py_ssize_t i, const index_t* a_indptr, const index_t* a_indic
         else:
             n_touched = scatter_tracked(weight, bt_indices + lo, values, hi - lo, acc, touched,
                                         n_touched)
-    if skip_self:
-        acc[i] = 0
+    if self_col >= 0:
+        acc[self_col] = 0
 
     # pairs sharing no column (Pearson only): the best K of them, best first along `walk`
     # (scores never increase along the walk; after K, equal scores may still win on the id)
@@ -218,7 +309,7 @@ cdef int top_k_row(Py_ssize_t i, const index_t* a_indptr, const index_t* a_indic
         last = 0
         for q in range(n_walk):
             j = walk[q]
-            if acc[j] != 0 or (skip_self and j == i):
+            if acc[j] != 0 or j == self_col:
                 continue
             s = shift * col_shift[j]
             if taken >= K and s != last:
@@ -228,14 +319,8 @@ cdef int top_k_row(Py_ssize_t i, const index_t* a_indptr, const index_t* a_indic
             last = s
 
     if dense:
-        for p in range(n_b):
-            dot = acc[p]
-            if dot != 0:
-                acc[p] = 0
-                s = similarity(mode, dot, scale, shift, row_count, <index_t> p,
-                               col_scale, col_shift, col_count)
-                if s != 0 and (count < K or s >= heap_scores[0]):
-                    count = offer(heap_scores, heap_ids, count, K, s, <index_t> p)
+        count = scan_dense(acc, 0, n_b, mode, scale, shift, row_count, col_scale, col_shift,
+                           col_count, K, heap_scores, heap_ids, count)
     else:
         for q in range(n_touched):
             j = touched[q]
@@ -254,17 +339,19 @@ cdef inline const floating* optional(const floating[::1] values) noexcept nogil:
     return &values[0] if values.shape[0] > 0 else NULL
 
 
+cdef inline const index_t* optional_index(const index_t[::1] values) noexcept nogil:
+    return &values[0] if values.shape[0] > 0 else NULL
+
+
 def top_k_rows(const index_t[::1] rows,
                const index_t[::1] a_indptr, const index_t[::1] a_indices, const floating[::1] a_data,
                const index_t[::1] bt_indptr, const index_t[::1] bt_indices,
-               const floating[::1] bt_data, int mode,
-               const double[::1] row_scale, const double[::1] row_shift,
-               const double[::1] row_count,
+               const floating[::1] bt_data, int mode, const double[::1] row_scale,
+               const double[::1] row_shift, const double[::1] row_count,
                const floating[::1] col_scale, const floating[::1] col_shift,
-               const floating[::1] col_count,
-               const index_t[::1] walk_up, const index_t[::1] walk_down,
-               bint skip_self, int64_t dense_threshold,
-               floating[:, ::1] acc, index_t[:, ::1] touched,
+               const floating[::1] col_count, const index_t[::1] walk_up,
+               const index_t[::1] walk_down, bint skip_self, const int64_t[::1] work,
+               int64_t dense_threshold, floating[:, ::1] acc, index_t[:, ::1] touched,
                floating[:, ::1] heap_scores, index_t[:, ::1] heap_ids,
                index_t[:, ::1] out_ids, floating[:, ::1] out_scores, index_t[::1] out_counts,
                int num_threads):
@@ -272,21 +359,22 @@ def top_k_rows(const index_t[::1] rows,
 
     Empty `a_data`/`bt_data` mean binary matrices (every stored value is 1). The per-row
     arrays (row_*) are indexed by row of A, the per-column ones (col_*) by row of B; those a
-    mode does not use may be empty. Row i's result goes to out_ids[i, :out_counts[i]] and
-    out_scores[i, ...], ordered by column. `acc` (threads x n_b) must be all-zero and is
-    left so; `touched` is threads x n_b and heap_* are threads x K scratch.
+    mode does not use may be empty. With skip_self, row i is never paired with row i of B.
+    Row i's result goes to out_ids[i, :out_counts[i]] and out_scores[i, ...], by increasing
+    column. `acc` (threads x n_b) must be all-zero and is left so; `touched` is threads x
+    n_b and heap_* are threads x K scratch. `work[i]` is row i's number of multiply-adds;
+    rows with at least `dense_threshold` are accumulated and scanned densely.
     """
-    cdef Py_ssize_t n_rows = rows.shape[0], n_b = acc.shape[1], k, i
+    cdef Py_ssize_t n_rows = rows.shape[0], n_b = acc.shape[1], k, i, n_walk
     cdef int K = out_ids.shape[1], t, c, count
     cdef const floating* a_values = optional(a_data)
     cdef const floating* bt_values = optional(bt_data)
     cdef const floating* cscale = optional(col_scale)
     cdef const floating* cshift = optional(col_shift)
     cdef const floating* ccount = optional(col_count)
-    cdef const index_t* up = &walk_up[0] if walk_up.shape[0] > 0 else NULL
-    cdef const index_t* down = &walk_down[0] if walk_down.shape[0] > 0 else NULL
+    cdef const index_t* up = optional_index(walk_up)
+    cdef const index_t* down = optional_index(walk_down)
     cdef const index_t* walk
-    cdef Py_ssize_t n_walk
     cdef double scale, shift, row_n
     if n_rows == 0 or K == 0 or n_b == 0:
         return
@@ -307,9 +395,9 @@ def top_k_rows(const index_t[::1] rows,
                 n_walk = walk_up.shape[0]
             count = top_k_row(i, &a_indptr[0], &a_indices[0], a_values, &bt_indptr[0],
                               &bt_indices[0], bt_values, n_b, mode, <floating> scale,
-                              <floating> shift, <floating> row_n, cscale, cshift, ccount,
-                              walk, n_walk, skip_self, dense_threshold, K, &acc[t, 0],
-                              &touched[t, 0], &heap_scores[t, 0], &heap_ids[t, 0])
+                              <floating> shift, <floating> row_n, cscale, cshift, ccount, walk,
+                              n_walk, i if skip_self else -1, work[i] >= dense_threshold, K,
+                              &acc[t, 0], &touched[t, 0], &heap_scores[t, 0], &heap_ids[t, 0])
             out_counts[i] = count
             for c in range(count):
                 out_ids[i, c] = heap_ids[t, c]
@@ -402,3 +490,34 @@ def weigh(const index_t[::1] indptr, const index_t[::1] indices, const floating[
                 else:
                     x = sqrt(x)
                 out[p] = <floating> (x * (idf[col] if documents_are_rows else idf[i]))
+
+
+def scale_rows(const index_t[::1] indptr, floating[::1] data, const double[::1] factors,
+               int num_threads):
+    """data[p] *= factors[row of p], in place."""
+    cdef Py_ssize_t n_rows = indptr.shape[0] - 1, i, p
+    cdef floating f
+    with nogil:
+        for i in prange(n_rows, schedule="static", num_threads=num_threads):
+            f = <floating> factors[i]
+            for p in range(indptr[i], indptr[i + 1]):
+                data[p] = data[p] * f
+
+
+def scale_columns(const index_t[::1] indptr, const index_t[::1] indices,
+                  const floating[::1] data, const double[::1] factors, floating[::1] out,
+                  int num_threads):
+    """out[p] = data[p] * factors[column of p] (`out` may be `data`)."""
+    cdef Py_ssize_t n_rows = indptr.shape[0] - 1, i, p
+    with nogil:
+        for i in prange(n_rows, schedule="static", num_threads=num_threads):
+            for p in range(indptr[i], indptr[i + 1]):
+                out[p] = data[p] * <floating> factors[indices[p]]
+
+
+def column_sums(const index_t[::1] indices, const floating[::1] data, double[::1] out):
+    """out[column] += every stored value of that column (serial; out starts at zero)."""
+    cdef Py_ssize_t p
+    with nogil:
+        for p in range(indices.shape[0]):
+            out[indices[p]] += data[p]
