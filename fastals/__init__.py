@@ -6,16 +6,35 @@ Models share `implicit`'s call shapes: ``fit(user_items)``, ``recommend(userid, 
 from fastals.exceptions import IdOutOfRangeError, ModelFileError, ModelFitError, NotFittedError
 from fastals.models.base import RecommenderBase, load
 from fastals.models.implicit_als import AlternatingLeastSquares, ImplicitALS
+from fastals.models.knn import (
+    BM25Recommender,
+    ContentKNN,
+    CosineRecommender,
+    ItemKNN,
+    TFIDFRecommender,
+    UserKNN,
+)
+from fastals.similarity import top_k_similarity
+from fastals.weighting import bm25_weight, tfidf_weight
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AlternatingLeastSquares",
+    "BM25Recommender",
+    "ContentKNN",
+    "CosineRecommender",
     "IdOutOfRangeError",
     "ImplicitALS",
+    "ItemKNN",
     "ModelFileError",
     "ModelFitError",
     "NotFittedError",
     "RecommenderBase",
+    "TFIDFRecommender",
+    "UserKNN",
+    "bm25_weight",
     "load",
+    "tfidf_weight",
+    "top_k_similarity",
 ]

@@ -79,8 +79,8 @@ def top_k_similarity(A, B=None, K=20, similarity="cosine", skip_self=None, dtype
     >>> import numpy as np, fastals
     >>> shows = np.array([[1, 1, 1, 1, 1, 0], [1, 1, 0, 0, 0, 1], [1, 1, 1, 1, 0, 1]])
     >>> S = fastals.top_k_similarity(shows, K=2)
-    >>> np.round(S[0].toarray(), 3)
-    array([[0.   , 0.516, 0.8  ]])
+    >>> print(np.round(S[0].toarray(), 3))
+    [[0.    0.516 0.8  ]]
     """
     K = check_int("K", K, minimum=1)
     check_choice("similarity", similarity, SIMILARITIES)
@@ -124,22 +124,35 @@ def columns_top_k(X: CSR, K, similarity, num_threads, weighting=None, K1=1.2, B=
                   show_progress=False, desc="similarity"):
     """The K most similar columns of X for each column (items of a users x items X).
 
-    `weighting` ("tfidf" or "bm25", documents = columns) is applied first; the column
-    itself is never its own neighbour. Memory beyond X and the result: one transposed copy
-    and one array of values.
+    `weighting` ("tfidf" or "bm25", documents = columns) is applied first; a column is never
+    its own neighbour. Returns (the n_cols x n_cols CSR, each column's similarity with
+    itself). Memory beyond X and the result: one transposed copy and one array of values.
     """
     values = X.data
     if weighting is not None:
         values = weigh(X, weighting, "columns", K1, B, num_threads)
     W = CSR(X.indptr, X.indices, values, X.shape)
     A = W.transpose()  # columns as rows: our own copy
+    del values
     stats = row_statistics(A, similarity, num_threads)
+    diagonal = self_similarity(A, similarity, stats, num_threads)
     if similarity == "cosine":
         scale = stats["scale"]
         _similarity.scale_rows(A.indptr, A.data, scale, num_threads)
-        return top_k_csr(A, W, K, "dot", {}, {}, True, num_threads, show_progress, desc,
-                         bt_factors=scale)
-    return top_k_csr(A, W, K, similarity, stats, stats, True, num_threads, show_progress, desc)
+        S = top_k_csr(A, W, K, "dot", {}, {}, True, num_threads, show_progress, desc,
+                      bt_factors=scale)
+    else:
+        S = top_k_csr(A, W, K, similarity, stats, stats, True, num_threads, show_progress, desc)
+    return S, diagonal
+
+
+def self_similarity(rows: CSR, similarity, stats, num_threads):
+    """Each row's similarity with itself (0 for all-zero, constant or empty rows)."""
+    if similarity == "dot":
+        total, squares = np.empty(rows.shape[0]), np.empty(rows.shape[0])
+        _similarity.row_moments(rows.indptr, rows.data, total, squares, num_threads)
+        return squares
+    return (stats["count" if similarity == "jaccard" else "scale"] > 0).astype(np.float64)
 
 
 def scaled_rows(rows: CSR, factors, num_threads):

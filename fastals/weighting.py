@@ -30,10 +30,12 @@ def tfidf_weight(X, dtype=None, num_threads=0):
     Examples
     --------
     >>> import numpy as np, scipy.sparse as sp, fastals
-    >>> counts = sp.csr_matrix(np.array([[4.0, 0, 1], [0, 9, 1]]))
-    >>> np.round(fastals.tfidf_weight(counts).toarray(), 3)
-    array([[ 0.   ,  0.   , -0.405],
-           [ 0.   ,  0.   , -0.405]])
+    >>> counts = sp.csr_matrix(np.array([[4.0, 0, 1], [0, 9, 1], [1, 0, 0], [0, 0, 4]]))
+    >>> print(np.round(fastals.tfidf_weight(counts).toarray(), 3))
+    [[0.575 0.    0.   ]
+     [0.    2.079 0.   ]
+     [0.288 0.    0.   ]
+     [0.    0.    0.   ]]
     """
     return _public("tfidf", X, dtype, num_threads)
 

@@ -31,7 +31,8 @@ per pair.
 """
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport sqrt
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
+from libc.string cimport memset
 
 from fastals._kernels._common cimport floating, index_t
 
@@ -252,30 +253,22 @@ cdef int scan_dense(floating* acc, Py_ssize_t first, Py_ssize_t last, int mode, 
     return count
 
 
-cdef int top_k_row(Py_ssize_t i, const index_t* a_indptr, const index_t* a_indices,
-                   const floating* a_data, const index_t* bt_indptr, const index_t* bt_indices,
-                   const floating* bt_data, Py_ssize_t n_b, int mode, floating scale,
-                   floating shift, floating row_count, const floating* col_scale,
-                   const floating* col_shift, const floating* col_count, const index_t* walk,
-                   Py_ssize_t n_walk, Py_ssize_t self_col, bint dense, int K, floating* acc,
-                   index_t* touched, floating* heap_scores, index_t* heap_ids) noexcept nogil:
-    """The K best (score, column) pairs of row i, in heap_*, sorted by column.
+cdef Py_ssize_t accumulate(Py_ssize_t start, Py_ssize_t stop, const index_t* a_indices,
+                           const floating* a_data, const index_t* bt_indptr,
+                           const index_t* bt_indices, const floating* bt_data, Py_ssize_t n_b,
+                           bint* dense, floating* acc, index_t* touched) noexcept nogil:
+    """acc += sum over p in [start, stop) of a_data[p] * (row a_indices[p] of B^T).
 
-    The columns a sparse row touches are tracked in `touched`; a dense row (or one whose
-    list would overflow) is scanned whole instead. self_col (or -1) is never kept.
-
-    The rows of B^T a row of A visits lie anywhere in memory, and streaming them is what
-    the kernel waits for: their first cache lines are prefetched PREFETCH rows ahead (and
-    their indptr entries twice as far ahead).
+    Returns how many columns were appended to `touched`; sets dense[0] when the list would
+    overflow (then `touched` is incomplete and the caller scans acc whole). The rows of B^T
+    visited lie anywhere in memory, and streaming them is what the kernel waits for: their
+    first cache lines are prefetched PREFETCH rows ahead (their indptr entries twice as far).
     """
-    cdef Py_ssize_t p, q, lo, hi, n_touched = 0, taken
-    cdef Py_ssize_t start = a_indptr[i], stop = a_indptr[i + 1]
-    cdef index_t u, j
-    cdef floating weight, dot, s, last
+    cdef Py_ssize_t p, lo, hi, n_touched = 0
+    cdef index_t u
+    cdef floating weight
     cdef const floating* values
-    cdef int count = 0
     cdef bint binary = a_data == NULL
-
     for p in range(start, min(start + 2 * PREFETCH, stop)):
         prefetch(bt_indptr + a_indices[p])
     for p in range(start, min(start + PREFETCH, stop)):
@@ -292,13 +285,45 @@ cdef int top_k_row(Py_ssize_t i, const index_t* a_indptr, const index_t* a_indic
         values = NULL
         if not binary:
             values = bt_data + lo
-        if not dense and n_touched + (hi - lo) > n_b:
-            dense = True
-        if dense:
+        if not dense[0] and n_touched + (hi - lo) > n_b:
+            dense[0] = True
+        if dense[0]:
             scatter_dense(weight, bt_indices + lo, values, hi - lo, acc)
         else:
             n_touched = scatter_tracked(weight, bt_indices + lo, values, hi - lo, acc, touched,
                                         n_touched)
+    return n_touched
+
+
+cdef void clear(floating* acc, Py_ssize_t n_b, const index_t* touched, Py_ssize_t n_touched,
+                bint dense) noexcept nogil:
+    cdef Py_ssize_t q
+    if dense:
+        memset(acc, 0, n_b * sizeof(floating))
+    else:
+        for q in range(n_touched):
+            acc[touched[q]] = 0
+
+
+cdef int top_k_row(Py_ssize_t i, const index_t* a_indptr, const index_t* a_indices,
+                   const floating* a_data, const index_t* bt_indptr, const index_t* bt_indices,
+                   const floating* bt_data, Py_ssize_t n_b, int mode, floating scale,
+                   floating shift, floating row_count, const floating* col_scale,
+                   const floating* col_shift, const floating* col_count, const index_t* walk,
+                   Py_ssize_t n_walk, Py_ssize_t self_col, bint dense, int K, floating* acc,
+                   index_t* touched, floating* heap_scores, index_t* heap_ids) noexcept nogil:
+    """The K best (score, column) pairs of row i, in heap_*, sorted by column.
+
+    The columns a sparse row touches are tracked in `touched`; a dense row (or one whose
+    list would overflow) is scanned whole instead. self_col (or -1) is never kept.
+    """
+    cdef Py_ssize_t q, n_touched, taken
+    cdef index_t j
+    cdef floating dot, s, last
+    cdef int count = 0
+
+    n_touched = accumulate(a_indptr[i], a_indptr[i + 1], a_indices, a_data, bt_indptr,
+                           bt_indices, bt_data, n_b, &dense, acc, touched)
     if self_col >= 0:
         acc[self_col] = 0
 
@@ -402,6 +427,97 @@ def top_k_rows(const index_t[::1] rows,
             for c in range(count):
                 out_ids[i, c] = heap_ids[t, c]
                 out_scores[i, c] = heap_scores[t, c]
+
+
+# --- user-based rating prediction -----------------------------------------------------------
+def predict_neighbours(const index_t[::1] q_indptr, const index_t[::1] q_indices,
+                       const floating[::1] q_data, const int64_t[::1] self_ids,
+                       const index_t[::1] pair_indptr, const index_t[::1] pair_items,
+                       const index_t[::1] rt_indptr, const index_t[::1] rt_indices,
+                       const floating[::1] rt_data, int mode, bint binary,
+                       const double[::1] q_scale, const double[::1] q_shift,
+                       const double[::1] q_count, const floating[::1] col_scale,
+                       const floating[::1] col_shift, const floating[::1] col_count,
+                       const double[::1] q_mean, const double[::1] q_fallback,
+                       const double[::1] user_mean, bint mean_centered,
+                       floating[:, ::1] acc, index_t[:, ::1] touched,
+                       floating[:, ::1] heap_scores, index_t[:, ::1] heap_ids,
+                       double[::1] out, int64_t[::1] out_neighbours, int num_threads):
+    """Ratings of items by query users, from the K most similar users who rated each item.
+
+    Query user q has the ratings in row q of Q (q_*) and is training user self_ids[q] (or
+    -1). Its items to predict are pair_items[pair_indptr[q]:pair_indptr[q+1]], and the
+    predictions go to the same positions of `out`. R^T (items x training users, rt_*) gives
+    each item's raters. For each pair the neighbours are the K = heap_ids.shape[1] raters v
+    with the largest similarity s_qv (ties: lower v); those with s_qv > 0 vote:
+
+        out = [mu_q] + sum_v s_qv (r_vi - [mu_v]) / sum_v s_qv     ([.] if mean_centered)
+
+    or q_fallback[q] when none votes; out_neighbours counts the voters. With `binary`, the
+    similarity counts shared items (Jaccard) while the votes still use the ratings.
+    """
+    cdef Py_ssize_t n_q = q_indptr.shape[0] - 1, n_users = acc.shape[1], q, pair, p, n_touched
+    cdef int K = heap_ids.shape[1], t, count, c
+    cdef index_t item
+    cdef int64_t me
+    cdef bint dense
+    cdef floating s
+    cdef double num, den, vote
+    cdef const floating* q_values = NULL
+    cdef const floating* rt_values = NULL
+    cdef int64_t work
+    cdef const floating* cscale = optional(col_scale)
+    cdef const floating* cshift = optional(col_shift)
+    cdef const floating* ccount = optional(col_count)
+    cdef double scale, shift, row_n
+    if n_q == 0 or K == 0 or n_users == 0:
+        return
+    if not binary:
+        q_values = optional(q_data)
+        rt_values = optional(rt_data)
+    with nogil, parallel(num_threads=num_threads):
+        for q in prange(n_q, schedule="dynamic", chunksize=1):
+            t = threadid()
+            if pair_indptr[q] == pair_indptr[q + 1]:
+                continue
+            work = 0
+            for p in range(q_indptr[q], q_indptr[q + 1]):
+                work = work + rt_indptr[q_indices[p] + 1] - rt_indptr[q_indices[p]]
+            scale = q_scale[q] if q_scale.shape[0] > 0 else 1
+            shift = q_shift[q] if q_shift.shape[0] > 0 else 0
+            row_n = q_count[q] if q_count.shape[0] > 0 else 0
+            me = self_ids[q]
+            dense = work * 4 >= n_users
+            n_touched = accumulate(q_indptr[q], q_indptr[q + 1], &q_indices[0], q_values,
+                                   &rt_indptr[0], &rt_indices[0], rt_values, n_users, &dense,
+                                   &acc[t, 0], &touched[t, 0])
+            for pair in range(pair_indptr[q], pair_indptr[q + 1]):
+                item = pair_items[pair]
+                count = 0
+                for p in range(rt_indptr[item], rt_indptr[item + 1]):
+                    if rt_indices[p] == me:
+                        continue
+                    s = similarity(mode, acc[t, rt_indices[p]], <floating> scale,
+                                   <floating> shift, <floating> row_n, rt_indices[p], cscale,
+                                   cshift, ccount)
+                    count = offer(&heap_scores[t, 0], &heap_ids[t, 0], count, K, s, <index_t> p)
+                num = 0
+                den = 0
+                out_neighbours[pair] = 0
+                for c in range(count):
+                    if heap_scores[t, c] > 0:
+                        p = heap_ids[t, c]
+                        vote = rt_data[p]
+                        if mean_centered:
+                            vote = vote - user_mean[rt_indices[p]]
+                        num = num + heap_scores[t, c] * vote
+                        den = den + heap_scores[t, c]
+                        out_neighbours[pair] += 1
+                if den > 0:
+                    out[pair] = (q_mean[q] if mean_centered else 0) + num / den
+                else:
+                    out[pair] = q_fallback[q]
+            clear(&acc[t, 0], n_users, &touched[t, 0], n_touched, dense)
 
 
 # --- per-row statistics, scheduling and output assembly ------------------------------------

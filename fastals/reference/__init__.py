@@ -11,6 +11,14 @@ from fastals.reference.implicit_als import (
     implicit_als_loss,
     normal_equations,
 )
+from fastals.reference.similarity import (
+    bm25_weight,
+    similarity_matrix,
+    tfidf_weight,
+    top_k,
+    top_k_similarity,
+    user_knn_predict,
+)
 
 __all__ = [
     "confidence_preference",
@@ -19,4 +27,10 @@ __all__ = [
     "implicit_als_fit",
     "implicit_als_loss",
     "normal_equations",
+    "bm25_weight",
+    "similarity_matrix",
+    "tfidf_weight",
+    "top_k",
+    "top_k_similarity",
+    "user_knn_predict",
 ]
