@@ -10,8 +10,9 @@ Environment switches for the builder:
 
 * ``FASTALS_NATIVE=1``   add ``-march=native`` to every module (not portable; off by default).
 * ``FASTALS_NO_OPENMP=1`` build without OpenMP (the kernels then run on one thread).
-* ``FASTALS_DEBUG=1``    ``-O0 -g`` and no vector variants (for debuggers and sanitizers).
-* ``FASTALS_SANITIZE=address`` build with AddressSanitizer (implies FASTALS_DEBUG).
+* ``FASTALS_DEBUG=1``    ``-O0 -g`` and no vector variants (for debuggers).
+* ``FASTALS_SANITIZE=address`` build every variant with AddressSanitizer (``-O1 -g``);
+  run with ``LD_PRELOAD=$(gcc -print-file-name=libasan.so)`` (see .ci/sanitize).
 """
 import os
 import platform
@@ -56,15 +57,16 @@ class BuildExt(build_ext):
 
     def build_extensions(self):
         msvc = self.compiler.compiler_type == "msvc"
-        debug = _flag("FASTALS_DEBUG") or bool(os.environ.get("FASTALS_SANITIZE"))
+        debug = _flag("FASTALS_DEBUG")
+        sanitize = os.environ.get("FASTALS_SANITIZE", "").strip()
         if msvc:
             base, openmp = ["/O2"], ["/openmp"]
         else:
             base = ["-O0", "-g"] if debug else ["-O3", *GCC_MATH]
             openmp = ["-fopenmp"]
-            sanitize = os.environ.get("FASTALS_SANITIZE")
-            if sanitize:
-                base += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer"]
+            if sanitize:  # keep the vector builds: they are what users run
+                base = ["-O1", "-g", *GCC_MATH, f"-fsanitize={sanitize}",
+                        "-fno-omit-frame-pointer"]
             if _flag("FASTALS_NATIVE"):
                 base.append("-march=native")
         if _flag("FASTALS_NO_OPENMP") or not (msvc or self._compiles(openmp, _OPENMP_PROBE)):
@@ -95,7 +97,7 @@ def extensions():
     exts = []
     for pyx in sorted(KERNELS.glob("*.pyx")):
         name = ".".join(pyx.with_suffix("").parts)
-        ext = Extension(name, [str(pyx)], include_dirs=[np.get_include()],
+        ext = Extension(name, [str(pyx)], include_dirs=[np.get_include(), str(KERNELS)],
                         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
         for isa in ISA_FLAGS:
             if pyx.stem.endswith("_" + isa):

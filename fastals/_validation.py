@@ -119,8 +119,30 @@ class CSR:
                    (stop - start, self.shape[1]))
 
     def transpose(self):
-        """The CSR of the transpose (new arrays)."""
-        return as_csr(self.to_scipy().T, "matrix", self.data.dtype.type, check_values=False)
+        """The CSR of the transpose (new arrays, canonical: scipy's CSR->CSC conversion
+        emits sorted indices, and duplicates cannot arise)."""
+        csc = self.to_scipy().tocsc()
+        index_dtype = self.indices.dtype
+        return CSR(csc.indptr.astype(index_dtype, copy=False),
+                   csc.indices.astype(index_dtype, copy=False),
+                   csc.data, (self.shape[1], self.shape[0]))
+
+
+def all_finite(values):
+    """True when no value is NaN or infinite, without a full-size temporary array.
+
+    A float64 sum is finite exactly when every term is (for float32 data it cannot
+    overflow); for float64 data a sum that overflows is rechecked exactly, in chunks.
+    """
+    values = np.asarray(values)
+    if values.dtype.kind not in "fc":
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.sum(values, dtype=np.float64)):
+            return True
+    flat = values.reshape(-1)
+    step = 1 << 20
+    return all(np.isfinite(flat[i:i + step]).all() for i in range(0, flat.size, step))
 
 
 def _sparse_type_error(name, matrix):
@@ -166,12 +188,12 @@ def as_csr(matrix, name, dtype, check_values=True, allow_empty=True, shape=None)
     if nnz and (indices[:nnz].min() < 0 or indices[:nnz].max() >= n_cols):
         raise ValueError(f"{name} has column indices out of bounds for {n_cols} columns")
     data = csr.data[:nnz]
-    if check_values and kind == "f" and not np.isfinite(data).all():
+    if check_values and kind == "f" and not all_finite(data):
         bad = np.flatnonzero(~np.isfinite(data))[0]
         row = int(np.searchsorted(indptr, bad, side="right") - 1)
         raise ValueError(f"{name} contains NaN or infinite values (first at row {row}, "
                          f"column {int(indices[bad])}: {data[bad]})")
-    if not csr.has_canonical_format or (nnz and not data.all()):
+    if not csr.has_canonical_format or np.count_nonzero(data) != nnz:
         csr = csr.copy() if not owned else csr
         owned = True
         csr.sum_duplicates()
@@ -182,8 +204,9 @@ def as_csr(matrix, name, dtype, check_values=True, allow_empty=True, shape=None)
     nnz = csr.nnz
     indptr = np.ascontiguousarray(csr.indptr, dtype=index_dtype)
     indices = np.ascontiguousarray(csr.indices[:nnz], dtype=index_dtype)
-    data = np.ascontiguousarray(csr.data[:nnz], dtype=dtype)
-    if check_values and not np.isfinite(data).all():
+    with np.errstate(over="ignore"):  # overflow is reported just below
+        data = np.ascontiguousarray(csr.data[:nnz], dtype=dtype)
+    if check_values and not all_finite(data):
         raise ValueError(f"{name} has values too large for {np.dtype(dtype).name} "
                          f"(they overflow to infinity)")
     return CSR(indptr, indices, data, (n_rows, n_cols))

@@ -19,7 +19,10 @@ from libc.math cimport sqrt
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from fastals._kernels._common cimport axpy, dot, floating, index_t, symv
+from fastals._kernels._common cimport axpy, dot, floating, index_t, prefetch_row, symv, tile
+
+# how many stored values ahead the rows of Y are prefetched
+DEF PREFETCH_AHEAD = 4
 
 cdef enum:
     OK = 0
@@ -53,6 +56,8 @@ cdef int cg_row(floating* x, const floating* Y, const floating* gram,
     for k in range(K):
         residual[k] = -residual[k]
     for j in range(nnz):
+        if j + PREFETCH_AHEAD < nnz:
+            prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * K, K)
         y = Y + <Py_ssize_t> cols[j] * K
         confidence(values[j], alpha, &c_minus_1, &c_times_p)
         axpy(c_times_p - c_minus_1 * dot(y, x, K), y, residual, K)
@@ -66,6 +71,8 @@ cdef int cg_row(floating* x, const floating* Y, const floating* gram,
         # A_direction = A_u direction
         symv(gram, direction, A_direction, K)
         for j in range(nnz):
+            if j + PREFETCH_AHEAD < nnz:
+                prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * K, K)
             y = Y + <Py_ssize_t> cols[j] * K
             c_minus_1 = alpha * values[j] if values[j] > 0 else -alpha * values[j]
             axpy(c_minus_1 * dot(y, direction, K), y, A_direction, K)
@@ -86,66 +93,139 @@ cdef int cg_row(floating* x, const floating* Y, const floating* gram,
     return OK
 
 
+
+
+cdef void rank_update_upper(floating* A, const floating* Z, Py_ssize_t n, int K) noexcept nogil:
+    """A[i, k] += sum_j Z[j, i] Z[j, k] for k >= i: the upper triangle of A += Z^T Z.
+
+    A is K x K and Z is n x K, both row-major. Full tiles of 4 rows x 16 columns keep their
+    sums in registers while streaming over the n rows of Z (microkernels.h); edge tiles
+    fall back to axpy.
+    """
+    cdef int i0, k0, r, rows, width
+    cdef Py_ssize_t j
+    cdef const floating* z
+    for i0 in range(0, K, 4):
+        rows = min(4, K - i0)
+        for k0 in range(i0, K, 16):
+            width = min(16, K - k0)
+            if rows == 4 and width == 16:
+                tile(A + <Py_ssize_t> i0 * K + k0, K, Z + i0, K, Z + k0, K, n)
+            else:
+                for r in range(rows):
+                    for j in range(n):
+                        z = Z + j * K
+                        axpy(z[i0 + r], z + k0, A + <Py_ssize_t> (i0 + r) * K + k0, width)
+
+
+cdef int cholesky_solve_upper(floating* A, floating* b, int K) noexcept nogil:
+    """Solve A x = b in place (x in b), A symmetric positive definite given by its upper
+    triangle (row-major). A is overwritten by U with A = U^T U (right-looking Cholesky: each
+    step is a contiguous axpy, no reductions). Returns NOT_POSITIVE_DEFINITE on failure."""
+    cdef int i, k
+    cdef floating d
+    cdef floating* row_k
+    for k in range(K):
+        row_k = A + <Py_ssize_t> k * K
+        if not row_k[k] > 0:
+            return NOT_POSITIVE_DEFINITE
+        d = sqrt(row_k[k])
+        row_k[k] = d
+        for i in range(k + 1, K):
+            row_k[i] = row_k[i] / d
+        for i in range(k + 1, K):
+            axpy(-row_k[i], row_k + i, A + <Py_ssize_t> i * K + i, K - i)
+    # U^T z = b (forward, by columns of U^T = rows of U), then U x = z (backward)
+    for k in range(K):
+        b[k] = b[k] / A[k * K + k]
+        axpy(-b[k], A + <Py_ssize_t> k * K + k + 1, b + k + 1, K - k - 1)
+    for i in range(K - 1, -1, -1):
+        b[i] = (b[i] - dot(A + <Py_ssize_t> i * K + i + 1, b + i + 1, K - i - 1)) / A[i * K + i]
+    return OK
+
+
 cdef int cholesky_row(floating* x, const floating* Y, const floating* gram,
                       const index_t* cols, const floating* values, Py_ssize_t nnz,
-                      floating alpha, int K, floating* A, floating* b) noexcept nogil:
-    """Exact x = A_u^{-1} b_u: form the lower triangle of A_u, factor A_u = L L^T, solve."""
+                      floating alpha, int K, floating* A, floating* Z, int chunk) noexcept nogil:
+    """Exact x = A_u^{-1} b_u.
+
+    A_u = gram + Z^T Z with rows z_i = sqrt(c_ui - 1) y_i, gathered `chunk` rows at a time
+    and added by a register-tiled rank-k update; then A_u = U^T U and two triangular
+    solves. b_u is accumulated in x.
+    """
     cdef Py_ssize_t j
-    cdef int i, k
-    cdef floating c_minus_1, c_times_p, s
+    cdef int k, n = 0
+    cdef floating c_minus_1, c_times_p, scale
     cdef const floating* y
+    cdef floating* z
 
     memcpy(A, gram, <Py_ssize_t> K * K * sizeof(floating))
-    memset(b, 0, K * sizeof(floating))
+    memset(x, 0, K * sizeof(floating))
     for j in range(nnz):
+        if j + PREFETCH_AHEAD < nnz:
+            prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * K, K)
         y = Y + <Py_ssize_t> cols[j] * K
         confidence(values[j], alpha, &c_minus_1, &c_times_p)
         if c_times_p != 0:
-            axpy(c_times_p, y, b, K)
+            axpy(c_times_p, y, x, K)
         if c_minus_1 != 0:
-            for i in range(K):
-                axpy(c_minus_1 * y[i], y, A + <Py_ssize_t> i * K, i + 1)
-    # Cholesky-Banachiewicz: row i of L from rows 0..i-1
-    for i in range(K):
-        for k in range(i + 1):
-            s = A[i * K + k] - dot(A + <Py_ssize_t> i * K, A + <Py_ssize_t> k * K, k)
-            if k == i:
-                if not s > 0:
-                    return NOT_POSITIVE_DEFINITE
-                A[i * K + i] = sqrt(s)
-            else:
-                A[i * K + k] = s / A[k * K + k]
-    # L z = b, then L^T x = z
-    for i in range(K):
-        x[i] = (b[i] - dot(A + <Py_ssize_t> i * K, x, i)) / A[i * K + i]
-    for i in range(K - 1, -1, -1):
-        s = x[i]
-        for k in range(i + 1, K):
-            s = s - A[k * K + i] * x[k]
-        x[i] = s / A[i * K + i]
-    return OK
+            scale = sqrt(c_minus_1)
+            z = Z + <Py_ssize_t> n * K
+            for k in range(K):
+                z[k] = scale * y[k]
+            n += 1
+            if n == chunk:
+                rank_update_upper(A, Z, n, K)
+                n = 0
+    if n:
+        rank_update_upper(A, Z, n, K)
+    return cholesky_solve_upper(A, x, K)
 
 
 def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floating[::1] values,
              floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::1] gram,
              floating alpha, int cg_steps, int num_threads, signed char[::1] status):
-    """Update every row of X in place by `cg_steps` CG steps on its normal equations."""
-    cdef Py_ssize_t n_rows = X.shape[0], u
+    """Update every row of X in place by `cg_steps` CG steps on its normal equations.
+
+    Rows with up to `gather_rows` stored values first copy their rows of Y into a
+    contiguous per-thread buffer, so that the cg_steps + 1 passes over them read
+    sequential memory instead of gathering from all of Y each time.
+    """
+    cdef Py_ssize_t n_rows = X.shape[0], u, j, i, nnz
     cdef int K = X.shape[1]
+    cdef Py_ssize_t gather_rows = max(256, (1 << 20) // (K * sizeof(floating)))
     cdef floating* scratch
+    cdef floating* gathered
+    cdef index_t* identity
     with nogil, parallel(num_threads=num_threads):
-        scratch = <floating*> malloc(3 * K * sizeof(floating))
+        scratch = <floating*> malloc((3 * K + gather_rows * K) * sizeof(floating))
+        identity = <index_t*> malloc(gather_rows * sizeof(index_t))
         try:
+            if identity != NULL:
+                for i in range(gather_rows):
+                    identity[i] = i
             for u in prange(n_rows, schedule="dynamic", chunksize=8):
-                if scratch == NULL:
+                if scratch == NULL or identity == NULL:
                     status[u] = OUT_OF_MEMORY
                     continue
-                status[u] = cg_row(&X[u, 0], &Y[0, 0], &gram[0, 0],
-                                   &indices[0] + indptr[u], &values[0] + indptr[u],
-                                   indptr[u + 1] - indptr[u], alpha, K, cg_steps,
-                                   scratch, scratch + K, scratch + 2 * K)
+                nnz = indptr[u + 1] - indptr[u]
+                if nnz > gather_rows:
+                    status[u] = cg_row(&X[u, 0], &Y[0, 0], &gram[0, 0],
+                                       &indices[0] + indptr[u], &values[0] + indptr[u],
+                                       nnz, alpha, K, cg_steps,
+                                       scratch, scratch + K, scratch + 2 * K)
+                else:
+                    gathered = scratch + 3 * K
+                    for j in range(nnz):
+                        memcpy(gathered + j * K, &Y[indices[indptr[u] + j], 0],
+                               K * sizeof(floating))
+                    status[u] = cg_row(&X[u, 0], gathered, &gram[0, 0],
+                                       identity, &values[0] + indptr[u],
+                                       nnz, alpha, K, cg_steps,
+                                       scratch, scratch + K, scratch + 2 * K)
         finally:
             free(scratch)
+            free(identity)
 
 
 def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
@@ -155,9 +235,11 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
     """Overwrite every row of X with the exact solution of its normal equations."""
     cdef Py_ssize_t n_rows = X.shape[0], u
     cdef int K = X.shape[1]
+    cdef int chunk = max(16, 8192 // K)
     cdef floating* scratch
     with nogil, parallel(num_threads=num_threads):
-        scratch = <floating*> malloc((<Py_ssize_t> K * K + K) * sizeof(floating))
+        scratch = <floating*> malloc((<Py_ssize_t> K * K + <Py_ssize_t> chunk * K)
+                                     * sizeof(floating))
         try:
             for u in prange(n_rows, schedule="dynamic", chunksize=8):
                 if scratch == NULL:
@@ -166,7 +248,7 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
                 status[u] = cholesky_row(&X[u, 0], &Y[0, 0], &gram[0, 0],
                                          &indices[0] + indptr[u], &values[0] + indptr[u],
                                          indptr[u + 1] - indptr[u], alpha, K,
-                                         scratch, scratch + <Py_ssize_t> K * K)
+                                         scratch, scratch + <Py_ssize_t> K * K, chunk)
         finally:
             free(scratch)
 

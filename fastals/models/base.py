@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 import scipy.sparse as sp
 
-from fastals._kernels import _topn
+from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
 from fastals._validation import CSR, as_csr, check_bool, check_ids, check_int
 from fastals.exceptions import ModelFileError, NotFittedError
@@ -70,14 +70,16 @@ class RecommenderBase(ABC):
 
     @abstractmethod
     def _user_scores(self, userids, rows, item_block, recalculate):
-        """Dense scores (len(userids) x n_candidates) of users for the candidate items.
+        """Scores of users for the candidate items: a dense (len(userids) x n_candidates)
+        array, or a :class:`FactorScores` for scores that are dot products.
 
         `rows` is a CSR of the users' interactions aligned with `userids` (or None).
         """
 
     @abstractmethod
     def _similar_scores(self, axis, ids, candidates):
-        """Dense similarities of the given items (axis='item') or users to the candidates."""
+        """Similarities of the given items (axis='item') or users to the candidates, as
+        for _user_scores."""
 
     # --- parameters ------------------------------------------------------------------------
     def get_params(self) -> dict:
@@ -223,17 +225,26 @@ class RecommenderBase(ABC):
         step = max(1, _SCORE_BLOCK_CELLS // max(n_cols, 1))
         threads = resolve_threads(getattr(self, "num_threads", 0))
         empty = np.zeros(0, dtype=np.int32)
+        topn = kernels("_topn")
         for lo in range(0, n_queries, step):
             hi = min(lo + step, n_queries)
-            block = np.ascontiguousarray(score(lo, hi), dtype=dtype)
+            block = score(lo, hi)
             if exclude is not None:
                 part = exclude.rows(lo, hi)
                 indptr, indices = part.indptr, part.indices
             else:
                 indptr, indices = empty, empty
-            if width:
-                _topn.select_topn(block, indptr, indices, blocked, ids[lo:hi], scores[lo:hi],
-                                  threads)
+            if not width:
+                continue
+            if isinstance(block, FactorScores):
+                status = topn.dot_topn(block.queries, block.items_t, indptr, indices, blocked,
+                                       ids[lo:hi], scores[lo:hi], threads)
+                if status:
+                    raise MemoryError("not enough memory for the top-N scoring scratch")
+            else:
+                block = np.ascontiguousarray(block, dtype=dtype)
+                topn.select_topn(block, indptr, indices, blocked, ids[lo:hi], scores[lo:hi],
+                                 threads)
         if candidates is not None:
             found = ids >= 0
             ids[found] = candidates[ids[found]]
@@ -286,6 +297,20 @@ class RecommenderBase(ABC):
     def _restore(self, arrays, extra):
         for name in self._state_names:
             setattr(self, name, arrays[name])
+
+
+class FactorScores:
+    """Scores that are dot products: queries (n x K) against items_t (K x n_candidates).
+
+    The top-N kernel computes them block by block without forming the full score matrix,
+    in a fixed summation order, so one query scores the same alone or in any batch.
+    """
+
+    __slots__ = ("queries", "items_t")
+
+    def __init__(self, queries, items_t):
+        self.queries = np.ascontiguousarray(queries)
+        self.items_t = np.ascontiguousarray(items_t, dtype=self.queries.dtype)
 
 
 def load(path, expected=None):

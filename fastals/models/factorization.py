@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastals.models.base import RecommenderBase
+from fastals.models.base import FactorScores, RecommenderBase
 
 
 class MatrixFactorizationBase(RecommenderBase):
@@ -31,25 +31,44 @@ class MatrixFactorizationBase(RecommenderBase):
         """Factors of users with the given interaction rows (CSR); subclasses solve them."""
         raise NotImplementedError(f"{type(self).__name__} cannot recalculate users")
 
+    def _derived(self, name, source, make):
+        """`make(source)`, cached until `source` is replaced (fit and fold-in replace the
+        factor arrays; after editing them in place, call :meth:`clear_cache`)."""
+        cache = self.__dict__.setdefault("_cache", {})
+        hit = cache.get(name)
+        if hit is not None and hit[0] is source:
+            return hit[1]
+        value = make(source)
+        cache[name] = (source, value)
+        return value
+
+    def clear_cache(self):
+        """Forget arrays derived from the factors (transposes, normalised copies)."""
+        self.__dict__.pop("_cache", None)
+
     def _item_block(self, candidates):
-        Y = self.item_factors
-        return Y if candidates is None else Y[candidates]
+        if candidates is None:
+            return self._derived("items_t", self.item_factors, _transpose)
+        return _transpose(self.item_factors[candidates])
 
     def _user_scores(self, userids, rows, item_block, recalculate):
         U = self._recalculate_users(rows) if recalculate else self.user_factors[userids]
-        return U @ item_block.T
+        return FactorScores(U, item_block)
 
     def _similar_scores(self, axis, ids, candidates):
         factors = self.item_factors if axis == "item" else self.user_factors
-        inverse_norms = _inverse_norms(factors)
-        query = factors[ids] * inverse_norms[ids, None]
+        unit = self._derived(f"{axis}_unit", factors, _normalise)
         if candidates is None:
-            return (query @ factors.T) * inverse_norms[None, :]
-        return (query @ factors[candidates].T) * inverse_norms[None, candidates]
+            return FactorScores(unit[ids], self._derived(f"{axis}_unit_t", unit, _transpose))
+        return FactorScores(unit[ids], _transpose(unit[candidates]))
 
 
-def _inverse_norms(factors):
-    """1/|f| per row, 0 for all-zero rows (whose cosine similarities are then 0)."""
-    norms = np.linalg.norm(factors, axis=1)
-    with np.errstate(divide="ignore"):
-        return np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1), 0).astype(factors.dtype)
+def _transpose(factors):
+    return np.ascontiguousarray(factors.T)
+
+
+def _normalise(factors):
+    """Rows scaled to unit length; all-zero rows stay zero (their cosines are then 0)."""
+    norms = np.linalg.norm(factors.astype(np.float64), axis=1, keepdims=True)
+    scaled = factors / np.where(norms > 0, norms, 1.0)
+    return np.ascontiguousarray(scaled, dtype=factors.dtype)

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads, single_threaded_blas
 from fastals._validation import (
+    all_finite,
     as_csr,
     check_bool,
     check_choice,
@@ -129,8 +130,11 @@ class ImplicitALS(MatrixFactorizationBase):
         input is never modified. `callback(iteration, seconds, loss)` is called after each
         iteration (loss is None unless calculate_training_loss). Returns self.
 
-        If interrupted (Ctrl-C), the model keeps the factors of the last completed
-        iteration and the KeyboardInterrupt propagates.
+        Factors are updated in place, block by block of rows, so memory stays close to
+        input + factors. After each iteration (and when the callback raises) the model
+        holds exactly that iteration's factors. A Ctrl-C is noticed between blocks (within
+        about a second) and propagates; rows then hold their most recent solve, a
+        consistent model at least as good as the last completed iteration.
         """
         self._check_params()
         check_bool("show_progress", show_progress)
@@ -141,10 +145,12 @@ class ImplicitALS(MatrixFactorizationBase):
         rng = check_random_state(self.random_state)
         n_users, n_items = Cui.shape
         K = self.factors
-        X = (rng.standard_normal((n_users, K), dtype=np.float64) * 0.01).astype(self.dtype)
-        Y = (rng.standard_normal((n_items, K), dtype=np.float64) * 0.01).astype(self.dtype)
+        X = _initial_factors(rng, n_users, K, self.dtype)
+        Y = _initial_factors(rng, n_items, K, self.dtype)
         self.loss_history = []
-        self.user_factors, self.item_factors = X.copy(), Y.copy()
+        self.clear_cache()
+        # solved in place (no second copy of the factors: memory stays ~ input + factors)
+        self.user_factors, self.item_factors = X, Y
         user_blocks, item_blocks = _blocks(Cui), _blocks(Ciu)
         threads = resolve_threads(self.num_threads)
         start = time.perf_counter()
@@ -153,8 +159,6 @@ class ImplicitALS(MatrixFactorizationBase):
             for iteration in range(self.iterations):
                 self._solve(Cui, user_blocks, X, Y, "user", threads)
                 self._solve(Ciu, item_blocks, Y, X, "item", threads)
-                # both halves done: publish (an interrupt leaves the last complete iteration)
-                self.user_factors, self.item_factors = X.copy(), Y.copy()
                 loss = self._loss(Cui, X, Y, threads) if self.calculate_training_loss else None
                 if loss is not None:
                     self.loss_history.append(loss)
@@ -184,7 +188,7 @@ class ImplicitALS(MatrixFactorizationBase):
                 als.solve_cholesky(part.indptr, part.indices, part.data, X[lo:hi], Y, gram,
                                    alpha, threads, status)
             self._raise_for_status(status, lo, side)
-        if not np.isfinite(X).all():
+        if not all_finite(X):
             raise ModelFitError(
                 f"the {side} factors became non-finite (overflow); the values in user_items "
                 f"or alpha={self.alpha} may be too large for {np.dtype(self.dtype).name}: "
@@ -299,11 +303,18 @@ class ImplicitALS(MatrixFactorizationBase):
 AlternatingLeastSquares = ImplicitALS
 
 
+def _initial_factors(rng, n, K, dtype):
+    """N(0, 0.01^2) factors drawn directly in `dtype` (no float64 temporary)."""
+    factors = rng.standard_normal((n, K), dtype=dtype)
+    factors *= dtype(0.01)
+    return factors
+
+
 def _gram(Y):
     """Y^T Y in float64, accumulated over row blocks (bounded temporary memory)."""
     K = Y.shape[1]
     total = np.zeros((K, K), dtype=np.float64)
-    step = max(1, (1 << 22) // max(K, 1))
+    step = max(1, (1 << 20) // max(K, 1))
     for lo in range(0, Y.shape[0], step):
         block = Y[lo:lo + step].astype(np.float64)
         total += block.T @ block

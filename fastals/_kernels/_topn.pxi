@@ -1,5 +1,5 @@
-# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Top-N selection over the rows of a dense score matrix.
+# Top-N kernels; built per instruction set from the _topn_<isa>.pyx stubs.
+"""Top-N selection over the rows of a dense score matrix, and fused scoring + selection.
 
 Each row keeps a bounded min-heap of its N best (score, column) pairs while scanning the
 columns once: O(n_cols) for typical rows, O(n_cols log N) at worst, never a full sort.
@@ -12,7 +12,13 @@ from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free, malloc
 
-from fastals._kernels._common cimport floating, index_t
+from libc.string cimport memset
+
+from fastals._kernels._common cimport floating, index_t, tile
+
+# dot_topn blocks: queries per thread task, and columns per cache block of item factors
+DEF QUERY_BLOCK = 16
+DEF COLUMN_BLOCK = 512
 
 
 cdef inline bint worse(floating score_a, int64_t id_a, floating score_b, int64_t id_b) noexcept nogil:
@@ -116,3 +122,86 @@ def select_topn(const floating[:, ::1] scores, const index_t[::1] exclude_indptr
                         excluded[exclude_indices[j]] = 0
         finally:
             free(excluded)
+
+
+cdef void score_block(const floating* Ut, int n_queries, const floating* Yt, int K,
+                      Py_ssize_t n_cols, floating* scores) noexcept nogil:
+    """scores[q, c] = sum_k Ut[k, q] Yt[k, c] for a block of up to QUERY_BLOCK queries.
+
+    Ut is K x QUERY_BLOCK (zero-padded), Yt is K x n_cols; scores is QUERY_BLOCK x n_cols.
+    Every score is summed over k in ascending order whatever the blocking, so a query
+    scores identically alone or in any batch.
+    """
+    cdef Py_ssize_t c0, c, c_end, full_end
+    cdef int q0, q, k
+    cdef floating total
+    memset(scores, 0, QUERY_BLOCK * n_cols * sizeof(floating))
+    for c0 in range(0, n_cols, COLUMN_BLOCK):
+        c_end = min(c0 + COLUMN_BLOCK, n_cols)
+        full_end = c0 + ((c_end - c0) // 16) * 16
+        for q0 in range(0, n_queries, 4):
+            for c in range(c0, full_end, 16):
+                tile(scores + q0 * n_cols + c, n_cols, Ut + q0, QUERY_BLOCK, Yt + c, n_cols, K)
+    full_end = (n_cols // 16) * 16
+    for q in range(n_queries):
+        for c in range(full_end, n_cols):
+            total = 0
+            for k in range(K):
+                total = total + Ut[k * QUERY_BLOCK + q] * Yt[k * n_cols + c]
+            scores[q * n_cols + c] = total
+
+
+def dot_topn(const floating[:, ::1] U, const floating[:, ::1] Yt,
+             const index_t[::1] exclude_indptr, const index_t[::1] exclude_indices,
+             const unsigned char[::1] blocked, int64_t[:, ::1] out_ids,
+             floating[:, ::1] out_scores, int num_threads):
+    """Best columns of U @ Yt per row of U, without forming U @ Yt.
+
+    U is n_queries x K, Yt is K x n_cols (the item factors transposed). Exclusions, padding
+    and ties as in select_topn. Returns 0, or -1 if scratch memory ran out (rows then
+    keep their -1 padding).
+    """
+    cdef Py_ssize_t n_queries = U.shape[0], n_cols = Yt.shape[1], block, j
+    cdef int K = U.shape[1], N = out_ids.shape[1], rows, q, k, count
+    cdef Py_ssize_t n_blocks = (n_queries + QUERY_BLOCK - 1) // QUERY_BLOCK, row
+    cdef bint per_row = exclude_indptr.shape[0] > 0
+    cdef const unsigned char* blocked_ptr = &blocked[0] if blocked.shape[0] > 0 else NULL
+    cdef floating* scores
+    cdef floating* Ut
+    cdef unsigned char* excluded
+    cdef int failed = 0
+    if n_queries == 0 or N == 0 or n_cols == 0:
+        return 0
+    with nogil, parallel(num_threads=num_threads):
+        scores = <floating*> malloc(QUERY_BLOCK * n_cols * sizeof(floating))
+        Ut = <floating*> malloc(QUERY_BLOCK * (K + 1) * sizeof(floating))
+        excluded = <unsigned char*> calloc(n_cols + 1, 1)
+        try:
+            for block in prange(n_blocks, schedule="dynamic", chunksize=1):
+                if scores == NULL or Ut == NULL or excluded == NULL:
+                    failed += 1
+                    continue
+                rows = <int> min(QUERY_BLOCK, n_queries - block * QUERY_BLOCK)
+                memset(Ut, 0, QUERY_BLOCK * K * sizeof(floating))
+                for q in range(rows):
+                    for k in range(K):
+                        Ut[k * QUERY_BLOCK + q] = U[block * QUERY_BLOCK + q, k]
+                score_block(Ut, rows, &Yt[0, 0], K, n_cols, scores)
+                for q in range(rows):
+                    row = block * QUERY_BLOCK + q
+                    if per_row:
+                        for j in range(exclude_indptr[row], exclude_indptr[row + 1]):
+                            excluded[exclude_indices[j]] = 1
+                    count = select_row(scores + q * n_cols, n_cols, N, blocked_ptr, excluded,
+                                       &out_scores[row, 0], &out_ids[row, 0])
+                    for k in range(count, N):
+                        out_ids[row, k] = -1
+                        out_scores[row, k] = -INFINITY
+                    if per_row:
+                        for j in range(exclude_indptr[row], exclude_indptr[row + 1]):
+                            excluded[exclude_indices[j]] = 0
+        finally:
+            free(scores)
+            free(Ut)
+            free(excluded)
+    return -1 if failed else 0

@@ -1,0 +1,199 @@
+"""Implicit ALS: fastals vs implicit vs the numpy reference, side by side in one run.
+
+    python bench/als.py            # the full grid (about half an hour on 2 cores)
+    python bench/als.py --quick    # K=64 only, fewer repeats
+
+Every measurement is a separate process; peers alternate within each configuration.
+Reported per configuration: median seconds per iteration (over the timed iterations of
+every repeat), the ratio of each peer's time to fastals', GFLOP/s of the algorithm's
+arithmetic (same count for every library), and the peak extra memory of fit relative to
+input + factors. On MovieLens 100K: precision@10 on a seeded 80/20 split.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness as h  # noqa: E402
+
+DATASETS = {
+    "movielens-100k": None,
+    "synthetic-4m": (100_000, 50_000, 4_000_000),
+    "synthetic-lastfm": (358_868, 292_385, 15_000_000),
+}
+ALPHA, REGULARIZATION, CG_STEPS = 1.0, 0.05, 3
+
+
+def load(name):
+    if name == "movielens-100k":
+        from fastals.datasets import load_movielens_100k
+        path = h.movielens_path()
+        if path is None:
+            raise FileNotFoundError("MovieLens 100K not found (../shared/data or FASTALS_DATA)")
+        return load_movielens_100k(path)[0]
+    from fastals.datasets import synthetic_interactions
+    n_users, n_items, nnz = DATASETS[name]
+    return h.cached_matrix(name, lambda: synthetic_interactions(n_users, n_items, nnz,
+                                                                random_state=2026))
+
+
+def split(matrix, seed=42):
+    coo = matrix.tocoo()
+    test = np.random.default_rng(seed).random(coo.nnz) < 0.2
+
+    def part(mask):
+        return sp.csr_matrix((coo.data[mask], (coo.row[mask], coo.col[mask])),
+                             shape=matrix.shape)
+    return part(~test), part(test)
+
+
+def precision_at_10(ids, test, users):
+    hits = total = 0
+    for row, u in enumerate(users):
+        relevant = test.indices[test.indptr[u]:test.indptr[u + 1]]
+        hits += np.isin(ids[row], relevant).sum()
+        total += min(10, len(relevant))
+    return hits / total
+
+
+def flops_per_iteration(matrix, K, solver):
+    """Arithmetic of one iteration (both halves), the same for every library."""
+    rows = matrix.shape[0] + matrix.shape[1]
+    nnz = 2 * matrix.nnz
+    if solver == "cg":
+        passes = CG_STEPS + 1
+        return passes * (rows * 2 * K * K + nnz * 4 * K)
+    return nnz * (K * K + 2 * K) + rows * (K ** 3 / 3 + 4 * K * K)
+
+
+def worker(spec):
+    """Runs in its own process: fit one library on one data set; print one JSON line."""
+    matrix = load(spec["data"]).astype(np.float32)
+    train, test = split(matrix) if spec.get("precision") else (matrix, None)
+    K, solver, lib, iterations = spec["K"], spec["solver"], spec["lib"], spec["iterations"]
+    stamps = []
+
+    def callback(*_):
+        stamps.append(time.perf_counter())
+
+    if lib == "implicit":
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+        # implicit's confidence is its input value: give it 1 + alpha * r, as fastals uses
+        data = train.copy()
+        data.data = 1.0 + ALPHA * data.data
+        model = AlternatingLeastSquares(factors=K, regularization=REGULARIZATION, alpha=1.0,
+                                        iterations=iterations, use_cg=solver == "cg",
+                                        num_threads=spec["threads"], random_state=0)
+        h.reset_peak_rss()
+        before, _ = h.rss_bytes()
+        with threadpool_limits(1, "blas"):
+            start = time.perf_counter()
+            model.fit(data, show_progress=False, callback=callback)
+    elif lib == "fastals":
+        import fastals
+        data = train
+        model = fastals.ImplicitALS(factors=K, regularization=REGULARIZATION, alpha=ALPHA,
+                                    iterations=iterations, solver=solver, cg_steps=CG_STEPS,
+                                    num_threads=spec["threads"], random_state=0)
+        h.reset_peak_rss()
+        before, _ = h.rss_bytes()
+        start = time.perf_counter()
+        model.fit(data, show_progress=False, callback=callback)
+    else:  # the numpy reference: one iteration
+        from fastals.reference import implicit_als_fit
+        data = train
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((train.shape[0], K)) * 0.01
+        Y = rng.standard_normal((train.shape[1], K)) * 0.01
+        h.reset_peak_rss()
+        before, _ = h.rss_bytes()
+        start = time.perf_counter()
+        for _ in range(iterations):
+            X, Y = implicit_als_fit(train, X, Y, REGULARIZATION, ALPHA, 1, solver, CG_STEPS)
+            callback()
+    _, peak = h.rss_bytes()
+    per_iteration = np.diff([start] + stamps).tolist()
+    result = {"seconds": per_iteration, "peak_extra": peak - before,
+              "input_bytes": data.data.nbytes + data.indices.nbytes + data.indptr.nbytes,
+              "factor_bytes": (sum(train.shape) * K * 4)}
+    if test is not None and lib != "reference":
+        users = np.flatnonzero(np.diff(test.indptr))
+        ids, _ = model.recommend(users, train[users] if lib == "fastals" else data[users], N=10)
+        result["precision"] = precision_at_10(ids, test, users)
+    h.emit(result)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="K=64 only, fewer repeats")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--data", nargs="*", default=list(DATASETS))
+    args = parser.parse_args()
+    if args.worker:
+        return worker(json.loads(args.worker))
+
+    Ks = [64] if args.quick else [32, 64, 128]
+    rows = []
+    for data in args.data:
+        try:
+            matrix = load(data)
+        except FileNotFoundError as exc:
+            print(f"skipping {data}: {exc}")
+            continue
+        small = data == "movielens-100k"
+        for K in Ks:
+            for solver in ("cg", "cholesky"):
+                big = data == "synthetic-lastfm"
+                libs = ["fastals", "implicit"] + (["reference"] if small else [])
+                repeats = 2 if big or args.quick else 3
+                iterations = 6 if small else 3 if not big else 2
+                specs = [{"data": data, "K": K, "solver": solver, "lib": lib,
+                          "threads": args.threads, "precision": small,
+                          "iterations": 1 if lib == "reference" else iterations}
+                         for lib in libs]
+                print(f"{data} K={K} {solver}", flush=True)
+                results = h.alternate(Path(__file__), specs, repeats, log=None)
+                flops = flops_per_iteration(matrix, K, solver)
+                ours = h.median_of(results[0], "seconds")
+                for lib, res in zip(libs, results):
+                    sec = h.median_of(res, "seconds")
+                    if sec is None:
+                        err = next((r["error"] for r in res if "error" in r), "no result")
+                        rows.append([data, K, solver, lib, "error: " + err[:60]] + [""] * 5)
+                        print("  " + " | ".join(str(c) for c in rows[-1]), flush=True)
+                        continue
+                    peak = h.median_of(res, "peak_extra")
+                    inp = res[0]["input_bytes"]
+                    fac = res[0]["factor_bytes"]
+                    prec = h.median_of(res, "precision")
+                    rows.append([data, K, solver, lib, f"{sec:.4f}",
+                                 "1.00" if lib == "fastals" else f"{sec / ours:.2f}",
+                                 f"{flops / sec / 1e9:.1f}",
+                                 f"{peak / 2**20:.0f}",
+                                 f"{(inp + peak) / (inp + fac):.2f}",
+                                 "" if prec is None else f"{prec:.4f}"])
+                    print("  " + " | ".join(str(c) for c in rows[-1]), flush=True)
+    header = ["data", "K", "solver", "library", "s/iteration (median)",
+              "time / fastals", "GFLOP/s", "fit peak extra MiB",
+              "(input+peak)/(input+factors)", "P@10"]
+    body = (f"`python bench/als.py{' --quick' if args.quick else ''}`, {args.threads} threads, "
+            f"float32, alpha={ALPHA}, regularization={REGULARIZATION}, cg_steps={CG_STEPS}. "
+            "Each peer in its own process, alternating; medians over repeats and timed "
+            "iterations. `time / fastals` > 1 means fastals is faster. Peak memory is the "
+            "RSS high-water mark during fit above the RSS before it (input already loaded).\n\n"
+            + h.table(header, rows))
+    h.write_section("Implicit ALS (bench/als.py)", body)
+    print(f"wrote {h.RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+import sys
+
+from fastals.cli import main
+
+sys.exit(main())

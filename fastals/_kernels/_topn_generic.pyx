@@ -1,0 +1,3 @@
+# Top-N kernels compiled for the generic instruction set; the code is in _topn.pxi.
+# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+include "_topn.pxi"

@@ -1,0 +1,139 @@
+"""Behaviour every fastals recommender must show, as a mixin each model's tests inherit.
+
+A test class defines `make_model()` (an unfitted model with a fixed seed; for factor models
+use as many factors as the checkerboard's rank, 2, so the held-out cell is not fitted); the
+checks use only the public API: what a user sees.
+"""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import fastals
+
+
+def checkerboard(n, held_out_diagonal=True):
+    """n x n: user u likes item i when u + i is even; the diagonal is held out if asked."""
+    u, i = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    liked = (u + i) % 2 == 0
+    if held_out_diagonal:
+        liked &= u != i
+    return sp.csr_matrix(liked.astype(np.float64))
+
+
+class RecommenderBaseTestMixin:
+    n = 50
+
+    def make_model(self):
+        raise NotImplementedError
+
+    def fitted(self, data=None):
+        data = checkerboard(self.n) if data is None else data
+        return self.make_model().fit(data, show_progress=False), data
+
+    def test_checkerboard_top1_is_held_out_item(self):
+        model, data = self.fitted()
+        ids, _ = model.recommend(np.arange(self.n), data, N=1)
+        np.testing.assert_array_equal(ids[:, 0], np.arange(self.n))
+
+    def test_recommend_never_returns_liked_items(self):
+        model, data = self.fitted()
+        for u in range(0, self.n, 7):
+            ids, scores = model.recommend(u, data[u], N=self.n)
+            assert not set(ids) & set(data[u].indices)
+            assert np.all(np.diff(scores) <= 0)
+            assert len(ids) == self.n - data[u].nnz
+
+    def test_batch_equals_single(self):
+        model, data = self.fitted()
+        users = np.array([3, 0, 17, 3])
+        ids, scores = model.recommend(users, data[users], N=5)
+        assert ids.shape == scores.shape == (4, 5)
+        for row, u in enumerate(users):
+            one_ids, one_scores = model.recommend(u, data[u], N=5)
+            np.testing.assert_array_equal(ids[row], one_ids)
+            np.testing.assert_allclose(scores[row], one_scores, rtol=1e-6)
+
+    def test_full_matrix_accepted_for_user_items(self):
+        model, data = self.fitted()
+        a = model.recommend(np.array([1, 2, 5]), data, N=4)
+        b = model.recommend(np.array([1, 2, 5]), data[[1, 2, 5]], N=4)
+        np.testing.assert_array_equal(a[0], b[0])
+
+    def test_filter_items_and_items_respected(self):
+        model, data = self.fitted()
+        banned = np.arange(0, self.n, 3)
+        ids, _ = model.recommend(4, data[4], N=self.n, filter_items=banned)
+        assert not set(ids) & set(banned)
+        allowed = np.array([1, 4, 9, 10, 33])
+        ids, _ = model.recommend(4, data[4], N=10, items=allowed,
+                                 filter_already_liked_items=False)
+        assert set(ids) == set(allowed)
+        ids, _ = model.recommend(4, data[4], N=10, items=allowed, filter_items=[9])
+        assert set(ids) <= set(allowed) - {9} - set(data[4].indices)
+
+    def test_N_larger_than_items_returns_every_allowed_item(self):
+        model, data = self.fitted()
+        ids, scores = model.recommend(0, data[0], N=10 * self.n)
+        assert sorted(ids) == sorted(set(range(self.n)) - set(data[0].indices))
+        ids, scores = model.recommend([0, 1], data[[0, 1]], N=10 * self.n,
+                                      filter_already_liked_items=False)
+        assert ids.shape == (2, self.n)
+        assert np.isfinite(scores).all()
+
+    def test_similar_items_shapes_and_batch(self):
+        model, _ = self.fitted()
+        ids, scores = model.similar_items(2, N=5)
+        assert ids.shape == (5,) and np.all(np.diff(scores) <= 1e-6)
+        batch_ids, _ = model.similar_items([2, 7], N=5)
+        np.testing.assert_array_equal(batch_ids[0], ids)
+        ids, _ = model.similar_items(2, N=5, filter_items=[2])
+        assert 2 not in ids
+        ids, _ = model.similar_items(2, N=5, items=[1, 3, 5])
+        assert set(ids) <= {1, 3, 5}
+
+    def test_save_load_roundtrip(self, tmp_path):
+        model, data = self.fitted()
+        path = model.save(tmp_path / "model")
+        assert str(path).endswith(".npz")
+        loaded = fastals.load(path)
+        assert type(loaded) is type(model)
+        a = model.recommend([0, 5], data[[0, 5]], N=5)
+        b = loaded.recommend([0, 5], data[[0, 5]], N=5)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
+        assert type(model).load(path).get_params() == loaded.get_params()
+
+    def test_bad_ids_and_arguments(self):
+        model, data = self.fitted()
+        with pytest.raises(ValueError, match="userid"):
+            model.recommend(self.n, data[[0]], N=5)
+        with pytest.raises(ValueError, match="userid"):
+            model.recommend(-1, data[[0]], N=5)
+        with pytest.raises(TypeError, match="userid"):
+            model.recommend("7", data[[0]], N=5)
+        with pytest.raises(ValueError, match="N"):
+            model.recommend(0, data[0], N=0)
+        with pytest.raises(ValueError, match="user_items"):
+            model.recommend(0, sp.csr_matrix((1, self.n + 1)), N=5)
+        with pytest.raises(ValueError, match="user_items"):
+            model.recommend([0, 1], data[[0, 1, 2]], N=5)
+        with pytest.raises(ValueError, match="itemid"):
+            model.similar_items(self.n)
+        with pytest.raises(ValueError, match="filter_items"):
+            model.recommend(0, data[0], filter_items=[self.n])
+
+    def test_unfitted_model_says_so(self):
+        with pytest.raises(fastals.NotFittedError):
+            self.make_model().recommend(0, checkerboard(4)[0])
+
+    def test_input_not_modified(self):
+        coo = sp.coo_matrix(([3, 1, 2, 0], ([0, 0, 1, 2], [1, 1, 2, 0])), shape=(4, 5))
+        before = (coo.data.copy(), coo.row.copy(), coo.col.copy())
+        csr = checkerboard(self.n)
+        csr_before = (csr.data.copy(), csr.indices.copy(), csr.indptr.copy())
+        self.make_model().fit(coo, show_progress=False)
+        self.make_model().fit(csr, show_progress=False)
+        for a, b in zip(before, (coo.data, coo.row, coo.col)):
+            np.testing.assert_array_equal(a, b)
+        for a, b in zip(csr_before, (csr.data, csr.indices, csr.indptr)):
+            np.testing.assert_array_equal(a, b)
