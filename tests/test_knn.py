@@ -16,6 +16,7 @@ from fastals import (
 from fastals.datasets import load_movielens_100k
 from fastals.exceptions import IdOutOfRangeError, ModelFileError, NotFittedError
 from fastals.reference import similarity as ref
+from recommender_base_test import RecommenderBaseTestMixin
 from tests.conftest import random_interactions
 
 ITEM_SIMILARITIES = ["cosine", "tfidf", "bm25", "pearson", "jaccard", "dot"]
@@ -52,6 +53,45 @@ def assert_same_neighbours(got, S, K, tol=1e-5):
         np.testing.assert_allclose(g.data, S[i, g.indices], atol=tol)
         kth = e.data.min() if e.nnz else 0
         assert all(abs(S[i, j] - kth) <= tol for j in set(g.indices) ^ set(e.indices))
+
+
+# --- the contract every recommender honours -------------------------------------------------
+class TestItemKNNBehaviour(RecommenderBaseTestMixin):
+    def make_model(self):
+        return ItemKNN(K=30)
+
+
+@pytest.mark.parametrize("similarity", ["tfidf", "bm25", "pearson", "jaccard", "dot"])
+class TestItemKNNSimilaritiesBehaviour(RecommenderBaseTestMixin):
+    @pytest.fixture(autouse=True)
+    def _similarity(self, similarity):
+        self.similarity = similarity
+
+    def make_model(self):
+        return ItemKNN(K=30, similarity=self.similarity)
+
+
+class TestUserKNNBehaviour(RecommenderBaseTestMixin):
+    def make_model(self):
+        return UserKNN(K=30)
+
+
+class TestContentKNNBehaviour(RecommenderBaseTestMixin):
+    """Items described by their (checkerboard) columns; users only label rows here."""
+
+    def make_model(self):
+        return ContentKNN(K=30)
+
+    def test_bad_ids_and_arguments(self):
+        model, data = self.fitted()
+        with pytest.raises(ValueError, match="N"):
+            model.recommend(0, data[0], N=0)
+        with pytest.raises(ValueError, match="user_items"):
+            model.recommend(0, sp.csr_matrix((1, self.n + 1)), N=5)
+        with pytest.raises(IdOutOfRangeError, match="userid"):
+            model.recommend([0, self.n], data, N=5)
+        with pytest.raises(ValueError, match="itemid"):
+            model.similar_items(self.n)
 
 
 # --- ItemKNN -------------------------------------------------------------------------------
