@@ -165,6 +165,14 @@ def test_column_similarity_matches_reference(similarity, weighting):
     np.testing.assert_allclose(diagonal, expected_diagonal, atol=1e-9)
 
 
+def test_blocked_reference_equals_dense_reference():
+    X = random_rows(50, 33, 0.1, seed=13, empty_cols=(4,))
+    blocked = ref.top_k_cosine_blocked(X, 5, block_rows=7)
+    dense = ref.top_k_similarity(X.T, K=5)
+    assert (abs(blocked - dense) > 1e-12).nnz == 0
+    assert blocked.nnz == dense.nnz
+
+
 def test_weightings_match_reference_and_leave_input_alone():
     X = random_rows(40, 25, 0.2, seed=8)
     X.data = np.ceil(X.data * 9)

@@ -16,6 +16,7 @@ from fastals.reference.similarity import (
     similarity_matrix,
     tfidf_weight,
     top_k,
+    top_k_cosine_blocked,
     top_k_similarity,
     user_knn_predict,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "similarity_matrix",
     "tfidf_weight",
     "top_k",
+    "top_k_cosine_blocked",
     "top_k_similarity",
     "user_knn_predict",
 ]
