@@ -34,21 +34,7 @@ from libc.math cimport sqrt
 from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memset
 
-from fastals._kernels._common cimport floating, index_t
-
-cdef extern from *:
-    """
-    /* GCC deletes loops whose only effect is __builtin_prefetch; a volatile asm stays. */
-    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-    #define fastals_prefetch(address) \
-        __asm__ volatile("prefetcht0 %0" : : "m"(*(const char*) (address)))
-    #elif defined(__GNUC__) || defined(__clang__)
-    #define fastals_prefetch(address) __builtin_prefetch((const void*) (address), 0, 3)
-    #else
-    #define fastals_prefetch(address) ((void) 0)
-    #endif
-    """
-    void prefetch "fastals_prefetch"(const void* address) noexcept nogil
+from fastals._kernels._common cimport floating, index_t, prefetch, prefetch_bytes
 
 cdef enum:
     PREFETCH = 8  # rows of B^T fetched ahead of their use
@@ -192,22 +178,13 @@ cdef inline floating similarity(int mode, floating dot, floating scale, floating
     return dot / (count + col_count[j] - dot)
 
 
-cdef inline void prefetch_row(const index_t* indptr, const index_t* indices, const floating* data,
-                              index_t row, bint binary) noexcept nogil:
-    """Ask for the cache lines of one CSR row (up to PREFETCH_LINES of each array)."""
-    cdef Py_ssize_t lo = indptr[row], n = indptr[row + 1] - lo, p = 0
-    cdef Py_ssize_t step = 64 // sizeof(index_t), limit = min(n, PREFETCH_LINES * step)
-    while p < limit:
-        prefetch(indices + lo + p)
-        p += step
-    if binary:
-        return
-    p = 0
-    step = 64 // sizeof(floating)
-    limit = min(n, PREFETCH_LINES * step)
-    while p < limit:
-        prefetch(data + lo + p)
-        p += step
+cdef inline void prefetch_csr_row(const index_t* indptr, const index_t* indices,
+                                  const floating* data, index_t row, bint binary) noexcept nogil:
+    """Ask for the first PREFETCH_LINES cache lines of one CSR row, in each array."""
+    cdef Py_ssize_t lo = indptr[row], n = indptr[row + 1] - lo
+    prefetch_bytes(indices + lo, min(n * sizeof(index_t), PREFETCH_LINES * 64))
+    if not binary:
+        prefetch_bytes(data + lo, min(n * sizeof(floating), PREFETCH_LINES * 64))
 
 
 cdef int scan_dense(floating* acc, Py_ssize_t first, Py_ssize_t last, int mode, floating scale,
@@ -272,12 +249,13 @@ cdef Py_ssize_t accumulate(Py_ssize_t start, Py_ssize_t stop, const index_t* a_i
     for p in range(start, min(start + 2 * PREFETCH, stop)):
         prefetch(bt_indptr + a_indices[p])
     for p in range(start, min(start + PREFETCH, stop)):
-        prefetch_row(bt_indptr, bt_indices, bt_data, a_indices[p], binary)
+        prefetch_csr_row(bt_indptr, bt_indices, bt_data, a_indices[p], binary)
     for p in range(start, stop):
         if p + 2 * PREFETCH < stop:
             prefetch(bt_indptr + a_indices[p + 2 * PREFETCH])
         if p + PREFETCH < stop:
-            prefetch_row(bt_indptr, bt_indices, bt_data, a_indices[p + PREFETCH], binary)
+            prefetch_csr_row(bt_indptr, bt_indices, bt_data, a_indices[p + PREFETCH],
+                             binary)
         u = a_indices[p]
         weight = 1 if binary else a_data[p]
         lo = bt_indptr[u]
