@@ -24,6 +24,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
+from fastals._kernels import _similarity
 from fastals._threads import resolve_threads
 from fastals._validation import (
     CSR,
@@ -38,11 +39,11 @@ from fastals._validation import (
 )
 from fastals.models.base import RecommenderBase
 from fastals.similarity import (
+    _MODE,
     as_rows,
     columns_top_k,
     dense_similarity,
     row_statistics,
-    _MODE,
     rows_top_k,
     self_similarity,
     top_k_csr,
@@ -62,6 +63,28 @@ def _pack(name, matrix):
     """The arrays that save a CSR matrix (with its shape)."""
     return {f"{name}_indptr": matrix.indptr, f"{name}_indices": matrix.indices,
             f"{name}_data": matrix.data, f"{name}_shape": np.asarray(matrix.shape, dtype=np.int64)}
+
+
+def _store(owner, name, matrix):
+    """Keep a CSR matrix as the arrays :func:`_pack` names (and forget cached matrices)."""
+    for key, value in _pack(name, matrix).items():
+        setattr(owner, key, value)
+    owner.__dict__.pop("_matrices", None)
+
+
+def _stored_matrix(name, doc):
+    """A read-only property: the scipy CSR matrix over the arrays stored under `name`."""
+    def get(self):
+        if getattr(self, f"{name}_data", None) is None:
+            return None
+        cache = self.__dict__.setdefault("_matrices", {})
+        if name not in cache:
+            cache[name] = sp.csr_matrix(
+                (getattr(self, f"{name}_data"), getattr(self, f"{name}_indices"),
+                 getattr(self, f"{name}_indptr")),
+                shape=tuple(int(n) for n in getattr(self, f"{name}_shape")))
+        return cache[name]
+    return property(get, doc=doc)
 
 
 def _unpack(owner, name, dtype):
@@ -101,24 +124,12 @@ class _SimilarItemsModel(RecommenderBase):
     Users are scored for items by ``user_items @ similarity_matrix``.
     """
 
-    @property
-    def similarity_matrix(self):
-        """items x items CSR matrix of each item's K neighbours (without the item itself)."""
-        if getattr(self, "similarity_data", None) is None:
-            return None
-        cached = getattr(self, "_similarity_cache", None)
-        if cached is None or cached.data is not self.similarity_data:
-            cached = sp.csr_matrix((self.similarity_data, self.similarity_indices,
-                                    self.similarity_indptr),
-                                   shape=tuple(int(n) for n in self.similarity_shape))
-            self._similarity_cache = cached
-        return cached
+    similarity_matrix = _stored_matrix(
+        "similarity", "items x items CSR matrix of each item's K neighbours (not itself).")
 
     def _store_similarity(self, S, self_similarity):
-        for key, value in _pack("similarity", S).items():
-            setattr(self, key, value)
+        _store(self, "similarity", S)
         self.self_similarity = np.asarray(self_similarity, dtype=self.dtype)
-        self._similarity_cache = None
 
     @property
     def n_items(self):
@@ -233,24 +244,12 @@ class ItemKNN(_SimilarItemsModel):
             weighting=_WEIGHTING.get(self.similarity), K1=self.K1, B=self.B,
             show_progress=show_progress, desc=type(self).__name__)
         self._store_similarity(S, self_similarity)
-        for key, value in _pack("user_items", _owned(X, user_items).to_scipy()).items():
-            setattr(self, key, value)
-        self._user_items_cache = None
+        _store(self, "user_items", _owned(X, user_items).to_scipy())
         if callback is not None:
             callback(0, time.perf_counter() - start, None)
         return self
 
-    @property
-    def user_items(self):
-        if getattr(self, "user_items_data", None) is None:
-            return None
-        cached = getattr(self, "_user_items_cache", None)
-        if cached is None or cached.data is not self.user_items_data:
-            cached = sp.csr_matrix((self.user_items_data, self.user_items_indices,
-                                    self.user_items_indptr),
-                                   shape=tuple(int(n) for n in self.user_items_shape))
-            self._user_items_cache = cached
-        return cached
+    user_items = _stored_matrix("user_items", "The training interactions (a copy).")
 
     @property
     def n_users(self):
@@ -265,7 +264,12 @@ class ItemKNN(_SimilarItemsModel):
         # users: the same measure between their interaction rows (cosine for tfidf/bm25)
         measure = {"tfidf": "cosine", "bm25": "cosine"}.get(self.similarity, self.similarity)
         rows = as_csr(self.user_items, "user_items", self.dtype, check_values=False)
-        stats = row_statistics(rows, measure, resolve_threads(self.num_threads))
+        cached = getattr(self, "_user_stats", None)
+        if cached is None or cached[0] is not self.user_items_data:
+            cached = (self.user_items_data,
+                      row_statistics(rows, measure, resolve_threads(self.num_threads)))
+            self._user_stats = cached
+        stats = cached[1]
         query = as_csr(self.user_items[ids], "users", self.dtype, check_values=False)
         picked = {name: values[ids] for name, values in stats.items()}
         scores = dense_similarity(query, rows, measure, picked, stats)
@@ -276,9 +280,7 @@ class ItemKNN(_SimilarItemsModel):
         R = _unpack(self, "user_items", self.dtype)
         if R.shape[1] != self.n_items:
             raise ValueError(f"user_items has {R.shape[1]} items, the similarity {self.n_items}")
-        for key, value in _pack("user_items", R).items():
-            setattr(self, key, value)
-        self._user_items_cache = None
+        _store(self, "user_items", R)
 
 
 class CosineRecommender(ItemKNN):
@@ -375,8 +377,7 @@ class ContentKNN(_SimilarItemsModel):
                        type(self).__name__)
         stats = row_statistics(F, measure, threads)
         self._store_similarity(S, self_similarity(F, measure, stats, threads))
-        for key, value in _pack("features", _owned(F, item_features).to_scipy()).items():
-            setattr(self, key, value)
+        _store(self, "features", _owned(F, item_features).to_scipy())
         if callback is not None:
             callback(0, time.perf_counter() - start, None)
         return self
@@ -406,8 +407,10 @@ class ContentKNN(_SimilarItemsModel):
     def similar_users(self, userid, N=10, filter_users=None, users=None):
         raise TypeError("ContentKNN has no users: it compares items by their features")
 
+    features = _stored_matrix("features", "The items' (weighted) feature rows.")
+
     def _similar_scores(self, axis, ids, candidates):
-        F = as_csr(_unpack(self, "features", self.dtype), "features", self.dtype)
+        F = as_csr(self.features, "features", self.dtype, check_values=False)
         measure = _MEASURE[self.similarity]
         stats = row_statistics(F, measure, resolve_threads(self.num_threads))
         query = as_csr(F.to_scipy()[ids], "items", self.dtype)
@@ -420,6 +423,7 @@ class ContentKNN(_SimilarItemsModel):
         F = _unpack(self, "features", self.dtype)
         if F.shape[0] != self.n_items:
             raise ValueError(f"features has {F.shape[0]} items, the similarity {self.n_items}")
+        _store(self, "features", F)
 
 
 class UserKNN(RecommenderBase):
@@ -483,24 +487,21 @@ class UserKNN(RecommenderBase):
         R = _owned(as_csr(user_items, "user_items", self.dtype, allow_empty=False), user_items)
         S = rows_top_k(R, None, self.K, self.similarity, True,
                        resolve_threads(self.num_threads), show_progress, type(self).__name__)
-        self._store(R.to_scipy(), S)
+        self._keep(R.to_scipy(), S)
         if callback is not None:
             callback(0, time.perf_counter() - start, None)
         return self
 
-    def _store(self, R, S):
-        for key, value in {**_pack("ratings", R), **_pack("neighbours", S)}.items():
-            setattr(self, key, value)
+    ratings = _stored_matrix("ratings", "The training ratings, users x items (a copy).")
+    neighbours = _stored_matrix("neighbours", "users x users: each user's K nearest users.")
+
+    def _keep(self, R, S):
+        _store(self, "ratings", R)
+        _store(self, "neighbours", S)
         self._derive()
 
     def _derive(self):
-        """Matrices and statistics rebuilt from the stored arrays (after fit or load)."""
-        self.ratings = sp.csr_matrix((self.ratings_data, self.ratings_indices,
-                                      self.ratings_indptr),
-                                     shape=tuple(int(n) for n in self.ratings_shape))
-        self.neighbours = sp.csr_matrix((self.neighbours_data, self.neighbours_indices,
-                                         self.neighbours_indptr),
-                                        shape=tuple(int(n) for n in self.neighbours_shape))
+        """Statistics rebuilt from the stored ratings (after fit or load)."""
         threads = resolve_threads(self.num_threads)
         self._rows = as_csr(self.ratings, "ratings", self.dtype, check_values=False)
         self._columns = self._rows.transpose()
@@ -559,41 +560,38 @@ class UserKNN(RecommenderBase):
             else estimates
 
     def _predict_rows(self, Q: CSR, self_ids, rows_of, items):
-        """Estimates for pairs (row rows_of[k] of Q, items[k]), in the kernel's grouping."""
-        from fastals._kernels import _similarity
+        """Estimates (and voter counts) for the pairs (row rows_of[k] of Q, items[k])."""
         threads = resolve_threads(self.num_threads)
-        order = np.argsort(rows_of, kind="stable")
-        index = Q.indices.dtype.type
-        pair_indptr = np.zeros(Q.shape[0] + 1, dtype=np.int64)
+        columns, users = self._columns, self._stats
+        index = np.int64 if np.int64 in (Q.indices.dtype.type,
+                                         columns.indices.dtype.type) else np.int32
+        order = np.argsort(rows_of, kind="stable")  # the kernel takes pairs grouped by row
+        pair_indptr = np.zeros(Q.shape[0] + 1, dtype=index)
         np.cumsum(np.bincount(rows_of, minlength=Q.shape[0]), out=pair_indptr[1:])
-        columns = self._columns
-        index = np.int64 if np.int64 in (index, columns.indices.dtype.type) else np.int32
-        stats_q = row_statistics(Q, self.similarity, threads)
+        queries = row_statistics(Q, self.similarity, threads)
         q_mean, counts = _row_means(Q)
         q_fallback = np.where(counts > 0, q_mean, self.global_mean)
-        n_users = self.n_users
-        threads_used = max(1, min(threads, Q.shape[0]))
-        K = min(self.K, max(n_users, 1))
+        workers = max(1, min(threads, Q.shape[0]))
+        K = min(self.K, max(self.n_users, 1))
+        none = np.zeros(0)
+
+        def per_user(name):
+            return users[name].astype(self.dtype) if name in users else none.astype(self.dtype)
+
         out = np.empty(len(items))
         voters = np.zeros(len(items), dtype=np.int64)
-        col = self._stats
-        mode = _similarity.MODES[_MODE[self.similarity]]
-        empty = np.zeros(0, dtype=self.dtype)
         _similarity.predict_neighbours(
-            Q.indptr.astype(index), Q.indices.astype(index), Q.data, self_ids,
-            pair_indptr.astype(index), items[order].astype(index),
-            columns.indptr.astype(index), columns.indices.astype(index), columns.data, mode,
-            self.similarity == "jaccard", stats_q.get("scale", np.zeros(0)),
-            -stats_q["shift"] if "shift" in stats_q else np.zeros(0),
-            stats_q.get("count", np.zeros(0)),
-            col["scale"].astype(self.dtype) if "scale" in col else empty,
-            col["shift"].astype(self.dtype) if "shift" in col else empty,
-            col["count"].astype(self.dtype) if "count" in col else empty,
-            q_mean, q_fallback, self.user_means, bool(self.mean_centered),
-            np.zeros((threads_used, n_users), dtype=self.dtype),
-            np.empty((threads_used, n_users), dtype=index),
-            np.empty((threads_used, K), dtype=self.dtype), np.empty((threads_used, K), dtype=index),
-            out, voters, threads_used)
+            Q.indptr.astype(index), Q.indices.astype(index), Q.data, self_ids, pair_indptr,
+            items[order].astype(index), columns.indptr.astype(index),
+            columns.indices.astype(index), columns.data, _similarity.MODES[_MODE[self.similarity]],
+            self.similarity == "jaccard", queries.get("scale", none),
+            -queries["shift"] if "shift" in queries else none, queries.get("count", none),
+            per_user("scale"), per_user("shift"), per_user("count"), q_mean, q_fallback,
+            self.user_means, bool(self.mean_centered),
+            np.zeros((workers, self.n_users), dtype=self.dtype),
+            np.empty((workers, self.n_users), dtype=index),
+            np.empty((workers, K), dtype=self.dtype), np.empty((workers, K), dtype=index),
+            out, voters, workers)
         estimates = np.empty(len(items))
         estimates[order] = out
         counted = np.empty(len(items), dtype=np.int64)
@@ -654,7 +652,7 @@ class UserKNN(RecommenderBase):
         S = _unpack(self, "neighbours", self.dtype)
         if S.shape != (R.shape[0], R.shape[0]):
             raise ValueError(f"neighbours must be {R.shape[0]} x {R.shape[0]}, got {S.shape}")
-        self._store(R, S)
+        self._keep(R, S)
 
 
 def _row_means(rows: CSR):
