@@ -110,6 +110,14 @@ def _owned(csr: CSR, original):
     return CSR(*mine, csr.shape)
 
 
+def _check_fit_arguments(show_progress, callback):
+    """Validate fit's show_progress and callback; returns the start time."""
+    check_bool("show_progress", show_progress)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {callback!r}")
+    return time.perf_counter()
+
+
 def _dense_rows(matrix, rows, fill=-np.inf):
     """Rows of a sparse matrix as a dense array, absent entries set to `fill`."""
     block = matrix[rows].tocoo()
@@ -121,8 +129,24 @@ def _dense_rows(matrix, rows, fill=-np.inf):
 class _SimilarItemsModel(RecommenderBase):
     """A model holding a sparse item-item similarity matrix with K neighbours per item.
 
-    Users are scored for items by ``user_items @ similarity_matrix``.
+    Users are scored for items by ``user_items @ similarity_matrix``. The parameters are
+    documented by the subclasses.
     """
+
+    def __init__(self, K=20, similarity="cosine", K1=1.2, B=0.75, dtype=np.float32,
+                 num_threads=0):
+        self.K = K
+        self.similarity = similarity
+        self.K1 = K1
+        self.B = B
+        self.dtype = dtype
+        self.num_threads = num_threads
+        self._check_params()
+
+    def _check_params(self):
+        _check_knn_params(self, ITEM_SIMILARITIES)
+        check_float("K1", self.K1, minimum=0)
+        check_float("B", self.B, minimum=0, maximum=1)
 
     similarity_matrix = _stored_matrix(
         "similarity", "items x items CSR matrix of each item's K neighbours (not itself).")
@@ -212,21 +236,6 @@ class ItemKNN(_SimilarItemsModel):
                     "similarity_shape", "self_similarity", "user_items_indptr",
                     "user_items_indices", "user_items_data", "user_items_shape")
 
-    def __init__(self, K=20, similarity="cosine", K1=1.2, B=0.75, dtype=np.float32,
-                 num_threads=0):
-        self.K = K
-        self.similarity = similarity
-        self.K1 = K1
-        self.B = B
-        self.dtype = dtype
-        self.num_threads = num_threads
-        self._check_params()
-
-    def _check_params(self):
-        _check_knn_params(self, ITEM_SIMILARITIES)
-        check_float("K1", self.K1, minimum=0)
-        check_float("B", self.B, minimum=0, maximum=1)
-
     def fit(self, user_items, show_progress=True, callback=None):
         """Compute each item's K neighbours from `user_items` (users x items, any sparse format).
 
@@ -234,10 +243,7 @@ class ItemKNN(_SimilarItemsModel):
         `callback(0, seconds, None)` is called once when done. Returns self.
         """
         self._check_params()
-        check_bool("show_progress", show_progress)
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
-        start = time.perf_counter()
+        start = _check_fit_arguments(show_progress, callback)
         X = as_csr(user_items, "user_items", self.dtype, allow_empty=False)
         S, self_similarity = columns_top_k(
             X, self.K, _MEASURE[self.similarity], resolve_threads(self.num_threads),
@@ -341,18 +347,6 @@ class ContentKNN(_SimilarItemsModel):
                     "similarity_shape", "self_similarity", "features_indptr",
                     "features_indices", "features_data", "features_shape")
 
-    def __init__(self, K=20, similarity="cosine", K1=1.2, B=0.75, dtype=np.float32,
-                 num_threads=0):
-        self.K = K
-        self.similarity = similarity
-        self.K1 = K1
-        self.B = B
-        self.dtype = dtype
-        self.num_threads = num_threads
-        self._check_params()
-
-    _check_params = ItemKNN._check_params
-
     def fit(self, item_features, show_progress=True, callback=None):
         """Compute each item's K neighbours from `item_features` (items x features).
 
@@ -360,10 +354,7 @@ class ContentKNN(_SimilarItemsModel):
         TF-IDF of descriptions, ...); it is never modified. Returns self.
         """
         self._check_params()
-        check_bool("show_progress", show_progress)
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
-        start = time.perf_counter()
+        start = _check_fit_arguments(show_progress, callback)
         threads = resolve_threads(self.num_threads)
         F = as_rows(item_features, "item_features", self.dtype)
         if F.nnz == 0:
@@ -480,10 +471,7 @@ class UserKNN(RecommenderBase):
     def fit(self, user_items, show_progress=True, callback=None):
         """Store the ratings (users x items) and find each user's K nearest users."""
         self._check_params()
-        check_bool("show_progress", show_progress)
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
-        start = time.perf_counter()
+        start = _check_fit_arguments(show_progress, callback)
         R = _owned(as_csr(user_items, "user_items", self.dtype, allow_empty=False), user_items)
         S = rows_top_k(R, None, self.K, self.similarity, True,
                        resolve_threads(self.num_threads), show_progress, type(self).__name__)
