@@ -181,8 +181,11 @@ def main():
             "means fastals is faster. Peak memory is the RSS high-water mark during the fit "
             "above the RSS before it (input loaded). sparse_dot_topn's time includes "
             "normalising and transposing; its and implicit's 20 neighbours include the item "
-            f"itself. Load average {load_start[0]:.1f} at the start, {load_end[0]:.1f} at the "
-            "end (the 2 cores are shared).\n\n" + h.table(header, rows))
+            "itself. Every multiply-add reads 8 bytes of the users' rows (an index and a "
+            "value), so G multiply-adds/s x 8 is the GB/s they stream. Load average "
+            f"{load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end (the 2 cores are "
+            "shared with other jobs, so wall times are noisy; the ratios come from alternating "
+            "runs).\n\n" + h.table(header, rows))
     h.write_section("Item-item similarity (bench/similarity.py)", body)
     print(f"wrote {h.RESULTS}")
 

@@ -17,7 +17,7 @@ from fastals.datasets import load_movielens_100k
 from fastals.exceptions import IdOutOfRangeError, ModelFileError, NotFittedError
 from fastals.reference import similarity as ref
 from recommender_base_test import RecommenderBaseTestMixin
-from tests.conftest import random_interactions
+from conftest import random_interactions
 
 ITEM_SIMILARITIES = ["cosine", "tfidf", "bm25", "pearson", "jaccard", "dot"]
 USER_SIMILARITIES = ["cosine", "pearson", "jaccard", "dot"]

@@ -28,6 +28,16 @@ be appended twice and is read once, since reading clears it). A row whose work e
 `dense_threshold` products, or whose list would overflow, is scanned densely instead. Every
 kernel leaves `acc` all-zero, as it must find it. Memory: O(threads x n_b) scratch, nothing
 per pair.
+
+Cost: the multiply-adds are sum over rows u of B^T of (stored values of column u of A) x
+(stored values of row u of B^T); for item-item that is sum over users of (their items)^2.
+Each reads an index and a value of a B^T row (8 bytes in float32) that lies anywhere in
+memory, and streaming those rows, not arithmetic nor the accumulator's cache misses, is
+what bounds the kernel: the rows are prefetched PREFETCH rows ahead.
+
+Also here: `predict_neighbours` (user-based rating prediction from the same accumulated
+similarities), the per-row statistics the similarities need, the TF-IDF / BM25 weights and
+the small row/column scalings the Python layer applies before a call.
 """
 from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport sqrt
