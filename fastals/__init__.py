@@ -8,6 +8,9 @@ from fastals.models.base import RecommenderBase, load
 from fastals.models.explicit_als import ExplicitALS
 from fastals.models.implicit_als import AlternatingLeastSquares, ImplicitALS
 from fastals.models.sgd import FunkSVD, SGDMatrixFactorization
+from fastals import data, datasets, evaluation  # noqa: E402  (plumbing: ids, data, metrics)
+from fastals.data import IdRecommender, Interactions
+from fastals.evaluation import PopularityBaseline
 
 __version__ = "0.1.0"
 
@@ -15,6 +18,9 @@ __all__ = [
     "AlternatingLeastSquares",
     "ExplicitALS",
     "FunkSVD",
+    "IdRecommender",
+    "Interactions",
+    "PopularityBaseline",
     "IdOutOfRangeError",
     "ImplicitALS",
     "ModelFileError",

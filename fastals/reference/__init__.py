@@ -34,3 +34,6 @@ __all__ = [
     "normal_equations",
     "sgd_epoch",
 ]
+from fastals.reference.metrics import list_metrics, ranking_metrics_loop  # noqa: E402
+
+__all__ += ["list_metrics", "ranking_metrics_loop"]
