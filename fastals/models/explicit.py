@@ -25,7 +25,7 @@ import numpy as np
 
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
-from fastals._validation import as_csr, check_bool, check_ids
+from fastals._validation import as_ratings, check_bool, check_ids
 from fastals.exceptions import ModelFitError
 from fastals.models.base import FactorScores
 from fastals.models.factorization import MatrixFactorizationBase, raise_for_status
@@ -33,12 +33,6 @@ from fastals.models.factorization import MatrixFactorizationBase, raise_for_stat
 log = logging.getLogger("fastals")
 
 _ANY_ID = np.iinfo(np.int64).max
-
-
-def as_ratings(ratings, name, dtype, allow_empty=False, shape=None):
-    """Validated CSR of explicit ratings: stored zeros kept, duplicates refused, all finite."""
-    return as_csr(ratings, name, dtype, allow_empty=allow_empty, shape=shape, keep_zeros=True,
-                  sum_duplicates=False)
 
 
 class ExplicitFactorizationBase(MatrixFactorizationBase):
@@ -262,4 +256,4 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
         self.rating_range = (low, high)
 
 
-__all__ = ["ExplicitFactorizationBase", "as_ratings"]
+__all__ = ["ExplicitFactorizationBase"]
