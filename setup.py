@@ -44,6 +44,11 @@ def _flag(name):
 class BuildExt(build_ext):
     """Choose compiler flags once the compiler is known."""
 
+    def finalize_options(self):
+        super().finalize_options()
+        if not self.parallel:  # compile the modules on every core
+            self.parallel = os.cpu_count() or 1
+
     def _compiles(self, flags, code="int main(void){return 0;}\n"):
         with tempfile.TemporaryDirectory() as tmp:
             src = Path(tmp) / "probe.c"
@@ -109,7 +114,7 @@ def extensions():
 exts = extensions()
 isas = {e.name: getattr(e, "isa", "generic") for e in exts}
 exts = cythonize(exts, language_level=3, compiler_directives={"embedsignature": True},
-                 include_path=[str(KERNELS)])
+                 include_path=[str(KERNELS)], nthreads=os.cpu_count() or 1)
 for e in exts:  # cythonize returns new Extension objects; carry the ISA tag over
     e.isa = isas[e.name]
 

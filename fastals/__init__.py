@@ -5,6 +5,7 @@ Models share `implicit`'s call shapes: ``fit(user_items)``, ``recommend(userid, 
 """
 from fastals.exceptions import IdOutOfRangeError, ModelFileError, ModelFitError, NotFittedError
 from fastals.models.base import RecommenderBase, load
+from fastals.models.explicit_als import ExplicitALS
 from fastals.models.implicit_als import AlternatingLeastSquares, ImplicitALS
 from fastals.models.knn import (
     BM25Recommender,
@@ -14,8 +15,11 @@ from fastals.models.knn import (
     TFIDFRecommender,
     UserKNN,
 )
+from fastals.models.sgd import FunkSVD, SGDMatrixFactorization
 from fastals.similarity import top_k_similarity
-from fastals.weighting import bm25_weight, tfidf_weight
+from fastals import data, datasets, evaluation  # noqa: E402  (plumbing: ids, data, metrics)
+from fastals.data import IdRecommender, Interactions
+from fastals.evaluation import PopularityBaseline
 
 __version__ = "0.1.0"
 
@@ -24,17 +28,21 @@ __all__ = [
     "BM25Recommender",
     "ContentKNN",
     "CosineRecommender",
+    "ExplicitALS",
+    "FunkSVD",
     "IdOutOfRangeError",
+    "IdRecommender",
     "ImplicitALS",
+    "Interactions",
     "ItemKNN",
     "ModelFileError",
     "ModelFitError",
     "NotFittedError",
+    "PopularityBaseline",
     "RecommenderBase",
+    "SGDMatrixFactorization",
     "TFIDFRecommender",
     "UserKNN",
-    "bm25_weight",
     "load",
-    "tfidf_weight",
     "top_k_similarity",
 ]

@@ -1,3 +1,4 @@
+"""``python -m fastals``: the same as the ``fastals`` command."""
 import sys
 
 from fastals.cli import main

@@ -153,12 +153,17 @@ def _sparse_type_error(name, matrix):
     return TypeError(f"{name} must be a scipy sparse matrix or array, got {type(matrix).__name__}")
 
 
-def as_csr(matrix, name, dtype, check_values=True, allow_empty=True, shape=None):
+def as_csr(matrix, name, dtype, check_values=True, allow_empty=True, shape=None,
+           keep_zeros=False, sum_duplicates=True):
     """Validate a scipy sparse input and return it as a canonical :class:`CSR`.
 
     Canonical means: sorted column indices, duplicates summed, stored zeros removed, values
     in `dtype`, finite. Any format (COO, CSC, DOK, LIL, ...) and numeric dtype is accepted;
     the caller's matrix is never modified (a copy is made whenever anything must change).
+
+    For explicit ratings, where every stored entry is an observation: ``keep_zeros=True``
+    keeps stored zeros (a rating of 0), and ``sum_duplicates=False`` raises on a (row,
+    column) pair stored twice instead of adding the two values.
     """
     if not sp.issparse(matrix):
         raise _sparse_type_error(name, matrix)
@@ -178,6 +183,8 @@ def as_csr(matrix, name, dtype, check_values=True, allow_empty=True, shape=None)
 
     csr = matrix if matrix.format == "csr" else matrix.tocsr()
     owned = csr is not matrix
+    if not sum_duplicates and matrix.format == "coo" and csr.nnz != matrix.nnz:
+        raise _duplicates_error(name, matrix)  # COO -> CSR has already summed them
     # check a hand-built CSR's structure before anything reads through it
     n_rows, n_cols = csr.shape
     indptr, indices = csr.indptr, csr.indices
@@ -193,11 +200,15 @@ def as_csr(matrix, name, dtype, check_values=True, allow_empty=True, shape=None)
         row = int(np.searchsorted(indptr, bad, side="right") - 1)
         raise ValueError(f"{name} contains NaN or infinite values (first at row {row}, "
                          f"column {int(indices[bad])}: {data[bad]})")
-    if not csr.has_canonical_format or np.count_nonzero(data) != nnz:
+    if not csr.has_canonical_format or (not keep_zeros and np.count_nonzero(data) != nnz):
         csr = csr.copy() if not owned else csr
         owned = True
+        stored = csr.nnz
         csr.sum_duplicates()
-        csr.eliminate_zeros()
+        if not sum_duplicates and csr.nnz != stored:
+            raise _duplicates_error(name, matrix)
+        if not keep_zeros:
+            csr.eliminate_zeros()
     index_dtype = np.int32 if max(csr.nnz, n_rows, n_cols) <= _INT32_MAX else np.int64
     if csr.indices.dtype in (np.int32, np.int64) and csr.indptr.dtype == csr.indices.dtype:
         index_dtype = csr.indices.dtype.type
@@ -210,6 +221,16 @@ def as_csr(matrix, name, dtype, check_values=True, allow_empty=True, shape=None)
         raise ValueError(f"{name} has values too large for {np.dtype(dtype).name} "
                          f"(they overflow to infinity)")
     return CSR(indptr, indices, data, (n_rows, n_cols))
+
+
+def _duplicates_error(name, matrix):
+    coo = matrix.tocoo()
+    keys = np.sort(coo.row.astype(np.int64) * matrix.shape[1] + coo.col)
+    repeated = keys[1:][keys[1:] == keys[:-1]]
+    row, col = divmod(int(repeated[0]), matrix.shape[1]) if repeated.size else (-1, -1)
+    return ValueError(f"{name} stores {len(repeated)} duplicate entries (first: row {row}, "
+                      f"column {col}); each (row, column) must be stored once here: "
+                      "aggregate them first (e.g. keep the latest or the mean)")
 
 
 def check_ids(name, ids, upper, allow_scalar=True):

@@ -85,13 +85,13 @@ def test_cg_with_enough_steps_equals_exact_solve(isa):
 def test_cg_rows_longer_than_gather_buffer():
     """Rows with more stored values than the per-thread gather buffer take the direct path."""
     rng = np.random.default_rng(3)
-    n_items, K = 5000, 4  # buffer holds max(256, 2^20 / (K * 8)) = 32768 rows for float64
+    n_items, K = 5000, 4  # buffer holds max(64, 2^18 / (K * 8)) = 8192 rows for float64
     R = sp.csr_matrix((rng.integers(1, 4, (2, n_items)).astype(float)))
     Y = rng.standard_normal((n_items, K)) * 0.1
     X = np.zeros((2, K))
     np.testing.assert_allclose(solve("cg", None, R, X, Y, 0.1, 1.0, np.float64, cg_steps=1),
                                implicit_als_cg_step(R, X, Y, 0.1, 1.0, 1), rtol=1e-9)
-    K = 64  # 2^20 / (64 * 8) = 2048 < 5000: direct path
+    K = 64  # 2^18 / (64 * 8) = 512 < 5000: direct path
     Y = rng.standard_normal((n_items, K)) * 0.1
     X = np.zeros((2, K))
     np.testing.assert_allclose(solve("cg", None, R, X, Y, 0.1, 1.0, np.float64, cg_steps=2),

@@ -19,7 +19,8 @@ from libc.math cimport sqrt
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-from fastals._kernels._common cimport axpy, dot, floating, index_t, prefetch_row, symv, tile
+from fastals._kernels._common cimport (axpy, cholesky_solve_upper, dot, floating, index_t,
+                                       prefetch_row, rank_update_upper, symv)
 
 # how many stored values ahead the rows of Y are prefetched
 DEF PREFETCH_AHEAD = 4
@@ -93,57 +94,6 @@ cdef int cg_row(floating* x, const floating* Y, const floating* gram,
     return OK
 
 
-
-
-cdef void rank_update_upper(floating* A, const floating* Z, Py_ssize_t n, int K) noexcept nogil:
-    """A[i, k] += sum_j Z[j, i] Z[j, k] for k >= i: the upper triangle of A += Z^T Z.
-
-    A is K x K and Z is n x K, both row-major. Full tiles of 4 rows x 16 columns keep their
-    sums in registers while streaming over the n rows of Z (microkernels.h); edge tiles
-    fall back to axpy.
-    """
-    cdef int i0, k0, r, rows, width
-    cdef Py_ssize_t j
-    cdef const floating* z
-    for i0 in range(0, K, 4):
-        rows = min(4, K - i0)
-        for k0 in range(i0, K, 16):
-            width = min(16, K - k0)
-            if rows == 4 and width == 16:
-                tile(A + <Py_ssize_t> i0 * K + k0, K, Z + i0, K, Z + k0, K, n)
-            else:
-                for r in range(rows):
-                    for j in range(n):
-                        z = Z + j * K
-                        axpy(z[i0 + r], z + k0, A + <Py_ssize_t> (i0 + r) * K + k0, width)
-
-
-cdef int cholesky_solve_upper(floating* A, floating* b, int K) noexcept nogil:
-    """Solve A x = b in place (x in b), A symmetric positive definite given by its upper
-    triangle (row-major). A is overwritten by U with A = U^T U (right-looking Cholesky: each
-    step is a contiguous axpy, no reductions). Returns NOT_POSITIVE_DEFINITE on failure."""
-    cdef int i, k
-    cdef floating d
-    cdef floating* row_k
-    for k in range(K):
-        row_k = A + <Py_ssize_t> k * K
-        if not row_k[k] > 0:
-            return NOT_POSITIVE_DEFINITE
-        d = sqrt(row_k[k])
-        row_k[k] = d
-        for i in range(k + 1, K):
-            row_k[i] = row_k[i] / d
-        for i in range(k + 1, K):
-            axpy(-row_k[i], row_k + i, A + <Py_ssize_t> i * K + i, K - i)
-    # U^T z = b (forward, by columns of U^T = rows of U), then U x = z (backward)
-    for k in range(K):
-        b[k] = b[k] / A[k * K + k]
-        axpy(-b[k], A + <Py_ssize_t> k * K + k + 1, b + k + 1, K - k - 1)
-    for i in range(K - 1, -1, -1):
-        b[i] = (b[i] - dot(A + <Py_ssize_t> i * K + i + 1, b + i + 1, K - i - 1)) / A[i * K + i]
-    return OK
-
-
 cdef int cholesky_row(floating* x, const floating* Y, const floating* gram,
                       const index_t* cols, const floating* values, Py_ssize_t nnz,
                       floating alpha, int K, floating* A, floating* Z, int chunk) noexcept nogil:
@@ -179,7 +129,7 @@ cdef int cholesky_row(floating* x, const floating* Y, const floating* gram,
                 n = 0
     if n:
         rank_update_upper(A, Z, n, K)
-    return cholesky_solve_upper(A, x, K)
+    return OK if cholesky_solve_upper(A, x, K) else NOT_POSITIVE_DEFINITE
 
 
 def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floating[::1] values,
@@ -193,7 +143,7 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
     """
     cdef Py_ssize_t n_rows = X.shape[0], u, j, i, nnz
     cdef int K = X.shape[1]
-    cdef Py_ssize_t gather_rows = max(256, (1 << 20) // (K * sizeof(floating)))
+    cdef Py_ssize_t gather_rows = max(64, (1 << 18) // (K * sizeof(floating)))
     cdef floating* scratch
     cdef floating* gathered
     cdef index_t* identity

@@ -3,6 +3,7 @@
 # The loops are plain C loops over `n` contiguous values: with the build's reassociation
 # flags the compiler vectorises them for whichever instruction set the including module is
 # built for (see setup.py), so one source serves SSE2, AVX2 and AVX-512 builds.
+from libc.math cimport sqrt
 from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memset
 
@@ -88,3 +89,55 @@ cdef inline void tile(floating* C, Py_ssize_t ldc, const floating* A, Py_ssize_t
         tile_f32(C, ldc, A, lda, B, ldb, n)
     else:
         tile_f64(C, ldc, A, lda, B, ldb, n)
+
+
+# --- dense solves shared by the ALS kernels (_als.pxi, _explicit.pxi) -------------------
+
+cdef inline void rank_update_upper(floating* A, const floating* Z, Py_ssize_t n,
+                                   int K) noexcept nogil:
+    """A[i, k] += sum_j Z[j, i] Z[j, k] for k >= i: the upper triangle of A += Z^T Z.
+
+    A is K x K and Z is n x K, both row-major. Full tiles of 4 rows x 16 columns keep their
+    sums in registers while streaming over the n rows of Z (microkernels.h); edge tiles
+    fall back to axpy.
+    """
+    cdef int i0, k0, r, rows, width
+    cdef Py_ssize_t j
+    cdef const floating* z
+    for i0 in range(0, K, 4):
+        rows = min(4, K - i0)
+        for k0 in range(i0, K, 16):
+            width = min(16, K - k0)
+            if rows == 4 and width == 16:
+                tile(A + <Py_ssize_t> i0 * K + k0, K, Z + i0, K, Z + k0, K, n)
+            else:
+                for r in range(rows):
+                    for j in range(n):
+                        z = Z + j * K
+                        axpy(z[i0 + r], z + k0, A + <Py_ssize_t> (i0 + r) * K + k0, width)
+
+
+cdef inline bint cholesky_solve_upper(floating* A, floating* b, int K) noexcept nogil:
+    """Solve A x = b in place (x in b), A symmetric positive definite given by its upper
+    triangle (row-major). A is overwritten by U with A = U^T U (right-looking Cholesky: each
+    step is a contiguous axpy, no reductions). Returns False if A is not positive definite."""
+    cdef int i, k
+    cdef floating d
+    cdef floating* row_k
+    for k in range(K):
+        row_k = A + <Py_ssize_t> k * K
+        if not row_k[k] > 0:
+            return False
+        d = sqrt(row_k[k])
+        row_k[k] = d
+        for i in range(k + 1, K):
+            row_k[i] = row_k[i] / d
+        for i in range(k + 1, K):
+            axpy(-row_k[i], row_k + i, A + <Py_ssize_t> i * K + i, K - i)
+    # U^T z = b (forward, by columns of U^T = rows of U), then U x = z (backward)
+    for k in range(K):
+        b[k] = b[k] / A[k * K + k]
+        axpy(-b[k], A + <Py_ssize_t> k * K + k + 1, b + k + 1, K - k - 1)
+    for i in range(K - 1, -1, -1):
+        b[i] = (b[i] - dot(A + <Py_ssize_t> i * K + i + 1, b + i + 1, K - i - 1)) / A[i * K + i]
+    return True

@@ -12,18 +12,23 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import os
 import tempfile
+import time
 import zipfile
 from abc import ABC, abstractmethod
 
 import numpy as np
 import scipy.sparse as sp
+from tqdm.auto import tqdm
 
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
 from fastals._validation import CSR, as_csr, check_bool, check_ids, check_int
 from fastals.exceptions import ModelFileError, NotFittedError
+
+log = logging.getLogger("fastals")
 
 FORMAT_VERSION = 1
 _HEADER = "__fastals__"
@@ -42,10 +47,12 @@ class RecommenderBase(ABC):
 
     #: arrays that make up a fitted model (saved and loaded by name)
     _state_names: tuple = ()
+    #: whether a stored zero in user_items is an observation (explicit ratings) or nothing
+    _stored_zeros_are_data = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        _MODEL_CLASSES[cls.__name__] = cls
+        _MODEL_CLASSES[_class_key(cls)] = cls
 
     # --- what subclasses provide ---------------------------------------------------------
     @abstractmethod
@@ -193,7 +200,8 @@ class RecommenderBase(ABC):
             if ids.size and ids.max() >= n_known:
                 raise ValueError(f"{name} has {n_rows} rows, so it cannot hold id {ids.max()}")
             matrix = matrix.tocsr()[ids]
-        return as_csr(matrix, name, self._score_dtype, shape=(None, n_cols))
+        return as_csr(matrix, name, self._score_dtype, shape=(None, n_cols),
+                      keep_zeros=self._stored_zeros_are_data)
 
     @staticmethod
     def _candidates(name, subset, upper):
@@ -270,7 +278,7 @@ class RecommenderBase(ABC):
         if not path.endswith(".npz"):
             path += ".npz"
         params = {k: _jsonable(k, v) for k, v in self.get_params().items()}
-        header = {"format": FORMAT_VERSION, "class": type(self).__name__, "params": params,
+        header = {"format": FORMAT_VERSION, "class": _class_key(type(self)), "params": params,
                   "extra": self._extra_state()}
         arrays = {name: getattr(self, name) for name in self._state_names}
         folder = os.path.dirname(os.path.abspath(path))
@@ -311,6 +319,35 @@ class FactorScores:
     def __init__(self, queries, items_t):
         self.queries = np.ascontiguousarray(queries)
         self.items_t = np.ascontiguousarray(items_t, dtype=self.queries.dtype)
+
+
+def run_training(name, count, step, show_progress, callback, step_name="iteration",
+                 unit="it", metric="loss"):
+    """Run ``step(i)`` for i in range(count) with a progress bar, logging and a callback.
+
+    `step` does one iteration (or epoch) and returns the value to report, or None; it is
+    shown on the bar (or logged when the bar is off) as `metric`, and passed to
+    ``callback(i, seconds_since_start, value)``.
+    """
+    start = time.perf_counter()
+    with tqdm(total=count, disable=not show_progress, desc=name, unit=unit) as bar:
+        for i in range(count):
+            value = step(i)
+            if value is not None:
+                bar.set_postfix({metric: f"{value:.6g}"})
+            bar.update(1)
+            elapsed = time.perf_counter() - start
+            if not show_progress:
+                log.info("%s %s %d/%d: %.3f s%s", name, step_name, i + 1, count, elapsed,
+                         "" if value is None else f", {metric} {value:.6g}")
+            if callback is not None:
+                callback(i, elapsed, value)
+
+
+def _class_key(cls):
+    """How a saved file names its class: module and qualified name, so that a class of the
+    same name elsewhere (a user's subclass, a test double) never stands in for another."""
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def load(path, expected=None):

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastals.exceptions import ModelFitError
 from fastals.models.base import FactorScores, RecommenderBase
+
+# status codes of the per-row solve kernels (_als.pxi, _explicit.pxi)
+STATUS_NOT_POSITIVE_DEFINITE, STATUS_NO_MEMORY = 1, 2
 
 
 class MatrixFactorizationBase(RecommenderBase):
@@ -72,3 +76,17 @@ def _normalise(factors):
     norms = np.linalg.norm(factors.astype(np.float64), axis=1, keepdims=True)
     scaled = factors / np.where(norms > 0, norms, 1.0)
     return np.ascontiguousarray(scaled, dtype=factors.dtype)
+
+
+def raise_for_status(status, offset, side, regularization):
+    """Turn the status codes of a block of row solves into an exception naming the first row."""
+    if not status.any():
+        return
+    failed = np.flatnonzero(status)
+    first = int(failed[0]) + offset
+    if (status == STATUS_NO_MEMORY).any():
+        raise MemoryError(f"the ALS kernel could not allocate scratch memory ({side} {first})")
+    raise ModelFitError(
+        f"the normal equations of {len(failed)} {side}(s) are not positive definite "
+        f"(first: {side} {first}) with regularization={regularization}; raise "
+        "regularization (or use float64)")

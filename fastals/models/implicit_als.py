@@ -16,11 +16,7 @@ warm-started from the current x_u (``solver="cg"``, Takacs et al. 2011). The ker
 """
 from __future__ import annotations
 
-import logging
-import time
-
 import numpy as np
-from tqdm.auto import tqdm
 
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads, single_threaded_blas
@@ -37,15 +33,15 @@ from fastals._validation import (
     check_random_state,
 )
 from fastals.exceptions import ModelFitError
-from fastals.models.factorization import MatrixFactorizationBase
+from fastals.models.base import run_training
+from fastals.models.factorization import MatrixFactorizationBase, raise_for_status
 
-log = logging.getLogger("fastals")
+kernels("_als")  # load the kernel build now, not inside the first fit
 
 # Rows are solved in blocks of about this many stored values, so that Ctrl-C is noticed
 # between blocks (kernels never check for it) and progress is fine-grained.
 _BLOCK_NNZ = 1 << 21
 _BLOCK_ROWS = 1 << 16
-_STATUS_NOT_PD, _STATUS_NO_MEMORY = 1, 2
 
 
 class ImplicitALS(MatrixFactorizationBase):
@@ -153,24 +149,17 @@ class ImplicitALS(MatrixFactorizationBase):
         self.user_factors, self.item_factors = X, Y
         user_blocks, item_blocks = _blocks(Cui), _blocks(Ciu)
         threads = resolve_threads(self.num_threads)
-        start = time.perf_counter()
-        with single_threaded_blas(), tqdm(total=self.iterations, disable=not show_progress,
-                                          desc="ImplicitALS", unit="it") as bar:
-            for iteration in range(self.iterations):
-                self._solve(Cui, user_blocks, X, Y, "user", threads)
-                self._solve(Ciu, item_blocks, Y, X, "item", threads)
-                loss = self._loss(Cui, X, Y, threads) if self.calculate_training_loss else None
-                if loss is not None:
-                    self.loss_history.append(loss)
-                    bar.set_postfix(loss=f"{loss:.6g}")
-                bar.update(1)
-                elapsed = time.perf_counter() - start
-                if not show_progress:
-                    log.info("ImplicitALS iteration %d/%d: %.3f s%s", iteration + 1,
-                             self.iterations, elapsed,
-                             "" if loss is None else f", loss {loss:.6g}")
-                if callback is not None:
-                    callback(iteration, elapsed, loss)
+
+        def iteration(_):
+            self._solve(Cui, user_blocks, X, Y, "user", threads)
+            self._solve(Ciu, item_blocks, Y, X, "item", threads)
+            if not self.calculate_training_loss:
+                return None
+            self.loss_history.append(self._loss(Cui, X, Y, threads))
+            return self.loss_history[-1]
+
+        with single_threaded_blas():
+            run_training("ImplicitALS", self.iterations, iteration, show_progress, callback)
         return self
 
     def _solve(self, rows_csr, blocks, X, Y, side, threads):
@@ -195,16 +184,7 @@ class ImplicitALS(MatrixFactorizationBase):
                 "scale the values down, lower alpha, raise regularization or use float64")
 
     def _raise_for_status(self, status, offset, side):
-        if not status.any():
-            return
-        failed = np.flatnonzero(status)
-        first = int(failed[0]) + offset
-        if (status == _STATUS_NO_MEMORY).any():
-            raise MemoryError(f"the ALS kernel could not allocate scratch memory ({side} {first})")
-        raise ModelFitError(
-            f"the normal equations of {len(failed)} {side}(s) are not positive definite "
-            f"(first: {side} {first}) with regularization={self.regularization}; raise "
-            "regularization (or use float64)")
+        raise_for_status(status, offset, side, self.regularization)
 
     def _gram(self, Y):
         """Y^T Y + regularization I, accumulated in float64 blocks, in the model's dtype."""
@@ -311,10 +291,11 @@ def _initial_factors(rng, n, K, dtype):
 
 
 def _gram(Y):
-    """Y^T Y in float64, accumulated over row blocks (bounded temporary memory)."""
+    """Y^T Y in float64, accumulated over row blocks of about 512 KiB (bounded temporary
+    memory: matmul copies the transposed block once more)."""
     K = Y.shape[1]
     total = np.zeros((K, K), dtype=np.float64)
-    step = max(1, (1 << 20) // max(K, 1))
+    step = max(64, (1 << 16) // max(K, 1))
     for lo in range(0, Y.shape[0], step):
         block = Y[lo:lo + step].astype(np.float64)
         total += block.T @ block

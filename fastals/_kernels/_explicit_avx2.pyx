@@ -1,0 +1,3 @@
+# Explicit-ratings kernels compiled for the avx2 instruction set; the code is in _explicit.pxi.
+# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+include "_explicit.pxi"

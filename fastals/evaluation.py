@@ -1,0 +1,608 @@
+r"""Splitting interaction data and scoring recommenders on held-out interactions.
+
+Splits (each returns ``(train, test)`` of the same kind as its input -- a scipy matrix or
+:class:`fastals.data.Interactions` -- with the same shape, disjoint, and together equal to
+the input; the input is never modified):
+
+* :func:`train_test_split` -- each stored interaction goes to test with probability
+  `test_size` (seeded).
+* :func:`leave_k_out_split` -- K interactions of each eligible user go to test (seeded, or
+  the K most recent with timestamps).
+* :func:`split_by_time` -- interactions at or after a time cutoff go to test.
+
+Ranking metrics at K, for every user with at least one relevant held-out item (a stored test
+value > 0), from the top-K list of ``model.recommend`` with the user's training items
+filtered out. With T the user's relevant test items and hits the number of them in the
+list:
+
+=============================  ==================================================================
+``precision``                  sum over users of hits / sum over users of min(K, |T|): as in
+                               `implicit`, the denominator is min(K, |T|) (not K), so a user with
+                               fewer than K test items can still reach 1; micro-averaged
+``recall``                     mean over users of hits / |T|
+``map``                        mean over users of AP@K = (sum over hit positions i of
+                               hits-so-far / i) / min(K, |T|)
+``ndcg``                       mean over users of DCG / ideal DCG, binary relevance, gain
+                               1/log2(rank + 1)
+``auc``                        mean over users of the AUC with the unlisted items tied below the
+                               list (`implicit`'s limited AUC); n_items - |T| negatives
+``coverage``                   distinct items recommended to the evaluated users / n_items
+=============================  ==================================================================
+
+All of them come from one batch ``recommend`` per block of users and one parallel kernel pass
+(:mod:`fastals._kernels._metrics`, checked against :mod:`fastals.reference.metrics`).
+
+Rating metrics: :func:`rmse`, :func:`mae` on the stored test values; :func:`cross_validate`
+repeats fit and score over k folds.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import scipy.sparse as sp
+from tqdm.auto import tqdm
+
+from fastals._kernels import _metrics
+from fastals._threads import resolve_threads, single_threaded_blas
+from fastals._validation import (
+    as_csr,
+    check_bool,
+    check_dtype,
+    check_float,
+    check_int,
+    check_num_threads,
+    check_random_state,
+)
+from fastals.data import IdRecommender, Interactions, canonical_csr, score_pairs
+from fastals.models.base import RecommenderBase
+
+__all__ = [
+    "PopularityBaseline",
+    "auc_at_k",
+    "catalog_coverage",
+    "cross_validate",
+    "leave_k_out_split",
+    "mae",
+    "mean_average_precision_at_k",
+    "metrics_from_recommendations",
+    "ndcg_at_k",
+    "precision_at_k",
+    "ranking_metrics_at_k",
+    "recall_at_k",
+    "rmse",
+    "split_by_time",
+    "train_test_split",
+]
+
+log = logging.getLogger("fastals")
+
+RANKING_METRICS = ("precision", "recall", "map", "ndcg", "auc", "coverage")
+# users scored per recommend call: bounded dense score blocks and a smooth progress bar
+_USERS_PER_BLOCK_CELLS = 1 << 24
+
+
+# --- inputs --------------------------------------------------------------------------------
+def _unwrap_data(data, name):
+    """(canonical scipy CSR sharing the caller's arrays when possible, Interactions or None).
+
+    Stored zeros are kept (an explicit rating of 0 is a rating); nothing is modified.
+    """
+    if isinstance(data, Interactions):
+        return data.user_items, data
+    return canonical_csr(data, name), None
+
+
+def _unwrap_model(model):
+    if isinstance(model, IdRecommender):
+        return model.model
+    if not isinstance(model, RecommenderBase):
+        raise TypeError(f"model must be a fastals recommender, got {type(model).__name__}")
+    return model
+
+
+def _split_by_mask(matrix, source, to_test):
+    """(train, test): the stored values of canonical CSR `matrix` where ~to_test / to_test.
+
+    Returns matrices, or Interactions (timestamps split alongside) when `source` is given.
+    """
+    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    parts = []
+    for mask in (~to_test, to_test):
+        indptr = np.zeros(matrix.shape[0] + 1, dtype=matrix.indptr.dtype)
+        np.cumsum(np.bincount(rows[mask], minlength=matrix.shape[0]), out=indptr[1:])
+        part = type(matrix)((matrix.data[mask], matrix.indices[mask], indptr),
+                            shape=matrix.shape)
+        part.has_canonical_format = True
+        if source is not None:
+            times = None if source.timestamps is None else source.timestamps[mask]
+            part = source.with_matrix(part, times)
+        parts.append(part)
+    return parts[0], parts[1]
+
+
+# --- splits --------------------------------------------------------------------------------
+def train_test_split(data, test_size=0.2, random_state=None):
+    """Split interactions at random: each goes to test with probability `test_size`.
+
+    Parameters
+    ----------
+    data : scipy sparse matrix or Interactions
+    test_size : float in (0, 1)
+        The expected fraction of interactions in test (`implicit`'s
+        ``train_percentage = 1 - test_size``).
+    random_state : int, Generator or None
+        Seed: the same seed gives the same split.
+
+    Returns
+    -------
+    (train, test) with the input's shape and kind; disjoint, summing to the input.
+    """
+    test_size = check_float("test_size", test_size, minimum=0, exclusive=True, maximum=1)
+    if test_size >= 1:
+        raise ValueError(f"test_size must be < 1, got {test_size}")
+    matrix, source = _unwrap_data(data, "data")
+    rng = check_random_state(random_state)
+    return _split_by_mask(matrix, source, rng.random(matrix.nnz) < test_size)
+
+
+def leave_k_out_split(data, K=1, train_only_size=0.0, random_state=None, by_time=False):
+    """Move K interactions of each eligible user to test.
+
+    A user is eligible with at least K + 1 interactions (so one stays in train). A fraction
+    `train_only_size` of the eligible users (chosen with the seed) stays wholly in train.
+    The K left out are chosen at random with `random_state`, or are the K most recent when
+    `by_time` (needs Interactions with timestamps; ties broken at random).
+
+    Returns (train, test) like :func:`train_test_split`.
+    """
+    K = check_int("K", K, minimum=1)
+    train_only_size = check_float("train_only_size", train_only_size, minimum=0, maximum=1)
+    if train_only_size >= 1:
+        raise ValueError(f"train_only_size must be < 1, got {train_only_size}")
+    by_time = check_bool("by_time", by_time)
+    matrix, source = _unwrap_data(data, "data")
+    rng = check_random_state(random_state)
+    counts = np.diff(matrix.indptr)
+    eligible = np.flatnonzero(counts >= K + 1)
+    if train_only_size > 0 and len(eligible):
+        keep_out = rng.choice(len(eligible), int(round(train_only_size * len(eligible))),
+                              replace=False)
+        eligible = np.delete(eligible, keep_out)
+    noise = rng.random(matrix.nnz)
+    if by_time:
+        if source is None or source.timestamps is None:
+            raise ValueError("by_time=True needs Interactions with timestamps")
+        key = -source.timestamps.astype(np.float64)  # most recent first
+    else:
+        key = np.zeros(matrix.nnz)
+    rows = np.repeat(np.arange(matrix.shape[0]), counts)
+    order = np.lexsort((noise, key, rows))  # per row: by key, ties at random
+    rank = np.empty(matrix.nnz, dtype=np.int64)
+    rank[order] = np.arange(matrix.nnz) - np.repeat(matrix.indptr[:-1], counts)
+    is_eligible = np.zeros(matrix.shape[0], dtype=bool)
+    is_eligible[eligible] = True
+    return _split_by_mask(matrix, source, is_eligible[rows] & (rank < K))
+
+
+def split_by_time(data, test_size=0.2, cutoff=None, timestamps=None):
+    """Put interactions at or after a time cutoff in test, the earlier ones in train.
+
+    Parameters
+    ----------
+    data : Interactions with timestamps, or a sparse matrix with `timestamps`
+    test_size : float in (0, 1)
+        When `cutoff` is None, the cutoff is the time below which a fraction 1 - test_size
+        of the interactions fall (ties at the cutoff all go to test, so test may be larger).
+    cutoff : number, optional
+        The time itself (same unit as the timestamps: seconds for dates).
+    timestamps : array, optional
+        One time per stored value, in the CSR order of `data` (default: data.timestamps).
+    """
+    matrix, source = _unwrap_data(data, "data")
+    if timestamps is None:
+        if source is None or source.timestamps is None:
+            raise ValueError("split_by_time needs timestamps: pass Interactions that have them "
+                             "or timestamps=... (one per stored value)")
+        timestamps = source.timestamps
+    times = np.asarray(timestamps, dtype=np.float64)
+    if times.shape != (matrix.nnz,):
+        raise ValueError(f"timestamps must have one value per stored interaction "
+                         f"({matrix.nnz}), got shape {times.shape}")
+    if not np.isfinite(times).all():
+        raise ValueError("timestamps contain NaN or infinite values")
+    if cutoff is None:
+        test_size = check_float("test_size", test_size, minimum=0, exclusive=True, maximum=1)
+        if test_size >= 1:
+            raise ValueError(f"test_size must be < 1, got {test_size}")
+        cutoff = np.quantile(times, 1 - test_size, method="higher") if len(times) else 0.0
+    else:
+        cutoff = check_float("cutoff", cutoff)
+    return _split_by_mask(matrix, source, times >= cutoff)
+
+
+# --- ranking metrics ------------------------------------------------------------------------
+def _relevant(test, n_users_model, n_items_model):
+    """CSR of the relevant test items (stored values > 0) and the users that have any."""
+    csr = as_csr(test, "test_user_items", np.float64)
+    if csr.shape[1] != n_items_model:
+        raise ValueError(f"test_user_items has {csr.shape[1]} columns but the model knows "
+                         f"{n_items_model} items")
+    keep = csr.data > 0
+    if not keep.all():
+        rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+        counts = np.bincount(rows[keep], minlength=csr.shape[0])
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(csr.indptr.dtype)
+        indices = csr.indices[keep]
+    else:
+        indptr, indices = csr.indptr, csr.indices
+    users = np.flatnonzero(np.diff(indptr) > 0)
+    if users.size and users[-1] >= n_users_model:
+        raise ValueError(f"test_user_items has relevant items for user {int(users[-1])}, but "
+                         f"the model knows {n_users_model} users")
+    return indptr, indices, users
+
+
+def _summarise(per_user, K, coverage):
+    hits, n_relevant, n_test = per_user[:, 0], per_user[:, 1], per_user[:, 2]
+    n = len(per_user)
+    auc = per_user[:, 5]
+    return {
+        "precision": float(hits.sum() / n_relevant.sum()) if n else float("nan"),
+        "recall": float(np.mean(hits / n_test)) if n else float("nan"),
+        "map": float(per_user[:, 3].mean()) if n else float("nan"),
+        "ndcg": float(per_user[:, 4].mean()) if n else float("nan"),
+        "auc": float(np.nanmean(auc)) if n and np.isfinite(auc).any() else float("nan"),
+        "coverage": coverage,
+        "users": n,
+        "K": K,
+    }
+
+
+def _score_block(recommended, test_rows, indptr, indices, n_items, K, threads, out):
+    status = _metrics.ranking_metrics(recommended, test_rows, indptr, indices, n_items, K,
+                                      threads, out)
+    if status:
+        raise MemoryError("the metrics kernel could not allocate its scratch memory")
+
+
+def ranking_metrics_at_k(model, train_user_items, test_user_items, K=10, show_progress=False,
+                         num_threads=0, per_user=False):
+    """Precision, recall, MAP, nDCG, AUC and coverage at K, in one pass over the test users.
+
+    Every user with a relevant test item (stored value > 0) gets ``model.recommend(users,
+    train_user_items, N=K)`` (batch, training items filtered out); the lists are scored by a
+    parallel compiled kernel. Definitions: see the module docstring (precision's denominator
+    is min(K, |T|), as in `implicit`).
+
+    Parameters
+    ----------
+    model : fitted RecommenderBase (or IdRecommender)
+    train_user_items, test_user_items : sparse matrices or Interactions, users x items
+    K : int
+    show_progress : bool
+    num_threads : int
+        Threads of the scoring kernel (0: all cores). The model's recommend uses its own.
+    per_user : bool
+        Also return ``"per_user"``: a dict of arrays (``users``, ``hits``, ``precision``,
+        ``recall``, ``ap``, ``ndcg``, ``auc``) for the evaluated users.
+
+    Returns
+    -------
+    dict with ``precision, recall, map, ndcg, auc, coverage`` (floats), ``users`` (how many
+    were evaluated) and ``K``.
+    """
+    model = _unwrap_model(model)
+    model._check_fitted()
+    K = check_int("K", K, minimum=1)
+    show_progress = check_bool("show_progress", show_progress)
+    threads = resolve_threads(check_num_threads(num_threads))
+    train, _ = _unwrap_data(train_user_items, "train_user_items")
+    test, _ = _unwrap_data(test_user_items, "test_user_items")
+    if train.shape != test.shape:
+        raise ValueError(f"train_user_items {train.shape} and test_user_items {test.shape} "
+                         "must have the same shape")
+    if train.shape[0] > model.n_users or train.shape[1] != model.n_items:
+        raise ValueError(f"the matrices are {train.shape} but the model knows "
+                         f"{model.n_users} users x {model.n_items} items")
+    n_items = model.n_items
+    indptr, indices, users = _relevant(test, model.n_users, n_items)
+    n = len(users)
+    per = np.zeros((n, _metrics.n_outputs()))
+    seen = np.zeros(n_items, dtype=bool)
+    step = max(256, _USERS_PER_BLOCK_CELLS // max(n_items, 1))
+    train_rows = train if train.shape[0] == model.n_users else _pad_rows(train, model.n_users)
+    # BLAS limited to one thread while scoring: a threaded gemm right before the OpenMP
+    # top-N and metrics kernels leaves its threads spinning against them (measured: the
+    # kernels ran several times slower, and the whole call 1.3x slower on 2 busy cores)
+    with single_threaded_blas(), tqdm(total=n, disable=not show_progress, desc="evaluate",
+                                      unit="user") as bar:
+        for lo in range(0, n, step):
+            block = users[lo:lo + step]
+            ids, _ = model.recommend(block, train_rows[block], N=K,
+                                     filter_already_liked_items=True)
+            ids = np.ascontiguousarray(ids, dtype=np.int64)
+            seen[ids[ids >= 0]] = True
+            _score_block(ids, block.astype(np.int64), indptr, indices, n_items, K, threads,
+                         per[lo:lo + len(block)])
+            bar.update(len(block))
+    result = _summarise(per, K, float(seen.sum() / n_items) if n else float("nan"))
+    if per_user:
+        result["per_user"] = _per_user(users, per)
+    return result
+
+
+def _pad_rows(matrix, n_rows):
+    """`matrix` with empty rows appended up to n_rows (a test set over a prefix of users)."""
+    return sp.vstack([matrix, sp.csr_matrix((n_rows - matrix.shape[0], matrix.shape[1]),
+                                            dtype=matrix.dtype)], format="csr")
+
+
+def _per_user(users, per):
+    return {"users": users, "hits": per[:, 0], "precision": per[:, 0] / per[:, 1],
+            "recall": per[:, 0] / per[:, 2], "ap": per[:, 3], "ndcg": per[:, 4],
+            "auc": per[:, 5]}
+
+
+def metrics_from_recommendations(recommended, test_user_items, users=None, K=None,
+                                 n_items=None, num_threads=0, per_user=False):
+    """Score ready-made top-K lists against held-out items (the kernel behind the metrics).
+
+    Parameters
+    ----------
+    recommended : 2-D int array
+        Row k is the list for user ``users[k]`` (best first; -1 pads short lists).
+    test_user_items : sparse matrix or Interactions
+        Relevant items are the stored values > 0.
+    users : array of int, optional
+        The user of each row (default ``0..len(recommended)-1``). Users without relevant
+        items are skipped.
+    K : int, optional
+        The cut-off (default: the width of `recommended`; wider lists are cut to K).
+    n_items : int, optional
+        Catalogue size for AUC and coverage (default: the columns of `test_user_items`).
+
+    Returns the same dict as :func:`ranking_metrics_at_k`.
+    """
+    recommended = np.asarray(recommended)
+    if recommended.ndim != 2:
+        raise ValueError(f"recommended must be 2-D (one list per user), got shape "
+                         f"{recommended.shape}")
+    if recommended.dtype.kind not in "iu":
+        raise TypeError(f"recommended must hold integer item ids, got {recommended.dtype}")
+    test, _ = _unwrap_data(test_user_items, "test_user_items")
+    n_items = test.shape[1] if n_items is None else check_int("n_items", n_items, minimum=1)
+    if n_items < test.shape[1]:
+        raise ValueError(f"n_items ({n_items}) is smaller than the test matrix's "
+                         f"{test.shape[1]} columns")
+    K = recommended.shape[1] if K is None else check_int("K", K, minimum=1)
+    recommended = np.ascontiguousarray(recommended[:, :K], dtype=np.int64)
+    if users is None:
+        users = np.arange(len(recommended), dtype=np.int64)
+    users = np.asarray(users, dtype=np.int64).reshape(-1)
+    if len(users) != len(recommended):
+        raise ValueError(f"users has {len(users)} entries but recommended has "
+                         f"{len(recommended)} rows")
+    if users.size and (users.min() < 0 or users.max() >= test.shape[0]):
+        raise ValueError(f"users must lie in [0, {test.shape[0]}) (the test matrix's rows)")
+    if recommended.size and (recommended.min() < -1 or recommended.max() >= n_items):
+        raise ValueError(f"recommended ids must be -1 (padding) or in [0, {n_items})")
+    _check_distinct_rows(recommended)
+    test = sp.csr_matrix((test.data, test.indices, test.indptr),
+                         shape=(test.shape[0], n_items))
+    indptr, indices, with_items = _relevant(test, test.shape[0], n_items)
+    keep = np.isin(users, with_items)
+    rows, lists = users[keep], recommended[keep]
+    per = np.zeros((len(rows), _metrics.n_outputs()))
+    threads = resolve_threads(check_num_threads(num_threads))
+    _score_block(lists, np.ascontiguousarray(rows), indptr, indices, n_items, K, threads, per)
+    distinct = np.unique(lists[lists >= 0])
+    result = _summarise(per, K, float(len(distinct) / n_items) if len(rows) else float("nan"))
+    if per_user:
+        result["per_user"] = _per_user(rows, per)
+    return result
+
+
+def _check_distinct_rows(recommended):
+    if recommended.shape[1] < 2:
+        return
+    ordered = np.sort(recommended, axis=1)
+    repeated = (ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)
+    if repeated.any():
+        row = int(np.flatnonzero(repeated.any(axis=1))[0])
+        raise ValueError(f"recommended row {row} lists an item twice")
+
+
+def precision_at_k(model, train_user_items, test_user_items, K=10, **kwargs):
+    """Precision at K: hits / min(K, |T|) summed over users (see :func:`ranking_metrics_at_k`)."""
+    return ranking_metrics_at_k(model, train_user_items, test_user_items, K, **kwargs)[
+        "precision"]
+
+
+def recall_at_k(model, train_user_items, test_user_items, K=10, **kwargs):
+    """Recall at K: the mean over users of hits / |T|."""
+    return ranking_metrics_at_k(model, train_user_items, test_user_items, K, **kwargs)["recall"]
+
+
+def mean_average_precision_at_k(model, train_user_items, test_user_items, K=10, **kwargs):
+    """MAP at K: the mean over users of AP@K (normalised by min(K, |T|))."""
+    return ranking_metrics_at_k(model, train_user_items, test_user_items, K, **kwargs)["map"]
+
+
+def ndcg_at_k(model, train_user_items, test_user_items, K=10, **kwargs):
+    """nDCG at K with binary relevance, averaged over users."""
+    return ranking_metrics_at_k(model, train_user_items, test_user_items, K, **kwargs)["ndcg"]
+
+
+def auc_at_k(model, train_user_items, test_user_items, K=10, **kwargs):
+    """`implicit`'s limited AUC at K, averaged over users."""
+    return ranking_metrics_at_k(model, train_user_items, test_user_items, K, **kwargs)["auc"]
+
+
+def catalog_coverage(model, train_user_items, test_user_items, K=10, **kwargs):
+    """The fraction of the catalogue that appears in the test users' top-K lists."""
+    return ranking_metrics_at_k(model, train_user_items, test_user_items, K, **kwargs)[
+        "coverage"]
+
+
+# --- rating metrics ---------------------------------------------------------------------------
+def _rating_errors(model_or_truth, test_or_predictions):
+    if isinstance(model_or_truth, (RecommenderBase, IdRecommender)):
+        model = _unwrap_model(model_or_truth)
+        test, _ = _unwrap_data(test_or_predictions, "test_user_items")
+        if test.shape[1] != model.n_items or test.shape[0] > model.n_users:
+            raise ValueError(f"test_user_items is {test.shape} but the model knows "
+                             f"{model.n_users} users x {model.n_items} items")
+        coo = test.tocoo()
+        if not np.isfinite(coo.data).all():
+            raise ValueError("test_user_items contains NaN or infinite values")
+        truth = coo.data.astype(np.float64)
+        predictions = np.asarray(score_pairs(model, coo.row, coo.col), dtype=np.float64)
+    else:
+        truth = np.asarray(model_or_truth, dtype=np.float64).reshape(-1)
+        predictions = np.asarray(test_or_predictions, dtype=np.float64).reshape(-1)
+        if truth.shape != predictions.shape:
+            raise ValueError(f"y_true and y_pred must have the same length, got {truth.size} "
+                             f"and {predictions.size}")
+        if not (np.isfinite(truth).all() and np.isfinite(predictions).all()):
+            raise ValueError("y_true and y_pred must be finite")
+    if not truth.size:
+        raise ValueError("nothing to score: no test ratings")
+    return predictions - truth
+
+
+def rmse(model_or_truth, test_or_predictions):
+    r"""Root mean squared error :math:`\sqrt{\frac1n \sum (\hat r - r)^2}`.
+
+    Either ``rmse(model, test_user_items)`` (the model's predictions of the stored test
+    values, through its ``predict`` or its scores) or ``rmse(y_true, y_pred)`` (arrays).
+    """
+    errors = _rating_errors(model_or_truth, test_or_predictions)
+    return float(np.sqrt(np.mean(errors ** 2)))
+
+
+def mae(model_or_truth, test_or_predictions):
+    r"""Mean absolute error :math:`\frac1n \sum |\hat r - r|`; arguments as :func:`rmse`."""
+    errors = _rating_errors(model_or_truth, test_or_predictions)
+    return float(np.mean(np.abs(errors)))
+
+
+# --- cross-validation ------------------------------------------------------------------------
+def cross_validate(model, data, folds=5, K=10, measures=None, random_state=None,
+                   show_progress=False, num_threads=0):
+    """Fit and score a fresh copy of `model` on each of `folds` random folds.
+
+    The stored interactions are shuffled with `random_state` and cut into `folds` parts;
+    each part is the test set once, the rest the training set. The model is copied with its
+    parameters (``type(model)(**model.get_params())``) for each fold; `model` itself is not
+    fitted.
+
+    Parameters
+    ----------
+    measures : sequence of str, optional
+        From ``precision, recall, map, ndcg, auc, coverage, rmse, mae``. Default: the
+        ranking metrics, plus rmse and mae for models with a ``predict`` method.
+
+    Returns
+    -------
+    dict of measure -> array with one value per fold, plus ``fit_time`` and ``test_time``
+    (seconds).
+    """
+    base = _unwrap_model(model)
+    folds = check_int("folds", folds, minimum=2)
+    K = check_int("K", K, minimum=1)
+    show_progress = check_bool("show_progress", show_progress)
+    if measures is None:
+        measures = list(RANKING_METRICS) + (["rmse", "mae"] if callable(
+            getattr(base, "predict", None)) else [])
+    measures = list(measures)
+    unknown = [m for m in measures if m not in RANKING_METRICS + ("rmse", "mae")]
+    if unknown:
+        raise ValueError(f"unknown measures {unknown}; choose from "
+                         f"{', '.join(RANKING_METRICS + ('rmse', 'mae'))}")
+    matrix, source = _unwrap_data(data, "data")
+    if matrix.nnz < folds:
+        raise ValueError(f"cannot cut {matrix.nnz} interactions into {folds} folds")
+    rng = check_random_state(random_state)
+    fold_of = np.empty(matrix.nnz, dtype=np.int64)
+    fold_of[rng.permutation(matrix.nnz)] = np.arange(matrix.nnz) % folds
+    results = {m: np.zeros(folds) for m in measures}
+    results["fit_time"], results["test_time"] = np.zeros(folds), np.zeros(folds)
+    for f in tqdm(range(folds), disable=not show_progress, desc="cross-validate", unit="fold"):
+        train, test = _split_by_mask(matrix, None, fold_of == f)
+        fold_model = type(base)(**base.get_params())
+        start = time.perf_counter()
+        fold_model.fit(train, show_progress=False)
+        results["fit_time"][f] = time.perf_counter() - start
+        start = time.perf_counter()
+        if any(m in RANKING_METRICS for m in measures):
+            scores = ranking_metrics_at_k(fold_model, train, test, K, num_threads=num_threads)
+            for m in measures:
+                if m in scores:
+                    results[m][f] = scores[m]
+        if "rmse" in measures:
+            results["rmse"][f] = rmse(fold_model, test)
+        if "mae" in measures:
+            results["mae"][f] = mae(fold_model, test)
+        results["test_time"][f] = time.perf_counter() - start
+        log.info("fold %d/%d: %s", f + 1, folds,
+                 ", ".join(f"{m} {results[m][f]:.4f}" for m in measures))
+    return results
+
+
+# --- the baseline everything should beat ----------------------------------------------------
+class PopularityBaseline(RecommenderBase):
+    """Recommend the most popular items (most users with a positive value) to everyone.
+
+    The yardstick for ranking metrics: a personalised model that does not beat it has not
+    learnt anything about users. Already-liked items are filtered as for any model.
+    Similarity queries are not defined for it and raise TypeError.
+    """
+
+    _state_names = ("item_popularity", "user_count")
+
+    def __init__(self, dtype=np.float32, num_threads=0):
+        self.dtype = check_dtype("dtype", dtype)
+        self.num_threads = check_num_threads(num_threads)
+        self.item_popularity = None
+        self.user_count = None
+
+    @property
+    def n_users(self):
+        return 0 if self.user_count is None else int(self.user_count[0])
+
+    @property
+    def n_items(self):
+        return 0 if self.item_popularity is None else len(self.item_popularity)
+
+    def fit(self, user_items, show_progress=True, callback=None):
+        """Count, for each item, the users with a positive value. Returns self."""
+        csr = as_csr(user_items, "user_items", self.dtype, allow_empty=False)
+        positive = csr.data > 0
+        counts = np.bincount(csr.indices[positive], minlength=csr.shape[1])
+        # break ties between equally popular items by total value, in a way that never
+        # outweighs one more user
+        totals = np.bincount(csr.indices[positive], weights=csr.data[positive],
+                             minlength=csr.shape[1])
+        tie_break = totals / (totals.max() + 1.0) if totals.size and totals.max() > 0 else 0
+        self.item_popularity = (counts + 0.5 * tie_break).astype(self.dtype)
+        self.user_count = np.array([csr.shape[0]], dtype=np.int64)
+        if callback is not None:
+            callback(0, 0.0, None)
+        return self
+
+    def _item_block(self, candidates):
+        return self.item_popularity if candidates is None else self.item_popularity[candidates]
+
+    def _user_scores(self, userids, rows, item_block, recalculate):
+        return np.broadcast_to(item_block, (len(userids), len(item_block)))
+
+    def _similar_scores(self, axis, ids, candidates):
+        raise TypeError("PopularityBaseline has no notion of similar items or users")
+
+    def _restore(self, arrays, extra):
+        super()._restore(arrays, extra)
+        self.item_popularity = np.asarray(self.item_popularity, dtype=self.dtype)
+        if self.user_count.shape != (1,) or self.user_count[0] < 0:
+            raise ValueError("user_count must hold one non-negative count")

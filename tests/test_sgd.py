@@ -1,0 +1,243 @@
+"""SGDMatrixFactorization (FunkSVD): kernel against the reference, shuffling, contract, options."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from explicit_contract import ExplicitModelContract, star_ratings
+
+import fastals
+from fastals._kernels.dispatch import available_isas, kernels
+from fastals.exceptions import ModelFitError, NotFittedError
+from fastals.models.sgd import epoch_seed, initial_factors
+from fastals.reference import sgd_epoch
+
+
+class TestSGDContract(ExplicitModelContract):
+    model_class = fastals.SGDMatrixFactorization
+    movielens_threshold = 0.93
+    recovery_params = {"factors": 3, "regularization": 0.0, "learning_rate": 0.01,
+                       "epochs": 400, "lr_decay": 1.0, "init_std": 0.3}
+
+    def make(self, **params):
+        # small data: fewer updates per epoch than MovieLens, so a larger step
+        params.setdefault("factors", 8)
+        params.setdefault("epochs", 60)
+        params.setdefault("learning_rate", 0.03)
+        return fastals.SGDMatrixFactorization(**params)
+
+
+def coo_triples(ratings):
+    """(users, items, ratings) of a CSR in row order, int32 indices."""
+    ratings = sp.csr_matrix(ratings)
+    users = np.repeat(np.arange(ratings.shape[0], dtype=np.int32), np.diff(ratings.indptr))
+    return users, ratings.indices.astype(np.int32), ratings.data
+
+
+def shuffled(triples, seed, dtype=np.float64, num_threads=1):
+    out = (np.empty_like(triples[0]), np.empty_like(triples[1]), np.empty(len(triples[2]), dtype))
+    kernels("_sgd").shuffle_ratings(triples[0], triples[1], triples[2].astype(dtype), *out, seed,
+                                    num_threads)
+    return out
+
+
+# --- kernel against reference ------------------------------------------------------------------
+@pytest.mark.parametrize("isa", available_isas("_sgd"))
+@pytest.mark.parametrize("biases", [True, False])
+def test_one_thread_epoch_matches_reference_update_for_update(isa, biases):
+    """float64, one thread: the same updates in the same order; only the rounding of the
+    vectorised dot products differs (1e-12)."""
+    users, items, values = shuffled(coo_triples(star_ratings(40, 30, 0.3, 1)), seed=5)
+    rng = np.random.default_rng(0)
+    P, Q = rng.normal(0, 0.1, (40, 6)), rng.normal(0, 0.1, (30, 6))
+    b_user, b_item = rng.normal(0, 0.1, 40), rng.normal(0, 0.1, 30)
+    expected = sgd_epoch(users, items, values, P, Q, b_user, b_item, 3.1, 0.02, 0.05, 0.01, 0.03,
+                         biases)
+    squared_error = kernels("_sgd", isa).sgd_epoch(users, items, values, P, Q, b_user, b_item,
+                                                   3.1, 0.02, 0.01, 0.05, 0.03, biases, 1)
+    for got, want in zip((P, Q, b_user, b_item), expected[:4]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert squared_error == pytest.approx(expected[4], rel=1e-12)
+
+
+def test_float32_epoch_matches_reference():
+    """float32 arithmetic against the float64 reference: agreement to ~1e-6 after an epoch."""
+    users, items, values = shuffled(coo_triples(star_ratings(40, 30, 0.3, 2)), seed=6,
+                                    dtype=np.float32)
+    rng = np.random.default_rng(1)
+    P, Q = rng.normal(0, 0.1, (40, 6)), rng.normal(0, 0.1, (30, 6))
+    expected = sgd_epoch(users, items, values, P, Q, np.zeros(40), np.zeros(30), 3.0, 0.01, 0.1)
+    P32, Q32 = P.astype(np.float32), Q.astype(np.float32)
+    b_user, b_item = np.zeros(40, np.float32), np.zeros(30, np.float32)
+    kernels("_sgd").sgd_epoch(users, items, values, P32, Q32, b_user, b_item, np.float32(3),
+                              np.float32(0.01), np.float32(0.01), np.float32(0.1),
+                              np.float32(0.1), True, 1)
+    np.testing.assert_allclose(P32, expected[0], atol=1e-5)
+    np.testing.assert_allclose(b_item, expected[3], atol=1e-5)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("biases", [True, False])
+def test_model_with_one_thread_matches_the_reference(shuffle, biases):
+    """fit(num_threads=1) = the reference run on the orders the model's seed produces: a new
+    order per epoch (shuffle=True) or one order reused (shuffle=False), with the lr schedule."""
+    ratings = star_ratings(50, 35, 0.25, 3)
+    params = dict(factors=5, learning_rate=0.01, regularization=0.05, bias_learning_rate=0.02,
+                  bias_regularization=0.01, epochs=3, init_std=0.2, biases=biases, lr_decay=0.5,
+                  shuffle=shuffle)
+    model = fastals.SGDMatrixFactorization(dtype=np.float64, random_state=11, num_threads=1,
+                                           **params).fit(ratings, show_progress=False)
+    rng = np.random.default_rng(11)
+    P, Q = initial_factors(rng, 50, 35, 5, 0.2, np.float64)
+    b_user, b_item = np.zeros(50), np.zeros(35)
+    mu = ratings.data.mean() if biases else 0.0
+    triples = coo_triples(ratings)
+    for epoch in range(3):
+        if epoch == 0 or shuffle:
+            triples = shuffled(triples, epoch_seed(rng))
+        P, Q, b_user, b_item, _ = sgd_epoch(*triples, P, Q, b_user, b_item, mu,
+                                            0.01 * 0.5 ** epoch, 0.05, 0.02 * 0.5 ** epoch, 0.01,
+                                            biases)
+    np.testing.assert_allclose(model.user_factors, P, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(model.item_factors, Q, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(model.user_bias, b_user, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(model.item_bias, b_item, rtol=1e-10, atol=1e-12)
+
+
+def test_one_thread_fit_is_exactly_reproducible():
+    ratings = star_ratings(200, 120, 0.1, 4)
+    a = fastals.FunkSVD(factors=16, epochs=5, random_state=3, num_threads=1).fit(
+        ratings, show_progress=False)
+    b = fastals.FunkSVD(factors=16, epochs=5, random_state=3, num_threads=1).fit(
+        ratings, show_progress=False)
+    np.testing.assert_array_equal(a.user_factors, b.user_factors)
+    np.testing.assert_array_equal(a.item_bias, b.item_bias)
+    assert a.training_rmse_history == b.training_rmse_history
+
+
+def test_two_threads_learn_as_well_as_one(monkeypatch):
+    """Hogwild updates race, so results differ from run to run, but not in quality."""
+    monkeypatch.setattr(fastals.models.sgd, "MIN_RATINGS_PER_THREAD", 1)  # 2 threads here
+    ratings = star_ratings(300, 200, 0.1, 5)
+    one = fastals.FunkSVD(factors=8, epochs=30, random_state=0, num_threads=1).fit(
+        ratings, show_progress=False)
+    two = fastals.FunkSVD(factors=8, epochs=30, random_state=0, num_threads=2).fit(
+        ratings, show_progress=False)
+    assert two.rmse(ratings) == pytest.approx(one.rmse(ratings), abs=0.02)
+
+
+# --- shuffling -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("n", [0, 1, 7, 1000, 300_000])
+def test_shuffle_is_a_permutation_independent_of_threads(n):
+    """300,000 ratings span several buckets and chunks (65,536 per bucket)."""
+    users = np.arange(n, dtype=np.int32)
+    items = (users * 7) % 1000
+    values = users.astype(np.float64)
+    one = shuffled((users, items, values), 99, num_threads=1)
+    two = shuffled((users, items, values), 99, num_threads=2)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.sort(one[0]), users)
+    np.testing.assert_array_equal(one[1], (one[0] * 7) % 1000)  # triples move together
+    np.testing.assert_array_equal(one[2], one[0])
+    if n > 100:
+        assert not np.array_equal(one[0], users)
+        assert not np.array_equal(shuffled((users, items, values), 100)[0], one[0])
+
+
+@pytest.mark.parametrize("n", [5, 200_000])
+def test_shuffle_positions_are_uniform(n):
+    """Where element 0 lands over 2,000 seeds: each fifth of the positions gets ~400 hits
+    (a chi-square test at the 1e-4 level: a correct shuffle fails it 1 time in 10,000)."""
+    users = np.arange(n, dtype=np.int32)
+    values = np.zeros(n)
+    landing = [np.flatnonzero(shuffled((users, users, values), seed)[0] == 0)[0]
+               for seed in range(2000)]
+    counts = np.bincount(np.asarray(landing) * 5 // n, minlength=5)
+    chi2 = ((counts - 400) ** 2 / 400).sum()
+    assert chi2 < 23.5, counts  # 4 degrees of freedom
+
+
+# --- the notebooks' examples -------------------------------------------------------------------
+NOTEBOOK_5X4 = np.array([[5, 3, 0, 1], [4, 0, 0, 1], [1, 1, 0, 5], [1, 0, 0, 4], [0, 1, 5, 4]])
+
+
+@pytest.mark.parametrize("R", [NOTEBOOK_5X4[:4], NOTEBOOK_5X4], ids=["4x4", "5x4"])
+@pytest.mark.parametrize("biases", [False, True])
+def test_notebook_examples_reach_low_training_error(R, biases):
+    """The SGD notebook's matrices (0 = not rated there), K=2, beta=0.02: the observed
+    entries are reproduced closely, as in the notebook."""
+    observed = sp.csr_matrix(R.astype(float))  # zeros are not stored: missing
+    model = fastals.FunkSVD(factors=2, learning_rate=0.01, regularization=0.02, epochs=3000,
+                            init_std=0.5, lr_decay=1.0, biases=biases, random_state=0)
+    model.fit(observed, show_progress=False)
+    rows, cols = np.nonzero(R)
+    assert np.abs(model.predict(rows, cols) - R[rows, cols]).max() < 0.15
+    assert model.training_rmse_history[-1] < 0.1
+
+
+# --- options and errors ----------------------------------------------------------------------------
+def test_lr_decay_schedules():
+    ratings = star_ratings()
+    constant = fastals.FunkSVD(factors=4, epochs=3, lr_decay=1.0, random_state=0, num_threads=1,
+                               dtype=np.float64).fit(ratings, show_progress=False)
+    listed = fastals.FunkSVD(factors=4, epochs=3, lr_decay=[1.0, 1.0, 1.0, 0.1], random_state=0,
+                             num_threads=1, dtype=np.float64).fit(ratings, show_progress=False)
+    np.testing.assert_array_equal(constant.user_factors, listed.user_factors)
+    with pytest.raises(ValueError, match="lr_decay has 2 multipliers but epochs=3"):
+        fastals.FunkSVD(epochs=3, lr_decay=[1, 1])
+    with pytest.raises(ValueError, match="lr_decay must be <= 1"):
+        fastals.FunkSVD(lr_decay=1.5)
+    with pytest.raises(TypeError, match="lr_decay must be a number in \\(0, 1\\] or a sequence"):
+        fastals.FunkSVD(lr_decay="fast")
+
+
+def test_saved_schedule_round_trips(tmp_path):
+    model = fastals.FunkSVD(factors=4, epochs=2, lr_decay=np.array([1.0, 0.5]), random_state=0)
+    model.fit(star_ratings(), show_progress=False)
+    loaded = fastals.load(model.save(tmp_path / "sgd"))
+    assert loaded.lr_decay == [1.0, 0.5]
+
+
+def test_divergence_names_the_epoch_and_leaves_the_model_unfitted():
+    ratings = star_ratings()
+    model = fastals.FunkSVD(factors=8, learning_rate=5.0, epochs=20, random_state=0)
+    with pytest.raises(ModelFitError, match=r"SGD diverged in epoch \d+ of 20.*Lower "
+                                            r"learning_rate \(e.g. 0.5\)"):
+        model.fit(ratings, show_progress=False)
+    with pytest.raises(NotFittedError):
+        model.predict(0, 0)
+
+
+def test_without_biases_the_prediction_is_the_dot_product():
+    model = fastals.FunkSVD(factors=6, biases=False, epochs=20, random_state=0).fit(
+        star_ratings(), show_progress=False)
+    assert not model.user_bias.any()
+    np.testing.assert_allclose(model.predict(2, 3, clip=False),
+                               model.user_factors[2] @ model.item_factors[3], rtol=1e-5)
+
+
+def test_callback_sees_every_epoch():
+    seen = []
+    fastals.FunkSVD(factors=4, epochs=4, random_state=0).fit(
+        star_ratings(), show_progress=False, callback=lambda *args: seen.append(args))
+    assert [s[0] for s in seen] == [0, 1, 2, 3] and all(s[2] > 0 for s in seen)
+    assert seen[-1][2] < seen[0][2]  # the training error falls
+
+
+@pytest.mark.parametrize("params, error, message", [
+    ({"learning_rate": 0}, ValueError, "learning_rate must be > 0, got 0.0"),
+    ({"learning_rate": -0.1}, ValueError, "learning_rate must be > 0"),
+    ({"learning_rate": float("nan")}, ValueError, "learning_rate must be finite"),
+    ({"epochs": -1}, ValueError, "epochs must be an int >= 0, got -1"),
+    ({"regularization": -1}, ValueError, "regularization must be >= 0"),
+    ({"bias_learning_rate": 0}, ValueError, "bias_learning_rate must be > 0"),
+    ({"init_std": -0.1}, ValueError, "init_std must be >= 0"),
+    ({"shuffle": "yes"}, TypeError, "shuffle must be True or False"),
+    ({"factors": 2.5}, TypeError, "factors must be an int"),
+])
+def test_bad_parameters(params, error, message):
+    with pytest.raises(error, match=message):
+        fastals.SGDMatrixFactorization(**params)
+
+
+def test_alias():
+    assert fastals.FunkSVD is fastals.SGDMatrixFactorization
