@@ -1,7 +1,7 @@
 """Item-item top-20 cosine: fastals vs sparse_dot_topn vs implicit (vs numpy/scipy), one run.
 
-    python bench/similarity.py            # 4M and Last.fm-sized synthetic data, 3 repeats
-    python bench/similarity.py --quick    # the 4M matrix only, 2 repeats
+    python bench/similarity.py            # 4M and Last.fm-sized synthetic data, 5 repeats
+    python bench/similarity.py --quick    # the 4M matrix only, 3 repeats
 
 Every measurement is a separate process; peers alternate. Each library goes from the users x
 items counts to the items x items top-20 cosine matrix:
@@ -15,8 +15,9 @@ items counts to the items x items top-20 cosine matrix:
 * reference   ``fastals.reference.top_k_cosine_blocked``: scipy products of 1000 items at a
               time, numpy selection (single-threaded; the smaller matrix only)
 
-Reported: median wall seconds (and CPU seconds) of the whole fit, the ratio to fastals, the
-peak RSS above the RSS before the fit, and how many of each peer's neighbours (other than
+Reported: median wall seconds and median CPU seconds (all threads) of the whole fit, their
+ratios to fastals' (on a shared machine the CPU ratio is the steadier one), the peak RSS
+above the RSS before the fit, and how many of each peer's neighbours (other than
 the item itself) fastals also found. The work is the same for all: sum over users of
 (items of the user)^2 multiply-adds, each reading 8 bytes of the users' rows.
 """
@@ -124,7 +125,7 @@ def work(X):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--quick", action="store_true", help="the 4M matrix only, 2 repeats")
+    parser.add_argument("--quick", action="store_true", help="the 4M matrix only, 3 repeats")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--data", nargs="*", default=None)
@@ -133,7 +134,7 @@ def main():
         return worker(json.loads(args.worker))
 
     datasets = args.data or (["synthetic-4m"] if args.quick else list(DATASETS))
-    repeats = args.repeats or (2 if args.quick else 3)
+    repeats = args.repeats or (3 if args.quick else 5)
     load_start = os.getloadavg()
     rows = []
     for data in datasets:
@@ -155,25 +156,28 @@ def main():
                                                           "threads": 1, "save": True})])
         ours = h.median_of(results[0], "seconds")
         our_peak = h.median_of(results[0], "peak_extra")
+        our_cpu = h.median_of(results[0], "cpu")
         for lib, res in zip(libs, results):
             sec = h.median_of(res, "seconds")
             if sec is None:
                 err = next((r["error"] for r in res if "error" in r), "no result")
-                rows.append([data, lib, "error: " + err[:80]] + [""] * 6)
+                rows.append([data, lib, "error: " + err[:80]] + [""] * 7)
                 print("  " + " | ".join(str(c) for c in rows[-1]), flush=True)
                 continue
             peak = h.median_of(res, "peak_extra")
             agree = None if lib == "fastals" else agreement(data, lib)
-            rows.append([data, lib, f"{sec:.2f}", f"{h.median_of(res, 'cpu'):.2f}",
-                         "1.00" if lib == "fastals" else f"{sec / ours:.2f}",
+            cpu = h.median_of(res, "cpu")
+            rows.append([data, lib, f"{sec:.2f}",
+                         "1.00" if lib == "fastals" else f"{sec / ours:.2f}", f"{cpu:.2f}",
+                         "1.00" if lib == "fastals" else f"{cpu / our_cpu:.2f}",
                          f"{peak / 2**20:.0f}",
                          "1.00" if lib == "fastals" else f"{peak / our_peak:.2f}",
                          f"{fma / sec / 1e9:.2f}",
                          "" if agree is None else f"{agree:.4f}"])
             print("  " + " | ".join(str(c) for c in rows[-1]), flush=True)
     load_end = os.getloadavg()
-    header = ["data", "library", "fit s (median wall)", "CPU s", "time / fastals",
-              "peak extra MiB", "peak / fastals", "G multiply-adds/s",
+    header = ["data", "library", "fit s (median wall)", "time / fastals", "CPU s (median)",
+              "CPU / fastals", "peak extra MiB", "peak / fastals", "G multiply-adds/s",
               "peer neighbours fastals also finds"]
     body = (f"`python bench/similarity.py{' --quick' if args.quick else ''}`: item-item top-{K} "
             f"cosine, {args.threads} threads, float32, {repeats} alternating repeats per peer "

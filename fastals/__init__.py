@@ -7,10 +7,6 @@ from fastals.exceptions import IdOutOfRangeError, ModelFileError, ModelFitError,
 from fastals.models.base import RecommenderBase, load
 from fastals.models.explicit_als import ExplicitALS
 from fastals.models.implicit_als import AlternatingLeastSquares, ImplicitALS
-from fastals.models.sgd import FunkSVD, SGDMatrixFactorization
-from fastals import data, datasets, evaluation  # noqa: E402  (plumbing: ids, data, metrics)
-from fastals.data import IdRecommender, Interactions
-from fastals.evaluation import PopularityBaseline
 from fastals.models.knn import (
     BM25Recommender,
     ContentKNN,
@@ -19,8 +15,11 @@ from fastals.models.knn import (
     TFIDFRecommender,
     UserKNN,
 )
+from fastals.models.sgd import FunkSVD, SGDMatrixFactorization
 from fastals.similarity import top_k_similarity
-from fastals.weighting import bm25_weight, tfidf_weight
+from fastals import data, datasets, evaluation  # noqa: E402  (plumbing: ids, data, metrics)
+from fastals.data import IdRecommender, Interactions
+from fastals.evaluation import PopularityBaseline
 
 __version__ = "0.1.0"
 
@@ -44,8 +43,6 @@ __all__ = [
     "SGDMatrixFactorization",
     "TFIDFRecommender",
     "UserKNN",
-    "bm25_weight",
     "load",
-    "tfidf_weight",
     "top_k_similarity",
 ]

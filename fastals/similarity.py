@@ -15,6 +15,15 @@ that are exactly 0 are not stored; among equal similarities the lower column win
 result is exact and deterministic for any number of threads. Rows that are all-zero (cosine),
 constant (pearson) or empty have no neighbours.
 
+Before a similarity the models may weight the counts with TF-IDF or BM25 (:func:`weigh`),
+with `implicit`'s formulas (those of ``fastals.data.tfidf_weight`` / ``bm25_weight``), in
+either orientation, so that item-item weighting needs no transposed copy:
+
+* TF-IDF:  w = sqrt(x) idf(t),                          idf(t) = log(n) - log(1 + df(t))
+* BM25:    w = x (K1 + 1) / (K1 L(d) + x) idf(t),    L(d) = 1 - B + B len(d) / mean(len)
+
+(n documents, df(t) the documents holding term t, len(d) the total count of document d).
+
 The kernel (:mod:`fastals._kernels._similarity`) multiplies row by row against B^T into a
 per-thread dense accumulator of n_b values and keeps a bounded heap per row, so memory is
 O(threads x n_b + output). Its numpy oracle is :mod:`fastals.reference.similarity`.
@@ -27,13 +36,13 @@ from tqdm.auto import tqdm
 
 from fastals._kernels import _similarity
 from fastals._threads import resolve_threads
-from fastals.weighting import weigh
 from fastals._validation import (
     CSR,
     as_csr,
     check_bool,
     check_choice,
     check_dtype,
+    check_float,
     check_int,
     check_num_threads,
 )
@@ -317,4 +326,39 @@ def dense_similarity(Q: CSR, B: CSR, similarity, stats_q, stats_b):
 def _binary(matrix):
     out = matrix.copy()
     out.data = np.ones_like(out.data)
+    return out
+
+
+# --- term weightings --------------------------------------------------------------------------
+def weigh(counts: CSR, scheme, documents="rows", K1=1.2, B=0.75, num_threads=1):
+    """The weights of the stored values of a validated CSR, as a new array.
+
+    `documents` says whether the rows or the columns of `counts` are the documents.
+    """
+    if scheme == "bm25":
+        K1 = check_float("K1", K1, minimum=0)
+        B = check_float("B", B, minimum=0, maximum=1)
+    if counts.nnz and counts.data.min() < 0:
+        raise ValueError(f"{scheme} weighting needs non-negative counts, got "
+                         f"{counts.data.min()}")
+    n_rows, n_cols = counts.shape
+    by_rows = documents == "rows"
+    n_docs = n_rows if by_rows else n_cols
+    per_row = np.diff(counts.indptr)
+    per_col = np.bincount(counts.indices, minlength=n_cols)
+    df = per_col if by_rows else per_row
+    idf = np.log(max(n_docs, 1)) - np.log1p(df.astype(np.float64))
+    length_norm = np.zeros(0)
+    if scheme == "bm25":
+        if by_rows:
+            length, squares = np.empty(n_rows), np.empty(n_rows)
+            _similarity.row_moments(counts.indptr, counts.data, length, squares, num_threads)
+        else:
+            length = np.zeros(n_cols)
+            _similarity.column_sums(counts.indices, counts.data, length)
+        mean = length.mean() if n_docs else 0.0
+        length_norm = (1.0 - B) + B * (length / mean if mean > 0 else length)
+    out = np.empty_like(counts.data)
+    _similarity.weigh(counts.indptr, counts.indices, counts.data, scheme == "bm25", by_rows,
+                      idf, length_norm, float(K1), out, num_threads)
     return out

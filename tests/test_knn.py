@@ -14,6 +14,7 @@ from fastals import (
     UserKNN,
 )
 from fastals.datasets import load_movielens_100k
+from fastals.evaluation import precision_at_k, train_test_split
 from fastals.exceptions import IdOutOfRangeError, ModelFileError, NotFittedError
 from fastals.reference import similarity as ref
 from recommender_base_test import RecommenderBaseTestMixin
@@ -369,28 +370,13 @@ def test_content_knn_recommend_needs_the_users_likes():
 
 
 # --- MovieLens ---------------------------------------------------------------------------
-def precision_at_k(model, train, test, K=10):
-    """sum over test users of hits / sum of min(K, test items of the user)."""
-    users = np.flatnonzero(np.diff(test.indptr))
-    ids, _ = model.recommend(users, train[users], N=K)
-    hits = total = 0
-    for row, user in enumerate(users):
-        liked = set(test.indices[test.indptr[user]:test.indptr[user + 1]])
-        hits += len(liked & set(ids[row][ids[row] >= 0].tolist()))
-        total += min(K, len(liked))
-    return hits / total
-
-
 def test_movielens_item_knn_precision(ml100k_path):
+    """Implicit feedback (every rating is an interaction), seeded 80/20 split; precision@10
+    is hits / min(10, |test items|) summed over the test users, as in `implicit`."""
     ratings, _ = load_movielens_100k(ml100k_path)
-    coo = ratings.tocoo()
-    in_test = np.random.default_rng(42).random(coo.nnz) < 0.2
-    train = sp.csr_matrix((coo.data[~in_test], (coo.row[~in_test], coo.col[~in_test])),
-                          shape=ratings.shape)
-    test = sp.csr_matrix((coo.data[in_test], (coo.row[in_test], coo.col[in_test])),
-                         shape=ratings.shape)
+    train, test = train_test_split(ratings, test_size=0.2, random_state=42)
     model = ItemKNN(K=20, similarity="cosine").fit(train, show_progress=False)
-    assert precision_at_k(model, train, test) >= 0.25
+    assert precision_at_k(model, train, test, K=10) >= 0.25
 
 
 # --- bad input ----------------------------------------------------------------------------

@@ -14,10 +14,10 @@ import scipy.sparse as sp
 
 import fastals
 import fastals.similarity as similarity_module
-from fastals import bm25_weight, tfidf_weight, top_k_similarity
+from fastals import top_k_similarity
 from fastals._validation import as_csr
 from fastals.reference import similarity as ref
-from fastals.similarity import SIMILARITIES, columns_top_k
+from fastals.similarity import SIMILARITIES, columns_top_k, weigh
 
 TOL = {np.float32: 1e-5, np.float64: 1e-9}
 
@@ -173,25 +173,39 @@ def test_blocked_reference_equals_dense_reference():
     assert blocked.nnz == dense.nnz
 
 
-def test_weightings_match_reference_and_leave_input_alone():
-    X = random_rows(40, 25, 0.2, seed=8)
+def weighted(X, scheme, documents, **params):
+    """`weigh` on a scipy matrix, returned as a dense array (documents as rows or columns)."""
+    counts = as_csr(X, "X", np.float64)
+    values = weigh(counts, scheme, documents, num_threads=2, **params)
+    return sp.csr_matrix((values, counts.indices, counts.indptr), shape=counts.shape).toarray()
+
+
+@pytest.mark.parametrize("scheme", ["tfidf", "bm25"])
+def test_weightings_match_reference_in_both_orientations(scheme):
+    X = random_rows(40, 25, 0.2, seed=8, empty_rows=(3,))
     X.data = np.ceil(X.data * 9)
     before = X.copy()
-    np.testing.assert_allclose(tfidf_weight(X).toarray(), ref.tfidf_weight(X), atol=1e-12)
-    np.testing.assert_allclose(bm25_weight(X, K1=100, B=0.8).toarray(),
-                               ref.bm25_weight(X, K1=100, B=0.8), atol=1e-12)
-    assert tfidf_weight(X.astype(np.float32)).dtype == np.float32
-    assert (X != before).nnz == 0 and X.data.dtype == before.data.dtype
+    params = {"K1": 100.0, "B": 0.8} if scheme == "bm25" else {}
+    reference = getattr(ref, f"{scheme}_weight")(X, **params)
+    np.testing.assert_allclose(weighted(X, scheme, "rows", **params), reference, atol=1e-12)
+    np.testing.assert_allclose(weighted(X.T, scheme, "columns", **params), reference.T,
+                               atol=1e-12)
+    assert (X != before).nnz == 0
 
 
-def test_weightings_agree_with_implicit():
-    nn = pytest.importorskip("implicit.nearest_neighbours")
+@pytest.mark.parametrize("scheme", ["tfidf", "bm25"])
+def test_weightings_agree_with_fastals_data_and_implicit(scheme):
+    """The same formulas as fastals.data's public weightings and implicit's."""
+    from fastals import data
     X = random_rows(40, 25, 0.2, seed=9)
     X.data = np.ceil(X.data * 9)
-    np.testing.assert_allclose(tfidf_weight(X).toarray(), nn.tfidf_weight(X).toarray(),
+    params = {"K1": 1.2, "B": 0.75} if scheme == "bm25" else {}
+    ours = weighted(X, scheme, "rows", **params)
+    np.testing.assert_allclose(ours, getattr(data, f"{scheme}_weight")(X, **params).toarray(),
                                atol=1e-12)
-    np.testing.assert_allclose(bm25_weight(X).toarray(),
-                               nn.bm25_weight(X, K1=1.2, B=0.75).toarray(), atol=1e-12)
+    nn = pytest.importorskip("implicit.nearest_neighbours")
+    np.testing.assert_allclose(ours, getattr(nn, f"{scheme}_weight")(X, **params).toarray(),
+                               atol=1e-12)
 
 
 def test_inputs_are_not_modified():
@@ -264,9 +278,9 @@ def test_other_bad_arguments():
     with pytest.raises(ValueError, match="skip_self needs A to have no more rows than B"):
         top_k_similarity(np.ones((3, 3)), np.ones((2, 3)), skip_self=True)
     with pytest.raises(ValueError, match="needs non-negative counts"):
-        tfidf_weight(sp.csr_matrix(np.array([[1.0, -2.0]])))
+        weigh(as_csr(sp.csr_matrix(np.array([[1.0, -2.0]])), "X", np.float64), "tfidf")
     with pytest.raises(ValueError, match="B must be <= 1"):
-        bm25_weight(sp.csr_matrix(np.ones((2, 2))), B=2)
+        weigh(as_csr(sp.csr_matrix(np.ones((2, 2))), "X", np.float64), "bm25", B=2)
 
 
 def test_overflow_is_reported():

@@ -47,8 +47,8 @@ from fastals.similarity import (
     rows_top_k,
     self_similarity,
     top_k_csr,
+    weigh,
 )
-from fastals.weighting import weigh
 
 #: item-item similarities: "tfidf" and "bm25" weight the interactions first
 ITEM_SIMILARITIES = ("cosine", "tfidf", "bm25", "pearson", "jaccard", "dot")
