@@ -173,10 +173,15 @@ class ImplicitALS(MatrixFactorizationBase):
                     callback(iteration, elapsed, loss)
         return self
 
-    def _solve(self, rows_csr, blocks, X, Y, side, threads):
-        """One half-iteration: update every row of X against the fixed Y, block by block."""
+    def _solve(self, rows_csr, blocks, X, Y, side, threads, gram=None, offset=0):
+        """One half-iteration: update every row of X against the fixed Y, block by block.
+
+        `gram` is :meth:`_gram` of Y when the caller already has it (fastals.spark computes
+        it once on the driver); `offset` is added to row numbers in error messages (the
+        position of this block of rows in the whole side).
+        """
         als = kernels("_als")
-        gram = self._gram(Y)
+        gram = self._gram(Y) if gram is None else gram
         alpha = self.dtype(self.alpha)
         for lo, hi in blocks:
             part = rows_csr.rows(lo, hi)
@@ -187,7 +192,7 @@ class ImplicitALS(MatrixFactorizationBase):
             else:
                 als.solve_cholesky(part.indptr, part.indices, part.data, X[lo:hi], Y, gram,
                                    alpha, threads, status)
-            self._raise_for_status(status, lo, side)
+            self._raise_for_status(status, lo + offset, side)
         if not all_finite(X):
             raise ModelFitError(
                 f"the {side} factors became non-finite (overflow); the values in user_items "
@@ -201,10 +206,12 @@ class ImplicitALS(MatrixFactorizationBase):
         first = int(failed[0]) + offset
         if (status == _STATUS_NO_MEMORY).any():
             raise MemoryError(f"the ALS kernel could not allocate scratch memory ({side} {first})")
-        raise ModelFitError(
+        error = ModelFitError(
             f"the normal equations of {len(failed)} {side}(s) are not positive definite "
             f"(first: {side} {first}) with regularization={self.regularization}; raise "
             "regularization (or use float64)")
+        error.row = first  # the failing row, for callers that name rows differently
+        raise error
 
     def _gram(self, Y):
         """Y^T Y + regularization I, accumulated in float64 blocks, in the model's dtype."""
