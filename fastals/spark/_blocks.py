@@ -289,16 +289,20 @@ def _vectors(matrix, arrow_type):
 
 
 def factor_batches(batches, broadcast, bounds, schema):
-    """``mapInArrow`` body over block numbers: (id, features) rows of those blocks."""
+    """``mapInArrow`` body over block numbers: (id, features) rows of those blocks, from a
+    broadcast (ids, factors); with (ids, None), (id, dense index) rows."""
     import pyarrow as pa
 
     ids, factors = broadcast.value
-    value_type = schema.field(1).type.value_type
     for block in _block_numbers(batches):
         for lo, hi in _chunks(bounds[block], bounds[block + 1]):
-            yield pa.RecordBatch.from_arrays(
-                [_column(ids[lo:hi], schema.field(0).type),
-                 _vectors(np.ascontiguousarray(factors[lo:hi]), value_type)], schema=schema)
+            if factors is None:
+                values = pa.array(np.arange(lo, hi, dtype=np.int64), type=schema.field(1).type)
+            else:
+                values = _vectors(np.ascontiguousarray(factors[lo:hi]),
+                                  schema.field(1).type.value_type)
+            yield pa.RecordBatch.from_arrays([_column(ids[lo:hi], schema.field(0).type), values],
+                                             schema=schema)
 
 
 def recommendation_batches(batches, queries_bc, targets_bc, bounds, n, num_threads, schema):

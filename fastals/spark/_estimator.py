@@ -227,16 +227,15 @@ class ALS:
             _frames.check_column(df, "ratingCol", self.ratingCol, "rating")
         storage = self._storage_level()
         start = time.perf_counter()
-
         rating, invalid = self._rating(df)
-        users, user_ids, user_counts, bad = _frames.index_ids(df, self.userCol, "userCol",
-                                                              invalid)
+        user_ids, user_counts, bad = _frames.sorted_ids(df, self.userCol, "userCol", invalid)
         if not len(user_ids):
             raise ValueError("the DataFrame is empty: fit needs at least one interaction")
         if bad:
             raise ValueError(f"ratingCol={self.ratingCol!r} has {bad} null, NaN or infinite "
                              "value(s); drop or fill them before fitting")
-        items, item_ids, item_counts, _ = _frames.index_ids(df, self.itemCol, "itemCol")
+        item_ids, item_counts, _ = _frames.sorted_ids(df, self.itemCol, "itemCol")
+        ids = (user_ids, item_ids)
         shape = (len(user_ids), len(item_ids))
         row_cost = solver.row_cost()
         bounds = [None, None]
@@ -244,16 +243,11 @@ class ALS:
                                        row_cost)
         bounds[ITEM] = balanced_bounds(item_counts, p["numItemBlocks"] or sc.defaultParallelism,
                                        row_cost)
-        mapped = self._dense(df, rating, users, items)
-        blocks, nnz = build_blocks(mapped, bounds, shape, solver.dtype, storage, self.ratingCol)
-        ids = (user_ids, item_ids)
         names = (self.userCol, self.itemCol)
 
         def describe_row(side, row):
             return f"{names[side]}={ids[side][row]!r}"
 
-        alternation = Alternation(sc, solver, blocks, p["num_threads"], p["checkpointInterval"],
-                                  storage, describe_row)
         seconds = []
 
         def on_iteration(iteration, elapsed):
@@ -261,12 +255,26 @@ class ALS:
             if callback is not None:
                 callback(iteration, elapsed, None)
 
-        setup = time.perf_counter() - start
+        # the id broadcasts stay alive while the blocks may be recomputed from the input
+        id_broadcasts = [sc.broadcast((side_ids, None)) for side_ids in ids]
+        alternation = None
         try:
+            frames = [_frames.id_frame(df.sparkSession, id_broadcasts[side], shape[side],
+                                       (user_field, item_field)[side], sc.defaultParallelism)
+                      for side in (USER, ITEM)]
+            mapped = self._dense(df, rating, frames[USER], frames[ITEM])
+            blocks, nnz = build_blocks(mapped, bounds, shape, solver.dtype, storage,
+                                       self.ratingCol)
+            alternation = Alternation(sc, solver, blocks, p["num_threads"],
+                                      p["checkpointInterval"], storage, describe_row)
+            setup = time.perf_counter() - start
             initial = solver.initial_state(shape[0], shape[1], p["random_state"])
             state = alternation.run(initial, p["iterations"], on_iteration)
         finally:
-            alternation.close()
+            if alternation is not None:
+                alternation.close()
+            for broadcast in id_broadcasts:
+                broadcast.destroy()
         summary = FitSummary(setup_seconds=setup, iteration_seconds=seconds,
                              n_users=shape[0], n_items=shape[1], nnz=nnz[USER],
                              user_blocks=len(bounds[USER]) - 1, item_blocks=len(bounds[ITEM]) - 1,

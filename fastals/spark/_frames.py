@@ -5,15 +5,14 @@ pyspark is imported inside the functions, so importing this module never needs i
 from __future__ import annotations
 
 import pickle
+from functools import partial
 
 import numpy as np
 
-from fastals.spark._blocks import collect_columns
+from fastals.spark._blocks import balanced_bounds, collect_columns, factor_batches
 
 _INTEGRAL = ("ByteType", "ShortType", "IntegerType", "LongType")
 _NOT_IDS = ("MapType", "ArrayType", "StructType", "NullType", "VariantType", "CalendarIntervalType")
-# monotonically_increasing_id(): partition index in the upper 31 bits, row in the lower 33
-_ROW_BITS = 33
 
 
 def require_pyspark():
@@ -92,43 +91,41 @@ def to_numpy_ids(array, field):
     return ids
 
 
-def index_ids(df, name, param, invalid=None):
-    """Dense indices for the distinct values of column `name`, in sorted value order.
+def sorted_ids(df, name, param, invalid=None):
+    """The distinct values of column `name` in sorted order, and their row counts.
 
-    Computed on the cluster: count rows per id, sort, number the sorted rows by partition
-    offsets plus position (``monotonically_increasing_id``). Returns (mapping DataFrame
-    with columns ``id``, ``idx``; ids in index order on the driver; rows per id; how many
-    rows the boolean column expression `invalid` flags, when given).
+    Counted and sorted on the cluster; the driver collects the sorted ids (through Arrow),
+    so that position k in them is the dense index of an id. Returns (ids, rows per id, how
+    many rows the boolean column expression `invalid` flags, when given).
     """
     from pyspark.sql import functions as F
 
     flagged = F.sum(invalid.cast("long")) if invalid is not None else F.lit(0).cast("long")
     counts = df.groupBy(col(name).alias("id")).agg(F.count(F.lit(1)).alias("n"),
                                                   flagged.alias("bad"))
-    # checkpointed: the numbering relies on this partitioning staying the same
-    ordered = counts.orderBy("id").withColumn("mid", F.monotonically_increasing_id()) \
-        .localCheckpoint(eager=True)
-    mid, ids, n, bad = collect_arrays(ordered.select("mid", "id", "n", "bad"))
-    mid = mid.to_numpy(zero_copy_only=False).astype(np.int64)
-    part, position = mid >> _ROW_BITS, mid & ((1 << _ROW_BITS) - 1)
-    sizes = np.bincount(part) if len(part) else np.zeros(1, dtype=np.int64)
-    offsets = np.cumsum(sizes) - sizes
-    idx = offsets[part] + position
-    order = np.argsort(idx)
-    if not np.array_equal(idx[order], np.arange(len(order))):
-        raise RuntimeError(f"the dense numbering of {name!r} is not 0..n-1 (a fastals bug)")
+    ids, n, bad = collect_arrays(counts.orderBy("id"))  # partitions come back in order
+    n = n.to_numpy(zero_copy_only=False).astype(np.int64)
     if ids.null_count:
-        nulls = int(np.asarray(n.filter(ids.is_null()).to_numpy()).sum())
+        nulls = int(n[np.asarray(ids.is_null())].sum())
         raise ValueError(f"{param}={name!r} has {nulls} row(s) with a null id; drop or fill "
                          "them before fitting")
-    offset = F.element_at(F.array(*[F.lit(int(o)) for o in offsets]),
-                          F.shiftright("mid", _ROW_BITS).cast("int") + 1)
-    mapping = ordered.select("id", (offset + F.col("mid").bitwiseAND(
-        F.lit((1 << _ROW_BITS) - 1))).alias("idx"))
     field = next(f for f in df.schema.fields if f.name == name)
-    flagged_rows = int(bad.to_numpy(zero_copy_only=False).sum()) if len(bad) else 0
-    return (mapping, to_numpy_ids(ids.take(order), field),
-            n.to_numpy(zero_copy_only=False).astype(np.int64)[order], flagged_rows)
+    ids = to_numpy_ids(ids, field)
+    if ids.dtype != object and np.any(ids[1:] <= ids[:-1]):
+        raise RuntimeError(f"the ids of {name!r} did not arrive sorted (a fastals bug)")
+    return ids, n, int(bad.to_numpy(zero_copy_only=False).sum()) if len(bad) else 0
+
+
+def id_frame(spark, broadcast, n_ids, field, blocks):
+    """DataFrame (id, idx) numbering the broadcast ids 0..n-1, built on the executors."""
+    from pyspark.sql.types import LongType, StructField, StructType
+
+    schema = StructType([StructField("id", field.dataType, False),
+                         StructField("idx", LongType(), False)])
+    bounds = balanced_bounds(np.ones(n_ids), blocks)
+    return block_seed(spark, len(bounds) - 1).mapInArrow(
+        partial(factor_batches, broadcast=broadcast, bounds=bounds,
+                schema=arrow_schema(schema)), schema)
 
 
 def block_seed(spark, n_blocks):

@@ -177,10 +177,13 @@ class Alternation:
         failed = [r for r in results if r.error]
         if failed:
             first = failed[0]
-            where = "" if first.error_row is None else \
-                f" ({self.describe_row(side, first.error_row)})"
             kind, _, message = first.error.partition(": ")
-            raise (MemoryError if kind == "MemoryError" else ModelFitError)(message + where)
+            if first.error_row is not None:  # name the row by its id, not its dense index
+                dense = f"{SIDES[side]} {first.error_row}"
+                named = self.describe_row(side, first.error_row)
+                message = message.replace(dense, named) if dense in message \
+                    else f"{message} ({dense} is {named})"
+            raise (MemoryError if kind == "MemoryError" else ModelFitError)(message)
         results = sorted(results, key=lambda r: r.lo)
         sizes = [len(r.state[0]) for r in results]
         if [r.lo for r in results] != np.cumsum([0] + sizes[:-1]).tolist() \
