@@ -19,7 +19,14 @@ from fastals._validation import as_csr
 from fastals.datasets import load_movielens_100k
 from fastals.exceptions import ModelFitError
 from fastals.spark import ALS
-from fastals.spark._blocks import balanced_bounds, build_block
+from fastals.reference import implicit_als_cg_step, normal_equations
+from fastals.spark._blocks import (
+    ImplicitSolver,
+    balanced_bounds,
+    build_block,
+    positive_counts,
+    solve_weighted,
+)
 from conftest import random_interactions
 
 # Distributed and single-machine fits run the same kernels on the same rows from the same
@@ -67,12 +74,73 @@ def test_build_block_reports_bad_values():
     assert "too large for float32" in block.error
 
 
+def weighted_step(user_items, X, Y, regularization, alpha, solver, cg_steps=3):
+    """Reference ALS-WR half-step: row u regularized by lambda n_u (n_u: positive values)."""
+    user_items = sp.csr_matrix(user_items)
+    counts = np.asarray((user_items > 0).sum(axis=1)).ravel()
+    X = np.array(X, dtype=np.float64)
+    for u in range(user_items.shape[0]):
+        lam = regularization * counts[u]
+        if solver == "cholesky":
+            X[u] = np.linalg.solve(*normal_equations(user_items, u, Y, lam, alpha))
+        else:
+            X[u] = implicit_als_cg_step(user_items[u], X[u:u + 1], Y, lam, alpha, cg_steps)[0]
+    return X
+
+
+# float64 kernels vs the float64 reference: summation order only; float32 CG: ~1e-7
+# relative rounding amplified by the conditioning of A_u (see test_implicit_als.py)
+WEIGHTED_TOL = {np.float64: 1e-9, np.float32: 2e-4}
+
+
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_weighted_regularization_matches_reference(solver, dtype, threads):
+    """ALS-WR (MLlib's regParam): each group of rows with the same n_u is one kernel call."""
+    R = random_interactions(50, 30, 0.2, seed=7, negative=True)
+    rng = np.random.default_rng(7)
+    X0, Y = rng.standard_normal((50, 6)) * 0.1, rng.standard_normal((30, 6)) * 0.1
+    csr = as_csr(R, "R", dtype)
+    assert len(np.unique(positive_counts(csr))) > 3  # several groups, incl. rows without any
+    model = fastals.ImplicitALS(factors=6, regularization=0.2, alpha=1.5, solver=solver,
+                                dtype=dtype)
+    X = X0.astype(dtype)
+    solve_weighted(model, csr, X, Y.astype(dtype), Y.astype(dtype).astype(np.float64).T
+                   @ Y.astype(dtype), "user", threads)
+    expected = weighted_step(R, X0.astype(dtype), Y.astype(dtype), 0.2, 1.5, solver)
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(X, expected, rtol=0, atol=WEIGHTED_TOL[dtype] * scale)
+
+
+def test_weighted_failure_names_the_dense_row():
+    """Rows are permuted into groups; a failing row is still reported by its own index.
+    Row 1 has no positive value, so (as in MLlib) no regularization: 2 items cannot span 3
+    factors and its system is singular, while the other rows get lambda n_u > 0."""
+    R = sp.csr_matrix(np.array([[1.0, 0], [-1.0, 0], [0, 1.0]]))
+    csr = as_csr(R, "R", np.float64)
+    Y = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    model = fastals.ImplicitALS(factors=3, regularization=0.1, solver="cholesky",
+                                dtype=np.float64)
+    with pytest.raises(ModelFitError, match=r"1 user\(s\) are not positive definite "
+                                            r"\(first: user 10\)") as info:
+        solve_weighted(model, csr, np.zeros((3, 3)), Y, Y.T @ Y, "user", 1, offset=9)
+    assert info.value.row == 10
+    assert ImplicitSolver(3, 0.1, 1.0, 3, "cg", np.float32, weighted=True).weighted
+
+
 def test_parameters_take_fastals_and_mllib_names():
     als = ALS(rank=8, maxIter=3, regParam=0.5, seed=1)
     p = als._resolve()
     assert (p["factors"], p["iterations"], p["regularization"], p["random_state"]) == \
         (8, 3, 0.5, 1)
     assert ALS(factors=8, rank=8)._resolve()["factors"] == 8
+    # regParam means what it means in MLlib (lambda x count), regularization fastals' lambda
+    assert ALS(regParam=0.1)._resolve()["weighted_regularization"] is True
+    assert ALS(regularization=0.1)._resolve()["weighted_regularization"] is False
+    assert ALS(regParam=0.1, weighted_regularization=False)._resolve()[
+        "weighted_regularization"] is False
+    assert ALS().setRegParam(0.2)._resolve()["weighted_regularization"] is True
     with pytest.raises(ValueError, match="factors=8 and rank=9 disagree"):
         ALS(factors=8, rank=9)
     als = ALS().setRank(16).setMaxIter(2).setUserCol("u")
@@ -133,6 +201,7 @@ def spark():
                .config("spark.sql.shuffle.partitions", "4")
                .config("spark.driver.memory", "1g")
                .config("spark.python.worker.reuse", "true")
+               .config("spark.ui.showConsoleProgress", "false")
                .getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
     yield session
@@ -180,6 +249,21 @@ def test_random_matrix_factors_equal_single_machine(spark, solver, dtype):
     np.testing.assert_allclose(model.item_factors, local.item_factors, rtol=0, atol=TOL)
     # the plan of a new state does not grow with the iterations (lineage is truncated)
     assert len(set(model.summary.lineage)) == 1 and model.summary.lineage[0] <= 4
+
+
+def test_regparam_is_weighted_as_in_mllib(spark):
+    """With MLlib's regParam, row u is regularized by regParam x n_u: two exact float64
+    iterations equal the reference ALS-WR alternation from the same initial factors."""
+    matrix = covered(30, 20, seed=8)
+    model = ALS(rank=5, maxIter=2, regParam=0.05, alpha=1.0, seed=4, solver="cholesky",
+                dtype=np.float64, numUserBlocks=2, numItemBlocks=3).fit(frame(spark, matrix))
+    (X,), (Y,) = ImplicitSolver(5, 0.05, 1.0, 3, "cholesky", np.float64).initial_state(
+        30, 20, 4)
+    for _ in range(2):
+        X = weighted_step(matrix, X, Y, 0.05, 1.0, "cholesky")
+        Y = weighted_step(matrix.T.tocsr(), Y, X, 0.05, 1.0, "cholesky")
+    np.testing.assert_allclose(model.user_factors, X, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(model.item_factors, Y, rtol=0, atol=1e-8)
 
 
 def test_movielens_factors_equal_single_machine(spark, ml100k_path):

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from fastals._threads import resolve_threads, single_threaded_blas
 from fastals._validation import CSR, as_csr, check_random_state
 from fastals.exceptions import ModelFitError
-from fastals.models.implicit_als import ImplicitALS, _blocks, _initial_factors
+from fastals.models.implicit_als import ImplicitALS, _blocks, _gram, _initial_factors
 
 USER, ITEM = 0, 1
 SIDES = ("user", "item")
@@ -202,16 +202,19 @@ class ImplicitSolver:
     """Implicit ALS per block: :meth:`ImplicitALS._solve` with the driver's Gram matrix.
 
     A row's state is its factor; the fixed side is broadcast as (factors, Gram matrix).
+    With `weighted`, row u is regularized by lambda n_u, n_u its number of positive
+    interactions (ALS-WR, what Spark MLlib's regParam means) instead of by lambda.
     This is the plug-in point of fastals.spark: another model (explicit ALS with biases)
-    provides the same five methods around its own per-row kernel.
+    provides the same methods around its own per-row kernel.
     """
 
     kind = "implicit"
 
-    def __init__(self, factors, regularization, alpha, cg_steps, solver, dtype):
+    def __init__(self, factors, regularization, alpha, cg_steps, solver, dtype, weighted=False):
         self.params = dict(factors=factors, regularization=regularization, alpha=alpha,
                            cg_steps=cg_steps, solver=solver, dtype=dtype)
         self.model().get_params()  # validates every value, raising like ImplicitALS does
+        self.weighted = bool(weighted)
 
     def model(self, **extra) -> ImplicitALS:
         return ImplicitALS(**self.params, **extra)
@@ -235,10 +238,11 @@ class ImplicitSolver:
         return (X,), (Y,)
 
     def fixed(self, state):
-        """Driver: what each block of the other side needs: (Y, Y^T Y + lambda I)."""
+        """Driver: what each block of the other side needs: (Y, Y^T Y + lambda I), or
+        (Y, Y^T Y in float64) when each row adds its own lambda n_u."""
         (Y,) = state
         with single_threaded_blas():  # the same summation as the single-machine fit
-            gram = self.model()._gram(Y)
+            gram = _gram(Y) if self.weighted else self.model()._gram(Y)
         return Y, gram
 
     def solve(self, block, state, fixed, side, threads):
@@ -246,8 +250,11 @@ class ImplicitSolver:
         X = np.array(state[0], dtype=self.dtype, order="C", copy=True)
         Y, gram = fixed
         csr = block.csr()
-        self.model()._solve(csr, _blocks(csr), X, Y, SIDES[side], threads, gram=gram,
-                            offset=block.lo)
+        if self.weighted:
+            solve_weighted(self.model(), csr, X, Y, gram, SIDES[side], threads, block.lo)
+        else:
+            self.model()._solve(csr, _blocks(csr), X, Y, SIDES[side], threads, gram=gram,
+                                offset=block.lo)
         return (X,)
 
     @staticmethod
@@ -258,6 +265,44 @@ class ImplicitSolver:
         model = self.model(**extra)
         model.user_factors, model.item_factors = user_state[0], item_state[0]
         return model
+
+
+def positive_counts(csr):
+    """n_u: the positive stored values of each row."""
+    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    return np.bincount(rows[csr.data > 0], minlength=csr.shape[0])
+
+
+def solve_weighted(model, csr, X, Y, YtY, side, threads, offset=0):
+    """Rows of X solved in place with regularization lambda n_u (ALS-WR, as Spark MLlib).
+
+    The kernels take one Gram matrix per call, so rows are grouped by n_u: each group is one
+    ``ImplicitALS._solve`` with Gram matrix Y^T Y + lambda n_u I (from `YtY` in float64).
+    A row without positive values gets no regularization, as in MLlib.
+    """
+    counts = positive_counts(csr)
+    order = np.argsort(counts, kind="stable")
+    permuted = csr.to_scipy()[order]
+    index = csr.indices.dtype
+    rows = CSR(permuted.indptr.astype(index, copy=False),
+               permuted.indices.astype(index, copy=False), permuted.data, csr.shape)
+    Xs = np.ascontiguousarray(X[order])
+    identity = np.eye(YtY.shape[0])
+    for group, take in _groups(counts[order]):
+        g0, g1 = int(take[0]), int(take[-1]) + 1
+        gram = (YtY + model.regularization * group * identity).astype(model.dtype)
+        part = rows.rows(g0, g1)
+        try:
+            model._solve(part, _blocks(part), Xs[g0:g1], Y, side, threads, gram=gram)
+        except ModelFitError as exc:
+            row = getattr(exc, "row", None)
+            if row is None:
+                raise
+            dense = offset + int(order[g0 + row])
+            error = ModelFitError(str(exc).replace(f"{side} {row})", f"{side} {dense})"))
+            error.row = dense
+            raise error from None
+    X[order] = Xs
 
 
 # --- outputs ----------------------------------------------------------------------------------

@@ -39,8 +39,13 @@ class ALS:
     ----------
     factors, regularization, alpha, iterations, cg_steps, solver, dtype, random_state
         As in :class:`fastals.ImplicitALS` (defaults 100, 0.01, 1.0, 15, 3, "cg", float32,
-        None). ``regularization`` is the plain lambda of fastals: it is *not* multiplied by
-        each row's number of ratings as MLlib's ``regParam`` is.
+        None).
+    weighted_regularization : bool or None
+        False: every row is regularized by lambda, as in fastals (the distributed factors
+        then equal :class:`fastals.ImplicitALS`'s). True: row u by lambda n_u, n_u its
+        number of positive interactions (ALS-WR), which is what MLlib's ``regParam``
+        means. None (default): True when lambda was given as ``regParam``, else False, so
+        MLlib code keeps its meaning and fastals code keeps fastals'.
     num_threads : int
         OpenMP threads per Spark task; 0 uses the task's cores (``spark.task.cpus``).
     userCol, itemCol : str
@@ -83,7 +88,7 @@ class ALS:
 
     def __init__(self, factors=None, regularization=None, alpha=1.0, iterations=None,
                  cg_steps=3, solver="cg", dtype=np.float32, random_state=None, num_threads=0,
-                 *, userCol="user", itemCol="item", ratingCol="rating",
+                 weighted_regularization=None, *, userCol="user", itemCol="item", ratingCol="rating",
                  predictionCol="prediction", implicitPrefs=True, nonnegative=False,
                  numUserBlocks=None, numItemBlocks=None, checkpointInterval=10,
                  coldStartStrategy="nan", intermediateStorageLevel="MEMORY_AND_DISK",
@@ -97,6 +102,7 @@ class ALS:
         self.dtype = dtype
         self.random_state = random_state
         self.num_threads = num_threads
+        self.weighted_regularization = weighted_regularization
         self.userCol = userCol
         self.itemCol = itemCol
         self.ratingCol = ratingCol
@@ -182,8 +188,13 @@ class ALS:
         if p["nonnegative"]:
             raise ValueError("nonnegative=True is not supported with implicitPrefs=True "
                              "(fastals' implicit ALS has no non-negative solve)")
+        weighted = self.weighted_regularization
+        if weighted is None:
+            weighted = self.regParam is not None and self.regularization is None
+        p["weighted_regularization"] = check_bool("weighted_regularization", weighted)
         p["engine"] = ImplicitSolver(p["factors"], p["regularization"], self.alpha,
-                                     self.cg_steps, self.solver, self.dtype)
+                                     self.cg_steps, self.solver, self.dtype,
+                                     weighted=p["weighted_regularization"])
         for name in ("userCol", "itemCol", "predictionCol"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
