@@ -40,7 +40,6 @@ import lzma
 import numbers
 import os
 import re
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -49,6 +48,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from fastals._files import atomic_path
 from fastals._validation import as_csr, check_choice, check_dtype, check_float, check_ids
 from fastals.exceptions import IdOutOfRangeError, ModelFileError
 from fastals.models.base import RecommenderBase, load as load_model
@@ -1682,20 +1682,12 @@ class IdRecommender:
             extras["__user_items_data__"] = m.data
         header = {"format": _IDS_FORMAT, "item_info": info_columns, "user_items": has_matrix}
         extras[_IDS_HEADER] = np.array(json.dumps(header))
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".fastals-", suffix=".npz", dir=folder)
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             self.model.save(tmp)  # itself atomic; then the ids are appended to the same zip
             with zipfile.ZipFile(tmp, "a", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
                 for name, array in extras.items():
                     with zf.open(name + ".npy", "w", force_zip64=True) as f:
                         np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
         return path
 
     @classmethod

@@ -14,7 +14,6 @@ import inspect
 import json
 import logging
 import os
-import tempfile
 import time
 import zipfile
 from abc import ABC, abstractmethod
@@ -23,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
+from fastals._files import atomic_path
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
 from fastals._validation import CSR, as_csr, check_bool, check_ids, check_int
@@ -281,16 +281,8 @@ class RecommenderBase(ABC):
         header = {"format": FORMAT_VERSION, "class": _class_key(type(self)), "params": params,
                   "extra": self._extra_state()}
         arrays = {name: getattr(self, name) for name in self._state_names}
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".fastals-", suffix=".npz.tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **{_HEADER: np.array(json.dumps(header))}, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **{_HEADER: np.array(json.dumps(header))}, **arrays)
         return path
 
     @classmethod
