@@ -11,22 +11,41 @@ from fastals.models.sgd import FunkSVD, SGDMatrixFactorization
 from fastals import data, datasets, evaluation  # noqa: E402  (plumbing: ids, data, metrics)
 from fastals.data import IdRecommender, Interactions
 from fastals.evaluation import PopularityBaseline
+from fastals.models.knn import (
+    BM25Recommender,
+    ContentKNN,
+    CosineRecommender,
+    ItemKNN,
+    TFIDFRecommender,
+    UserKNN,
+)
+from fastals.similarity import top_k_similarity
+from fastals.weighting import bm25_weight, tfidf_weight
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AlternatingLeastSquares",
+    "BM25Recommender",
+    "ContentKNN",
+    "CosineRecommender",
     "ExplicitALS",
     "FunkSVD",
-    "IdRecommender",
-    "Interactions",
-    "PopularityBaseline",
     "IdOutOfRangeError",
+    "IdRecommender",
     "ImplicitALS",
+    "Interactions",
+    "ItemKNN",
     "ModelFileError",
     "ModelFitError",
     "NotFittedError",
+    "PopularityBaseline",
     "RecommenderBase",
     "SGDMatrixFactorization",
+    "TFIDFRecommender",
+    "UserKNN",
+    "bm25_weight",
     "load",
+    "tfidf_weight",
+    "top_k_similarity",
 ]

@@ -1335,22 +1335,9 @@ def bm25_weight(X, K1=100.0, B=0.8):
     matrix; with a users x items matrix write ``bm25_weight(user_items.T).T``. A column
     stored in every row gets a weight <= 0 (a warning says so).
     """
-    K1 = check_float("K1", K1, minimum=0)
-    B = check_float("B", B, minimum=0, maximum=1)
     matrix, wrap = _weighting_input(X)
-    idf = _idf(matrix)
-    row_sums = np.asarray(matrix.sum(axis=1)).ravel()
-    mean_length = row_sums.mean() if row_sums.size and row_sums.mean() != 0 else 1.0
-    length_norm = (1.0 - B) + B * row_sums / mean_length
-    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
-    r = matrix.data
-    with np.errstate(divide="ignore", invalid="ignore"):
-        weighted = r * (K1 + 1.0) / (K1 * length_norm[rows] + r) * idf[matrix.indices]
-    if not np.isfinite(weighted).all():
-        raise ValueError("bm25_weight produced non-finite weights: K1=0 with zero values, or "
-                         "negative values; use K1 > 0 and non-negative values")
-    matrix.data = weighted
-    return wrap(matrix)
+    _idf(matrix)  # warns about columns stored in every row
+    return wrap(_weigh(matrix, "bm25", K1=K1, B=B))
 
 
 def tfidf_weight(X):
@@ -1359,10 +1346,16 @@ def tfidf_weight(X):
     Rows are documents, columns terms; idf as in :func:`bm25_weight`. Values must be >= 0.
     """
     matrix, wrap = _weighting_input(X)
-    if (matrix.data < 0).any():
-        raise ValueError("tfidf_weight needs non-negative values (it takes their square root)")
-    matrix.data = np.sqrt(matrix.data) * _idf(matrix)[matrix.indices]
-    return wrap(matrix)
+    _idf(matrix)  # warns about columns stored in every row
+    return wrap(_weigh(matrix, "tfidf"))
+
+
+def _weigh(matrix, scheme, K1=1.2, B=0.75):
+    """The compiled weighting of fastals.weighting, on rows as documents."""
+    from fastals.weighting import bm25_weight, tfidf_weight
+    if scheme == "bm25":
+        return bm25_weight(matrix, K1=K1, B=B, dtype=np.float64)
+    return tfidf_weight(matrix, dtype=np.float64)
 
 
 # --- scoring pairs --------------------------------------------------------------------------

@@ -75,6 +75,13 @@ cdef inline void prefetch_row(const floating* row, int n) noexcept nogil:
         prefetch(<const char*> row + offset)
 
 
+cdef inline void prefetch_bytes(const void* start, Py_ssize_t nbytes) noexcept nogil:
+    """Ask for the cache lines of `nbytes` bytes from `start` (any element type)."""
+    cdef Py_ssize_t offset
+    for offset in range(0, nbytes, 64):
+        prefetch(<const char*> start + offset)
+
+
 cdef inline void tile(floating* C, Py_ssize_t ldc, const floating* A, Py_ssize_t lda,
                       const floating* B, Py_ssize_t ldb, Py_ssize_t n) noexcept nogil:
     """C[r, v] += sum_j A[j, r] B[j, v] for a 4 x 16 tile (see microkernels.h)."""

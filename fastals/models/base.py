@@ -52,7 +52,7 @@ class RecommenderBase(ABC):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        _MODEL_CLASSES[cls.__name__] = cls
+        _MODEL_CLASSES[_class_key(cls)] = cls
 
     # --- what subclasses provide ---------------------------------------------------------
     @abstractmethod
@@ -278,7 +278,7 @@ class RecommenderBase(ABC):
         if not path.endswith(".npz"):
             path += ".npz"
         params = {k: _jsonable(k, v) for k, v in self.get_params().items()}
-        header = {"format": FORMAT_VERSION, "class": type(self).__name__, "params": params,
+        header = {"format": FORMAT_VERSION, "class": _class_key(type(self)), "params": params,
                   "extra": self._extra_state()}
         arrays = {name: getattr(self, name) for name in self._state_names}
         folder = os.path.dirname(os.path.abspath(path))
@@ -342,6 +342,12 @@ def run_training(name, count, step, show_progress, callback, step_name="iteratio
                          "" if value is None else f", {metric} {value:.6g}")
             if callback is not None:
                 callback(i, elapsed, value)
+
+
+def _class_key(cls):
+    """How a saved file names its class: module and qualified name, so that a class of the
+    same name elsewhere (a user's subclass, a test double) never stands in for another."""
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def load(path, expected=None):

@@ -19,6 +19,15 @@ from fastals.reference.implicit_als import (
     implicit_als_loss,
     normal_equations,
 )
+from fastals.reference.similarity import (
+    bm25_weight,
+    similarity_matrix,
+    tfidf_weight,
+    top_k,
+    top_k_cosine_blocked,
+    top_k_similarity,
+    user_knn_predict,
+)
 
 __all__ = [
     "confidence_preference",
@@ -33,6 +42,13 @@ __all__ = [
     "implicit_als_loss",
     "normal_equations",
     "sgd_epoch",
+    "bm25_weight",
+    "similarity_matrix",
+    "tfidf_weight",
+    "top_k",
+    "top_k_cosine_blocked",
+    "top_k_similarity",
+    "user_knn_predict",
 ]
 from fastals.reference.metrics import list_metrics, ranking_metrics_loop  # noqa: E402
 

@@ -1,0 +1,320 @@
+r"""Top-K similarity between the rows of sparse matrices, without any dense n x n matrix.
+
+For each row a of A, :func:`top_k_similarity` finds the K rows b of B (B = A by default) with
+the largest similarity
+
+* ``"dot"``      a . b
+* ``"cosine"``   a . b / (|a| |b|)
+* ``"pearson"``  the correlation np.corrcoef(a, b) of the dense rows: the means are taken over
+                 all columns, missing entries counting as 0 (this is what the notebooks compute
+                 for rating vectors); pairs sharing no column are correlated too, and found
+* ``"jaccard"``  |a & b| / |a | b| over the sets of stored columns (values are ignored)
+
+and returns them as a CSR matrix with at most K entries per row, sorted by column. Similarities
+that are exactly 0 are not stored; among equal similarities the lower column wins, so the
+result is exact and deterministic for any number of threads. Rows that are all-zero (cosine),
+constant (pearson) or empty have no neighbours.
+
+The kernel (:mod:`fastals._kernels._similarity`) multiplies row by row against B^T into a
+per-thread dense accumulator of n_b values and keeps a bounded heap per row, so memory is
+O(threads x n_b + output). Its numpy oracle is :mod:`fastals.reference.similarity`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from tqdm.auto import tqdm
+
+from fastals._kernels import _similarity
+from fastals._threads import resolve_threads
+from fastals.weighting import weigh
+from fastals._validation import (
+    CSR,
+    as_csr,
+    check_bool,
+    check_choice,
+    check_dtype,
+    check_int,
+    check_num_threads,
+)
+
+SIMILARITIES = ("cosine", "dot", "pearson", "jaccard")
+_MODE = {"dot": "dot", "cosine": "scaled", "pearson": "pearson", "jaccard": "jaccard"}
+# Rows are processed in blocks of about this many multiply-adds (for progress and Ctrl-C).
+_BLOCK_WORK = 1 << 27
+# A row whose multiply-adds reach this fraction of n_b is accumulated and scanned densely.
+_DENSE_FRACTION = 0.25
+
+
+def top_k_similarity(A, B=None, K=20, similarity="cosine", skip_self=None, dtype=np.float32,
+                     num_threads=0, show_progress=False):
+    """The K most similar rows of B for every row of A, as a sparse matrix.
+
+    Parameters
+    ----------
+    A : sparse matrix or 2-D array (n_a x f)
+        Query rows (any scipy sparse format; dense arrays are converted).
+    B : sparse matrix or 2-D array (n_b x f), optional
+        Candidate rows; A itself when omitted.
+    K : int
+        Neighbours kept per row (all non-zero ones when fewer exist).
+    similarity : {"cosine", "dot", "pearson", "jaccard"}
+        See the module docstring.
+    skip_self : bool, optional
+        Never pair row i of A with row i of B. Defaults to True when B is omitted (an item
+        is not its own neighbour) and False otherwise.
+    dtype : float32 or float64
+        Precision of the arithmetic and of the result.
+    num_threads : int
+        OpenMP threads; 0 uses every core.
+    show_progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix (n_a x n_b) of similarities, rows sorted by column.
+
+    Examples
+    --------
+    >>> import numpy as np, fastals
+    >>> shows = np.array([[1, 1, 1, 1, 1, 0], [1, 1, 0, 0, 0, 1], [1, 1, 1, 1, 0, 1]])
+    >>> S = fastals.top_k_similarity(shows, K=2)
+    >>> print(np.round(S[0].toarray(), 3))
+    [[0.    0.516 0.8  ]]
+    """
+    K = check_int("K", K, minimum=1)
+    check_choice("similarity", similarity, SIMILARITIES)
+    dtype = check_dtype("dtype", dtype)
+    threads = resolve_threads(check_num_threads(num_threads))
+    show_progress = check_bool("show_progress", show_progress)
+    rows_a = as_rows(A, "A", dtype)
+    if B is None:
+        rows_b = rows_a
+        skip_self = True if skip_self is None else check_bool("skip_self", skip_self)
+    else:
+        rows_b = as_rows(B, "B", dtype, n_cols=rows_a.shape[1])
+        skip_self = False if skip_self is None else check_bool("skip_self", skip_self)
+    if skip_self and rows_a.shape[0] > rows_b.shape[0]:
+        raise ValueError(f"skip_self needs A to have no more rows than B, got {rows_a.shape[0]} "
+                         f"and {rows_b.shape[0]}")
+    return rows_top_k(rows_a, None if rows_b is rows_a else rows_b, K, similarity, skip_self,
+                      threads, show_progress)
+
+
+def rows_top_k(A: CSR, B: CSR | None, K, similarity, skip_self, num_threads,
+               show_progress=False, desc="similarity"):
+    """:func:`top_k_similarity` on validated rows (B None: A against itself).
+
+    Cosine runs as a dot product of rows scaled to unit length (the scaled copies are
+    made here; the inputs are not modified).
+    """
+    stats_a = row_statistics(A, similarity, num_threads)
+    stats_b = stats_a if B is None else row_statistics(B, similarity, num_threads)
+    if similarity == "cosine":
+        Bt = A.transpose() if B is None else B.transpose()
+        A = scaled_rows(A, stats_a["scale"], num_threads)
+        return top_k_csr(A, Bt, K, "dot", {}, {}, skip_self, num_threads, show_progress, desc,
+                         bt_factors=stats_b["scale"])
+    Bt = A.transpose() if B is None else B.transpose()
+    return top_k_csr(A, Bt, K, similarity, stats_a, stats_b, skip_self, num_threads,
+                     show_progress, desc)
+
+
+def columns_top_k(X: CSR, K, similarity, num_threads, weighting=None, K1=1.2, B=0.75,
+                  show_progress=False, desc="similarity"):
+    """The K most similar columns of X for each column (items of a users x items X).
+
+    `weighting` ("tfidf" or "bm25", documents = columns) is applied first; a column is never
+    its own neighbour. Returns (the n_cols x n_cols CSR, each column's similarity with
+    itself). Memory beyond X and the result: one transposed copy and one array of values.
+    """
+    values = X.data
+    if weighting is not None:
+        values = weigh(X, weighting, "columns", K1, B, num_threads)
+    W = CSR(X.indptr, X.indices, values, X.shape)
+    A = W.transpose()  # columns as rows: our own copy
+    del values
+    stats = row_statistics(A, similarity, num_threads)
+    diagonal = self_similarity(A, similarity, stats, num_threads)
+    if similarity == "cosine":
+        scale = stats["scale"]
+        _similarity.scale_rows(A.indptr, A.data, scale, num_threads)
+        S = top_k_csr(A, W, K, "dot", {}, {}, True, num_threads, show_progress, desc,
+                      bt_factors=scale)
+    else:
+        S = top_k_csr(A, W, K, similarity, stats, stats, True, num_threads, show_progress, desc)
+    return S, diagonal
+
+
+def self_similarity(rows: CSR, similarity, stats, num_threads):
+    """Each row's similarity with itself (0 for all-zero, constant or empty rows)."""
+    if similarity == "dot":
+        total, squares = np.empty(rows.shape[0]), np.empty(rows.shape[0])
+        _similarity.row_moments(rows.indptr, rows.data, total, squares, num_threads)
+        return squares
+    return (stats["count" if similarity == "jaccard" else "scale"] > 0).astype(np.float64)
+
+
+def scaled_rows(rows: CSR, factors, num_threads):
+    """A copy of `rows` whose values are multiplied by one factor per row."""
+    data = rows.data.copy()
+    _similarity.scale_rows(rows.indptr, data, factors, num_threads)
+    return CSR(rows.indptr, rows.indices, data, rows.shape)
+
+
+def as_rows(X, name, dtype, n_cols=None):
+    """A validated :class:`CSR` of a sparse matrix or of a dense 2-D array (finite values)."""
+    if not sp.issparse(X) and X is not None and not isinstance(X, (str, bytes, dict)):
+        dense = np.asarray(X)
+        if dense.dtype == object or dense.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold real numbers, got dtype {dense.dtype}")
+        if dense.ndim != 2:
+            raise ValueError(f"{name} must be 2-D, got {dense.ndim}-D")
+        if dense.dtype.kind == "f" and not np.isfinite(dense).all():
+            bad = np.argwhere(~np.isfinite(dense))[0]
+            raise ValueError(f"{name} contains NaN or infinite values (first at row {bad[0]}, "
+                             f"column {bad[1]}: {dense[tuple(bad)]})")
+        X = sp.csr_matrix(dense)
+    return as_csr(X, name, dtype, shape=(None, n_cols))
+
+
+def row_statistics(rows: CSR, similarity, num_threads):
+    """What the kernel needs about each row for `similarity` (float64 arrays).
+
+    scale: 1/|a| (cosine) or 1/|a - mean| (pearson); shift: sqrt(f) mean / |a - mean|
+    (pearson); count: stored values per row (jaccard). Degenerate rows get 0.
+    """
+    n_rows, n_features = rows.shape
+    if similarity in ("dot", "jaccard"):
+        return {"count": np.diff(rows.indptr).astype(np.float64)} if similarity == "jaccard" else {}
+    total, squares = np.empty(n_rows), np.empty(n_rows)
+    _similarity.row_moments(rows.indptr, rows.data, total, squares, num_threads)
+    if similarity == "cosine":
+        return {"scale": _inverse_sqrt(squares)}
+    mean = total / max(n_features, 1)
+    centred = np.empty(n_rows)
+    _similarity.centred_squares(rows.indptr, rows.data, n_features, mean, centred, num_threads)
+    scale = _inverse_sqrt(centred)
+    return {"scale": scale, "shift": np.sqrt(n_features) * mean * scale}
+
+
+def _inverse_sqrt(values):
+    out = np.zeros_like(values)
+    positive = values > 0
+    out[positive] = 1.0 / np.sqrt(values[positive])
+    return out
+
+
+def top_k_csr(A: CSR, Bt: CSR, K, similarity, stats_a, stats_b, skip_self, num_threads,
+              show_progress=False, desc="similarity", bt_factors=None):
+    """The kernel call behind :func:`top_k_similarity`, on validated inputs.
+
+    A is n_a x f, Bt is B^T (f x n_b), both CSR with one float dtype; stats_* come from
+    :func:`row_statistics` of the rows of A and of B. `bt_factors` (one per row of B) scale
+    B's rows (in a copy of Bt's values).
+    """
+    n_a, n_b = A.shape[0], Bt.shape[1]
+    dtype = A.data.dtype.type
+    index = np.int64 if np.int64 in (A.indices.dtype.type, Bt.indices.dtype.type) else np.int32
+    a_indptr, a_indices = A.indptr.astype(index, copy=False), A.indices.astype(index, copy=False)
+    bt_indptr = Bt.indptr.astype(index, copy=False)
+    bt_indices = Bt.indices.astype(index, copy=False)
+    binary = similarity == "jaccard"
+    empty = np.zeros(0, dtype=dtype)
+    a_data = empty if binary else A.data
+    bt_data = empty if binary else Bt.data.astype(dtype, copy=False)
+    factors = np.zeros(0) if bt_factors is None else np.asarray(bt_factors, dtype=np.float64)
+    K = min(K, n_b)
+
+    col = {name: stats_b[name] for name in ("scale", "shift", "count") if name in stats_b}
+    walk_up = walk_down = np.zeros(0, dtype=index)
+    if similarity == "pearson":
+        walk_up, walk_down = _walks(col["shift"].astype(dtype), index)
+    if len(factors) and len(bt_data):
+        scaled = np.empty_like(bt_data)
+        _similarity.scale_columns(bt_indptr, bt_indices, bt_data, factors, scaled, num_threads)
+        bt_data = scaled
+
+    def row_array(name, sign=1.0):
+        return sign * stats_a[name] if name in stats_a else np.zeros(0)
+
+    def col_array(name):
+        return col[name].astype(dtype) if name in col else empty
+
+    work = np.empty(n_a, dtype=np.int64)
+    _similarity.row_work(a_indptr, a_indices, bt_indptr, work, num_threads)
+    order = np.argsort(-work, kind="stable").astype(index)  # heaviest rows first
+    threads = max(1, min(num_threads, n_a))
+    acc = np.zeros((threads, n_b), dtype=dtype)
+    touched = np.empty((threads, n_b), dtype=index)
+    heap_scores = np.empty((threads, max(K, 1)), dtype=dtype)
+    heap_ids = np.empty((threads, max(K, 1)), dtype=index)
+    out_ids = np.empty((n_a, K), dtype=index)
+    out_scores = np.empty((n_a, K), dtype=dtype)
+    counts = np.zeros(n_a, dtype=index)
+    dense_threshold = max(1, int(_DENSE_FRACTION * n_b))
+    mode = _similarity.MODES[_MODE[similarity]]
+    args = (a_indptr, a_indices, a_data, bt_indptr, bt_indices, bt_data, mode,
+            row_array("scale"), row_array("shift", -1.0), row_array("count"),
+            col_array("scale"), col_array("shift"), col_array("count"), walk_up, walk_down,
+            bool(skip_self), work, dense_threshold, acc, touched, heap_scores, heap_ids,
+            out_ids, out_scores, counts, threads)
+    with tqdm(total=n_a, disable=not show_progress, desc=desc, unit="row") as bar:
+        for lo, hi in _blocks(work[order], _BLOCK_WORK):
+            _similarity.top_k_rows(order[lo:hi], *args)
+            bar.update(hi - lo)
+    del acc, touched, args, bt_indices, bt_data
+    indptr = np.zeros(n_a + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    indices = np.empty(indptr[-1], dtype=index)
+    data = np.empty(indptr[-1], dtype=dtype)
+    _similarity.compact(out_ids, out_scores, indptr, indices, data, threads)
+    del out_ids, out_scores
+    if not np.isfinite(data).all():
+        raise OverflowError(f"{similarity} similarities overflow {np.dtype(dtype).name}: scale the "
+                            "values down or use dtype=float64")
+    result = sp.csr_matrix((data, indices, indptr.astype(index)), shape=(n_a, n_b), copy=False)
+    result.has_sorted_indices = True
+    return result
+
+
+def _walks(col_shift, index):
+    """Columns with a non-zero Pearson shift, by increasing and by decreasing shift (ties: id)."""
+    nonzero = np.flatnonzero(col_shift != 0)
+    values = col_shift[nonzero]
+    up = nonzero[np.lexsort((nonzero, values))].astype(index)
+    down = nonzero[np.lexsort((nonzero, -values))].astype(index)
+    return up, down
+
+
+def _blocks(work, target):
+    """Consecutive ranges of rows with about `target` total work each."""
+    n = len(work)
+    if n == 0:
+        return []
+    ends = np.searchsorted(np.cumsum(work), np.arange(1, (int(work.sum()) // target) + 1) * target)
+    bounds = np.unique(np.concatenate([[0], np.minimum(ends + 1, n), [n]]))
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def dense_similarity(Q: CSR, B: CSR, similarity, stats_q, stats_b):
+    """Dense similarities (n_q x n_b) of the rows of Q to the rows of B, for small queries."""
+    q, b = Q.to_scipy(), B.to_scipy()
+    if similarity == "jaccard":
+        q, b = _binary(q), _binary(b)
+    dots = np.asarray((q @ b.T).toarray(), dtype=np.float64)
+    if similarity == "dot":
+        return dots
+    if similarity == "jaccard":
+        union = stats_q["count"][:, None] + stats_b["count"][None, :] - dots
+        return np.divide(dots, union, out=np.zeros_like(dots), where=union > 0)
+    scores = dots * stats_q["scale"][:, None] * stats_b["scale"][None, :]
+    if similarity == "pearson":
+        scores -= stats_q["shift"][:, None] * stats_b["shift"][None, :]
+    return scores
+
+
+def _binary(matrix):
+    out = matrix.copy()
+    out.data = np.ones_like(out.data)
+    return out
