@@ -201,12 +201,16 @@ def available(module):
 
 def measure(specs, repeats):
     """Alternating runs of every spec, run k with random_state=k on every side (so the RMSE
-    medians are over seeds too); a failed run stops the benchmark with its message."""
+    medians are over seeds too); a run that fails twice stops the benchmark."""
     results = [[] for _ in specs]
     for run in range(repeats):
         order = range(len(specs)) if run % 2 == 0 else reversed(range(len(specs)))
         for k in order:
             result = h.run_worker(__file__, dict(specs[k], seed=run))
+            if "error" in result:  # e.g. the JVM failing under memory pressure: once more
+                print(f"  run {run + 1}/{repeats} {specs[k]['kind']} failed, retrying: "
+                      f"{result['error'][:300]}", flush=True)
+                result = h.run_worker(__file__, dict(specs[k], seed=run))
             print(f"  run {run + 1}/{repeats} {specs[k]['kind']} on {specs[k]['data']}: "
                   f"{result}", flush=True)
             if "error" in result:

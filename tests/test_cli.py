@@ -198,13 +198,11 @@ def test_registry_reports_missing_models_and_picks_up_new_ones(monkeypatch):
     with pytest.raises(cli.CLIError, match="model explicit-als is not available in this version"):
         cli.resolve_model("explicit-als")
 
-    # a stand-in under another class name: a subclass named ExplicitALS would replace the
-    # real class in the save/load registry (keyed by class name) for the rest of the session
-    class StandInExplicitALS(fastals.PopularityBaseline):
+    class ExplicitALS(fastals.PopularityBaseline):  # stands in for the class when it lands
         pass
 
-    monkeypatch.setattr(fastals, "ExplicitALS", StandInExplicitALS, raising=False)
-    assert cli.resolve_model("explicit-als") is StandInExplicitALS
+    monkeypatch.setattr(fastals, "ExplicitALS", ExplicitALS, raising=False)
+    assert cli.resolve_model("explicit-als") is ExplicitALS
     with pytest.raises(cli.UsageError, match="unknown model"):
         cli.resolve_model("svd++")
 

@@ -64,8 +64,10 @@ def test_solve_rows_matches_reference(isa, num_threads, biases, weighted, nonneg
 @pytest.mark.parametrize("num_threads", [1, 2])
 @pytest.mark.parametrize("biases, weighted, nonnegative",
                          [(True, True, False), (False, False, False), (True, False, True)])
-def test_one_iteration_matches_reference(num_threads, biases, weighted, nonnegative):
+def test_one_iteration_matches_reference(num_threads, biases, weighted, nonnegative,
+                                         monkeypatch):
     """One model iteration (users, then items) equals the reference to 1e-6 in float64."""
+    monkeypatch.setattr(fastals.models.explicit_als, "MIN_WORK_PER_THREAD", 1)
     ratings = ratings_with_zeros(3)
     params = dict(factors=4, regularization=(0.2, 0.4), bias_regularization=0.05,
                   weighted_regularization=weighted, biases=biases, nonnegative=nonnegative)
@@ -110,7 +112,8 @@ def test_float32_follows_the_float64_path():
                                atol=2e-3)
 
 
-def test_fit_is_identical_for_any_thread_count():
+def test_fit_is_identical_for_any_thread_count(monkeypatch):
+    monkeypatch.setattr(fastals.models.explicit_als, "MIN_WORK_PER_THREAD", 1)  # 2 threads
     ratings = star_ratings(200, 100, 0.1, 9)
     one = fastals.ExplicitALS(factors=6, random_state=3, num_threads=1).fit(
         ratings, show_progress=False)

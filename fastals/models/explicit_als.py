@@ -41,6 +41,12 @@ from fastals.models.explicit import ExplicitFactorizationBase
 from fastals.models.factorization import raise_for_status
 
 kernels("_explicit")  # load the kernel build now, not inside the first fit
+
+# Multiply-adds (ratings x unknowns^2) each thread gets per half-iteration at least, about
+# 10 ms: a half-iteration is a parallel region, and on a busy machine ending one waits for
+# every thread to be scheduled again, which costs more than small ones gain from a second
+# thread (rank 10 on MovieLens 100K runs on one thread; the default rank 64 on two).
+MIN_WORK_PER_THREAD = 1 << 26
 from fastals.models.implicit_als import _blocks
 
 
@@ -82,7 +88,9 @@ class ExplicitALS(ExplicitFactorizationBase):
         Seed of the initial item factors. With an int seed, fit gives identical factors for
         any num_threads (rows are solved independently).
     num_threads : int
-        OpenMP threads; 0 uses every core.
+        OpenMP threads; 0 uses every core. An upper bound: each thread gets at least
+        ``MIN_WORK_PER_THREAD`` (2^26) multiply-adds per half-iteration, so very small
+        problems run on fewer threads.
     calculate_training_loss : bool
         Record L / (number of ratings) after each iteration in `loss_history`.
 
@@ -165,7 +173,9 @@ class ExplicitALS(ExplicitFactorizationBase):
         # solved in place (no second copy of the factors: memory stays ~ input + factors)
         self._publish(X, Y, x_bias, y_bias, copy=False)
         user_blocks, item_blocks = _blocks(R), _blocks(Rt)
-        threads = resolve_threads(self.num_threads)
+        D = K + self.biases
+        threads = min(resolve_threads(self.num_threads),
+                      max(1, R.nnz * D * D // MIN_WORK_PER_THREAD))
 
         def iteration(_):
             self._solve(R, user_blocks, X, x_bias, Y, y_bias, "user", threads)
