@@ -104,8 +104,8 @@ def triples(matrix):
 def worker_fastals_sgd(spec):
     import fastals
     train, test = load(spec["data"])
-    model = fastals.SGDMatrixFactorization(num_threads=spec["threads"], random_state=0,
-                                           **spec["params"])
+    model = fastals.SGDMatrixFactorization(num_threads=spec["threads"],
+                                           random_state=spec["seed"], **spec["params"])
     start = time.perf_counter()
     model.fit(train, show_progress=False)
     seconds = time.perf_counter() - start
@@ -120,7 +120,7 @@ def worker_surprise_svd(spec):
     u, i, r = triples(train)
     frame = pd.DataFrame({"u": u, "i": i, "r": r})
     trainset = Dataset.load_from_df(frame, Reader(rating_scale=(1, 5))).build_full_trainset()
-    algo = SVD(random_state=0, **spec["params"])
+    algo = SVD(random_state=spec["seed"], **spec["params"])
     start = time.perf_counter()
     algo.fit(trainset)
     seconds = time.perf_counter() - start
@@ -137,7 +137,7 @@ def worker_fastals_als(spec):
     for iterations in [1] + spec["iterations"]:  # as for Spark, a first fit warms up
         model = fastals.ExplicitALS(factors=ALS_RANK, regularization=ALS_REG, biases=False,
                                     weighted_regularization=True, iterations=iterations,
-                                    num_threads=spec["threads"], random_state=0)
+                                    num_threads=spec["threads"], random_state=spec["seed"])
         start = time.perf_counter()
         model.fit(train, show_progress=False)
         seconds[iterations] = time.perf_counter() - start
@@ -171,7 +171,8 @@ def worker_spark_als(spec):
     seconds, model = {}, None
     for iterations in [1] + spec["iterations"]:  # the first fit warms up the JVM (not timed)
         als = ALS(rank=ALS_RANK, regParam=ALS_REG, maxIter=iterations, userCol="user",
-                  itemCol="item", ratingCol="rating", seed=0, coldStartStrategy="drop")
+                  itemCol="item", ratingCol="rating", seed=spec["seed"],
+                  coldStartStrategy="drop")
         start = time.perf_counter()
         model = als.fit(ratings)
         model.itemFactors.count()
@@ -199,12 +200,19 @@ def available(module):
 
 
 def measure(specs, repeats):
-    """Alternating runs of every spec; a failed run stops the benchmark with its message."""
-    results = h.alternate(__file__, specs, repeats)
-    for spec, runs in zip(specs, results):
-        errors = [r["error"] for r in runs if "error" in r]
-        if errors:
-            raise RuntimeError(f"{spec['kind']} on {spec['data']} failed: {errors[0]}")
+    """Alternating runs of every spec, run k with random_state=k on every side (so the RMSE
+    medians are over seeds too); a failed run stops the benchmark with its message."""
+    results = [[] for _ in specs]
+    for run in range(repeats):
+        order = range(len(specs)) if run % 2 == 0 else reversed(range(len(specs)))
+        for k in order:
+            result = h.run_worker(__file__, dict(specs[k], seed=run))
+            print(f"  run {run + 1}/{repeats} {specs[k]['kind']} on {specs[k]['data']}: "
+                  f"{result}", flush=True)
+            if "error" in result:
+                raise RuntimeError(f"{specs[k]['kind']} on {specs[k]['data']} failed: "
+                                   f"{result['error']}")
+            results[k].append(result)
     return results
 
 
@@ -279,16 +287,18 @@ def main():
     versions = ", ".join(f"{m} {__import__(m).__version__}" for m in ("surprise", "pyspark")
                          if available(m))
     parts = [f"`python bench/explicit.py{' --quick' if args.quick else ''}`; {versions}. "
-             f"Medians of {args.runs} alternating runs, each in its own process (the full "
-             "20M-sized set: at most 3). The machine is shared: load average "
+             f"Medians of {args.runs} alternating runs, each in its own process, run k seeded "
+             "with k on both sides (the full 20M-sized set: at most 3 runs). The machine is "
+             "shared: load average "
              f"{load_before[0]:.1f} at the start, END at the end.", ""]
     if not args.skip_sgd:
         if available("surprise"):
             parts += ["SGD, factors=100, epochs=20, the same update on both sides (Surprise "
                       "lr_all=0.005, reg_all=0.02, init_std_dev=0.1 = fastals "
                       "learning_rate=0.0025, regularization=0.04, init_std=0.1, lr_decay=1). "
-                      "Throughput = epochs x training ratings / fit seconds.", "",
-                      sgd_table(args), ""]
+                      "Throughput = epochs x training ratings / fit seconds. fastals is asked "
+                      "for 2 threads and gives each at least 256K ratings per sweep, so it "
+                      "trains MovieLens 100K on one.", "", sgd_table(args), ""]
         else:
             parts += ["scikit-surprise is not installed: SGD comparison skipped.", ""]
     if not args.skip_spark:

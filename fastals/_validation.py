@@ -223,6 +223,13 @@ def as_csr(matrix, name, dtype, check_values=True, allow_empty=True, shape=None,
     return CSR(indptr, indices, data, (n_rows, n_cols))
 
 
+def as_ratings(ratings, name, dtype, allow_empty=False, shape=None):
+    """Validated CSR of explicit ratings: every stored entry is a rating (stored zeros are
+    kept), a (row, column) pair stored twice is an error, all values finite."""
+    return as_csr(ratings, name, dtype, allow_empty=allow_empty, shape=shape, keep_zeros=True,
+                  sum_duplicates=False)
+
+
 def _duplicates_error(name, matrix):
     coo = matrix.tocoo()
     keys = np.sort(coo.row.astype(np.int64) * matrix.shape[1] + coo.col)

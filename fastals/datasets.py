@@ -372,11 +372,8 @@ def load_movielens_100k_split(split, path=None):
     `split` is "u1".."u5" (or "ua"/"ub"); both matrices have the full 943 x 1682 shape, so
     test users or items absent from train are simply rows/columns without training ratings.
     """
-    if split not in MOVIELENS_100K_SPLITS + ("ua", "ub"):
-        raise ValueError(f"split must be one of u1..u5, ua, ub, got {split!r}")
-    folder = data_home(path)
-    if not (folder / "u.data").exists() and (folder / "ml-100k" / "u.data").exists():
-        folder = folder / "ml-100k"
+    check_choice("split", split, MOVIELENS_100K_SPLITS + ("ua", "ub"))
+    folder = _find_folder(path, f"{split}.base", ("ml-100k",))
     matrices = []
     for part in ("base", "test"):
         file = folder / f"{split}.{part}"

@@ -152,13 +152,21 @@ class ExplicitModelContract(RecommenderBaseTestMixin):
         errors = coo.data - predictions
         assert model.rmse(ratings) == pytest.approx(np.sqrt(np.mean(errors ** 2)))
         assert model.mae(ratings) == pytest.approx(np.mean(np.abs(errors)))
-        assert fastals.models.explicit.rmse(coo.data, predictions) == pytest.approx(
+        # the library-wide metrics agree, from the model or from the predictions
+        assert fastals.evaluation.rmse(coo.data, predictions) == pytest.approx(
             model.rmse(ratings))
+        assert fastals.evaluation.rmse(model, ratings) == pytest.approx(model.rmse(ratings))
+        assert fastals.evaluation.mae(model, ratings) == pytest.approx(model.mae(ratings))
         assert model.rmse(ratings) < 0.7  # it learnt the structure of its training data
         with pytest.raises(ValueError, match="ratings is empty"):
             model.rmse(sp.csr_matrix((60, 40)))
-        with pytest.raises(ValueError, match="y_true and y_pred must have the same length"):
-            fastals.models.explicit.mae([1, 2], [1])
+
+    def test_cross_validate(self):
+        scores = fastals.evaluation.cross_validate(self.make(random_state=0), star_ratings(),
+                                                   folds=3, measures=["rmse", "mae"],
+                                                   random_state=0)
+        assert scores["rmse"].shape == (3,) and np.all(scores["rmse"] < 1.2)
+        assert np.all(scores["mae"] <= scores["rmse"])
 
     # --- the shared recommender contract --------------------------------------------------------
     def test_recommend_ranks_by_predicted_rating(self, star_model):

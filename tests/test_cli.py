@@ -198,11 +198,13 @@ def test_registry_reports_missing_models_and_picks_up_new_ones(monkeypatch):
     with pytest.raises(cli.CLIError, match="model explicit-als is not available in this version"):
         cli.resolve_model("explicit-als")
 
-    class ExplicitALS(fastals.PopularityBaseline):  # stands in for the class when it lands
+    # a stand-in under another class name: a subclass named ExplicitALS would replace the
+    # real class in the save/load registry (keyed by class name) for the rest of the session
+    class StandInExplicitALS(fastals.PopularityBaseline):
         pass
 
-    monkeypatch.setattr(fastals, "ExplicitALS", ExplicitALS, raising=False)
-    assert cli.resolve_model("explicit-als") is ExplicitALS
+    monkeypatch.setattr(fastals, "ExplicitALS", StandInExplicitALS, raising=False)
+    assert cli.resolve_model("explicit-als") is StandInExplicitALS
     with pytest.raises(cli.UsageError, match="unknown model"):
         cli.resolve_model("svd++")
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
-from fastals._validation import as_csr, check_bool, check_ids
+from fastals._validation import as_ratings, check_bool, check_ids
 from fastals.exceptions import ModelFitError
 from fastals.models.base import FactorScores
 from fastals.models.factorization import MatrixFactorizationBase, raise_for_status
@@ -33,37 +33,6 @@ from fastals.models.factorization import MatrixFactorizationBase, raise_for_stat
 log = logging.getLogger("fastals")
 
 _ANY_ID = np.iinfo(np.int64).max
-
-
-def rmse(y_true, y_pred) -> float:
-    """Root mean squared error between two equally long arrays of ratings."""
-    error = _errors(y_true, y_pred)
-    return float(np.sqrt(np.mean(np.square(error))))
-
-
-def mae(y_true, y_pred) -> float:
-    """Mean absolute error between two equally long arrays of ratings."""
-    return float(np.mean(np.abs(_errors(y_true, y_pred))))
-
-
-def _errors(y_true, y_pred):
-    y_true = np.asarray(y_true, dtype=np.float64).reshape(-1)
-    y_pred = np.asarray(y_pred, dtype=np.float64).reshape(-1)
-    if y_true.shape != y_pred.shape:
-        raise ValueError(f"y_true and y_pred must have the same length, got {y_true.size} "
-                         f"and {y_pred.size}")
-    if y_true.size == 0:
-        raise ValueError("y_true is empty: there is nothing to evaluate")
-    for name, values in (("y_true", y_true), ("y_pred", y_pred)):
-        if not np.isfinite(values).all():
-            raise ValueError(f"{name} contains NaN or infinite values")
-    return y_true - y_pred
-
-
-def as_ratings(ratings, name, dtype, allow_empty=False, shape=None):
-    """Validated CSR of explicit ratings: stored zeros kept, duplicates refused, all finite."""
-    return as_csr(ratings, name, dtype, allow_empty=allow_empty, shape=shape, keep_zeros=True,
-                  sum_duplicates=False)
 
 
 class ExplicitFactorizationBase(MatrixFactorizationBase):
@@ -287,4 +256,4 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
         self.rating_range = (low, high)
 
 
-__all__ = ["ExplicitFactorizationBase", "as_ratings", "mae", "rmse"]
+__all__ = ["ExplicitFactorizationBase"]

@@ -86,7 +86,9 @@ def raise_for_status(status, offset, side, regularization):
     first = int(failed[0]) + offset
     if (status == STATUS_NO_MEMORY).any():
         raise MemoryError(f"the ALS kernel could not allocate scratch memory ({side} {first})")
-    raise ModelFitError(
+    error = ModelFitError(
         f"the normal equations of {len(failed)} {side}(s) are not positive definite "
         f"(first: {side} {first}) with regularization={regularization}; raise "
         "regularization (or use float64)")
+    error.row = first  # the failing row, for callers that name rows differently
+    raise error

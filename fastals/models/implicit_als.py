@@ -162,10 +162,15 @@ class ImplicitALS(MatrixFactorizationBase):
             run_training("ImplicitALS", self.iterations, iteration, show_progress, callback)
         return self
 
-    def _solve(self, rows_csr, blocks, X, Y, side, threads):
-        """One half-iteration: update every row of X against the fixed Y, block by block."""
+    def _solve(self, rows_csr, blocks, X, Y, side, threads, gram=None, offset=0):
+        """One half-iteration: update every row of X against the fixed Y, block by block.
+
+        `gram` is :meth:`_gram` of Y when the caller already has it (fastals.spark computes
+        it once on the driver); `offset` is added to row numbers in error messages (the
+        position of this block of rows in the whole side).
+        """
         als = kernels("_als")
-        gram = self._gram(Y)
+        gram = self._gram(Y) if gram is None else gram
         alpha = self.dtype(self.alpha)
         for lo, hi in blocks:
             part = rows_csr.rows(lo, hi)
@@ -176,7 +181,7 @@ class ImplicitALS(MatrixFactorizationBase):
             else:
                 als.solve_cholesky(part.indptr, part.indices, part.data, X[lo:hi], Y, gram,
                                    alpha, threads, status)
-            self._raise_for_status(status, lo, side)
+            self._raise_for_status(status, lo + offset, side)
         if not all_finite(X):
             raise ModelFitError(
                 f"the {side} factors became non-finite (overflow); the values in user_items "

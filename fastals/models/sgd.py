@@ -40,10 +40,11 @@ from fastals.models.explicit import ExplicitFactorizationBase
 
 kernels("_sgd")  # load the kernel build now, not inside the first fit
 
-# Each thread gets at least this many ratings per sweep: on tiny data the start and end of
-# the parallel regions and the threads' fight over the same factor rows (cache lines
-# bouncing between cores) cost more than a second thread gains.
-MIN_RATINGS_PER_THREAD = 1 << 15
+# Each thread gets at least this many ratings per sweep (about 10 ms of work): a sweep is one
+# parallel region, and on a busy machine ending a region waits for every thread to be
+# scheduled again, which on smaller sweeps costs more than a second thread gains (measured:
+# MovieLens 100K on 2 threads 1.3x faster on an idle machine, 3-7x slower at load 8).
+MIN_RATINGS_PER_THREAD = 1 << 18
 
 
 class SGDMatrixFactorization(ExplicitFactorizationBase):
@@ -81,8 +82,8 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         vary slightly from run to run.
     num_threads : int
         OpenMP threads; 0 uses every core. An upper bound: each thread gets at least
-        ``MIN_RATINGS_PER_THREAD`` (32,768) ratings per sweep, as on tinier data the
-        threads cost more than they gain.
+        ``MIN_RATINGS_PER_THREAD`` (262,144) ratings per sweep, as on smaller data the
+        threads can cost more than they gain (so MovieLens 100K runs on one).
 
     Attributes
     ----------
@@ -174,6 +175,9 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         buffers = [tuple(np.empty_like(a) for a in source) for _ in range(2 if self.shuffle else 1)]
         sgd = kernels("_sgd")
         threads = min(resolve_threads(self.num_threads), -(-R.nnz // MIN_RATINGS_PER_THREAD))
+        # (the shuffle gives the same order for any thread count; below ~1M ratings it takes
+        # under a few milliseconds on one thread, less than waking the others)
+        shuffle_threads = threads if R.nnz >= 1 << 20 else 1
         self.training_rmse_history = []
         # the model holds the working arrays themselves: the kernels run between Python
         # statements, so an interrupt always leaves them at the end of an epoch
@@ -183,7 +187,7 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
             nonlocal source
             if e == 0 or self.shuffle:
                 target = buffers[e % len(buffers)]
-                sgd.shuffle_ratings(*source, *target, epoch_seed(rng), threads)
+                sgd.shuffle_ratings(*source, *target, epoch_seed(rng), shuffle_threads)
                 source = target
             lr, lr_b, beta, beta_b = self._rates(e)
             squared_error = sgd.sgd_epoch(*source, P, Q, b_user, b_item, mu, lr, lr_b, beta,

@@ -1,0 +1,434 @@
+"""The executor side of fastals.spark: CSR blocks, block solves and top-N, in numpy.
+
+Nothing here imports pyspark at module level: these functions take and return numpy
+arrays, bytes and pyarrow record batches, so they run in Spark's Python workers with only
+fastals, numpy, scipy and pyarrow, and the tests call them directly without Spark.
+
+A *block* is a contiguous range [lo, hi) of dense row indices of one side (users or
+items) with its interactions as the CSR the kernels read. The solvers
+(:class:`ImplicitSolver`) say what state a row carries (its factor), what the driver
+broadcasts for the fixed side (its factors and Gram matrix), and how a block of rows is
+solved (the single-machine model's own ``_solve``); the distributed loop in
+:mod:`fastals.spark._train` knows nothing else about the model.
+"""
+from __future__ import annotations
+
+import pickle
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+
+from fastals._threads import resolve_threads, single_threaded_blas
+from fastals._validation import CSR, as_csr, check_random_state
+from fastals.exceptions import ModelFitError
+from fastals.models.implicit_als import ImplicitALS, _blocks, _gram, _initial_factors
+
+USER, ITEM = 0, 1
+SIDES = ("user", "item")
+# a partition's interactions are split and shipped at most this many rows at a time
+_FLUSH_ROWS = 1 << 22
+# output record batches hold at most this many rows
+_BATCH_ROWS = 1 << 15
+
+
+class Block(NamedTuple):
+    """Rows [lo, hi) of one side and their interactions (columns: the other side)."""
+
+    index: int
+    lo: int
+    hi: int
+    n_cols: int
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    error: str | None = None
+
+    def csr(self) -> CSR:
+        return CSR(self.indptr, self.indices, self.data, (self.hi - self.lo, self.n_cols))
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1])
+
+
+class Solved(NamedTuple):
+    """The new state of a block's rows (a tuple of arrays), or why solving failed."""
+
+    lo: int
+    state: tuple
+    error: str | None = None
+    error_row: int | None = None
+
+
+# --- layout ---------------------------------------------------------------------------------
+def balanced_bounds(counts, n_blocks, row_cost=0.0):
+    """Boundaries of at most `n_blocks` contiguous row ranges of about equal work.
+
+    The work of a row is its number of interactions plus `row_cost` (the per-row part of a
+    solve, in units of one interaction). Returns int64 bounds [0, ..., n]; every range is
+    non-empty, so there are fewer ranges than asked when there are fewer rows.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    n = len(counts)
+    n_blocks = max(1, min(int(n_blocks), n))
+    cost = np.cumsum(counts + row_cost)
+    targets = cost[-1] * np.arange(1, n_blocks) / n_blocks
+    cuts = np.searchsorted(cost, targets, side="left") + 1
+    return np.unique(np.concatenate([[0], np.clip(cuts, 1, n), [n]])).astype(np.int64)
+
+
+def index_dtype(*sizes):
+    return np.int32 if max(sizes) <= np.iinfo(np.int32).max else np.int64
+
+
+# --- building the blocks (once per fit) ---------------------------------------------------
+def split_interactions(batches, user_bounds, item_bounds, dtype, flush_rows=_FLUSH_ROWS):
+    """``mapInArrow`` body: a partition's (user, item, rating) rows, grouped by user block
+    and by item block, as (side, block, pickled (rows, cols, values)) records."""
+    pending, rows = [], 0
+    for batch in batches:
+        if batch.num_rows:
+            pending.append(batch)
+            rows += batch.num_rows
+        if rows >= flush_rows:
+            yield _split(pending, user_bounds, item_bounds, dtype)
+            pending, rows = [], 0
+    if pending:
+        yield _split(pending, user_bounds, item_bounds, dtype)
+
+
+def _split(batches, user_bounds, item_bounds, dtype):
+    import pyarrow as pa
+
+    table = pa.Table.from_batches(batches)
+    users, items = (table.column(k).to_numpy() for k in (0, 1))
+    values = table.column(2).to_numpy()
+    sides, blocks, payloads = [], [], []
+    for side, rows, cols, bounds in ((USER, users, items, user_bounds),
+                                     (ITEM, items, users, item_bounds)):
+        for block, take in _groups(np.searchsorted(bounds, rows, side="right") - 1):
+            sides.append(side)
+            blocks.append(block)
+            payloads.append(pickle.dumps(
+                (rows[take].astype(dtype), cols[take].astype(dtype), values[take]),
+                protocol=pickle.HIGHEST_PROTOCOL))
+    return pa.RecordBatch.from_arrays(
+        [pa.array(sides, pa.int8()), pa.array(blocks, pa.int32()),
+         pa.array(payloads, pa.binary())], names=["side", "block", "payload"])
+
+
+def _groups(keys):
+    """(key, positions) for each distinct key, in increasing key order."""
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if len(keys) \
+        else np.zeros(0, dtype=np.int64)
+    ends = np.append(starts[1:], len(keys))
+    return [(int(keys[s]), order[s:e]) for s, e in zip(starts, ends)]
+
+
+def build_block(index, payloads, bounds, n_cols, dtype):
+    """The :class:`Block` of rows [bounds[index], bounds[index + 1]) from its pieces.
+
+    Duplicate (row, column) pairs are summed and zeros dropped, exactly as the
+    single-machine model treats its input (:func:`fastals._validation.as_csr`). Invalid
+    values give a Block whose `error` says why (the driver raises it).
+    """
+    lo, hi = int(bounds[index]), int(bounds[index + 1])
+    parts = [pickle.loads(payload) for payload in payloads]
+    idx = index_dtype(hi - lo, n_cols)
+    rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, idx)
+    cols = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, idx)
+    values = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.float64)
+    coo = sp.coo_matrix((values, ((rows - lo).astype(idx, copy=False), cols)),
+                        shape=(hi - lo, n_cols))
+    try:
+        csr = as_csr(coo, "ratings", dtype)
+    except (ValueError, TypeError) as exc:
+        empty = np.zeros(1, dtype=idx)
+        return Block(index, lo, hi, n_cols, empty, empty[:0], np.zeros(0, dtype), str(exc))
+    return Block(index, lo, hi, n_cols, csr.indptr, csr.indices, csr.data)
+
+
+def build_partition(index, records, bounds, n_cols, dtype):
+    """``mapPartitionsWithIndex`` body after ``partitionBy(block)``: exactly one Block per
+    partition (an empty one when no interaction fell in it)."""
+    payloads = []
+    for block, payload in records:
+        if block != index:  # the partitioner is the identity; anything else is a bug
+            raise RuntimeError(f"block {block} arrived in partition {index}")
+        payloads.append(payload)
+    yield build_block(index, payloads, bounds, n_cols, dtype)
+
+
+# --- one half-iteration -----------------------------------------------------------------------
+def task_threads(num_threads):
+    """`num_threads`, or when 0 the cores Spark gives this task (spark.task.cpus)."""
+    if num_threads:
+        return num_threads
+    try:
+        from pyspark import TaskContext
+        context = TaskContext.get()
+    except ImportError:
+        context = None
+    if context is None:
+        return resolve_threads(0)
+    try:
+        return max(1, int(context.cpus()))
+    except Exception:  # older pyspark without TaskContext.cpus()
+        return 1
+
+
+def initial_state_rows(block, state_broadcast):
+    """The rows of a block in the driver's initial (or recovered) state."""
+    return Solved(block.lo, tuple(np.ascontiguousarray(a[block.lo:block.hi])
+                                  for a in state_broadcast.value))
+
+
+def solve_pair(pair, solver, fixed_broadcast, side, num_threads):
+    """``map`` body over (Block, Solved) pairs: the block's rows solved against the fixed side."""
+    block, previous = pair
+    try:
+        state = solver.solve(block, previous.state, fixed_broadcast.value, side,
+                             task_threads(num_threads))
+    except (ModelFitError, MemoryError) as exc:
+        row = getattr(exc, "row", None)
+        return Solved(block.lo, previous.state, f"{type(exc).__name__}: {exc}", row)
+    return Solved(block.lo, state)
+
+
+class ImplicitSolver:
+    """Implicit ALS per block: :meth:`ImplicitALS._solve` with the driver's Gram matrix.
+
+    A row's state is its factor; the fixed side is broadcast as (factors, Gram matrix).
+    With `weighted`, row u is regularized by lambda n_u, n_u its number of positive
+    interactions (ALS-WR, what Spark MLlib's regParam means) instead of by lambda.
+    This is the plug-in point of fastals.spark: another model (explicit ALS with biases)
+    provides the same methods around its own per-row kernel.
+    """
+
+    kind = "implicit"
+
+    def __init__(self, factors, regularization, alpha, cg_steps, solver, dtype, weighted=False):
+        self.params = dict(factors=factors, regularization=regularization, alpha=alpha,
+                           cg_steps=cg_steps, solver=solver, dtype=dtype)
+        self.model().get_params()  # validates every value, raising like ImplicitALS does
+        self.weighted = bool(weighted)
+
+    def model(self, **extra) -> ImplicitALS:
+        return ImplicitALS(**self.params, **extra)
+
+    @property
+    def dtype(self):
+        return np.dtype(self.params["dtype"]).type
+
+    def row_cost(self):
+        """The work of a row's own arithmetic, in units of the work per interaction
+        (conjugate gradient: 2K^2 vs 4K per pass; Cholesky: ~K^3/3 + 4K^2 vs K^2 + 2K)."""
+        K = self.params["factors"]
+        return K / 2 if self.params["solver"] == "cg" else K / 3 + 4
+
+    def initial_state(self, n_users, n_items, random_state):
+        """Driver: the same initial factors as ImplicitALS.fit draws for this shape."""
+        rng = check_random_state(random_state)
+        K, dtype = self.params["factors"], self.dtype
+        X = _initial_factors(rng, n_users, K, dtype)
+        Y = _initial_factors(rng, n_items, K, dtype)
+        return (X,), (Y,)
+
+    def fixed(self, state):
+        """Driver: what each block of the other side needs: (Y, Y^T Y + lambda I), or
+        (Y, Y^T Y in float64) when each row adds its own lambda n_u."""
+        (Y,) = state
+        with single_threaded_blas():  # the same summation as the single-machine fit
+            gram = _gram(Y) if self.weighted else self.model()._gram(Y)
+        return Y, gram
+
+    def solve(self, block, state, fixed, side, threads):
+        """Executor: the rows of `block`, warm-started from `state`, against `fixed`."""
+        X = np.array(state[0], dtype=self.dtype, order="C", copy=True)
+        Y, gram = fixed
+        csr = block.csr()
+        if self.weighted:
+            solve_weighted(self.model(), csr, X, Y, gram, SIDES[side], threads, block.lo)
+        else:
+            self.model()._solve(csr, _blocks(csr), X, Y, SIDES[side], threads, gram=gram,
+                                offset=block.lo)
+        return (X,)
+
+    @staticmethod
+    def factors(state):
+        return state[0]
+
+    def local_model(self, user_state, item_state, **extra) -> ImplicitALS:
+        model = self.model(**extra)
+        model.user_factors, model.item_factors = user_state[0], item_state[0]
+        return model
+
+
+def positive_counts(csr):
+    """n_u: the positive stored values of each row."""
+    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    return np.bincount(rows[csr.data > 0], minlength=csr.shape[0])
+
+
+def solve_weighted(model, csr, X, Y, YtY, side, threads, offset=0):
+    """Rows of X solved in place with regularization lambda n_u (ALS-WR, as Spark MLlib).
+
+    The kernels take one Gram matrix per call, so rows are grouped by n_u: each group is one
+    ``ImplicitALS._solve`` with Gram matrix Y^T Y + lambda n_u I (from `YtY` in float64).
+    A row without positive values gets no regularization, as in MLlib.
+    """
+    counts = positive_counts(csr)
+    order = np.argsort(counts, kind="stable")
+    permuted = csr.to_scipy()[order]
+    index = csr.indices.dtype
+    rows = CSR(permuted.indptr.astype(index, copy=False),
+               permuted.indices.astype(index, copy=False), permuted.data, csr.shape)
+    Xs = np.ascontiguousarray(X[order])
+    identity = np.eye(YtY.shape[0])
+    for group, take in _groups(counts[order]):
+        g0, g1 = int(take[0]), int(take[-1]) + 1
+        gram = (YtY + model.regularization * group * identity).astype(model.dtype)
+        part = rows.rows(g0, g1)
+        try:
+            model._solve(part, _blocks(part), Xs[g0:g1], Y, side, threads, gram=gram)
+        except ModelFitError as exc:
+            row = getattr(exc, "row", None)
+            if row is None:
+                raise
+            dense = offset + int(order[g0 + row])
+            error = ModelFitError(str(exc).replace(f"{side} {row})", f"{side} {dense})"))
+            error.row = dense
+            raise error from None
+    X[order] = Xs
+
+
+# --- outputs ----------------------------------------------------------------------------------
+def top_n(queries, targets, n, threads):
+    """Best `n` targets for each query row by dot product: (ids, scores), best first.
+
+    The single-machine model's own top-N path (RecommenderBase.recommend, no filters).
+    """
+    shell = ImplicitALS(factors=queries.shape[1], dtype=queries.dtype, num_threads=threads)
+    shell.user_factors, shell.item_factors = queries, targets
+    return shell.recommend(np.arange(len(queries)), N=n, filter_already_liked_items=False)
+
+
+def _column(values, arrow_type):
+    import pyarrow as pa
+
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        return pa.array(values, type=arrow_type)
+    return pa.array(list(values), type=arrow_type)
+
+
+def _vectors(matrix, arrow_type):
+    """A (rows x K) array as an Arrow list<float> column."""
+    import pyarrow as pa
+
+    rows, K = matrix.shape
+    offsets = pa.array(np.arange(0, (rows + 1) * K, K, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(matrix.reshape(-1), type=arrow_type))
+
+
+def factor_batches(batches, broadcast, bounds, schema):
+    """``mapInArrow`` body over block numbers: (id, features) rows of those blocks, from a
+    broadcast (ids, factors); with (ids, None), (id, dense index) rows."""
+    import pyarrow as pa
+
+    ids, factors = broadcast.value
+    for block in _block_numbers(batches):
+        for lo, hi in _chunks(bounds[block], bounds[block + 1]):
+            if factors is None:
+                values = pa.array(np.arange(lo, hi, dtype=np.int64), type=schema.field(1).type)
+            else:
+                values = _vectors(np.ascontiguousarray(factors[lo:hi]),
+                                  schema.field(1).type.value_type)
+            yield pa.RecordBatch.from_arrays([_column(ids[lo:hi], schema.field(0).type), values],
+                                             schema=schema)
+
+
+def recommendation_batches(batches, queries_bc, targets_bc, bounds, n, num_threads, schema):
+    """``mapInArrow`` body over block numbers: the top-`n` targets of every query of those
+    blocks, as (query id, [(target id, score)]) rows."""
+    for block in _block_numbers(batches):
+        for lo, hi in _chunks(bounds[block], bounds[block + 1]):
+            yield _recommendations(np.arange(lo, hi), queries_bc, targets_bc, n, num_threads,
+                                   schema)
+
+
+def subset_recommendation_batches(batches, queries_bc, targets_bc, n, num_threads, schema):
+    """``mapInArrow`` body over query ids: the top-`n` targets of each known id (unknown
+    ids are dropped, as in Spark MLlib)."""
+    for batch in batches:
+        if not batch.num_rows:
+            continue
+        rows = lookup(queries_bc, batch.column(0))
+        rows = rows[rows >= 0]
+        for lo, hi in _chunks(0, len(rows)):
+            yield _recommendations(rows[lo:hi], queries_bc, targets_bc, n, num_threads, schema)
+
+
+def _recommendations(rows, queries_bc, targets_bc, n, num_threads, schema):
+    import pyarrow as pa
+
+    query_ids, queries = queries_bc.value
+    target_ids, targets = targets_bc.value
+    ids, scores = top_n(np.ascontiguousarray(queries[rows]), targets, n,
+                        task_threads(num_threads))
+    width = ids.shape[1]
+    entry = schema.field(1).type.value_type
+    found = ids.reshape(-1)
+    structs = pa.StructArray.from_arrays(
+        [_column(target_ids[found], entry.field(0).type),
+         pa.array(scores.reshape(-1).astype(np.float32), type=entry.field(1).type)],
+        fields=[entry.field(0), entry.field(1)])
+    offsets = pa.array(np.arange(0, (len(rows) + 1) * width, width, dtype=np.int32))
+    return pa.RecordBatch.from_arrays(
+        [_column(query_ids[rows], schema.field(0).type),
+         pa.ListArray.from_arrays(offsets, structs)], schema=schema)
+
+
+_LOOKUP: list = [None, None]  # [broadcast, its pandas Index] of this worker process
+
+
+def lookup(broadcast, column):
+    """Dense indices of the ids in an Arrow column (-1 where unknown), through a hash index
+    built once per worker process for the broadcast id array (the broadcast is kept
+    referenced, so an identity match cannot be a recycled object)."""
+    import pandas as pd
+
+    if _LOOKUP[0] is not broadcast:
+        _LOOKUP[:] = [None, None]  # keep one index per worker: memory stays flat
+        _LOOKUP[:] = [broadcast, pd.Index(broadcast.value[0])]
+    import pyarrow as pa
+
+    numeric = pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+    values = column.to_numpy(zero_copy_only=False) if numeric else column.to_pylist()
+    return np.asarray(_LOOKUP[1].get_indexer(values), dtype=np.int64)
+
+
+def collect_columns(batches):
+    """``mapInArrow`` body: a partition's columns as one pickled list of Arrow arrays."""
+    import pyarrow as pa
+
+    pending = [batch for batch in batches if batch.num_rows]
+    if not pending:
+        return
+    table = pa.Table.from_batches(pending)
+    columns = [table.column(k).combine_chunks() for k in range(table.num_columns)]
+    yield pa.RecordBatch.from_arrays(
+        [pa.array([pickle.dumps(columns, protocol=pickle.HIGHEST_PROTOCOL)], pa.binary())],
+        names=["payload"])
+
+
+def _block_numbers(batches):
+    for batch in batches:
+        yield from (int(b) for b in batch.column(0).to_numpy())
+
+
+def _chunks(lo, hi, step=_BATCH_ROWS):
+    lo, hi = int(lo), int(hi)
+    return [(s, min(s + step, hi)) for s in range(lo, hi, step)]

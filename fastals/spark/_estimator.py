@@ -1,0 +1,323 @@
+"""``fastals.spark.ALS``: the estimator (parameters, checks, the fit pipeline)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from fastals._validation import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_num_threads,
+    check_random_state,
+)
+from fastals.spark import _frames
+from fastals.spark._blocks import ITEM, USER, ImplicitSolver, balanced_bounds
+from fastals.spark._model import ALSModel, FitSummary
+from fastals.spark._train import Alternation, build_blocks
+
+#: MLlib's parameter names and the fastals names they stand for
+ALIASES = {"rank": "factors", "maxIter": "iterations", "regParam": "regularization",
+           "seed": "random_state"}
+_DEFAULTS = {"factors": 100, "regularization": 0.01, "iterations": 15, "random_state": None}
+_STORAGE_LEVELS = ("MEMORY_AND_DISK", "MEMORY_ONLY", "DISK_ONLY", "MEMORY_AND_DISK_2",
+                   "MEMORY_ONLY_2", "DISK_ONLY_2", "DISK_ONLY_3", "MEMORY_AND_DISK_DESER",
+                   "OFF_HEAP")
+
+
+class ALS:
+    r"""Alternating least squares on a Spark DataFrame, solved by the fastals kernels.
+
+    ``ALS(...).fit(df)`` returns an :class:`ALSModel`, as ``pyspark.ml.recommendation.ALS``
+    does. The objective and the per-row solves are exactly those of
+    :class:`fastals.ImplicitALS` (same kernels; from the same initial factors the
+    distributed factors equal the single-machine ones); see :mod:`fastals.spark` for how the
+    work is distributed and the memory it needs.
+
+    Parameters
+    ----------
+    factors, regularization, alpha, iterations, cg_steps, solver, dtype, random_state
+        As in :class:`fastals.ImplicitALS` (defaults 100, 0.01, 1.0, 15, 3, "cg", float32,
+        None).
+    weighted_regularization : bool or None
+        False: every row is regularized by lambda, as in fastals (the distributed factors
+        then equal :class:`fastals.ImplicitALS`'s). True: row u by lambda n_u, n_u its
+        number of positive interactions (ALS-WR), which is what MLlib's ``regParam``
+        means. None (default): True when lambda was given as ``regParam``, else False, so
+        MLlib code keeps its meaning and fastals code keeps fastals'.
+    num_threads : int
+        OpenMP threads per Spark task; 0 uses the task's cores (``spark.task.cpus``).
+    userCol, itemCol : str
+        Id columns. Any atomic type (integers, strings, dates, ...); ids are numbered
+        0..n-1 in sorted order on the cluster.
+    ratingCol : str or None
+        Interaction strength (numeric); None counts every row as 1. Rows repeating a
+        (user, item) pair are summed; zeros carry no information and are dropped.
+    predictionCol : str
+        Column added by :meth:`ALSModel.transform`.
+    implicitPrefs : bool
+        True (the default, unlike MLlib) for implicit feedback. False asks for explicit
+        ALS, which needs the explicit per-row kernel (not in this build).
+    nonnegative : bool
+        Only False is supported with implicit feedback.
+    numUserBlocks, numItemBlocks : int or None
+        Row blocks (one Spark task each) per side; None uses ``defaultParallelism``.
+        Blocks are contiguous id ranges of about equal work.
+    checkpointInterval : int
+        Lineage is truncated after every half-iteration (a local checkpoint). When the
+        SparkContext has a checkpoint directory, every ``checkpointInterval``-th iteration
+        writes a reliable checkpoint instead; -1 never does.
+    coldStartStrategy : {"nan", "drop"}
+        What :meth:`ALSModel.transform` does with unknown users or items.
+    intermediateStorageLevel : str
+        StorageLevel name for the cached blocks and factors (default MEMORY_AND_DISK).
+    rank, maxIter, regParam, seed
+        MLlib's names for factors, iterations, regularization and random_state; give
+        either name, not two different values.
+
+    Examples
+    --------
+    >>> from fastals.spark import ALS                                 # doctest: +SKIP
+    >>> als = ALS(rank=64, maxIter=10, regParam=0.05, alpha=1.0,      # doctest: +SKIP
+    ...           userCol="user", itemCol="track", ratingCol="plays")
+    >>> model = als.fit(plays)                                        # doctest: +SKIP
+    >>> model.recommendForAllUsers(10).show()                         # doctest: +SKIP
+    >>> local = model.to_local()       # fastals.ImplicitALS + the id arrays  # doctest: +SKIP
+    """
+
+    def __init__(self, factors=None, regularization=None, alpha=1.0, iterations=None,
+                 cg_steps=3, solver="cg", dtype=np.float32, random_state=None, num_threads=0,
+                 weighted_regularization=None, *, userCol="user", itemCol="item", ratingCol="rating",
+                 predictionCol="prediction", implicitPrefs=True, nonnegative=False,
+                 numUserBlocks=None, numItemBlocks=None, checkpointInterval=10,
+                 coldStartStrategy="nan", intermediateStorageLevel="MEMORY_AND_DISK",
+                 rank=None, maxIter=None, regParam=None, seed=None):
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.iterations = iterations
+        self.cg_steps = cg_steps
+        self.solver = solver
+        self.dtype = dtype
+        self.random_state = random_state
+        self.num_threads = num_threads
+        self.weighted_regularization = weighted_regularization
+        self.userCol = userCol
+        self.itemCol = itemCol
+        self.ratingCol = ratingCol
+        self.predictionCol = predictionCol
+        self.implicitPrefs = implicitPrefs
+        self.nonnegative = nonnegative
+        self.numUserBlocks = numUserBlocks
+        self.numItemBlocks = numItemBlocks
+        self.checkpointInterval = checkpointInterval
+        self.coldStartStrategy = coldStartStrategy
+        self.intermediateStorageLevel = intermediateStorageLevel
+        self.rank = rank
+        self.maxIter = maxIter
+        self.regParam = regParam
+        self.seed = seed
+        self._resolve()
+
+    # --- parameters ----------------------------------------------------------------------
+    def _param_names(self):
+        import inspect
+
+        return [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+
+    def get_params(self) -> dict:
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def setParams(self, **params):
+        """Set parameters by name (fastals or MLlib names); returns self."""
+        known = set(self._param_names())
+        for name, value in params.items():
+            if name not in known:
+                raise TypeError(f"ALS has no parameter {name!r}")
+        old = self.get_params()
+        for name, value in params.items():
+            setattr(self, name, value)
+            if name in ALIASES:  # the newest value wins over the other name's
+                setattr(self, ALIASES[name], None)
+            elif name in ALIASES.values():
+                setattr(self, next(k for k, v in ALIASES.items() if v == name), None)
+        try:
+            self._resolve()
+        except BaseException:
+            for name, value in old.items():
+                setattr(self, name, value)
+            raise
+        return self
+
+    def __getattr__(self, name):
+        # MLlib-style setters and getters: setRank(64), getMaxIter(), setUserCol("u"), ...
+        if name[:3] in ("set", "get") and len(name) > 3:
+            target = name[3].lower() + name[4:]
+            if target in self._param_names():
+                if name.startswith("set"):
+                    return lambda value: self.setParams(**{target: value})
+                return lambda: self._resolve().get(ALIASES.get(target, target),
+                                                   getattr(self, target))
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()
+                         if v is not None or k in _DEFAULTS)
+        return f"ALS({args})"
+
+    def _resolve(self) -> dict:
+        """Every parameter checked, MLlib names folded into fastals names."""
+        p = {}
+        for alias, name in ALIASES.items():
+            ours, theirs = getattr(self, name), getattr(self, alias)
+            if ours is not None and theirs is not None and ours != theirs:
+                raise ValueError(f"{name}={ours!r} and {alias}={theirs!r} disagree; give one "
+                                 f"of them ({alias} is MLlib's name for {name})")
+            p[name] = ours if ours is not None else theirs if theirs is not None \
+                else _DEFAULTS[name]
+        p["iterations"] = check_int("iterations", p["iterations"], minimum=0)
+        check_random_state(p["random_state"])
+        p["num_threads"] = check_num_threads(self.num_threads)
+        p["implicit"] = check_bool("implicitPrefs", self.implicitPrefs)
+        p["nonnegative"] = check_bool("nonnegative", self.nonnegative)
+        if not p["implicit"]:
+            raise NotImplementedError(
+                "implicitPrefs=False (explicit ALS) needs fastals' explicit per-row kernel, "
+                "which this build does not have; fastals.spark runs implicit ALS")
+        if p["nonnegative"]:
+            raise ValueError("nonnegative=True is not supported with implicitPrefs=True "
+                             "(fastals' implicit ALS has no non-negative solve)")
+        weighted = self.weighted_regularization
+        if weighted is None:
+            weighted = self.regParam is not None and self.regularization is None
+        p["weighted_regularization"] = check_bool("weighted_regularization", weighted)
+        p["engine"] = ImplicitSolver(p["factors"], p["regularization"], self.alpha,
+                                     self.cg_steps, self.solver, self.dtype,
+                                     weighted=p["weighted_regularization"])
+        for name in ("userCol", "itemCol", "predictionCol"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise TypeError(f"{name} must be a column name (a non-empty str), got {value!r}")
+        if self.userCol == self.itemCol:
+            raise ValueError(f"userCol and itemCol must differ, both are {self.userCol!r}")
+        if self.ratingCol is not None and (not isinstance(self.ratingCol, str)
+                                           or not self.ratingCol):
+            raise TypeError("ratingCol must be a column name (a non-empty str) or None, got "
+                            f"{self.ratingCol!r}")
+        for name in ("numUserBlocks", "numItemBlocks"):
+            value = getattr(self, name)
+            p[name] = None if value is None else check_int(name, value, minimum=1)
+        p["checkpointInterval"] = check_int("checkpointInterval", self.checkpointInterval,
+                                            minimum=-1)
+        if p["checkpointInterval"] == 0:
+            raise ValueError("checkpointInterval must be >= 1, or -1 for never, got 0")
+        check_choice("coldStartStrategy", self.coldStartStrategy, ("nan", "drop"))
+        if not hasattr(self.intermediateStorageLevel, "useDisk"):
+            check_choice("intermediateStorageLevel", self.intermediateStorageLevel,
+                         _STORAGE_LEVELS)
+        return p
+
+    # --- fit ---------------------------------------------------------------------------------
+    def fit(self, df, callback=None) -> ALSModel:
+        """Fit to the interactions in `df` (one row per user-item interaction).
+
+        `callback(iteration, seconds, None)` runs on the driver after each iteration (the
+        third argument is the loss slot of fastals' callbacks; not computed here).
+        Returns an :class:`ALSModel`. Everything fit caches on the cluster is released
+        before it returns, also when it fails.
+        """
+        sc = _frames.spark_context(df)
+        p = self._resolve()
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable, got {callback!r}")
+        solver = p["engine"]
+        user_field = _frames.check_column(df, "userCol", self.userCol, "id")
+        item_field = _frames.check_column(df, "itemCol", self.itemCol, "id")
+        if self.ratingCol is not None:
+            _frames.check_column(df, "ratingCol", self.ratingCol, "rating")
+        storage = self._storage_level()
+        start = time.perf_counter()
+        rating, invalid = self._rating(df)
+        user_ids, user_counts, bad = _frames.sorted_ids(df, self.userCol, "userCol", invalid)
+        if not len(user_ids):
+            raise ValueError("the DataFrame is empty: fit needs at least one interaction")
+        if bad:
+            raise ValueError(f"ratingCol={self.ratingCol!r} has {bad} null, NaN or infinite "
+                             "value(s); drop or fill them before fitting")
+        item_ids, item_counts, _ = _frames.sorted_ids(df, self.itemCol, "itemCol")
+        ids = (user_ids, item_ids)
+        shape = (len(user_ids), len(item_ids))
+        row_cost = solver.row_cost()
+        bounds = [None, None]
+        bounds[USER] = balanced_bounds(user_counts, p["numUserBlocks"] or sc.defaultParallelism,
+                                       row_cost)
+        bounds[ITEM] = balanced_bounds(item_counts, p["numItemBlocks"] or sc.defaultParallelism,
+                                       row_cost)
+        names = (self.userCol, self.itemCol)
+
+        def describe_row(side, row):
+            return f"{names[side]}={ids[side][row]!r}"
+
+        seconds = []
+
+        def on_iteration(iteration, elapsed):
+            seconds.append(elapsed - sum(seconds))
+            if callback is not None:
+                callback(iteration, elapsed, None)
+
+        # the id broadcasts stay alive while the blocks may be recomputed from the input
+        id_broadcasts = [sc.broadcast((side_ids, None)) for side_ids in ids]
+        alternation = None
+        try:
+            frames = [_frames.id_frame(df.sparkSession, id_broadcasts[side], shape[side],
+                                       (user_field, item_field)[side], sc.defaultParallelism)
+                      for side in (USER, ITEM)]
+            mapped = self._dense(df, rating, frames[USER], frames[ITEM])
+            blocks, nnz = build_blocks(mapped, bounds, shape, solver.dtype, storage,
+                                       self.ratingCol)
+            alternation = Alternation(sc, solver, blocks, p["num_threads"],
+                                      p["checkpointInterval"], storage, describe_row)
+            setup = time.perf_counter() - start
+            initial = solver.initial_state(shape[0], shape[1], p["random_state"])
+            state = alternation.run(initial, p["iterations"], on_iteration)
+        finally:
+            if alternation is not None:
+                alternation.close()
+            for broadcast in id_broadcasts:
+                broadcast.destroy()
+        summary = FitSummary(setup_seconds=setup, iteration_seconds=seconds,
+                             n_users=shape[0], n_items=shape[1], nnz=nnz[USER],
+                             user_blocks=len(bounds[USER]) - 1, item_blocks=len(bounds[ITEM]) - 1,
+                             lineage=list(alternation.lineage))
+        return ALSModel(df.sparkSession, solver, dict(p, alpha=self.alpha), self.userCol,
+                        self.itemCol, self.predictionCol, self.coldStartStrategy, user_field,
+                        item_field, user_ids, item_ids, state[USER], state[ITEM], summary)
+
+    def _storage_level(self):
+        from pyspark import StorageLevel
+
+        level = self.intermediateStorageLevel
+        return level if hasattr(level, "useDisk") else getattr(StorageLevel, level)
+
+    def _rating(self, df):
+        """The rating as a double expression, and an expression flagging unusable values."""
+        from pyspark.sql import functions as F
+
+        if self.ratingCol is None:
+            return F.lit(1.0), None
+        rating = _frames.col(self.ratingCol).cast("double")
+        return rating, rating.isNull() | F.isnan(rating) | (F.abs(rating) == float("inf"))
+
+    def _dense(self, df, rating, users, items):
+        """(user index, item index, rating) rows, joined on the cluster."""
+        from pyspark.sql import functions as F
+
+        u, i = "__fastals_user", "__fastals_item"
+        rows = df.select(_frames.col(self.userCol).alias(u), _frames.col(self.itemCol).alias(i),
+                         rating.alias("__fastals_r"))
+        users = users.select(F.col("id").alias(u), F.col("idx").alias("__fastals_u"))
+        items = items.select(F.col("id").alias(i), F.col("idx").alias("__fastals_i"))
+        return rows.join(F.broadcast(users), u).join(F.broadcast(items), i) \
+            .select("__fastals_u", "__fastals_i", "__fastals_r")
+

@@ -1,0 +1,223 @@
+"""The distributed alternation of fastals.spark (driver side).
+
+Data layout, built once per fit (:func:`build_blocks`): the interactions of each side are
+cut into contiguous row blocks of about equal work, one block per partition, held as the
+CSR arrays the kernels read and persisted on the executors.
+
+One half-iteration (:meth:`Alternation.half`), solving side S against the fixed side F:
+
+1. the driver broadcasts what the solver needs of F (implicit ALS: its factors and
+   Y^T Y + lambda I, computed once);
+2. each task zips its S block with the block's current state (the warm start, persisted
+   from the previous half-iteration) and solves it with the single-machine kernels;
+3. the new state is persisted, its lineage truncated (a local checkpoint, or a reliable one
+   every `checkpoint_interval` iterations when the SparkContext has a checkpoint directory)
+   and collected: the driver needs all of S to broadcast it in the next half-iteration.
+
+So the plan of every half-iteration has the same size, whatever the iteration count. The
+driver always holds a complete copy of both sides: if a job fails (an executor lost with
+its cached state, say), the half-iteration is retried once from that copy.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from functools import partial
+
+import numpy as np
+
+from fastals.exceptions import ModelFitError
+from fastals.spark._blocks import (
+    ITEM,
+    SIDES,
+    USER,
+    build_partition,
+    index_dtype,
+    initial_state_rows,
+    solve_pair,
+    split_interactions,
+)
+
+log = logging.getLogger("fastals")
+
+
+def _identity(key):
+    return key
+
+
+def _keyed(row):
+    return (int(row[0]), int(row[1])), row[2]
+
+
+def _on_side(record, side):
+    return record[0][0] == side
+
+
+def _block_and_payload(record):
+    return record[0][1], record[1]
+
+
+def _summary(block):
+    return block.index, block.lo, block.hi, block.nnz, block.error
+
+
+def _one_per_batch(rdd):
+    """`rdd` pickled one record at a time, so that two such RDDs zip without re-pickling."""
+    from pyspark.serializers import BatchedSerializer, CPickleSerializer
+
+    return rdd._reserialize(BatchedSerializer(CPickleSerializer(), 1))
+
+
+def build_blocks(mapped, bounds, shape, dtype, storage_level, rating_col):
+    """The persisted Block RDDs of both sides from the (user, item, rating) DataFrame of
+    dense indices. Returns ([user blocks, item blocks], [nnz of each side])."""
+    pieces = mapped.mapInArrow(
+        partial(split_interactions, user_bounds=bounds[USER], item_bounds=bounds[ITEM],
+                dtype=index_dtype(*shape)),
+        "side byte, block int, payload binary").rdd.map(_keyed).persist(storage_level)
+    blocks, nnz = [], []
+    try:
+        for side in (USER, ITEM):
+            n_blocks = len(bounds[side]) - 1
+            rdd = pieces.filter(partial(_on_side, side=side)).map(_block_and_payload) \
+                .partitionBy(n_blocks, _identity) \
+                .mapPartitionsWithIndex(partial(build_partition, bounds=bounds[side],
+                                                n_cols=shape[1 - side], dtype=dtype),
+                                        preservesPartitioning=True)
+            rdd = _one_per_batch(rdd).persist(storage_level)
+            blocks.append(rdd)
+            summary = sorted(rdd.map(_summary).collect())
+            if [s[0] for s in summary] != list(range(n_blocks)):
+                raise RuntimeError(f"the {SIDES[side]} blocks are not one per partition "
+                                   "(a fastals bug)")
+            nnz.append(sum(s[3] for s in summary))
+            errors = [s[4] for s in summary if s[4]]
+            if errors:
+                raise ValueError(f"ratingCol={rating_col!r}: {errors[0]}")
+    except BaseException:
+        for rdd in blocks:
+            rdd.unpersist()
+        raise
+    finally:
+        pieces.unpersist()
+    return blocks, nnz
+
+
+class Alternation:
+    """Runs the half-iterations of one fit; :meth:`close` releases everything it cached."""
+
+    def __init__(self, sc, solver, blocks, num_threads, checkpoint_interval, storage_level,
+                 describe_row):
+        self.sc, self.solver, self.blocks = sc, solver, blocks
+        self.num_threads = num_threads
+        self.checkpoint_interval = checkpoint_interval
+        self.storage_level = storage_level
+        self.describe_row = describe_row  # (side, dense row) -> text naming the original id
+        self.states = [None, None]  # persisted Solved RDDs aligned with the blocks
+        self._broadcasts = [[], []]  # broadcasts the state RDDs were computed from
+        self.lineage = []  # RDDs in the plan of each new state (for tests and logs)
+
+    def run(self, state, iterations, callback=None):
+        """Alternate `iterations` times from `state` ([user state, item state] on the driver,
+        tuples of arrays); returns the final state. `callback(iteration, seconds)` runs
+        after each iteration."""
+        state = list(state)
+        start = time.perf_counter()
+        for iteration in range(iterations):
+            for side in (USER, ITEM):
+                state[side] = self.half(side, state, iteration)
+            elapsed = time.perf_counter() - start
+            log.info("fastals.spark ALS iteration %d/%d: %.3f s", iteration + 1, iterations,
+                     elapsed)
+            if callback is not None:
+                callback(iteration, elapsed)
+        return state
+
+    def half(self, side, state, iteration):
+        """Solve every block of `side` against the other side's state; the new state."""
+        try:
+            return self._half(side, state, iteration)
+        except (ValueError, ArithmeticError, MemoryError):
+            raise  # the model's own errors: retrying cannot help
+        except Exception as exc:
+            log.warning("fastals.spark: the %s half-iteration failed (%s); retrying once from "
+                        "the driver's copy of the factors", SIDES[side],
+                        str(exc).splitlines()[0][:200])
+            self._reseed(side, state)
+            return self._half(side, state, iteration)
+
+    def _half(self, side, state, iteration):
+        if self.states[side] is None:
+            self._reseed(side, state)
+        fixed = self.sc.broadcast(self.solver.fixed(state[1 - side]))
+        try:
+            solved = self.blocks[side].zip(self.states[side]).map(
+                partial(solve_pair, solver=self.solver, fixed_broadcast=fixed, side=side,
+                        num_threads=self.num_threads), preservesPartitioning=True)
+            solved = _one_per_batch(solved).persist(self.storage_level)
+            reliable = (self.checkpoint_interval > 0 and self.sc.getCheckpointDir()
+                        and (iteration + 1) % self.checkpoint_interval == 0)
+            if reliable:
+                solved.checkpoint()
+            else:
+                solved.localCheckpoint()
+            results = solved.collect()
+        except BaseException:
+            fixed.destroy()
+            if "solved" in locals():
+                solved.unpersist()
+            raise
+        # the RDD object keeps a reference to `fixed` (tasks that read it as the next warm
+        # start serialise it), so `fixed` lives as long as this state does
+        self._replace(side, solved, [fixed])
+        self.lineage.append(_lineage_depth(solved))
+        return self._assemble(side, results, len(state[side][0]))
+
+    def _assemble(self, side, results, n_rows):
+        failed = [r for r in results if r.error]
+        if failed:
+            first = failed[0]
+            kind, _, message = first.error.partition(": ")
+            if first.error_row is not None:  # name the row by its id, not its dense index
+                dense = f"{SIDES[side]} {first.error_row}"
+                named = self.describe_row(side, first.error_row)
+                message = message.replace(dense, named) if dense in message \
+                    else f"{message} ({dense} is {named})"
+            raise (MemoryError if kind == "MemoryError" else ModelFitError)(message)
+        results = sorted(results, key=lambda r: r.lo)
+        sizes = [len(r.state[0]) for r in results]
+        if [r.lo for r in results] != np.cumsum([0] + sizes[:-1]).tolist() \
+                or sum(sizes) != n_rows:
+            raise RuntimeError("the solved blocks do not cover every row (a fastals bug)")
+        return tuple(np.concatenate([r.state[k] for r in results])
+                     for k in range(len(results[0].state)))
+
+    def _reseed(self, side, state):
+        """Start the state RDD of `side` from the driver's copy (a fresh lineage)."""
+        seed = self.sc.broadcast(tuple(state[side]))
+        rdd = self.blocks[side].map(partial(initial_state_rows, state_broadcast=seed),
+                                    preservesPartitioning=True)
+        self._replace(side, _one_per_batch(rdd), [seed])
+
+    def _replace(self, side, rdd, broadcasts=()):
+        """Make `rdd` the state of `side`, releasing the old state and its broadcasts."""
+        old, old_broadcasts = self.states[side], self._broadcasts[side]
+        self.states[side], self._broadcasts[side] = rdd, list(broadcasts)
+        if old is not None:
+            old.unpersist()
+        for broadcast in old_broadcasts:
+            broadcast.destroy()
+
+    def close(self):
+        for side in (USER, ITEM):
+            self._replace(side, None)
+        for rdd in self.blocks:
+            rdd.unpersist()
+
+
+def _lineage_depth(rdd):
+    """How many RDDs the plan of `rdd` goes through (one line each in its debug string)."""
+    text = rdd.toDebugString()
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return text.count("\n") + 1
