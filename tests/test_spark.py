@@ -152,8 +152,11 @@ def test_parameters_take_fastals_and_mllib_names():
         ALS(solver="lu")
     with pytest.raises(ValueError, match="nonnegative=True is not supported"):
         ALS(nonnegative=True)
-    with pytest.raises(NotImplementedError, match="explicit"):
-        ALS(implicitPrefs=False)
+    explicit = ALS(implicitPrefs=False, nonnegative=True)._resolve()  # ExplicitALS defaults
+    assert (explicit["factors"], explicit["regularization"]) == (64, 0.12)
+    assert explicit["weighted_regularization"] is True and explicit["engine"].kind == "explicit"
+    with pytest.raises(ValueError, match="regularization must be >= 0"):
+        ALS(implicitPrefs=False, regularization=-1)
     with pytest.raises(ValueError, match="userCol and itemCol must differ"):
         ALS(userCol="id", itemCol="id")
     with pytest.raises(ValueError, match="coldStartStrategy"):
@@ -264,6 +267,62 @@ def test_regparam_is_weighted_as_in_mllib(spark):
         Y = weighted_step(matrix.T.tocsr(), Y, X, 0.05, 1.0, "cholesky")
     np.testing.assert_allclose(model.user_factors, X, rtol=0, atol=1e-8)
     np.testing.assert_allclose(model.item_factors, Y, rtol=0, atol=1e-8)
+
+
+def explicit_ratings(n_users, n_items, seed):
+    """Stars 0..5 (zeros are ratings here) with every user and item rated."""
+    rng = np.random.default_rng(seed)
+    dense = np.where(rng.random((n_users, n_items)) < 0.25,
+                     rng.integers(0, 6, (n_users, n_items)), -1)
+    dense[np.arange(n_users), np.arange(n_users) % n_items] = 3
+    dense[(5 * np.arange(n_items)) % n_users, np.arange(n_items)] = 4
+    rows, cols = np.nonzero(dense >= 0)
+    return sp.coo_matrix((dense[rows, cols].astype(np.float64), (rows, cols)),
+                         shape=(n_users, n_items))
+
+
+@pytest.mark.parametrize("params", [
+    dict(factors=6, regularization=0.1, iterations=4),  # biases, ALS-WR (the defaults)
+    dict(factors=4, regularization=(0.2, 0.05), iterations=3, biases=False,
+         nonnegative=True, weighted_regularization=False, dtype=np.float64)])
+def test_explicit_factors_equal_single_machine(spark, params):
+    """implicitPrefs=False runs fastals.ExplicitALS' kernel per block: from the same seed the
+    factors and biases equal the single-machine model's, and so does to_local()."""
+    ratings = explicit_ratings(40, 25, seed=9)
+    model = ALS(**params, implicitPrefs=False, random_state=6, numUserBlocks=3).fit(
+        frame(spark, ratings))
+    local = fastals.ExplicitALS(**params, random_state=6).fit(ratings, show_progress=False)
+    assert model.summary.nnz == ratings.nnz  # the zero ratings are kept
+    for name in ("user_factors", "item_factors", "user_bias", "item_bias"):
+        np.testing.assert_allclose(getattr(model, name), getattr(local, name), rtol=0,
+                                   atol=TOL, err_msg=name)
+    copy = model.to_local().model
+    assert copy.global_mean == pytest.approx(local.global_mean, rel=1e-12)
+    assert copy.rating_range == local.rating_range
+    np.testing.assert_array_equal(copy.user_counts, local.user_counts)
+    users, items = np.array([0, 3, 7]), np.array([1, 2, 20])
+    np.testing.assert_allclose(copy.predict(users, items),
+                               local.predict(users, items), rtol=1e-5)
+    # transform predicts the rating (mu + biases + dot product, unclipped)
+    pairs = spark.createDataFrame([(int(u), int(i)) for u, i in zip(users, items)],
+                                  "user int, item int")
+    got = {(r["user"], r["item"]): r["prediction"] for r in model.transform(pairs).collect()}
+    expected = local.predict(users, items, clip=False)
+    for u, i, e in zip(users, items, expected):
+        assert got[(u, i)] == pytest.approx(e, rel=1e-5, abs=1e-5)
+    recs = model.recommendForUserSubset(pairs.select("user"), 3).collect()
+    for row in recs:
+        ids, _ = local.recommend(row["user"], N=3, filter_already_liked_items=False)
+        assert [r["item"] for r in row["recommendations"]] == list(ids)
+
+
+def test_explicit_repeated_pairs_are_an_error(spark):
+    df = spark.createDataFrame([("a", "x", 4.0), ("a", "x", 5.0), ("b", "y", 1.0)],
+                               "user string, item string, rating double")
+    with pytest.raises(ValueError, match=r"user='a', item='x' has 2 ratings"):
+        ALS(implicitPrefs=False).fit(df)
+    with pytest.raises(ValueError, match="ratingCol=None"):
+        ALS(implicitPrefs=False, ratingCol=None).fit(df)
 
 
 def test_movielens_factors_equal_single_machine(spark, ml100k_path):

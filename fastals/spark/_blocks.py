@@ -43,6 +43,9 @@ class Block(NamedTuple):
     indices: np.ndarray
     data: np.ndarray
     error: str | None = None
+    total: float = 0.0  # sum, min and max of the values (explicit ALS needs the mean, range)
+    low: float = np.inf
+    high: float = -np.inf
 
     def csr(self) -> CSR:
         return CSR(self.indptr, self.indices, self.data, (self.hi - self.lo, self.n_cols))
@@ -128,12 +131,13 @@ def _groups(keys):
     return [(int(keys[s]), order[s:e]) for s, e in zip(starts, ends)]
 
 
-def build_block(index, payloads, bounds, n_cols, dtype):
+def build_block(index, payloads, bounds, n_cols, dtype, canonical=None):
     """The :class:`Block` of rows [bounds[index], bounds[index + 1]) from its pieces.
 
-    Duplicate (row, column) pairs are summed and zeros dropped, exactly as the
-    single-machine model treats its input (:func:`fastals._validation.as_csr`). Invalid
-    values give a Block whose `error` says why (the driver raises it).
+    `canonical(coo, dtype)` is the model's own input check (implicit ALS by default:
+    :func:`fastals._validation.as_csr`, which sums duplicate (row, column) pairs and drops
+    zeros), so a block holds exactly what the single-machine model would. Invalid values
+    give a Block whose `error` says why (the driver raises it).
     """
     lo, hi = int(bounds[index]), int(bounds[index + 1])
     parts = [pickle.loads(payload) for payload in payloads]
@@ -144,14 +148,22 @@ def build_block(index, payloads, bounds, n_cols, dtype):
     coo = sp.coo_matrix((values, ((rows - lo).astype(idx, copy=False), cols)),
                         shape=(hi - lo, n_cols))
     try:
-        csr = as_csr(coo, "ratings", dtype)
+        csr = (canonical or _implicit_csr)(coo, dtype)
     except (ValueError, TypeError) as exc:
         empty = np.zeros(1, dtype=idx)
         return Block(index, lo, hi, n_cols, empty, empty[:0], np.zeros(0, dtype), str(exc))
-    return Block(index, lo, hi, n_cols, csr.indptr, csr.indices, csr.data)
+    data = csr.data
+    return Block(index, lo, hi, n_cols, csr.indptr, csr.indices, data, None,
+                 float(np.sum(data, dtype=np.float64)),
+                 float(data.min()) if len(data) else np.inf,
+                 float(data.max()) if len(data) else -np.inf)
 
 
-def build_partition(index, records, bounds, n_cols, dtype):
+def _implicit_csr(coo, dtype):
+    return as_csr(coo, "ratings", dtype)
+
+
+def build_partition(index, records, bounds, n_cols, dtype, canonical=None):
     """``mapPartitionsWithIndex`` body after ``partitionBy(block)``: exactly one Block per
     partition (an empty one when no interaction fell in it)."""
     payloads = []
@@ -159,7 +171,7 @@ def build_partition(index, records, bounds, n_cols, dtype):
         if block != index:  # the partitioner is the identity; anything else is a bug
             raise RuntimeError(f"block {block} arrived in partition {index}")
         payloads.append(payload)
-    yield build_block(index, payloads, bounds, n_cols, dtype)
+    yield build_block(index, payloads, bounds, n_cols, dtype, canonical)
 
 
 # --- one half-iteration -----------------------------------------------------------------------
@@ -204,17 +216,27 @@ class ImplicitSolver:
     A row's state is its factor; the fixed side is broadcast as (factors, Gram matrix).
     With `weighted`, row u is regularized by lambda n_u, n_u its number of positive
     interactions (ALS-WR, what Spark MLlib's regParam means) instead of by lambda.
-    This is the plug-in point of fastals.spark: another model (explicit ALS with biases)
-    provides the same methods around its own per-row kernel.
+
+    The distributed loop only talks to a solver through these members, which is how
+    :class:`ExplicitSolver` plugs the explicit model's kernel in: ``kind``, ``dtype``,
+    ``row_cost()``, ``canonical(coo, dtype)`` (the model's input check, per block),
+    ``prepare(statistics)`` (driver, once the data is known), ``initial_state``,
+    ``fixed(state)`` (driver: the broadcast), ``solve(block, state, fixed, side,
+    threads)`` (executor), ``factors(state)``, ``scoring(state, side)`` and
+    ``local_model``.
     """
 
     kind = "implicit"
+    canonical = None  # as_csr: duplicates summed, zeros dropped
 
     def __init__(self, factors, regularization, alpha, cg_steps, solver, dtype, weighted=False):
         self.params = dict(factors=factors, regularization=regularization, alpha=alpha,
                            cg_steps=cg_steps, solver=solver, dtype=dtype)
         self.model().get_params()  # validates every value, raising like ImplicitALS does
         self.weighted = bool(weighted)
+
+    def prepare(self, mean, value_range):
+        """Driver, before the first iteration: implicit ALS needs nothing from the data."""
 
     def model(self, **extra) -> ImplicitALS:
         return ImplicitALS(**self.params, **extra)
@@ -229,7 +251,7 @@ class ImplicitSolver:
         K = self.params["factors"]
         return K / 2 if self.params["solver"] == "cg" else K / 3 + 4
 
-    def initial_state(self, n_users, n_items, random_state):
+    def initial_state(self, n_users, n_items, random_state, counts=None):
         """Driver: the same initial factors as ImplicitALS.fit draws for this shape."""
         rng = check_random_state(random_state)
         K, dtype = self.params["factors"], self.dtype
@@ -261,9 +283,110 @@ class ImplicitSolver:
     def factors(state):
         return state[0]
 
-    def local_model(self, user_state, item_state, **extra) -> ImplicitALS:
+    @staticmethod
+    def scoring(state, side):
+        """Vectors whose dot products are the model's scores."""
+        return state[0]
+
+    def local_model(self, user_state, item_state, counts=None, **extra) -> ImplicitALS:
         model = self.model(**extra)
         model.user_factors, model.item_factors = user_state[0], item_state[0]
+        return model
+
+
+class ExplicitSolver:
+    """Explicit ALS per block: :meth:`ExplicitALS._solve` (the ``_explicit.solve_rows``
+    kernel), rows holding (factor, bias), the fixed side broadcast as (factors, biases)."""
+
+    kind = "explicit"
+
+    def __init__(self, factors, regularization, bias_regularization, weighted, biases,
+                 nonnegative, dtype):
+        self.params = dict(factors=factors, regularization=regularization,
+                           bias_regularization=bias_regularization,
+                           weighted_regularization=weighted, biases=biases,
+                           nonnegative=nonnegative, dtype=dtype)
+        self.mean, self.value_range = 0.0, (0.0, 0.0)
+        self.model()  # validates every value, raising like ExplicitALS does
+
+    def model(self, **extra):
+        from fastals.models.explicit_als import ExplicitALS
+
+        model = ExplicitALS(**self.params, **extra)
+        model.global_mean = self.mean  # the mu of its solves
+        return model
+
+    @property
+    def dtype(self):
+        return np.dtype(self.params["dtype"]).type
+
+    def row_cost(self):
+        """A row's exact (K+1) x (K+1) solve against K^2 per rating."""
+        return self.params["factors"] / 3 + 4
+
+    @staticmethod
+    def canonical(coo, dtype):
+        """as_ratings: stored zeros are ratings, a repeated (row, column) pair an error."""
+        from fastals._validation import as_ratings
+
+        return as_ratings(coo, "ratings", dtype, allow_empty=True)
+
+    def prepare(self, mean, value_range):
+        """Driver: the mean rating (mu) and the (min, max) rating of the training data."""
+        self.mean, self.value_range = float(mean), tuple(value_range)
+
+    def initial_state(self, n_users, n_items, random_state, counts):
+        """Driver: the initial state ExplicitALS.fit starts from (same draws, same order)."""
+        from fastals.models.explicit_als import initial_item_factors
+
+        rng = check_random_state(random_state)
+        K, dtype = self.params["factors"], self.dtype
+        Y = initial_item_factors(rng, counts[1], K, self.params["nonnegative"], dtype)
+        X = np.zeros((n_users, K), dtype=dtype)
+        if self.params["nonnegative"]:
+            X[:] = np.abs(rng.standard_normal((n_users, K)) / np.sqrt(K))
+        return (X, np.zeros(n_users, dtype)), (Y, np.zeros(n_items, dtype))
+
+    @staticmethod
+    def fixed(state):
+        return state
+
+    def solve(self, block, state, fixed, side, threads):
+        X = np.array(state[0], dtype=self.dtype, order="C", copy=True)
+        x_bias = np.array(state[1], dtype=self.dtype, copy=True)
+        Y, y_bias = fixed
+        csr = block.csr()
+        try:
+            self.model()._solve(csr, _blocks(csr), X, x_bias, Y, y_bias, SIDES[side], threads)
+        except ModelFitError as exc:
+            row = getattr(exc, "row", None)
+            if row is None:
+                raise
+            error = ModelFitError(str(exc).replace(f"{SIDES[side]} {row})",
+                                                   f"{SIDES[side]} {row + block.lo})"))
+            error.row = row + block.lo
+            raise error from None
+        return X, x_bias
+
+    @staticmethod
+    def factors(state):
+        return state[0]
+
+    def scoring(self, state, side):
+        """[x_u, 1, mu + b_u] and [y_i, c_i, 1]: their dot product is the predicted rating."""
+        X, bias = state
+        if not self.params["biases"]:
+            return X
+        ones = np.ones((len(X), 1), dtype=X.dtype)
+        if side == USER:
+            shifted = (self.mean + bias.astype(np.float64)).astype(X.dtype)
+            return np.hstack([X, ones, shifted[:, None]])
+        return np.hstack([X, bias[:, None], ones])
+
+    def local_model(self, user_state, item_state, counts, **extra):
+        model = self.model(**extra)
+        model._statistics = (counts[0], counts[1], self.mean, self.value_range)
+        model._publish(user_state[0], item_state[0], user_state[1], item_state[1], copy=False)
         return model
 
 

@@ -13,14 +13,18 @@ from fastals._validation import (
     check_random_state,
 )
 from fastals.spark import _frames
-from fastals.spark._blocks import ITEM, USER, ImplicitSolver, balanced_bounds
+from fastals.spark._blocks import ITEM, USER, ExplicitSolver, ImplicitSolver, balanced_bounds
 from fastals.spark._model import ALSModel, FitSummary
 from fastals.spark._train import Alternation, build_blocks
 
 #: MLlib's parameter names and the fastals names they stand for
 ALIASES = {"rank": "factors", "maxIter": "iterations", "regParam": "regularization",
            "seed": "random_state"}
-_DEFAULTS = {"factors": 100, "regularization": 0.01, "iterations": 15, "random_state": None}
+# (implicit feedback, explicit ratings): the defaults of ImplicitALS and of ExplicitALS
+_DEFAULTS = {True: {"factors": 100, "regularization": 0.01, "iterations": 15,
+                    "random_state": None},
+             False: {"factors": 64, "regularization": 0.12, "iterations": 15,
+                     "random_state": None}}
 _STORAGE_LEVELS = ("MEMORY_AND_DISK", "MEMORY_ONLY", "DISK_ONLY", "MEMORY_AND_DISK_2",
                    "MEMORY_ONLY_2", "DISK_ONLY_2", "DISK_ONLY_3", "MEMORY_AND_DISK_DESER",
                    "OFF_HEAP")
@@ -39,13 +43,19 @@ class ALS:
     ----------
     factors, regularization, alpha, iterations, cg_steps, solver, dtype, random_state
         As in :class:`fastals.ImplicitALS` (defaults 100, 0.01, 1.0, 15, 3, "cg", float32,
-        None).
+        None). With ``implicitPrefs=False``, as in :class:`fastals.ExplicitALS` (defaults
+        64 factors, regularization 0.12; alpha, cg_steps and solver do not apply).
     weighted_regularization : bool or None
         False: every row is regularized by lambda, as in fastals (the distributed factors
         then equal :class:`fastals.ImplicitALS`'s). True: row u by lambda n_u, n_u its
         number of positive interactions (ALS-WR), which is what MLlib's ``regParam``
-        means. None (default): True when lambda was given as ``regParam``, else False, so
-        MLlib code keeps its meaning and fastals code keeps fastals'.
+        means. None (default): for implicit feedback True when lambda was given as
+        ``regParam``, else False, so MLlib code keeps its meaning and fastals code keeps
+        fastals'; for explicit ratings True (ExplicitALS' and MLlib's default).
+    biases, bias_regularization
+        Explicit ratings only, as in :class:`fastals.ExplicitALS`: fit a user and an item
+        bias around the mean rating (default True) and their penalty (default: as
+        ``regularization``).
     num_threads : int
         OpenMP threads per Spark task; 0 uses the task's cores (``spark.task.cpus``).
     userCol, itemCol : str
@@ -57,10 +67,11 @@ class ALS:
     predictionCol : str
         Column added by :meth:`ALSModel.transform`.
     implicitPrefs : bool
-        True (the default, unlike MLlib) for implicit feedback. False asks for explicit
-        ALS, which needs the explicit per-row kernel (not in this build).
+        True (the default, unlike MLlib) for implicit feedback (:class:`fastals.ImplicitALS`
+        per block); False for explicit ratings (:class:`fastals.ExplicitALS` per block:
+        stored zeros are ratings, a repeated (user, item) pair is an error).
     nonnegative : bool
-        Only False is supported with implicit feedback.
+        Non-negative factors; explicit ratings only (ExplicitALS' NNLS solve).
     numUserBlocks, numItemBlocks : int or None
         Row blocks (one Spark task each) per side; None uses ``defaultParallelism``.
         Blocks are contiguous id ranges of about equal work.
@@ -88,7 +99,8 @@ class ALS:
 
     def __init__(self, factors=None, regularization=None, alpha=1.0, iterations=None,
                  cg_steps=3, solver="cg", dtype=np.float32, random_state=None, num_threads=0,
-                 weighted_regularization=None, *, userCol="user", itemCol="item", ratingCol="rating",
+                 weighted_regularization=None, biases=True, bias_regularization=None, *,
+                 userCol="user", itemCol="item", ratingCol="rating",
                  predictionCol="prediction", implicitPrefs=True, nonnegative=False,
                  numUserBlocks=None, numItemBlocks=None, checkpointInterval=10,
                  coldStartStrategy="nan", intermediateStorageLevel="MEMORY_AND_DISK",
@@ -103,6 +115,8 @@ class ALS:
         self.random_state = random_state
         self.num_threads = num_threads
         self.weighted_regularization = weighted_regularization
+        self.biases = biases
+        self.bias_regularization = bias_regularization
         self.userCol = userCol
         self.itemCol = itemCol
         self.ratingCol = ratingCol
@@ -163,38 +177,42 @@ class ALS:
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()
-                         if v is not None or k in _DEFAULTS)
+                         if v is not None or k in _DEFAULTS[True])
         return f"ALS({args})"
 
     def _resolve(self) -> dict:
         """Every parameter checked, MLlib names folded into fastals names."""
-        p = {}
+        p = {"implicit": check_bool("implicitPrefs", self.implicitPrefs)}
         for alias, name in ALIASES.items():
             ours, theirs = getattr(self, name), getattr(self, alias)
             if ours is not None and theirs is not None and ours != theirs:
                 raise ValueError(f"{name}={ours!r} and {alias}={theirs!r} disagree; give one "
                                  f"of them ({alias} is MLlib's name for {name})")
             p[name] = ours if ours is not None else theirs if theirs is not None \
-                else _DEFAULTS[name]
+                else _DEFAULTS[p["implicit"]][name]
         p["iterations"] = check_int("iterations", p["iterations"], minimum=0)
         check_random_state(p["random_state"])
         p["num_threads"] = check_num_threads(self.num_threads)
-        p["implicit"] = check_bool("implicitPrefs", self.implicitPrefs)
         p["nonnegative"] = check_bool("nonnegative", self.nonnegative)
-        if not p["implicit"]:
-            raise NotImplementedError(
-                "implicitPrefs=False (explicit ALS) needs fastals' explicit per-row kernel, "
-                "which this build does not have; fastals.spark runs implicit ALS")
-        if p["nonnegative"]:
-            raise ValueError("nonnegative=True is not supported with implicitPrefs=True "
-                             "(fastals' implicit ALS has no non-negative solve)")
         weighted = self.weighted_regularization
         if weighted is None:
-            weighted = self.regParam is not None and self.regularization is None
+            weighted = not p["implicit"] or (self.regParam is not None
+                                             and self.regularization is None)
         p["weighted_regularization"] = check_bool("weighted_regularization", weighted)
-        p["engine"] = ImplicitSolver(p["factors"], p["regularization"], self.alpha,
-                                     self.cg_steps, self.solver, self.dtype,
-                                     weighted=p["weighted_regularization"])
+        if p["implicit"]:
+            if p["nonnegative"]:
+                raise ValueError("nonnegative=True is not supported with implicitPrefs=True "
+                                 "(fastals' implicit ALS has no non-negative solve); it is "
+                                 "with implicitPrefs=False")
+            p["engine"] = ImplicitSolver(p["factors"], p["regularization"], self.alpha,
+                                         self.cg_steps, self.solver, self.dtype,
+                                         weighted=p["weighted_regularization"])
+        else:
+            p["engine"] = ExplicitSolver(p["factors"], p["regularization"],
+                                         self.bias_regularization,
+                                         p["weighted_regularization"],
+                                         check_bool("biases", self.biases), p["nonnegative"],
+                                         self.dtype)
         for name in ("userCol", "itemCol", "predictionCol"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
@@ -236,8 +254,13 @@ class ALS:
         item_field = _frames.check_column(df, "itemCol", self.itemCol, "id")
         if self.ratingCol is not None:
             _frames.check_column(df, "ratingCol", self.ratingCol, "rating")
+        elif not p["implicit"]:
+            raise ValueError("ratingCol=None counts every row as 1, which explicit ALS "
+                             "(implicitPrefs=False) cannot learn from; name the rating column")
         storage = self._storage_level()
         start = time.perf_counter()
+        if not p["implicit"]:
+            self._check_single_ratings(df)
         rating, invalid = self._rating(df)
         user_ids, user_counts, bad = _frames.sorted_ids(df, self.userCol, "userCol", invalid)
         if not len(user_ids):
@@ -274,12 +297,14 @@ class ALS:
                                        (user_field, item_field)[side], sc.defaultParallelism)
                       for side in (USER, ITEM)]
             mapped = self._dense(df, rating, frames[USER], frames[ITEM])
-            blocks, nnz = build_blocks(mapped, bounds, shape, solver.dtype, storage,
-                                       self.ratingCol)
+            blocks, (nnz, mean, value_range) = build_blocks(mapped, bounds, shape, solver,
+                                                            storage, self.ratingCol)
+            solver.prepare(mean, value_range)
             alternation = Alternation(sc, solver, blocks, p["num_threads"],
                                       p["checkpointInterval"], storage, describe_row)
             setup = time.perf_counter() - start
-            initial = solver.initial_state(shape[0], shape[1], p["random_state"])
+            initial = solver.initial_state(shape[0], shape[1], p["random_state"],
+                                           (user_counts, item_counts))
             state = alternation.run(initial, p["iterations"], on_iteration)
         finally:
             if alternation is not None:
@@ -287,18 +312,33 @@ class ALS:
             for broadcast in id_broadcasts:
                 broadcast.destroy()
         summary = FitSummary(setup_seconds=setup, iteration_seconds=seconds,
-                             n_users=shape[0], n_items=shape[1], nnz=nnz[USER],
+                             n_users=shape[0], n_items=shape[1], nnz=nnz,
                              user_blocks=len(bounds[USER]) - 1, item_blocks=len(bounds[ITEM]) - 1,
                              lineage=list(alternation.lineage))
         return ALSModel(df.sparkSession, solver, dict(p, alpha=self.alpha), self.userCol,
                         self.itemCol, self.predictionCol, self.coldStartStrategy, user_field,
-                        item_field, user_ids, item_ids, state[USER], state[ITEM], summary)
+                        item_field, user_ids, item_ids, state[USER], state[ITEM],
+                        (user_counts, item_counts), summary)
 
     def _storage_level(self):
         from pyspark import StorageLevel
 
         level = self.intermediateStorageLevel
         return level if hasattr(level, "useDisk") else getattr(StorageLevel, level)
+
+    def _check_single_ratings(self, df):
+        """Explicit ratings: one per (user, item) pair, as ExplicitALS requires."""
+        from pyspark.sql import functions as F
+
+        repeated = df.groupBy(_frames.col(self.userCol), _frames.col(self.itemCol)) \
+            .agg(F.count(F.lit(1)).alias("n")).filter(F.col("n") > 1)
+        first = repeated.limit(1).collect()
+        if first:
+            user, item, n = first[0]
+            raise ValueError(
+                f"the pair {self.userCol}={user!r}, {self.itemCol}={item!r} has {n} ratings; "
+                "explicit ALS (implicitPrefs=False) takes one rating per (user, item) pair: "
+                "aggregate them first (e.g. keep the latest or the mean)")
 
     def _rating(self, df):
         """The rating as a double expression, and an expression flagging unusable values."""

@@ -55,7 +55,7 @@ class ALSModel:
 
     def __init__(self, spark, solver, params, userCol, itemCol, predictionCol,
                  coldStartStrategy, user_field, item_field, user_ids, item_ids, user_state,
-                 item_state, summary):
+                 item_state, counts, summary):
         self._spark = spark
         self._solver = solver
         self._params = params
@@ -64,8 +64,9 @@ class ALSModel:
         self._fields = (user_field, item_field)
         self.user_ids, self.item_ids = user_ids, item_ids
         self._state = (user_state, item_state)
+        self._counts = counts
         self.summary = summary
-        self._broadcasts = [None, None]
+        self._broadcasts = {}
 
     # --- attributes --------------------------------------------------------------------------
     @property
@@ -84,19 +85,33 @@ class ALSModel:
     def item_factors(self) -> np.ndarray:
         return self._solver.factors(self._state[ITEM])
 
+    @property
+    def user_bias(self):
+        """Explicit ratings: the user biases (None for implicit feedback)."""
+        return self._state[USER][1] if len(self._state[USER]) > 1 else None
+
+    @property
+    def item_bias(self):
+        """Explicit ratings: the item biases (None for implicit feedback)."""
+        return self._state[ITEM][1] if len(self._state[ITEM]) > 1 else None
+
     def __repr__(self):
         return (f"ALSModel(rank={self.rank}, users={len(self.user_ids)}, "
                 f"items={len(self.item_ids)}, userCol={self.userCol!r}, "
                 f"itemCol={self.itemCol!r})")
 
     def to_local(self) -> LocalModel:
-        """The model on the driver as a :class:`fastals.ImplicitALS` plus the id arrays.
+        """The model on the driver as a fastals model plus the id arrays.
 
-        ``local.model.recommend(k, ...)`` works on dense index k = the position of the user
-        in ``local.user_ids``; map results back with ``local.item_ids[ids]``.
+        :class:`fastals.ImplicitALS` (or :class:`fastals.ExplicitALS` for explicit ratings,
+        with its biases, counts and mean). ``local.model.recommend(k, ...)`` works on dense
+        index k = the position of the user in ``local.user_ids``; map results back with
+        ``local.item_ids[ids]``. A model fitted with weighted regularization keeps its
+        factors, but an ImplicitALS fold-in (``recalculate_user``) uses the plain lambda.
         """
         model = self._solver.local_model(
-            self._state[USER], self._state[ITEM], iterations=self._params["iterations"],
+            self._state[USER], self._state[ITEM], self._counts,
+            iterations=self._params["iterations"],
             num_threads=self._params["num_threads"],
             random_state=self._params["random_state"]
             if isinstance(self._params["random_state"], (int, type(None))) else None)
@@ -113,7 +128,9 @@ class ALSModel:
         """DataFrame (id, features): one row per item."""
         return self._factor_frame(ITEM)
 
-    def _factor_frame(self, side):
+    def _factor_frame(self, side, scoring=False):
+        """(id, features) of one side: the factors, or with `scoring` the vectors whose dot
+        products are the model's predictions (explicit ratings: biases appended)."""
         from pyspark.sql.types import ArrayType, StructField, StructType
 
         schema = StructType([StructField("id", self._fields[side].dataType, False),
@@ -121,7 +138,7 @@ class ALSModel:
                                          False)])
         bounds = self._output_bounds(side)
         return _frames.block_seed(self._spark, len(bounds) - 1).mapInArrow(
-            partial(factor_batches, broadcast=self._broadcast(side), bounds=bounds,
+            partial(factor_batches, broadcast=self._broadcast(side, scoring), bounds=bounds,
                     schema=_frames.arrow_schema(schema)), schema)
 
     def _value_type(self):
@@ -131,7 +148,8 @@ class ALSModel:
 
     # --- predictions -------------------------------------------------------------------------
     def transform(self, dataset):
-        """`dataset` with `predictionCol` added: the score x_u . y_i of each row's pair.
+        """`dataset` with `predictionCol` added: the score x_u . y_i of each row's pair
+        (explicit ratings: the predicted rating mu + b_u + c_i + x_u . y_i, not clipped).
 
         Unknown users or items get NaN (coldStartStrategy="nan") or are dropped ("drop").
         """
@@ -140,10 +158,10 @@ class ALSModel:
         _frames.spark_context(dataset, "dataset")
         for param, name in (("userCol", self.userCol), ("itemCol", self.itemCol)):
             _frames.check_column(dataset, param, name, "id")
-        users = self.userFactors.select(F.col("id").alias("__fastals_uid"),
-                                        F.col("features").alias("__fastals_uf"))
-        items = self.itemFactors.select(F.col("id").alias("__fastals_iid"),
-                                        F.col("features").alias("__fastals_if"))
+        users = self._factor_frame(USER, scoring=True).select(
+            F.col("id").alias("__fastals_uid"), F.col("features").alias("__fastals_uf"))
+        items = self._factor_frame(ITEM, scoring=True).select(
+            F.col("id").alias("__fastals_iid"), F.col("features").alias("__fastals_if"))
         joined = dataset.join(users, dataset[self.userCol] == users["__fastals_uid"], "left") \
             .join(items, dataset[self.itemCol] == items["__fastals_iid"], "left")
         dot = F.aggregate(F.zip_with("__fastals_uf", "__fastals_if", lambda x, y: x * y),
@@ -179,8 +197,8 @@ class ALSModel:
         bounds = self._output_bounds(side)
         schema = self._recommendation_schema(side)
         return _frames.block_seed(self._spark, len(bounds) - 1).mapInArrow(
-            partial(recommendation_batches, queries_bc=self._broadcast(side),
-                    targets_bc=self._broadcast(1 - side), bounds=bounds, n=n,
+            partial(recommendation_batches, queries_bc=self._broadcast(side, True),
+                    targets_bc=self._broadcast(1 - side, True), bounds=bounds, n=n,
                     num_threads=self._params["num_threads"],
                     schema=_frames.arrow_schema(schema)), schema)
 
@@ -192,8 +210,8 @@ class ALSModel:
         schema = self._recommendation_schema(side)
         queries = dataset.select(_frames.col(column)).distinct()
         return queries.mapInArrow(
-            partial(subset_recommendation_batches, queries_bc=self._broadcast(side),
-                    targets_bc=self._broadcast(1 - side), n=n,
+            partial(subset_recommendation_batches, queries_bc=self._broadcast(side, True),
+                    targets_bc=self._broadcast(1 - side, True), n=n,
                     num_threads=self._params["num_threads"],
                     schema=_frames.arrow_schema(schema)), schema)
 
@@ -212,17 +230,20 @@ class ALSModel:
         blocks = 2 * self._spark.sparkContext.defaultParallelism
         return balanced_bounds(np.ones(n), blocks) if n else np.zeros(1, dtype=np.int64)
 
-    def _broadcast(self, side):
-        """(ids, factors) of one side on every executor, made once per model."""
-        if self._broadcasts[side] is None:
+    def _broadcast(self, side, scoring=False):
+        """(ids, factors) -- or (ids, scoring vectors) -- of one side on every executor,
+        made once per model."""
+        vectors = self._solver.scoring(self._state[side], side) if scoring \
+            else self._solver.factors(self._state[side])
+        key = (side, scoring and vectors is not self._solver.factors(self._state[side]))
+        if key not in self._broadcasts:
             ids = (self.user_ids, self.item_ids)[side]
-            factors = (self.user_factors, self.item_factors)[side]
-            self._broadcasts[side] = self._spark.sparkContext.broadcast((ids, factors))
-        return self._broadcasts[side]
+            self._broadcasts[key] = self._spark.sparkContext.broadcast((ids, vectors))
+        return self._broadcasts[key]
 
     def unpersist(self):
-        """Free the broadcast copies of the factors (made again if the model is used)."""
-        for side in (USER, ITEM):
-            if self._broadcasts[side] is not None:
-                self._broadcasts[side].destroy()
-                self._broadcasts[side] = None
+        """Free the broadcast copies of the factors (made again if the model is used;
+        DataFrames obtained before then can no longer be evaluated)."""
+        for broadcast in self._broadcasts.values():
+            broadcast.destroy()
+        self._broadcasts.clear()

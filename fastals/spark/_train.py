@@ -58,7 +58,8 @@ def _block_and_payload(record):
 
 
 def _summary(block):
-    return block.index, block.lo, block.hi, block.nnz, block.error
+    return block.index, block.lo, block.hi, block.nnz, block.error, block.total, block.low, \
+        block.high
 
 
 def _one_per_batch(rdd):
@@ -68,21 +69,23 @@ def _one_per_batch(rdd):
     return rdd._reserialize(BatchedSerializer(CPickleSerializer(), 1))
 
 
-def build_blocks(mapped, bounds, shape, dtype, storage_level, rating_col):
+def build_blocks(mapped, bounds, shape, solver, storage_level, rating_col):
     """The persisted Block RDDs of both sides from the (user, item, rating) DataFrame of
-    dense indices. Returns ([user blocks, item blocks], [nnz of each side])."""
+    dense indices. Returns ([user blocks, item blocks], statistics) with statistics the
+    stored values' count, mean and (min, max)."""
     pieces = mapped.mapInArrow(
         partial(split_interactions, user_bounds=bounds[USER], item_bounds=bounds[ITEM],
                 dtype=index_dtype(*shape)),
         "side byte, block int, payload binary").rdd.map(_keyed).persist(storage_level)
-    blocks, nnz = [], []
+    blocks, summaries = [], []
     try:
         for side in (USER, ITEM):
             n_blocks = len(bounds[side]) - 1
             rdd = pieces.filter(partial(_on_side, side=side)).map(_block_and_payload) \
                 .partitionBy(n_blocks, _identity) \
                 .mapPartitionsWithIndex(partial(build_partition, bounds=bounds[side],
-                                                n_cols=shape[1 - side], dtype=dtype),
+                                                n_cols=shape[1 - side], dtype=solver.dtype,
+                                                canonical=solver.canonical),
                                         preservesPartitioning=True)
             rdd = _one_per_batch(rdd).persist(storage_level)
             blocks.append(rdd)
@@ -90,17 +93,22 @@ def build_blocks(mapped, bounds, shape, dtype, storage_level, rating_col):
             if [s[0] for s in summary] != list(range(n_blocks)):
                 raise RuntimeError(f"the {SIDES[side]} blocks are not one per partition "
                                    "(a fastals bug)")
-            nnz.append(sum(s[3] for s in summary))
             errors = [s[4] for s in summary if s[4]]
             if errors:
                 raise ValueError(f"ratingCol={rating_col!r}: {errors[0]}")
+            summaries.append(summary)
     except BaseException:
         for rdd in blocks:
             rdd.unpersist()
         raise
     finally:
         pieces.unpersist()
-    return blocks, nnz
+    summary = summaries[USER]
+    nnz = sum(s[3] for s in summary)
+    mean = sum(s[5] for s in summary) / nnz if nnz else 0.0
+    value_range = (min((s[6] for s in summary), default=0.0),
+                   max((s[7] for s in summary), default=0.0))
+    return blocks, (nnz, mean, value_range)
 
 
 class Alternation:
