@@ -7,7 +7,13 @@ from explicit_contract import ExplicitModelContract, star_ratings
 import fastals
 from fastals._kernels.dispatch import available_isas, kernels
 from fastals.exceptions import ModelFitError, NotFittedError
-from fastals.models.sgd import epoch_seed, initial_factors
+from fastals.models.sgd import (
+    RatingOrder,
+    auto_strata,
+    balanced_groups,
+    initial_factors,
+    random_schedule,
+)
 from fastals.reference import sgd_epoch
 
 
@@ -34,7 +40,7 @@ def coo_triples(ratings):
 
 def shuffled(triples, seed, dtype=np.float64, num_threads=1):
     out = (np.empty_like(triples[0]), np.empty_like(triples[1]), np.empty(len(triples[2]), dtype))
-    kernels("_sgd").shuffle_ratings(triples[0], triples[1], triples[2].astype(dtype), *out, seed,
+    kernels("_sgd").order_ratings(triples[0], triples[1], triples[2].astype(dtype), *out, seed,
                                     num_threads)
     return out
 
@@ -74,26 +80,34 @@ def test_float32_epoch_matches_reference():
     np.testing.assert_allclose(b_item, expected[3], atol=1e-5)
 
 
+@pytest.mark.parametrize("strata", [None, 1, 3])
 @pytest.mark.parametrize("shuffle", [True, False])
 @pytest.mark.parametrize("biases", [True, False])
-def test_model_with_one_thread_matches_the_reference(shuffle, biases):
-    """fit(num_threads=1) = the reference run on the orders the model's seed produces: a new
-    order per epoch (shuffle=True) or one order reused (shuffle=False), with the lr schedule."""
+def test_model_matches_the_reference(strata, shuffle, biases):
+    """fit = the reference run on the orders the model's seed produces: a new order per epoch
+    (shuffle=True) or one order reused (shuffle=False), with the lr schedule. The stratified
+    orders (strata None / 3) give this with 2 threads too; Hogwild (strata=1) with one."""
     ratings = star_ratings(50, 35, 0.25, 3)
     params = dict(factors=5, learning_rate=0.01, regularization=0.05, bias_learning_rate=0.02,
                   bias_regularization=0.01, epochs=3, init_std=0.2, biases=biases, lr_decay=0.5,
-                  shuffle=shuffle)
-    model = fastals.SGDMatrixFactorization(dtype=np.float64, random_state=11, num_threads=1,
-                                           **params).fit(ratings, show_progress=False)
+                  shuffle=shuffle, strata=strata)
+    threads = 1 if strata == 1 else 2
+    model = fastals.SGDMatrixFactorization(dtype=np.float64, random_state=11,
+                                           num_threads=threads, **params)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fastals.models.sgd, "MIN_RATINGS_PER_THREAD", 1)  # 2 threads here
+        model.fit(ratings, show_progress=False)
     rng = np.random.default_rng(11)
     P, Q = initial_factors(rng, 50, 35, 5, 0.2, np.float64)
     b_user, b_item = np.zeros(50), np.zeros(35)
     mu = ratings.data.mean() if biases else 0.0
-    triples = coo_triples(ratings)
+    G = strata or auto_strata(50, 35, 5, np.float64)
+    counts = (np.diff(ratings.indptr), np.bincount(ratings.indices, minlength=35))
+    order = RatingOrder(rng, sp.csr_matrix(ratings), counts, G, 1)
     for epoch in range(3):
         if epoch == 0 or shuffle:
-            triples = shuffled(triples, epoch_seed(rng))
-        P, Q, b_user, b_item, _ = sgd_epoch(*triples, P, Q, b_user, b_item, mu,
+            order.draw()
+        P, Q, b_user, b_item, _ = sgd_epoch(*order.sequential(), P, Q, b_user, b_item, mu,
                                             0.01 * 0.5 ** epoch, 0.05, 0.02 * 0.5 ** epoch, 0.01,
                                             biases)
     np.testing.assert_allclose(model.user_factors, P, rtol=1e-10, atol=1e-12)
@@ -113,15 +127,127 @@ def test_one_thread_fit_is_exactly_reproducible():
     assert a.training_rmse_history == b.training_rmse_history
 
 
-def test_two_threads_learn_as_well_as_one(monkeypatch):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stratified_fit_is_bit_identical_for_any_thread_count(monkeypatch, dtype):
+    """The blocks of a diagonal share no rows, so threads cannot race: 1, 2 and 3 threads give
+    the same bits (training error included: per-block sums added in block order)."""
+    monkeypatch.setattr(fastals.models.sgd, "MIN_RATINGS_PER_THREAD", 1)
+    ratings = star_ratings(300, 200, 0.1, 5)
+    fits = [fastals.FunkSVD(factors=8, epochs=4, random_state=0, num_threads=t, strata=5,
+                            dtype=dtype).fit(ratings, show_progress=False) for t in (1, 2, 3)]
+    for other in fits[1:]:
+        np.testing.assert_array_equal(other.user_factors, fits[0].user_factors)
+        np.testing.assert_array_equal(other.item_factors, fits[0].item_factors)
+        np.testing.assert_array_equal(other.user_bias, fits[0].user_bias)
+        assert other.training_rmse_history == fits[0].training_rmse_history
+
+
+def test_hogwild_threads_learn_as_well_as_one(monkeypatch):
     """Hogwild updates race, so results differ from run to run, but not in quality."""
     monkeypatch.setattr(fastals.models.sgd, "MIN_RATINGS_PER_THREAD", 1)  # 2 threads here
     ratings = star_ratings(300, 200, 0.1, 5)
-    one = fastals.FunkSVD(factors=8, epochs=30, random_state=0, num_threads=1).fit(
+    one = fastals.FunkSVD(factors=8, epochs=30, random_state=0, num_threads=1, strata=1).fit(
         ratings, show_progress=False)
-    two = fastals.FunkSVD(factors=8, epochs=30, random_state=0, num_threads=2).fit(
+    two = fastals.FunkSVD(factors=8, epochs=30, random_state=0, num_threads=2, strata=1).fit(
+        ratings, show_progress=False)
+    stratified = fastals.FunkSVD(factors=8, epochs=30, random_state=0, num_threads=2).fit(
         ratings, show_progress=False)
     assert two.rmse(ratings) == pytest.approx(one.rmse(ratings), abs=0.02)
+    assert stratified.rmse(ratings) == pytest.approx(one.rmse(ratings), abs=0.02)
+
+
+# --- the stratified order --------------------------------------------------------------------------
+def test_balanced_groups_deal_every_row_and_balance_the_counts():
+    rng = np.random.default_rng(0)
+    counts = rng.zipf(1.8, 5000).clip(max=2000)
+    group = balanced_groups(rng, counts, 7)
+    assert group.dtype == np.int32 and group.min() == 0 and group.max() == 6
+    totals = np.bincount(group, weights=counts, minlength=7)
+    # a cut falls inside at most one row: every group is within the largest row of 1/7
+    assert np.abs(totals - counts.sum() / 7).max() <= counts.max()
+    assert balanced_groups(rng, np.zeros(0, np.int64), 3).shape == (0,)
+    np.testing.assert_array_equal(balanced_groups(rng, np.ones(2, np.int64), 4) >= 0, True)
+
+
+@pytest.mark.parametrize("G", [1, 2, 5])
+def test_stratified_order_is_a_permutation_in_blocks(G):
+    ratings = star_ratings(60, 45, 0.3, 7)
+    triples = coo_triples(ratings)
+    rng = np.random.default_rng(3)
+    user_group = rng.integers(0, G, 60).astype(np.int32)
+    item_group = rng.integers(0, G, 45).astype(np.int32)
+    out = tuple(np.empty_like(a) for a in triples)
+    sgd = kernels("_sgd")
+    starts = sgd.order_ratings(*triples, *out, 42, 2, user_group, item_group, G)
+    assert starts.shape == (G * G + 1,) and starts[0] == 0 and starts[-1] == ratings.nnz
+    assert np.all(np.diff(starts) >= 0)
+    key = lambda u, i, r: sorted(zip(u.tolist(), i.tolist(), r.tolist()))  # noqa: E731
+    assert key(*out) == key(*triples)
+    for block in range(G * G):
+        lo, hi = starts[block], starts[block + 1]
+        assert np.all(user_group[out[0][lo:hi]] == block // G)
+        assert np.all(item_group[out[1][lo:hi]] == block % G)
+    again = tuple(np.empty_like(a) for a in triples)
+    sgd.order_ratings(*triples, *again, 42, 1, user_group, item_group, G)
+    for a, b in zip(out, again):
+        np.testing.assert_array_equal(a, b)
+    # reshuffling keeps every rating in its block, the same for any thread count
+    one, two = tuple(a.copy() for a in out), tuple(a.copy() for a in out)
+    sgd.shuffle_blocks(*one, starts, 7, 1)
+    sgd.shuffle_blocks(*two, starts, 7, 2)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+    for block in range(G * G):
+        piece = slice(starts[block], starts[block + 1])
+        assert key(*(a[piece] for a in one)) == key(*(a[piece] for a in out))
+    if ratings.nnz / G ** 2 > 20:
+        assert not np.array_equal(one[0], out[0])
+
+
+@pytest.mark.parametrize("G", [1, 2, 3, 8])
+def test_random_schedule_is_race_free(G):
+    schedule = random_schedule(np.random.default_rng(G), G)
+    assert sorted(schedule.tolist()) == list(range(G * G))
+    for diagonal in schedule.reshape(G, G):
+        assert len(set(diagonal // G)) == G and len(set(diagonal % G)) == G
+
+
+def test_order_and_epoch_reject_inconsistent_blocks():
+    sgd = kernels("_sgd")
+    triples = coo_triples(star_ratings(10, 8, 0.5, 8))
+    n = len(triples[0])
+    out = tuple(np.empty_like(a) for a in triples)
+    with pytest.raises(ValueError, match="no group in"):
+        sgd.order_ratings(*triples, *out, 1, 1, np.zeros(10, np.int32),
+                          np.full(8, 3, np.int32), 3)
+    with pytest.raises(ValueError, match="both user_group and item_group"):
+        sgd.order_ratings(*triples, *out, 1, 1, np.zeros(10, np.int32), None, 3)
+    P, Q = np.zeros((10, 2)), np.zeros((8, 2))
+    args = (*triples, P, Q, np.zeros(10), np.zeros(8), 3.0, 0.1, 0.1, 0.1, 0.1, True, 1)
+    four = np.arange(4, dtype=np.int64)
+    cases = [
+        (np.array([0, 1, n], np.int64), np.arange(2, dtype=np.int64), "G \\* G \\+ 1"),
+        (np.array([0, 1, 2, 3, 4], np.int64), four, "does not cover"),
+        (np.array([0, 3, 1, 2, n], np.int64), four, "non-decreasing"),
+        (np.array([0, 1, 2, 3, n], np.int64), four[:3], "must hold the 4 blocks"),
+        (np.array([0, 1, 2, 3, n], np.int64), np.array([0, 0, 1, 2]), "exactly once"),
+        (np.array([0, 1, 2, 3, n], np.int64), np.array([0, 5, 1, 2]), "exactly once"),
+        (np.array([0, 1, 2, 3, n], np.int64), np.array([0, 1, 2, 3]), "would race"),
+    ]
+    for block_start, schedule, message in cases:
+        with pytest.raises(ValueError, match=message):
+            sgd.sgd_epoch(*args, block_start, schedule)
+    with pytest.raises(ValueError, match="both block_start and schedule"):
+        sgd.sgd_epoch(*args, np.array([0, n], np.int64))
+    with pytest.raises(ValueError, match="non-decreasing"):
+        sgd.shuffle_blocks(*out, np.array([0, 5, 2, n], np.int64), 1, 1)
+
+
+def test_auto_strata_depends_on_the_data_only():
+    assert auto_strata(943, 1682, 100, np.float32) == 4
+    assert auto_strata(3, 1000, 10, np.float32) == 3      # never more groups than rows
+    big = auto_strata(138_493, 26_744, 100, np.float32)   # 66 MB of factors: ~4 MB a group
+    assert 15 <= big <= 17
 
 
 # --- shuffling -------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 # Stochastic gradient descent for explicit ratings (Funk 2006; biased form of Koren 2009),
-# swept lock-free over the ratings by every thread at once (Hogwild, Niu et al. 2011).
+# swept lock-free over the ratings by every thread at once.
 #
 # Included by _sgd_generic.pyx, _sgd_avx2.pyx and _sgd_avx512.pyx (one build per
 # instruction set; fastals._kernels.dispatch picks one).
@@ -12,89 +12,186 @@
 #               p_u  += lr   (2 e_ui q_i - beta p_u)    (with the q_i of before this update)
 #               q_i  += lr   (2 e_ui p_u - beta q_i)    (with the p_u of before this update)
 # i.e. one gradient step on e_ui^2 + beta/2 (|p_u|^2 + |q_i|^2) + beta_b/2 (b_u^2 + b_i^2).
-# With one thread the ratings are visited exactly in array order, so a run is reproducible
-# and matches fastals.reference.explicit.sgd_epoch update for update. With more threads,
-# each takes successive runs of CHUNK ratings of the (shuffled) arrays and updates the shared
-# factors without locks; collisions are rare on sparse data and do not hurt convergence.
-from cython.parallel cimport prange
-from libc.stdint cimport int64_t, uint64_t
+#
+# Two ways to share a sweep between threads:
+# * stratified (Gemulla et al. 2011, "DSGD"; Zhuang et al. 2013, "FPSGD"): users and items are
+#   split into G groups each; the ratings are stored block by block (block b = user group
+#   b // G, item group b % G, each block in shuffled order), and an epoch visits the blocks
+#   in the order of a schedule: G "diagonals" of G blocks that share no user group and no
+#   item group. Threads take whole blocks of one diagonal at a time and never touch the same
+#   factor row, so the result is exactly that of the sequential sweep of the blocks in
+#   schedule order, for any number of threads, and each thread works on 1/G of the users and
+#   items at a time (cache-sized when G is chosen from the factor sizes).
+# * Hogwild (Niu et al. 2011; G = 1): each thread takes successive runs of CHUNK ratings of
+#   the (shuffled) arrays and updates the shared factors without locks; collisions are rare
+#   on sparse data and do not hurt convergence, but the result varies from run to run.
+# With one thread both visit the ratings exactly in array order, matching
+# fastals.reference.explicit.sgd_epoch update for update.
+from cython.parallel cimport parallel, prange
+from libc.stdint cimport int32_t, int64_t, uint64_t
 
 import numpy as np
 
-from fastals._kernels._common cimport dot, floating, index_t, prefetch_row
+from fastals._kernels._common cimport (
+    floating,
+    index_t,
+    prefetch_row,
+    sgd_step_f32,
+    sgd_step_f64,
+)
 
 cdef enum:
     # ratings ahead of the current one whose factor rows are prefetched
     PREFETCH_DISTANCE = 8
+    # factors smaller than this stay in cache: prefetching would only cost instructions
+    PREFETCH_ABOVE_BYTES = 2 << 20
     # ratings a thread takes at a time (dynamic schedule: a thread slowed down by another
     # process on its core does not hold up the others)
     CHUNK = 8192
 
 
-cdef inline void update_factors(floating* p, floating* q, floating two_error, floating lr,
-                                floating beta, int K) noexcept nogil:
-    """p += lr (2 e q - beta p) and q += lr (2 e p - beta q), both from the old p and q."""
-    cdef int f
-    cdef floating p_f, q_f
-    for f in range(K):
-        p_f = p[f]
-        q_f = q[f]
-        p[f] = p_f + lr * (two_error * q_f - beta * p_f)
-        q[f] = q_f + lr * (two_error * p_f - beta * q_f)
+cdef inline floating sgd_step(floating rating, floating* p, floating* q, floating* b_u,
+                              floating* b_i, floating mu, floating lr, floating lr_b,
+                              floating beta, floating beta_b, bint biases,
+                              int K) noexcept nogil:
+    """The updates (module notation) for one rating; returns its error before the step.
+
+    The factor half is microkernels.h's fastals_sgd_step (rows kept in registers).
+    """
+    cdef floating error, two_error, bias_u = 0, bias_i = 0, base = rating
+    if biases:
+        bias_u = b_u[0]
+        bias_i = b_i[0]
+        base = rating - (mu + bias_u + bias_i)
+    if floating is float:
+        error = sgd_step_f32(p, q, base, lr, beta, K, &two_error)
+    else:
+        error = sgd_step_f64(p, q, base, lr, beta, K, &two_error)
+    if biases:
+        b_u[0] = bias_u + lr_b * (two_error - beta_b * bias_u)
+        b_i[0] = bias_i + lr_b * (two_error - beta_b * bias_i)
+    return error
+
+
+cdef inline double sgd_run(const index_t* users, const index_t* items, const floating* ratings,
+                           Py_ssize_t start, Py_ssize_t stop, floating* P, floating* Q,
+                           floating* user_bias, floating* item_bias, floating mu, floating lr,
+                           floating lr_b, floating beta, floating beta_b, bint biases,
+                           int K, bint prefetch) noexcept nogil:
+    """The steps for ratings start .. stop-1 in order; returns the sum of their e^2."""
+    cdef Py_ssize_t t, ahead
+    cdef index_t u, i
+    cdef floating error
+    cdef double total = 0
+    for t in range(start, stop):
+        ahead = t + PREFETCH_DISTANCE
+        if prefetch and ahead < stop:
+            prefetch_row(P + <Py_ssize_t> users[ahead] * K, K)
+            prefetch_row(Q + <Py_ssize_t> items[ahead] * K, K)
+        u = users[t]
+        i = items[t]
+        error = sgd_step(ratings[t], P + <Py_ssize_t> u * K, Q + <Py_ssize_t> i * K,
+                         user_bias + u, item_bias + i, mu, lr, lr_b, beta, beta_b, biases, K)
+        total += <double> error * error
+    return total
 
 
 def sgd_epoch(const index_t[::1] users, const index_t[::1] items, const floating[::1] ratings,
               floating[:, ::1] P, floating[:, ::1] Q, floating[::1] user_bias,
               floating[::1] item_bias, floating mu, floating learning_rate,
               floating bias_learning_rate, floating regularization,
-              floating bias_regularization, bint biases, int num_threads):
-    """One pass of the updates (module notation) over the ratings in array order.
+              floating bias_regularization, bint biases, int num_threads,
+              const int64_t[::1] block_start=None, const int64_t[::1] schedule=None):
+    """One pass of the updates (module notation) over the ratings.
+
+    Without blocks: Hogwild over the ratings in array order. With `block_start` (the G * G + 1
+    offsets of the blocks, see `order_ratings`) and `schedule` (the G * G block numbers in
+    visiting order, G diagonals of G blocks with distinct user groups and distinct item
+    groups): the blocks of each diagonal in parallel, the diagonals in turn; the result
+    equals the sequential sweep of the blocks in schedule order.
 
     Updates P, Q (and the biases if `biases`) in place. Returns the sum over the ratings of
     e_ui^2 measured just before each update (the running training error of the epoch).
     """
-    cdef Py_ssize_t n = users.shape[0], t, ahead
+    cdef Py_ssize_t n = users.shape[0], t, d, g, G = 0, block, k
     cdef int K = P.shape[1]
-    cdef floating* p
-    cdef floating* q
-    cdef floating error, two_error, b_u, b_i
-    cdef index_t u, i
     cdef double total = 0
-    with nogil:
-        for t in prange(n, num_threads=num_threads, schedule="dynamic", chunksize=CHUNK):
-            ahead = t + PREFETCH_DISTANCE
-            if ahead < n:
-                prefetch_row(&P[0, 0] + <Py_ssize_t> users[ahead] * K, K)
-                prefetch_row(&Q[0, 0] + <Py_ssize_t> items[ahead] * K, K)
-            u = users[t]
-            i = items[t]
-            p = &P[0, 0] + <Py_ssize_t> u * K
-            q = &Q[0, 0] + <Py_ssize_t> i * K
-            if biases:
-                b_u = user_bias[u]
-                b_i = item_bias[i]
-                error = ratings[t] - (mu + b_u + b_i + dot(p, q, K))
-            else:
-                error = ratings[t] - dot(p, q, K)
-            # 2 e, exactly, in the kernel's precision (a literal 2.0 would promote to double)
-            two_error = error + error
-            if biases:
-                user_bias[u] = b_u + bias_learning_rate * (two_error - bias_regularization * b_u)
-                item_bias[i] = b_i + bias_learning_rate * (two_error - bias_regularization * b_i)
-            total += <double> error * error
-            update_factors(p, q, two_error, learning_rate, regularization, K)
+    cdef double[::1] block_error
+    cdef bint prefetch = (P.shape[0] + Q.shape[0]) * K * sizeof(floating) > PREFETCH_ABOVE_BYTES
+    if (block_start is None) != (schedule is None):
+        raise ValueError("give both block_start and schedule, or neither")
+    if n == 0:
+        return 0.0
+    if block_start is not None:
+        G = check_schedule(block_start, schedule, n)
+    if G <= 1:
+        with nogil:
+            for t in prange(0, n, CHUNK, num_threads=num_threads, schedule="dynamic"):
+                total += sgd_run(&users[0], &items[0], &ratings[0], t, min(t + CHUNK, n),
+                                 &P[0, 0], &Q[0, 0], &user_bias[0], &item_bias[0], mu,
+                                 learning_rate, bias_learning_rate, regularization,
+                                 bias_regularization, biases, K, prefetch)
+        return total
+    # per-block sums, added up in schedule order: the same total for any number of threads
+    block_error = np.zeros(G * G, dtype=np.float64)
+    with nogil, parallel(num_threads=num_threads):
+        for d in range(G):
+            # one diagonal; the end of the loop is a barrier between diagonals
+            for g in prange(G, schedule="dynamic", chunksize=1):
+                k = d * G + g
+                block = schedule[k]
+                block_error[k] = sgd_run(
+                    &users[0], &items[0], &ratings[0], block_start[block],
+                    block_start[block + 1], &P[0, 0], &Q[0, 0], &user_bias[0], &item_bias[0],
+                    mu, learning_rate, bias_learning_rate, regularization,
+                    bias_regularization, biases, K, prefetch)
+    for k in range(G * G):
+        total += block_error[k]
     return total
 
 
-# --- shuffling --------------------------------------------------------------------------------
-# A uniform random permutation of the ratings, computed in parallel yet identical for any
-# number of threads (Rao-Sandelius / Sanders 1998): every rating draws one of B buckets at
-# random, the ratings are scattered bucket by bucket, then each bucket (small enough to stay
-# in cache) is Fisher-Yates shuffled. The draws come from counter-based splitmix64 streams
-# keyed by (seed, chunk) and (seed, bucket), so the result depends only on seed and length.
+cdef Py_ssize_t check_schedule(const int64_t[::1] block_start, const int64_t[::1] schedule,
+                               Py_ssize_t n) except -1:
+    """G, after checking that the blocks cover the ratings and the schedule is race-free."""
+    cdef Py_ssize_t blocks = block_start.shape[0] - 1
+    cdef Py_ssize_t G = <Py_ssize_t> (max(blocks, 0) ** 0.5 + 0.5), k, d, b
+    if G < 1 or G * G != blocks:
+        raise ValueError(f"block_start must hold G * G + 1 offsets, got {blocks + 1}")
+    if block_start[0] != 0 or block_start[blocks] != n:
+        raise ValueError("block_start does not cover the ratings")
+    for b in range(blocks):
+        if block_start[b] > block_start[b + 1]:
+            raise ValueError("block_start must be non-decreasing")
+    if schedule.shape[0] != blocks:
+        raise ValueError(f"schedule must hold the {blocks} blocks, got {schedule.shape[0]}")
+    seen = np.zeros(blocks, dtype=np.uint8)
+    for d in range(G):
+        user_groups, item_groups = set(), set()
+        for k in range(d * G, (d + 1) * G):
+            b = schedule[k]
+            if b < 0 or b >= blocks or seen[b]:
+                raise ValueError("schedule must hold every block exactly once")
+            seen[b] = 1
+            user_groups.add(b // G)
+            item_groups.add(b % G)
+        if len(user_groups) != G or len(item_groups) != G:
+            raise ValueError(f"diagonal {d} of the schedule repeats a user or item group: "
+                             "its blocks would race")
+    return G
+
+
+# --- orders ---------------------------------------------------------------------------------
+# A random order of the ratings, computed in parallel yet identical for any number of threads
+# (Rao-Sandelius / Sanders 1998): every rating is assigned a bucket, the ratings are scattered
+# bucket by bucket, then each bucket is Fisher-Yates shuffled. For a uniform permutation the
+# buckets are drawn at random (small enough to shuffle in cache); for the stratified order the
+# bucket of a rating is its block (user group * G + item group, module notation), and later
+# epochs reshuffle each block in place (`shuffle_blocks`). The draws come from
+# counter-based splitmix64 streams keyed by (seed, chunk) and (seed, bucket), so the result
+# depends only on the seed, the inputs and the groups.
 
 cdef enum:
-    BUCKET_SIZE = 1 << 16   # ratings per bucket, on average
+    BUCKET_SIZE = 1 << 16   # ratings per bucket of a uniform shuffle, on average
     MAX_CHUNKS = 256        # parallel pieces of the scatter passes
 
 cdef inline uint64_t splitmix64(uint64_t* state) noexcept nogil:
@@ -123,33 +220,65 @@ cdef inline Py_ssize_t chunk_start(Py_ssize_t n, Py_ssize_t chunks, Py_ssize_t c
     return (n // chunks) * c + min(c, n % chunks)
 
 
-def shuffle_ratings(const index_t[::1] users, const index_t[::1] items,
-                    const floating[::1] ratings, index_t[::1] out_users, index_t[::1] out_items,
-                    floating[::1] out_ratings, uint64_t seed, int num_threads):
-    """Write a uniform random permutation of the (user, item, rating) triples into out_*.
+cdef inline Py_ssize_t bucket_of(uint64_t* state, Py_ssize_t n_buckets, index_t user,
+                                 index_t item, const int32_t* user_group,
+                                 const int32_t* item_group, Py_ssize_t G) noexcept nogil:
+    """A random bucket (G == 0), or the block of (user, item)."""
+    if G == 0:
+        return below(state, n_buckets)
+    return <Py_ssize_t> user_group[user] * G + item_group[item]
 
-    The permutation depends only on `seed` and the number of ratings (not on num_threads).
+
+def order_ratings(const index_t[::1] users, const index_t[::1] items,
+                  const floating[::1] ratings, index_t[::1] out_users, index_t[::1] out_items,
+                  floating[::1] out_ratings, uint64_t seed, int num_threads,
+                  const int32_t[::1] user_group=None, const int32_t[::1] item_group=None,
+                  int strata=0):
+    """Write a random order of the (user, item, rating) triples into out_*.
+
+    Without groups: a uniform random permutation. With `user_group` / `item_group` (values in
+    [0, strata)): the ratings block by block (block user group * strata + item group), each
+    block shuffled uniformly. Returns the strata * strata + 1 block offsets (int64), or None without groups.
+    The order depends only on the seed, the triples and the groups (not on num_threads).
     """
-    cdef Py_ssize_t n = users.shape[0]
-    cdef Py_ssize_t n_buckets = max(1, (n + BUCKET_SIZE - 1) // BUCKET_SIZE)
-    cdef Py_ssize_t n_chunks = min(<Py_ssize_t> MAX_CHUNKS, n_buckets)
-    # per-chunk counters; each chunk's row is padded by a cache line so that the threads
-    # never write to the same line (false sharing would serialise the passes)
-    cdef int64_t[:, ::1] position = np.zeros((n_chunks, n_buckets + 8), dtype=np.int64)
-    cdef int64_t[::1] bucket_start = np.zeros(n_buckets + 1, dtype=np.int64)
-    cdef Py_ssize_t c, b, t, k, j, lo, hi
+    cdef Py_ssize_t n = users.shape[0], G = 0
+    cdef Py_ssize_t n_buckets, n_chunks
+    cdef int64_t[:, ::1] position
+    cdef int64_t[::1] bucket_start
+    cdef Py_ssize_t c, b, t, k
     cdef int64_t running
     cdef uint64_t state
-    cdef index_t swap_index
-    cdef floating swap_rating
+    cdef const int32_t* ug = NULL
+    cdef const int32_t* ig = NULL
+    if (user_group is None) != (item_group is None):
+        raise ValueError("give both user_group and item_group, or neither")
+    if user_group is not None:
+        if strata < 1:
+            raise ValueError(f"strata must be >= 1 with groups, got {strata}")
+        G = strata
+        n_buckets = G * G
+        if user_group.shape[0]:
+            ug = &user_group[0]
+        if item_group.shape[0]:
+            ig = &item_group[0]
+        # every id in range, every group in [0, G): the scatter writes where they say
+        check_groups(users, user_group, G, "user")
+        check_groups(items, item_group, G, "item")
+    else:
+        n_buckets = max(1, (n + BUCKET_SIZE - 1) // BUCKET_SIZE)
+    n_chunks = max(1, min(<Py_ssize_t> MAX_CHUNKS, (n + BUCKET_SIZE - 1) // BUCKET_SIZE))
+    # per-chunk counters; each chunk's row is padded by a cache line so that the threads
+    # never write to the same line (false sharing would serialise the passes)
+    position = np.zeros((n_chunks, n_buckets + 8), dtype=np.int64)
+    bucket_start = np.zeros(n_buckets + 1, dtype=np.int64)
     if n == 0:
-        return
+        return np.asarray(bucket_start) if G else None
     with nogil:
         # 1. how many ratings each chunk sends to each bucket
         for c in prange(n_chunks, num_threads=num_threads, schedule="static", chunksize=1):
             state = stream_state(seed, c)
             for t in range(chunk_start(n, n_chunks, c), chunk_start(n, n_chunks, c + 1)):
-                position[c, below(&state, n_buckets)] += 1
+                position[c, bucket_of(&state, n_buckets, users[t], items[t], ug, ig, G)] += 1
         # 2. where each (chunk, bucket) run starts in the output: bucket-major
         running = 0
         for b in range(n_buckets):
@@ -163,25 +292,72 @@ def shuffle_ratings(const index_t[::1] users, const index_t[::1] items,
         for c in prange(n_chunks, num_threads=num_threads, schedule="static", chunksize=1):
             state = stream_state(seed, c)
             for t in range(chunk_start(n, n_chunks, c), chunk_start(n, n_chunks, c + 1)):
-                b = below(&state, n_buckets)
+                b = bucket_of(&state, n_buckets, users[t], items[t], ug, ig, G)
                 k = position[c, b]
                 position[c, b] = k + 1
                 out_users[k] = users[t]
                 out_items[k] = items[t]
                 out_ratings[k] = ratings[t]
-        # 4. Fisher-Yates within each bucket
+    # 4. Fisher-Yates within each bucket
+    shuffle_within(out_users, out_items, out_ratings, bucket_start, seed, n_chunks, num_threads)
+    return np.asarray(bucket_start) if G else None
+
+
+def shuffle_blocks(index_t[::1] users, index_t[::1] items, floating[::1] ratings,
+                   const int64_t[::1] block_start, uint64_t seed, int num_threads):
+    """Shuffle each block users[block_start[b]:block_start[b + 1]] (and items, ratings) in place.
+
+    A new order within the blocks of `order_ratings`, depending only on the seed.
+    """
+    cdef Py_ssize_t b, n = users.shape[0]
+    if items.shape[0] != n or ratings.shape[0] != n:
+        raise ValueError("users, items and ratings differ in length")
+    if block_start.shape[0] < 1 or block_start[0] != 0 or block_start[block_start.shape[0] - 1] != n:
+        raise ValueError("block_start does not cover the ratings")
+    for b in range(block_start.shape[0] - 1):
+        if block_start[b] > block_start[b + 1]:
+            raise ValueError("block_start must be non-decreasing")
+    shuffle_within(users, items, ratings, block_start, seed, 0, num_threads)
+
+
+cdef void shuffle_within(index_t[::1] users, index_t[::1] items, floating[::1] ratings,
+                         const int64_t[::1] bucket_start, uint64_t seed, Py_ssize_t stream,
+                         int num_threads) noexcept:
+    """Fisher-Yates within each bucket, bucket b drawing from stream `stream` + b."""
+    cdef Py_ssize_t b, k, j, lo, hi, n_buckets = bucket_start.shape[0] - 1
+    cdef uint64_t state
+    cdef index_t swap_index
+    cdef floating swap_rating
+    if users.shape[0] == 0:
+        return
+    with nogil:
         for b in prange(n_buckets, num_threads=num_threads, schedule="dynamic", chunksize=1):
-            state = stream_state(seed, n_chunks + b)
+            state = stream_state(seed, stream + b)
             lo = bucket_start[b]
             hi = bucket_start[b + 1]
             for k in range(hi - 1, lo, -1):
                 j = lo + <Py_ssize_t> below(&state, k - lo + 1)
-                swap_index = out_users[k]
-                out_users[k] = out_users[j]
-                out_users[j] = swap_index
-                swap_index = out_items[k]
-                out_items[k] = out_items[j]
-                out_items[j] = swap_index
-                swap_rating = out_ratings[k]
-                out_ratings[k] = out_ratings[j]
-                out_ratings[j] = swap_rating
+                swap_index = users[k]
+                users[k] = users[j]
+                users[j] = swap_index
+                swap_index = items[k]
+                items[k] = items[j]
+                items[j] = swap_index
+                swap_rating = ratings[k]
+                ratings[k] = ratings[j]
+                ratings[j] = swap_rating
+
+
+cdef int check_groups(const index_t[::1] ids, const int32_t[::1] group, Py_ssize_t G,
+                      str side) except -1:
+    cdef Py_ssize_t t, n = ids.shape[0], size = group.shape[0]
+    cdef bint bad = False
+    with nogil:
+        for t in range(n):
+            if ids[t] < 0 or ids[t] >= size or group[ids[t]] < 0 or group[ids[t]] >= G:
+                bad = True
+                break
+    if bad:
+        raise ValueError(f"{side} {ids[t]} has no group in [0, {G}) "
+                         f"({side}_group has {size} entries)")
+    return 0

@@ -11,6 +11,14 @@
  *
  * fastals_row_*(c, a, B, ldb, n): one row of 16, c[v] = sum_{j < n} a[j] * B[j * ldb + v]
  * (a matrix-vector product 16 outputs at a time, without horizontal reductions).
+ *
+ * fastals_sgd_step_*(p, q, base, lr, beta, K, &two_error): one SGD step on a rating whose
+ * prediction is base + p . q (base = rating - mu - b_u - b_i): e = base - p . q, then
+ * p, q = c1 p + c2 q, c1 q + c2 p with c1 = 1 - lr beta, c2 = 2 e lr (both from the old p
+ * and q), i.e. p += lr (2 e q - beta p). Returns e and stores 2 e in *two_error. Rows of up
+ * to SGD_REGISTERS vectors are loaded once and kept in registers between the dot product
+ * and the update (a step is then bound by its stores, not by reloading the rows); longer
+ * rows take two passes.
  */
 #ifndef FASTALS_MICROKERNELS_H
 #define FASTALS_MICROKERNELS_H
@@ -52,7 +60,100 @@
         memcpy(c, &acc, sizeof acc);                                                        \
     }
 
+/* Native vector width of the build: one register. */
+#if defined(__AVX512F__)
+#define FASTALS_VECTOR_BYTES 64
+#define FASTALS_SGD_REGISTERS 8   /* p and q: 16 of the 32 zmm registers */
+#elif defined(__AVX__)
+#define FASTALS_VECTOR_BYTES 32
+#define FASTALS_SGD_REGISTERS 6   /* 12 of 16 ymm */
 #else
+#define FASTALS_VECTOR_BYTES 16
+#define FASTALS_SGD_REGISTERS 6   /* 12 of 16 xmm */
+#endif
+
+#define FASTALS_DEFINE_SGD_STEP(NAME, T)                                                   \
+    typedef T NAME##_vec __attribute__((vector_size(FASTALS_VECTOR_BYTES)));                \
+    enum { NAME##_W = FASTALS_VECTOR_BYTES / sizeof(T) };                                   \
+    static inline T NAME##_sum(NAME##_vec v)                                                \
+    {                                                                                       \
+        T total = 0;                                                                        \
+        for (int k = 0; k < NAME##_W; k++) total += v[k];                                  \
+        return total;                                                                       \
+    }                                                                                       \
+    static inline T NAME(T *restrict p, T *restrict q, T base, T lr, T beta, int K,         \
+                         T *two_error)                                                      \
+    {                                                                                       \
+        const int C = K / NAME##_W, KV = C * NAME##_W;                                     \
+        const T c1 = 1 - lr * beta;                                                         \
+        NAME##_vec x[FASTALS_SGD_REGISTERS], y[FASTALS_SGD_REGISTERS], a0 = {0}, a1 = {0}; \
+        NAME##_vec xv, yv, xn, yn;                                                          \
+        T dot = 0, e, c2;                                                                   \
+        int f;                                                                              \
+        if (C <= FASTALS_SGD_REGISTERS) {                                                   \
+            for (int c = 0; c < FASTALS_SGD_REGISTERS; c++) {                               \
+                if (c < C) {                                                                \
+                    memcpy(&x[c], p + c * NAME##_W, sizeof xv);                             \
+                    memcpy(&y[c], q + c * NAME##_W, sizeof yv);                             \
+                    if (c & 1) a1 += x[c] * y[c]; else a0 += x[c] * y[c];                   \
+                }                                                                           \
+            }                                                                               \
+        } else {                                                                            \
+            for (int c = 0; c < C; c++) {                                                   \
+                memcpy(&xv, p + c * NAME##_W, sizeof xv);                                   \
+                memcpy(&yv, q + c * NAME##_W, sizeof yv);                                   \
+                if (c & 1) a1 += xv * yv; else a0 += xv * yv;                               \
+            }                                                                               \
+        }                                                                                   \
+        for (f = KV; f < K; f++) dot += p[f] * q[f];                                        \
+        dot += NAME##_sum(a0 + a1);                                                         \
+        e = base - dot;                                                                     \
+        *two_error = e + e;                                                                 \
+        c2 = lr * *two_error;                                                               \
+        if (C <= FASTALS_SGD_REGISTERS) {                                                   \
+            for (int c = 0; c < FASTALS_SGD_REGISTERS; c++) {                               \
+                if (c < C) {                                                                \
+                    xn = c1 * x[c] + c2 * y[c];                                             \
+                    yn = c1 * y[c] + c2 * x[c];                                             \
+                    memcpy(p + c * NAME##_W, &xn, sizeof xn);                               \
+                    memcpy(q + c * NAME##_W, &yn, sizeof yn);                               \
+                }                                                                           \
+            }                                                                               \
+        } else {                                                                            \
+            for (int c = 0; c < C; c++) {                                                   \
+                memcpy(&xv, p + c * NAME##_W, sizeof xv);                                   \
+                memcpy(&yv, q + c * NAME##_W, sizeof yv);                                   \
+                xn = c1 * xv + c2 * yv;                                                     \
+                yn = c1 * yv + c2 * xv;                                                     \
+                memcpy(p + c * NAME##_W, &xn, sizeof xn);                                   \
+                memcpy(q + c * NAME##_W, &yn, sizeof yn);                                   \
+            }                                                                               \
+        }                                                                                   \
+        for (f = KV; f < K; f++) {                                                          \
+            T pf = p[f], qf = q[f];                                                         \
+            p[f] = c1 * pf + c2 * qf;                                                       \
+            q[f] = c1 * qf + c2 * pf;                                                       \
+        }                                                                                   \
+        return e;                                                                           \
+    }
+
+#else
+
+#define FASTALS_DEFINE_SGD_STEP(NAME, T)                                                   \
+    static T NAME(T *p, T *q, T base, T lr, T beta, int K, T *two_error)                   \
+    {                                                                                       \
+        T dot = 0, e, c1 = 1 - lr * beta, c2;                                               \
+        for (int f = 0; f < K; f++) dot += p[f] * q[f];                                     \
+        e = base - dot;                                                                     \
+        *two_error = e + e;                                                                 \
+        c2 = lr * *two_error;                                                               \
+        for (int f = 0; f < K; f++) {                                                       \
+            T pf = p[f], qf = q[f];                                                         \
+            p[f] = c1 * pf + c2 * qf;                                                       \
+            q[f] = c1 * qf + c2 * pf;                                                       \
+        }                                                                                   \
+        return e;                                                                           \
+    }
 
 #define FASTALS_DEFINE_ROW(NAME, T)                                                        \
     static void NAME(T *c, const T *a, const T *B, ptrdiff_t ldb, ptrdiff_t n)              \
@@ -81,5 +182,7 @@ FASTALS_DEFINE_TILE(fastals_tile_f32, float)
 FASTALS_DEFINE_TILE(fastals_tile_f64, double)
 FASTALS_DEFINE_ROW(fastals_row_f32, float)
 FASTALS_DEFINE_ROW(fastals_row_f64, double)
+FASTALS_DEFINE_SGD_STEP(fastals_sgd_step_f32, float)
+FASTALS_DEFINE_SGD_STEP(fastals_sgd_step_f64, double)
 
 #endif

@@ -12,9 +12,17 @@ e_ui^2 + beta/2 (|p_u|^2 + |q_i|^2) + beta_b/2 (b_u^2 + c_i^2). This is the note
 scikit-surprise's ``SVD`` takes the step on e^2/2, so its ``lr_all`` and ``reg_all`` are
 ``2 * learning_rate`` and ``regularization / 2`` here.
 
-Every epoch is one lock-free parallel (Hogwild) sweep over the ratings in a freshly
-shuffled order. Kernels: ``fastals/_kernels/_sgd.pxi`` (``sgd_epoch``, ``shuffle_ratings``);
-reference: :func:`fastals.reference.explicit.sgd_epoch`.
+Every epoch is one lock-free parallel sweep over the ratings in a freshly drawn random order.
+By default the order is stratified (DSGD, Gemulla et al. 2011; FPSGD, Zhuang et al. 2013):
+users and items are dealt at random into G groups each (once per fit), and every epoch
+visits the G x G blocks of ratings diagonal by diagonal, in a fresh random schedule, each
+block in a fresh uniformly shuffled order. The blocks of a diagonal share no user or item,
+so threads work on them side by side without ever writing the same factor row: the result
+is exactly the sequential sweep's, for any number of threads, and each thread's rows fit
+in cache.
+``strata=1`` gives a uniformly shuffled order swept Hogwild-style instead (threads race on
+shared rows; approximate with more than one thread). Kernels: ``fastals/_kernels/_sgd.pxi``
+(``sgd_epoch``, ``order_ratings``); reference: :func:`fastals.reference.explicit.sgd_epoch`.
 """
 from __future__ import annotations
 
@@ -40,11 +48,14 @@ from fastals.models.explicit import ExplicitFactorizationBase
 
 kernels("_sgd")  # load the kernel build now, not inside the first fit
 
-# Each thread gets at least this many ratings per sweep (about 10 ms of work): a sweep is one
-# parallel region, and on a busy machine ending a region waits for every thread to be
-# scheduled again, which on smaller sweeps costs more than a second thread gains (measured:
-# MovieLens 100K on 2 threads 1.3x faster on an idle machine, 3-7x slower at load 8).
-MIN_RATINGS_PER_THREAD = 1 << 18
+# Each thread gets at least this many ratings per sweep: below it, waking the threads and the
+# barriers between diagonals cost more than a second thread gains.
+MIN_RATINGS_PER_THREAD = 1 << 14
+# Automatic strata: at least MIN_STRATA groups per side (so that threads can balance the G
+# blocks of a diagonal), and enough that one group of users plus one of items holds about
+# STRATUM_BYTES of factors (a block's rows stay in cache while its ratings stream by).
+MIN_STRATA = 4
+STRATUM_BYTES = 4 << 20
 
 
 class SGDMatrixFactorization(ExplicitFactorizationBase):
@@ -74,16 +85,22 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         Draw a new random order of the ratings every epoch (True) or once per fit (False).
         Ratings are never visited in the input's row order, which would bunch each user's
         ratings together and slow convergence.
+    strata : int or None
+        G, the number of groups users and items are each dealt into for the stratified order
+        (module docstring); None chooses it from the data alone (at least 4, more when the
+        factors outgrow the caches), so results do not depend on the machine or the thread
+        count. 1 gives a uniformly shuffled order swept Hogwild-style.
     dtype : float32 or float64
         Dtype of the factors and of the arithmetic.
     random_state : int, numpy Generator or None
-        Seed of the initial factors and of the orders. With a seed and ``num_threads=1``
-        fit is exactly reproducible; with more threads, concurrent updates make the result
-        vary slightly from run to run.
+        Seed of the initial factors and of the orders. With a seed, fit is exactly
+        reproducible (bit for bit, for any ``num_threads``) in the stratified order; with
+        ``strata=1`` only with ``num_threads=1``, as Hogwild's concurrent updates make the
+        result vary slightly from run to run.
     num_threads : int
-        OpenMP threads; 0 uses every core. An upper bound: each thread gets at least
-        ``MIN_RATINGS_PER_THREAD`` (262,144) ratings per sweep, as on smaller data the
-        threads can cost more than they gain (so MovieLens 100K runs on one).
+        OpenMP threads; 0 uses every core. An upper bound: at most G threads share a
+        diagonal, and each gets at least ``MIN_RATINGS_PER_THREAD`` (16,384) ratings per
+        sweep, as on tiny data the threads cost more than they gain.
 
     Attributes
     ----------
@@ -103,8 +120,8 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
 
     def __init__(self, factors=100, learning_rate=0.01, regularization=0.15,
                  bias_learning_rate=None, bias_regularization=None, epochs=20, init_std=0.05,
-                 biases=True, lr_decay=0.95, shuffle=True, dtype=np.float32, random_state=None,
-                 num_threads=0):
+                 biases=True, lr_decay=0.95, shuffle=True, strata=None, dtype=np.float32,
+                 random_state=None, num_threads=0):
         self.factors = factors
         self.learning_rate = learning_rate
         self.regularization = regularization
@@ -115,6 +132,7 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         self.biases = biases
         self.lr_decay = lr_decay
         self.shuffle = shuffle
+        self.strata = strata
         self.dtype = dtype
         self.random_state = random_state
         self.num_threads = num_threads
@@ -134,6 +152,8 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         check_bool("biases", self.biases)
         self._schedule = _schedule(self.lr_decay, self.epochs)
         check_bool("shuffle", self.shuffle)
+        if self.strata is not None:
+            check_int("strata", self.strata, minimum=1)
         self.dtype = check_dtype("dtype", self.dtype)
         check_num_threads(self.num_threads)
         check_random_state(self.random_state)
@@ -169,29 +189,24 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         b_user = np.zeros(n_users, dtype=self.dtype)
         b_item = np.zeros(n_items, dtype=self.dtype)
         mu = self.dtype(self._statistics[2] if self.biases else 0.0)
-        # COO triples in row order, and two buffers the shuffles alternate between
-        users = np.repeat(np.arange(n_users, dtype=R.indices.dtype), np.diff(R.indptr))
-        source = (users, R.indices, R.data)
-        buffers = [tuple(np.empty_like(a) for a in source) for _ in range(2 if self.shuffle else 1)]
         sgd = kernels("_sgd")
+        strata = self.strata or auto_strata(n_users, n_items, self.factors, self.dtype)
         threads = min(resolve_threads(self.num_threads), -(-R.nnz // MIN_RATINGS_PER_THREAD))
-        # (the shuffle gives the same order for any thread count; below ~1M ratings it takes
-        # under a few milliseconds on one thread, less than waking the others)
-        shuffle_threads = threads if R.nnz >= 1 << 20 else 1
+        if strata > 1:
+            threads = min(threads, strata)
+        order = RatingOrder(rng, R, self._statistics[:2], strata, threads)
         self.training_rmse_history = []
         # the model holds the working arrays themselves: the kernels run between Python
         # statements, so an interrupt always leaves them at the end of an epoch
         self._publish(P, Q, b_user, b_item, copy=False)
 
         def epoch(e):
-            nonlocal source
             if e == 0 or self.shuffle:
-                target = buffers[e % len(buffers)]
-                sgd.shuffle_ratings(*source, *target, epoch_seed(rng), shuffle_threads)
-                source = target
+                order.draw()
             lr, lr_b, beta, beta_b = self._rates(e)
-            squared_error = sgd.sgd_epoch(*source, P, Q, b_user, b_item, mu, lr, lr_b, beta,
-                                          beta_b, self.biases, threads)
+            squared_error = sgd.sgd_epoch(*order.triples, P, Q, b_user, b_item, mu, lr, lr_b,
+                                          beta, beta_b, self.biases, threads,
+                                          order.block_start, order.schedule)
             # a non-finite value met by any update shows in the error sum; the arrays
             # themselves are scanned after the last epoch
             self._check_divergence(e, squared_error, lr,
@@ -244,6 +259,86 @@ def initial_factors(rng, n_users, n_items, factors, init_std, dtype):
 def epoch_seed(rng):
     """The seed of one shuffle of the ratings, drawn from the model's generator."""
     return int(rng.integers(0, 2**63 - 1))
+
+
+def auto_strata(n_users, n_items, factors, dtype):
+    """G for data of this shape: MIN_STRATA, or more when a group would outgrow STRATUM_BYTES."""
+    row_bytes = factors * np.dtype(dtype).itemsize
+    strata = max(MIN_STRATA, -(-(n_users + n_items) * row_bytes // STRATUM_BYTES))
+    return int(max(1, min(strata, n_users, n_items)))
+
+
+def balanced_groups(rng, counts, strata):
+    """Deal the rows into `strata` groups at random, about equal in total rating count.
+
+    The rows are put in a random order and cut where the running count crosses each
+    1/strata of the total (a row is never split: each goes where its middle falls), giving
+    int32 group ids.
+    """
+    order = rng.permutation(len(counts))
+    running = np.cumsum(counts[order], dtype=np.float64)
+    total = running[-1] if len(running) and running[-1] > 0 else 1.0
+    middle = running - 0.5 * counts[order]
+    group = np.empty(len(counts), dtype=np.int32)
+    group[order] = np.minimum(middle * strata // total, strata - 1)
+    return group
+
+
+class RatingOrder:
+    """The orders in which one fit visits the ratings (module docstring), drawn from `rng`.
+
+    ``draw()`` makes the next epoch's order: ``triples`` (users, items, ratings) to sweep,
+    and for the stratified order ``block_start`` and ``schedule`` (kernel arguments; None
+    for a uniform shuffle, strata == 1). ``sequential()`` lists the triples in visiting
+    order, which is what any number of threads computes (the reference's input).
+    """
+
+    def __init__(self, rng, R, counts, strata, num_threads):
+        self.rng, self.strata = rng, strata
+        self.source = (np.repeat(np.arange(R.shape[0], dtype=R.indices.dtype), np.diff(R.indptr)),
+                       R.indices, R.data)
+        self.counts = counts
+        # (the orders are the same for any thread count; below ~1M ratings they take a few
+        # milliseconds on one thread, less than waking the others)
+        self.num_threads = num_threads if R.nnz >= 1 << 20 else 1
+        self.triples = self.block_start = self.schedule = None
+
+    def draw(self):
+        sgd, rng, G = kernels("_sgd"), self.rng, self.strata
+        if G == 1:
+            if self.triples is None:
+                self.triples = tuple(np.empty_like(a) for a in self.source)
+            sgd.order_ratings(*self.source, *self.triples, epoch_seed(rng), self.num_threads)
+            return
+        if self.triples is None:  # the first epoch deals the groups and sorts into blocks
+            self.triples = tuple(np.empty_like(a) for a in self.source)
+            user_group = balanced_groups(rng, self.counts[0], G)
+            item_group = balanced_groups(rng, self.counts[1], G)
+            self.block_start = sgd.order_ratings(*self.source, *self.triples, epoch_seed(rng),
+                                                 self.num_threads, user_group, item_group, G)
+            self.source = None
+        else:
+            sgd.shuffle_blocks(*self.triples, self.block_start, epoch_seed(rng),
+                               self.num_threads)
+        self.schedule = random_schedule(rng, G)
+
+    def sequential(self):
+        if self.schedule is None:
+            return self.triples
+        pieces = [slice(self.block_start[b], self.block_start[b + 1]) for b in self.schedule]
+        return tuple(np.concatenate([a[piece] for piece in pieces]) for a in self.triples)
+
+
+def random_schedule(rng, G):
+    """G diagonals of G blocks (block = user group * G + item group), in random order.
+
+    Diagonal k pairs user group g with item group sigma[(g + shift[k]) % G], for a random
+    permutation sigma of the item groups and a random order `shift` of the G offsets: every
+    block once, and no user or item group twice in a diagonal.
+    """
+    sigma, shift = rng.permutation(G), rng.permutation(G)
+    groups = np.arange(G)
+    return np.concatenate([groups * G + sigma[(groups + k) % G] for k in shift]).astype(np.int64)
 
 
 def _schedule(lr_decay, epochs):
