@@ -186,8 +186,39 @@ def worker_spark_als(spec):
             "rmse": float(np.sqrt(np.mean((prediction - scored["rating"].to_numpy()) ** 2)))}
 
 
+def worker_reference_sgd(spec):
+    """fastals.reference.sgd_epoch (a Python loop over the ratings): one epoch's throughput."""
+    from fastals.reference import sgd_epoch
+    train, _ = load(spec["data"])
+    u, i, r = triples(train)
+    order = np.random.default_rng(spec["seed"]).permutation(len(r))
+    rng = np.random.default_rng(spec["seed"])
+    P = rng.normal(0, 0.1, (train.shape[0], SGD_FACTORS))
+    Q = rng.normal(0, 0.1, (train.shape[1], SGD_FACTORS))
+    start = time.perf_counter()
+    sgd_epoch(u[order], i[order], r[order], P, Q, np.zeros(train.shape[0]),
+              np.zeros(train.shape[1]), float(r.mean()), FASTALS_SGD["learning_rate"],
+              FASTALS_SGD["regularization"])
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "rmse": float("nan"), "ratings_per_s": len(r) / seconds}
+
+
+def worker_reference_als(spec):
+    """fastals.reference.explicit_als_step (numpy, user by user): seconds per iteration."""
+    from fastals.reference import explicit_als_step
+    train, _ = load(spec["data"])
+    Y = np.random.default_rng(spec["seed"]).normal(0, 0.1, (train.shape[1], ALS_RANK))
+    start = time.perf_counter()
+    X, x_bias = explicit_als_step(train, Y, np.zeros(train.shape[1]), 0.0, ALS_REG,
+                                  biases=False, weighted=True)
+    explicit_als_step(train.T.tocsr(), X, x_bias, 0.0, ALS_REG, biases=False, weighted=True)
+    seconds = time.perf_counter() - start
+    return {"per_iteration": seconds, "fit_seconds": seconds, "rmse": float("nan")}
+
+
 WORKERS = {"fastals-sgd": worker_fastals_sgd, "surprise-svd": worker_surprise_svd,
-           "fastals-als": worker_fastals_als, "spark-als": worker_spark_als}
+           "fastals-als": worker_fastals_als, "spark-als": worker_spark_als,
+           "reference-sgd": worker_reference_sgd, "reference-als": worker_reference_als}
 
 
 # --- orchestration -------------------------------------------------------------------------------
@@ -231,6 +262,8 @@ def sgd_table(args):
         specs = [{"kind": "fastals-sgd", "data": data, "threads": 2, "params": FASTALS_SGD}]
         if with_surprise:
             specs.append({"kind": "surprise-svd", "data": data, "params": SURPRISE_SVD})
+        if data == "ml100k":  # the Python-loop reference: one epoch is plenty
+            specs.append({"kind": "reference-sgd", "data": data})
         results = measure(specs, args.runs if data != "syn20m" else min(args.runs, 3))
         if with_surprise:
             surprise_rate = h.median_of(results[1], "ratings_per_s")
@@ -238,14 +271,21 @@ def sgd_table(args):
             rate = h.median_of(runs, "ratings_per_s")
             if spec["kind"] == "surprise-svd":
                 name, ratio = "Surprise SVD", "1"
+            elif spec["kind"] == "reference-sgd":
+                name, ratio = "fastals.reference (numpy, 1 epoch)", f"{rate / surprise_rate:.2f}"
             else:
                 name = "fastals SGD (num_threads=2)"
                 ratio = f"**{rate / surprise_rate:.1f}**" + (
                     "" if with_surprise else " (vs Surprise on the 1M subset)")
             rows.append([title, name, f"{h.median_of(runs, 'seconds'):.2f}",
-                         f"{rate / 1e6:.2f}", f"{h.median_of(runs, 'rmse'):.4f}", ratio])
+                         f"{rate / 1e6:.2f}", rmse_cell(runs), ratio])
     return h.table(["data (training ratings)", "model", "fit s", "M ratings/s",
                     "test RMSE", "throughput / Surprise"], rows)
+
+
+def rmse_cell(runs):
+    rmse = h.median_of(runs, "rmse")
+    return "-" if rmse != rmse else f"{rmse:.4f}"  # NaN: the reference runs are not scored
 
 
 def als_table(args):
@@ -257,14 +297,18 @@ def als_table(args):
         print(f"ALS on {title}", flush=True)
         specs = [{"kind": "fastals-als", "data": data, "threads": 2, "iterations": iterations},
                  {"kind": "spark-als", "data": data, "iterations": iterations}]
+        names = ["fastals ExplicitALS (num_threads=2)", "Spark MLlib ALS local[2]"]
+        if data == "ml100k":
+            specs.append({"kind": "reference-als", "data": data})
+            names.append("fastals.reference (numpy, 1 iteration)")
         results = measure(specs, args.runs if data == "ml100k" else min(args.runs, 3))
         spark = h.median_of(results[1], "per_iteration")
-        for spec, runs, name in zip(specs, results, ("fastals ExplicitALS (num_threads=2)",
-                                                      "Spark MLlib ALS local[2]")):
+        for spec, runs, name in zip(specs, results, names):
             per = h.median_of(runs, "per_iteration")
-            ratio = f"**{spark / per:.1f}**" if spec["kind"] == "fastals-als" else "1"
+            ratio = f"**{spark / per:.1f}**" if spec["kind"] == "fastals-als" else \
+                "1" if spec["kind"] == "spark-als" else f"{spark / per:.2f}"
             rows.append([title, name, f"{per:.3f}", f"{h.median_of(runs, 'fit_seconds'):.2f}",
-                         f"{h.median_of(runs, 'rmse'):.4f}", ratio])
+                         rmse_cell(runs), ratio])
     return h.table(["data (training ratings)", "model", "s / iteration", "fit s (b its)",
                     "test RMSE", "speed-up / Spark"], rows)
 

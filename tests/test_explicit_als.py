@@ -64,18 +64,21 @@ def test_solve_rows_matches_reference(isa, num_threads, biases, weighted, nonneg
 @pytest.mark.parametrize("num_threads", [1, 2])
 @pytest.mark.parametrize("biases, weighted, nonnegative",
                          [(True, True, False), (False, False, False), (True, False, True)])
-def test_one_iteration_matches_reference(num_threads, biases, weighted, nonnegative,
+@pytest.mark.parametrize("factors", [4, 15, 16, 21])
+def test_one_iteration_matches_reference(num_threads, biases, weighted, nonnegative, factors,
                                          monkeypatch):
-    """One model iteration (users, then items) equals the reference to 1e-6 in float64."""
+    """One model iteration (users, then items) equals the reference to 1e-6 in float64.
+    Up to 16 unknowns (factors + bias) the Gram matrices take the short-row kernel, above it
+    the 4 x 16 tiles: 15, 16 and 21 factors straddle the switch with and without biases."""
     monkeypatch.setattr(fastals.models.explicit_als, "MIN_WORK_PER_THREAD", 1)
     ratings = ratings_with_zeros(3)
-    params = dict(factors=4, regularization=(0.2, 0.4), bias_regularization=0.05,
+    params = dict(factors=factors, regularization=(0.2, 0.4), bias_regularization=0.05,
                   weighted_regularization=weighted, biases=biases, nonnegative=nonnegative)
     model = fastals.ExplicitALS(iterations=1, dtype=np.float64, random_state=7,
                                 num_threads=num_threads, **params)
     model.fit(ratings, show_progress=False)
     Y0 = initial_item_factors(np.random.default_rng(7), np.bincount(ratings.indices,
-                              minlength=20), 4, nonnegative, np.float64)
+                              minlength=20), factors, nonnegative, np.float64)
     X, x_bias, Y, y_bias, mu = explicit_als_fit(
         ratings, Y0, 1, (0.2, 0.4), 0.05, weighted, biases, nonnegative)
     np.testing.assert_allclose(model.user_factors, X, atol=1e-6)

@@ -50,6 +50,8 @@ cdef extern from "microkernels.h" nogil:
                                    Py_ssize_t n)
     void row_f64 "fastals_row_f64"(double* c, const double* a, const double* B, Py_ssize_t ldb,
                                    Py_ssize_t n)
+    void gram16_f32 "fastals_gram16_f32"(float* A, int D, const float* Z, Py_ssize_t n)
+    void gram16_f64 "fastals_gram16_f64"(double* A, int D, const double* Z, Py_ssize_t n)
     float sgd_step_f32 "fastals_sgd_step_f32"(float* p, float* q, float base, float lr,
                                               float beta, int K, float* two_error)
     double sgd_step_f64 "fastals_sgd_step_f64"(double* p, double* q, double base, double lr,

@@ -21,11 +21,11 @@
 from cython.parallel cimport parallel, prange
 from libc.math cimport fabs
 from libc.stdint cimport int64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 
-from fastals._kernels._common cimport (axpy, cholesky_solve_upper, dot, floating, index_t,
-                                       prefetch_row, rank_update_upper)
+from fastals._kernels._common cimport (axpy, cholesky_solve_upper, dot, floating, gram16_f32,
+                                       gram16_f64, index_t, prefetch_row, rank_update_upper)
 
 cdef enum:
     OK = 0
@@ -35,6 +35,24 @@ cdef enum:
     PREFETCH_AHEAD = 4
     # coordinate-descent sweeps of the non-negative solve before giving up on the tolerance
     MAX_SWEEPS = 1000
+    # up to this many unknowns, the gathered rows are padded to SMALL and summed by
+    # microkernels.h's gram16 (one register per row of A) instead of 4 x 16 tiles
+    SMALL = 16
+
+
+cdef inline int gather_stride(int D) noexcept nogil:
+    """Row stride of the gathered z_j: padded to SMALL for small D (padding stays zero)."""
+    return SMALL if D <= SMALL else D
+
+
+cdef inline void add_gram(floating* A, const floating* Z, Py_ssize_t n, int D) noexcept nogil:
+    """Upper triangle (at least) of A += Z^T Z for the n gathered rows of Z."""
+    if D > SMALL:
+        rank_update_upper(A, Z, n, D)
+    elif floating is float:
+        gram16_f32(A, D, Z, n)
+    else:
+        gram16_f64(A, D, Z, n)
 
 
 cdef void normal_equations(floating* A, floating* b, const floating* Y, const floating* y_bias,
@@ -42,10 +60,10 @@ cdef void normal_equations(floating* A, floating* b, const floating* Y, const fl
                            floating mu, bint biases, int K, floating* Z, int chunk) noexcept nogil:
     """Upper triangle of A = sum_j z_j z_j^T and b = sum_j t_j z_j, without regularisation.
 
-    The z_j are gathered `chunk` at a time into Z and added by the register-tiled rank-k
-    update shared with the implicit ALS kernels.
+    The z_j are gathered `chunk` at a time into Z (row stride gather_stride(D), padding
+    zero) and added by add_gram.
     """
-    cdef int D = K + biases
+    cdef int D = K + biases, stride = gather_stride(D)
     cdef Py_ssize_t j
     cdef int filled = 0
     cdef floating target
@@ -55,7 +73,7 @@ cdef void normal_equations(floating* A, floating* b, const floating* Y, const fl
     for j in range(n):
         if j + PREFETCH_AHEAD < n:
             prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * K, K)
-        z = Z + <Py_ssize_t> filled * D
+        z = Z + <Py_ssize_t> filled * stride
         memcpy(z, Y + <Py_ssize_t> cols[j] * K, K * sizeof(floating))
         target = ratings[j]
         if biases:
@@ -64,10 +82,10 @@ cdef void normal_equations(floating* A, floating* b, const floating* Y, const fl
         axpy(target, z, b, D)
         filled += 1
         if filled == chunk:
-            rank_update_upper(A, Z, filled, D)
+            add_gram(A, Z, filled, D)
             filled = 0
     if filled:
-        rank_update_upper(A, Z, filled, D)
+        add_gram(A, Z, filled, D)
 
 
 cdef int nonnegative_solve(floating* A, const floating* b, floating* w, int D, int K,
@@ -114,11 +132,11 @@ cdef int solve_row(floating* x, floating* x_bias, const floating* Y, const float
                    bint nonnegative, floating tolerance, int K, floating* scratch,
                    int chunk) noexcept nogil:
     """Solve row u (module notation) into x (and x_bias[0] with biases)."""
-    cdef int D = K + biases, i
+    cdef int D = K + biases, i, status
     cdef floating scale = n if weighted else 1
     cdef floating* A = scratch
     cdef floating* w = A + <Py_ssize_t> D * D  # b, then the solution
-    cdef floating* Z = w + D  # chunk * D gathered rows; then the gradient of the NNLS solve
+    cdef floating* Z = w + D  # chunk gathered rows; then b and the gradient of the NNLS solve
     if n == 0:
         memset(x, 0, K * sizeof(floating))
         if biases:
@@ -134,7 +152,10 @@ cdef int solve_row(floating* x, floating* x_bias, const floating* Y, const float
         memcpy(w, x, K * sizeof(floating))  # warm start
         if biases:
             w[K] = x_bias[0]
-        if nonnegative_solve(A, Z, w, D, K, tolerance, Z + D) != OK:
+        status = nonnegative_solve(A, Z, w, D, K, tolerance, Z + D)
+        # the gathered rows' padding must be zero again for the next row
+        memset(Z, 0, 2 * D * sizeof(floating))
+        if status != OK:
             return NOT_POSITIVE_DEFINITE
     elif not cholesky_solve_upper(A, w, D):
         return NOT_POSITIVE_DEFINITE
@@ -159,11 +180,12 @@ def solve_rows(const index_t[::1] indptr, const index_t[::1] indices,
     cdef int K = X.shape[1]
     cdef int D = K + biases
     cdef int chunk = max(16, 8192 // D)
+    cdef Py_ssize_t scratch_size = (<Py_ssize_t> D * D + D
+                                    + (<Py_ssize_t> chunk + 1) * gather_stride(D))
     cdef floating tolerance = 1e-6 if sizeof(floating) == 4 else 1e-12
     cdef floating* scratch
     with nogil, parallel(num_threads=num_threads):
-        scratch = <floating*> malloc((<Py_ssize_t> D * D + (<Py_ssize_t> chunk + 1) * D)
-                                     * sizeof(floating))
+        scratch = <floating*> calloc(scratch_size, sizeof(floating))  # zero padding
         try:
             for u in prange(n_rows, schedule="dynamic", chunksize=8):
                 if scratch == NULL:

@@ -12,6 +12,11 @@
  * fastals_row_*(c, a, B, ldb, n): one row of 16, c[v] = sum_{j < n} a[j] * B[j * ldb + v]
  * (a matrix-vector product 16 outputs at a time, without horizontal reductions).
  *
+ * fastals_gram16_*(A, D, Z, n): A[r * D + k] += sum_{j < n} Z[j * 16 + r] Z[j * 16 + k] for
+ * r <= k < D <= 16 (at least the upper triangle), with Z's rows padded to 16 (entries D..15
+ * zero): the Gram matrix of short rows (small factor counts), one native vector of columns
+ * per row of A in registers, instead of scalar edge tiles.
+ *
  * fastals_sgd_step_*(p, q, base, lr, beta, K, &two_error): one SGD step on a rating whose
  * prediction is base + p . q (base = rating - mu - b_u - b_i): e = base - p . q, then
  * p, q = c1 p + c2 q, c1 q + c2 p with c1 = 1 - lr beta, c2 = 2 e lr (both from the old p
@@ -71,6 +76,37 @@
 #define FASTALS_VECTOR_BYTES 16
 #define FASTALS_SGD_REGISTERS 6   /* 12 of 16 xmm */
 #endif
+
+#define FASTALS_GRAM_ROWS 8  /* accumulator registers of a gram16 pass */
+
+#define FASTALS_DEFINE_GRAM16(NAME, T)                                                     \
+    typedef T NAME##_vec __attribute__((vector_size(FASTALS_VECTOR_BYTES)));                \
+    enum { NAME##_W = FASTALS_VECTOR_BYTES / sizeof(T) };                                   \
+    static inline void NAME(T *A, int D, const T *Z, ptrdiff_t n)                           \
+    {                                                                                       \
+        /* passes over Z: a block of W columns x FASTALS_GRAM_ROWS rows of A at a time,     \
+           the rows the upper triangle needs (r < c0 + W) */                                \
+        for (int c0 = 0; c0 < D; c0 += NAME##_W) {                                          \
+            int width = D - c0 < NAME##_W ? D - c0 : NAME##_W;                              \
+            int rows = c0 + width;                                                          \
+            for (int r0 = 0; r0 < rows; r0 += FASTALS_GRAM_ROWS) {                          \
+                NAME##_vec acc[FASTALS_GRAM_ROWS], z;                                       \
+                T out[NAME##_W];                                                            \
+                for (int r = 0; r < FASTALS_GRAM_ROWS; r++)                                 \
+                    for (int k = 0; k < NAME##_W; k++) acc[r][k] = 0;                       \
+                for (ptrdiff_t j = 0; j < n; j++) {                                         \
+                    const T *zj = Z + j * 16;                                               \
+                    memcpy(&z, zj + c0, sizeof z);                                          \
+                    for (int r = 0; r < FASTALS_GRAM_ROWS; r++)                             \
+                        if (r0 + r < rows) acc[r] += zj[r0 + r] * z;                        \
+                }                                                                           \
+                for (int r = 0; r < FASTALS_GRAM_ROWS && r0 + r < rows; r++) {              \
+                    memcpy(out, &acc[r], sizeof out);                                       \
+                    for (int k = 0; k < width; k++) A[(r0 + r) * D + c0 + k] += out[k];     \
+                }                                                                           \
+            }                                                                               \
+        }                                                                                   \
+    }
 
 #define FASTALS_DEFINE_SGD_STEP(NAME, T)                                                   \
     typedef T NAME##_vec __attribute__((vector_size(FASTALS_VECTOR_BYTES)));                \
@@ -139,6 +175,14 @@
 
 #else
 
+#define FASTALS_DEFINE_GRAM16(NAME, T)                                                     \
+    static void NAME(T *A, int D, const T *Z, ptrdiff_t n)                                  \
+    {                                                                                       \
+        for (ptrdiff_t j = 0; j < n; j++)                                                   \
+            for (int r = 0; r < D; r++)                                                     \
+                for (int k = 0; k < D; k++) A[r * D + k] += Z[j * 16 + r] * Z[j * 16 + k];  \
+    }
+
 #define FASTALS_DEFINE_SGD_STEP(NAME, T)                                                   \
     static T NAME(T *p, T *q, T base, T lr, T beta, int K, T *two_error)                   \
     {                                                                                       \
@@ -182,6 +226,8 @@ FASTALS_DEFINE_TILE(fastals_tile_f32, float)
 FASTALS_DEFINE_TILE(fastals_tile_f64, double)
 FASTALS_DEFINE_ROW(fastals_row_f32, float)
 FASTALS_DEFINE_ROW(fastals_row_f64, double)
+FASTALS_DEFINE_GRAM16(fastals_gram16_f32, float)
+FASTALS_DEFINE_GRAM16(fastals_gram16_f64, double)
 FASTALS_DEFINE_SGD_STEP(fastals_sgd_step_f32, float)
 FASTALS_DEFINE_SGD_STEP(fastals_sgd_step_f64, double)
 
