@@ -386,3 +386,21 @@ def test_load_rejects_non_models(tmp_path):
         fastals.load(other)
     with pytest.raises(FileNotFoundError):
         fastals.load(tmp_path / "missing.npz")
+
+
+def test_factor_matrices_start_on_cache_lines(tmp_path):
+    """Gathered factor rows should not straddle an extra cache line (fastals._arrays): the
+    factors are 64-byte aligned after fit, fold-in growth and load."""
+    from fastals._arrays import CACHE_LINE, aligned
+    ratings = sp.random(40, 30, density=0.2, format="csr", random_state=1)
+    model = fastals.ImplicitALS(factors=16, iterations=2, random_state=0).fit(
+        ratings, show_progress=False)
+    model.partial_fit_users([45], sp.csr_matrix(np.ones((1, 30))))
+    model.save(tmp_path / "m.npz")
+    loaded = fastals.ImplicitALS.load(tmp_path / "m.npz")
+    for m in (model, loaded):
+        for factors in (m.user_factors, m.item_factors):
+            assert factors.ctypes.data % CACHE_LINE == 0 and factors.flags.c_contiguous
+    odd = np.arange(13.0)[1:].reshape(3, 4)
+    assert aligned(odd).ctypes.data % CACHE_LINE == 0
+    np.testing.assert_array_equal(aligned(odd, np.float32), odd)

@@ -23,7 +23,9 @@ from fastals._kernels._common cimport (axpy, cholesky_solve_upper, dot, floating
                                        prefetch_row, rank_update_upper, symv)
 
 # how many stored values ahead the rows of Y are prefetched
-DEF PREFETCH_AHEAD = 4
+DEF PREFETCH_AHEAD = 8
+# rows of Y of the next CSR row prefetched ahead of its gather
+DEF PREFETCH_NEXT_ROWS = 64
 
 cdef enum:
     OK = 0
@@ -167,8 +169,16 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
                 else:
                     gathered = scratch + 3 * K
                     for j in range(nnz):
+                        if j + PREFETCH_AHEAD < nnz:
+                            prefetch_row(&Y[indices[indptr[u] + j + PREFETCH_AHEAD], 0], K)
                         memcpy(gathered + j * K, &Y[indices[indptr[u] + j], 0],
                                K * sizeof(floating))
+                    # the next row's rows of Y load while this row's CG computes on the
+                    # gathered copy (the gathers wait on memory, the CG on arithmetic)
+                    if u + 1 < n_rows:
+                        for j in range(indptr[u + 1], min(indptr[u + 2],
+                                                          indptr[u + 1] + PREFETCH_NEXT_ROWS)):
+                            prefetch_row(&Y[indices[j], 0], K)
                     status[u] = cg_row(&X[u, 0], gathered, &gram[0, 0],
                                        identity, &values[0] + indptr[u],
                                        nnz, alpha, K, cg_steps,

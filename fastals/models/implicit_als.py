@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastals._arrays import aligned, aligned_empty, aligned_zeros
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads, single_threaded_blas
 from fastals._validation import (
@@ -266,12 +267,11 @@ class ImplicitALS(MatrixFactorizationBase):
             raise ValueError(f"{ids_name} contains duplicate ids")
         rows = as_csr(matrix, matrix_name, self.dtype, shape=(len(ids), other.shape[0]))
         solved = self._exact_rows(rows, other)
-        grown = own
         if ids.size and ids.max() >= own.shape[0]:
-            grown = np.zeros((int(ids.max()) + 1, own.shape[1]), dtype=own.dtype)
+            grown = aligned_zeros((int(ids.max()) + 1, own.shape[1]), own.dtype)
             grown[:own.shape[0]] = own
         else:
-            grown = own.copy()
+            grown = aligned(own, copy=True)
         grown[ids] = solved
         return grown
 
@@ -281,7 +281,7 @@ class ImplicitALS(MatrixFactorizationBase):
             value = getattr(self, name)
             if value.ndim != 2 or value.shape[1] != self.factors or not np.isfinite(value).all():
                 raise ValueError(f"{name} must be a finite (n, {self.factors}) array")
-            setattr(self, name, np.ascontiguousarray(value, dtype=self.dtype))
+            setattr(self, name, aligned(value, self.dtype))
 
 
 #: the name `implicit` users know
@@ -289,8 +289,9 @@ AlternatingLeastSquares = ImplicitALS
 
 
 def _initial_factors(rng, n, K, dtype):
-    """N(0, 0.01^2) factors drawn directly in `dtype` (no float64 temporary)."""
-    factors = rng.standard_normal((n, K), dtype=dtype)
+    """N(0, 0.01^2) factors drawn directly in `dtype` (no float64 temporary), cache-aligned."""
+    factors = aligned_empty((n, K), dtype)
+    rng.standard_normal(out=factors, dtype=dtype)
     factors *= dtype(0.01)
     return factors
 

@@ -1,0 +1,36 @@
+"""Factor arrays aligned to cache lines.
+
+numpy places large arrays 16 bytes past a page boundary, so a factor row of 64 float32
+(256 bytes) spans 5 cache lines instead of 4: a quarter more memory traffic for every row
+the kernels gather. Factor matrices are allocated here on 64-byte boundaries instead.
+"""
+import numpy as np
+
+CACHE_LINE = 64
+
+
+def aligned_empty(shape, dtype):
+    """An uninitialised C-contiguous array whose data starts on a cache line."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + CACHE_LINE, dtype=np.uint8)
+    offset = -raw.ctypes.data % CACHE_LINE
+    return raw[offset:offset + nbytes].view(dtype).reshape(shape)
+
+
+def aligned_zeros(shape, dtype):
+    array = aligned_empty(shape, dtype)
+    array.fill(0)
+    return array
+
+
+def aligned(array, dtype=None, copy=False):
+    """`array` as a C-contiguous array of `dtype` on a cache line (a copy only if needed)."""
+    array = np.asarray(array)
+    dtype = array.dtype if dtype is None else np.dtype(dtype)
+    if (not copy and array.dtype == dtype and array.flags.c_contiguous
+            and array.ctypes.data % CACHE_LINE == 0):
+        return array
+    out = aligned_empty(array.shape, dtype)
+    out[...] = array
+    return out
