@@ -345,7 +345,7 @@ def main():
                       "lr_all=0.005, reg_all=0.02, init_std_dev=0.1 = fastals "
                       "learning_rate=0.0025, regularization=0.04, init_std=0.1, lr_decay=1). "
                       "Throughput = epochs x training ratings / fit seconds. fastals is asked "
-                      "for 2 threads and gives each at least 256K ratings per sweep, so it "
+                      "for 2 threads and gives each at least 128K ratings per sweep, so it "
                       "trains MovieLens 100K on one.", "", sgd_table(args), ""]
         else:
             parts += ["scikit-surprise is not installed: SGD comparison skipped.", ""]

@@ -17,11 +17,16 @@
 # * stratified (Gemulla et al. 2011, "DSGD"; Zhuang et al. 2013, "FPSGD"): users and items are
 #   split into G groups each; the ratings are stored block by block (block b = user group
 #   b // G, item group b % G, each block in shuffled order), and an epoch visits the blocks
-#   in the order of a schedule: G "diagonals" of G blocks that share no user group and no
-#   item group. Threads take whole blocks of one diagonal at a time and never touch the same
-#   factor row, so the result is exactly that of the sequential sweep of the blocks in
-#   schedule order, for any number of threads, and each thread works on 1/G of the users and
-#   items at a time (cache-sized when G is chosen from the factor sizes).
+#   in the order of a schedule (a permutation of the blocks). Two blocks conflict when they
+#   share a user group or an item group; each block waits only for the block before it in
+#   the schedule with its user group and the one with its item group. Threads take any block
+#   whose two predecessors are done, so conflicting blocks run in schedule order and never
+#   at the same time: the result is exactly that of the sequential sweep in schedule order,
+#   for any number of threads, without locks on the factors. Schedules made of "diagonals"
+#   (G blocks sharing no group) keep G blocks ready at a time, and there is no barrier: a
+#   thread descheduled by the operating system holds up only the blocks that depend on its
+#   block, not every other thread. Each thread works on 1/G of the users and items at a
+#   time (cache-sized when G is chosen from the factor sizes).
 # * Hogwild (Niu et al. 2011; G = 1): each thread takes successive runs of CHUNK ratings of
 #   the (shuffled) arrays and updates the shared factors without locks; collisions are rare
 #   on sparse data and do not hurt convergence, but the result varies from run to run.
@@ -39,6 +44,15 @@ from fastals._kernels._common cimport (
     sgd_step_f32,
     sgd_step_f64,
 )
+
+cdef extern from "sync.h" nogil:
+    ctypedef struct fastals_lock_t:
+        pass
+    void fastals_lock_init(fastals_lock_t* lock)
+    void fastals_lock_destroy(fastals_lock_t* lock)
+    void fastals_lock(fastals_lock_t* lock)
+    void fastals_unlock(fastals_lock_t* lock)
+    void fastals_yield()
 
 cdef enum:
     # ratings ahead of the current one whose factor rows are prefetched
@@ -106,18 +120,20 @@ def sgd_epoch(const index_t[::1] users, const index_t[::1] items, const floating
 
     Without blocks: Hogwild over the ratings in array order. With `block_start` (the G * G + 1
     offsets of the blocks, see `order_ratings`) and `schedule` (the G * G block numbers in
-    visiting order, G diagonals of G blocks with distinct user groups and distinct item
-    groups): the blocks of each diagonal in parallel, the diagonals in turn; the result
-    equals the sequential sweep of the blocks in schedule order.
+    visiting order): blocks in parallel as their predecessors finish; the result equals the
+    sequential sweep of the blocks in schedule order.
 
     Updates P, Q (and the biases if `biases`) in place. Returns the sum over the ratings of
     e_ui^2 measured just before each update (the running training error of the epoch).
     """
-    cdef Py_ssize_t n = users.shape[0], t, d, g, G = 0, block, k
+    cdef Py_ssize_t n = users.shape[0], t, G = 0, k, block, n_blocks
     cdef int K = P.shape[1]
     cdef double total = 0
-    cdef double[::1] block_error
     cdef bint prefetch = (P.shape[0] + Q.shape[0]) * K * sizeof(floating) > PREFETCH_ABOVE_BYTES
+    cdef double[::1] block_error
+    cdef int64_t[::1] pending, next_user, next_item, progress
+    cdef signed char[::1] taken
+    cdef fastals_lock_t lock
     if (block_start is None) != (schedule is None):
         raise ValueError("give both block_start and schedule, or neither")
     if n == 0:
@@ -132,29 +148,83 @@ def sgd_epoch(const index_t[::1] users, const index_t[::1] items, const floating
                                  learning_rate, bias_learning_rate, regularization,
                                  bias_regularization, biases, K, prefetch)
         return total
-    # per-block sums, added up in schedule order: the same total for any number of threads
-    block_error = np.zeros(G * G, dtype=np.float64)
+    n_blocks = G * G
+    pending, next_user, next_item = block_dependencies(schedule, G)
+    taken = np.zeros(n_blocks, dtype=np.int8)
+    progress = np.zeros(2, dtype=np.int64)  # [blocks done, lowest position not yet taken]
+    block_error = np.zeros(n_blocks, dtype=np.float64)  # by position: a fixed summation order
+    fastals_lock_init(&lock)
     with nogil, parallel(num_threads=num_threads):
-        for d in range(G):
-            # one diagonal; the end of the loop is a barrier between diagonals
-            for g in prange(G, schedule="dynamic", chunksize=1):
-                k = d * G + g
-                block = schedule[k]
-                block_error[k] = sgd_run(
-                    &users[0], &items[0], &ratings[0], block_start[block],
-                    block_start[block + 1], &P[0, 0], &Q[0, 0], &user_bias[0], &item_bias[0],
-                    mu, learning_rate, bias_learning_rate, regularization,
-                    bias_regularization, biases, K, prefetch)
-    for k in range(G * G):
+        while True:
+            fastals_lock(&lock)
+            if progress[0] == n_blocks:
+                fastals_unlock(&lock)
+                break
+            k = take_ready(pending, taken, progress)
+            fastals_unlock(&lock)
+            if k < 0:
+                fastals_yield()  # every remaining block waits on one that is running
+                continue
+            block = schedule[k]
+            block_error[k] = sgd_run(
+                &users[0], &items[0], &ratings[0], block_start[block], block_start[block + 1],
+                &P[0, 0], &Q[0, 0], &user_bias[0], &item_bias[0], mu, learning_rate,
+                bias_learning_rate, regularization, bias_regularization, biases, K, prefetch)
+            fastals_lock(&lock)  # (taking and releasing the lock orders the factor writes)
+            progress[0] += 1
+            if next_user[k] >= 0:
+                pending[next_user[k]] -= 1
+            if next_item[k] >= 0:
+                pending[next_item[k]] -= 1
+            fastals_unlock(&lock)
+    fastals_lock_destroy(&lock)
+    for k in range(n_blocks):
         total += block_error[k]
     return total
 
 
+cdef Py_ssize_t take_ready(int64_t[::1] pending, signed char[::1] taken,
+                           int64_t[::1] progress) noexcept nogil:
+    """The first schedule position whose predecessors are done and which nobody has taken
+    (marked taken), or -1. progress[1] is the lowest position not yet taken."""
+    cdef Py_ssize_t k, n_blocks = pending.shape[0]
+    while progress[1] < n_blocks and taken[progress[1]]:
+        progress[1] += 1
+    for k in range(progress[1], n_blocks):
+        if not taken[k] and pending[k] == 0:
+            taken[k] = 1
+            return k
+    return -1
+
+
+def block_dependencies(const int64_t[::1] schedule, Py_ssize_t G):
+    """For each schedule position k: how many predecessors it waits for (the previous
+    position with its user group, the previous with its item group), and the next position
+    with its user group and with its item group (-1: none)."""
+    cdef Py_ssize_t k, n_blocks = schedule.shape[0], user_group, item_group
+    pending = np.zeros(n_blocks, dtype=np.int64)
+    next_user = np.full(n_blocks, -1, dtype=np.int64)
+    next_item = np.full(n_blocks, -1, dtype=np.int64)
+    last_user = np.full(G, -1, dtype=np.int64)
+    last_item = np.full(G, -1, dtype=np.int64)
+    for k in range(n_blocks):
+        user_group, item_group = schedule[k] // G, schedule[k] % G
+        if last_user[user_group] >= 0:
+            next_user[last_user[user_group]] = k
+            pending[k] += 1
+        if last_item[item_group] >= 0:
+            next_item[last_item[item_group]] = k
+            pending[k] += 1
+        last_user[user_group] = k
+        last_item[item_group] = k
+    return pending, next_user, next_item
+
+
 cdef Py_ssize_t check_schedule(const int64_t[::1] block_start, const int64_t[::1] schedule,
                                Py_ssize_t n) except -1:
-    """G, after checking that the blocks cover the ratings and the schedule is race-free."""
+    """G, after checking that the blocks cover the ratings and the schedule lists each once."""
     cdef Py_ssize_t blocks = block_start.shape[0] - 1
-    cdef Py_ssize_t G = <Py_ssize_t> (max(blocks, 0) ** 0.5 + 0.5), k, d, b
+    cdef Py_ssize_t G = <Py_ssize_t> (max(blocks, 0) ** 0.5 + 0.5), k, b
     if G < 1 or G * G != blocks:
         raise ValueError(f"block_start must hold G * G + 1 offsets, got {blocks + 1}")
     if block_start[0] != 0 or block_start[blocks] != n:
@@ -165,18 +235,11 @@ cdef Py_ssize_t check_schedule(const int64_t[::1] block_start, const int64_t[::1
     if schedule.shape[0] != blocks:
         raise ValueError(f"schedule must hold the {blocks} blocks, got {schedule.shape[0]}")
     seen = np.zeros(blocks, dtype=np.uint8)
-    for d in range(G):
-        user_groups, item_groups = set(), set()
-        for k in range(d * G, (d + 1) * G):
-            b = schedule[k]
-            if b < 0 or b >= blocks or seen[b]:
-                raise ValueError("schedule must hold every block exactly once")
-            seen[b] = 1
-            user_groups.add(b // G)
-            item_groups.add(b % G)
-        if len(user_groups) != G or len(item_groups) != G:
-            raise ValueError(f"diagonal {d} of the schedule repeats a user or item group: "
-                             "its blocks would race")
+    for k in range(blocks):
+        b = schedule[k]
+        if b < 0 or b >= blocks or seen[b]:
+            raise ValueError("schedule must hold every block exactly once")
+        seen[b] = 1
     return G
 
 
