@@ -279,6 +279,13 @@ def test_block_dependencies_chain_each_group():
     np.testing.assert_array_equal(next_item, [3, 2, -1, -1])
 
 
+def test_more_strata_than_rows_are_capped():
+    ratings = star_ratings(6, 5, 0.6, 10)
+    model = fastals.FunkSVD(factors=3, epochs=3, strata=10_000, random_state=0,
+                            num_threads=2).fit(ratings, show_progress=False)
+    assert np.isfinite(model.user_factors).all()
+
+
 def test_auto_strata_depends_on_the_data_only():
     assert auto_strata(943, 1682, 100, np.float32) == 4
     assert auto_strata(3, 1000, 10, np.float32) == 3      # never more groups than rows
@@ -395,6 +402,8 @@ def test_callback_sees_every_epoch():
     ({"init_std": -0.1}, ValueError, "init_std must be >= 0"),
     ({"shuffle": "yes"}, TypeError, "shuffle must be True or False"),
     ({"factors": 2.5}, TypeError, "factors must be an int"),
+    ({"strata": 0}, ValueError, "strata must be"),
+    ({"strata": "4"}, TypeError, "strata must be an int"),
 ])
 def test_bad_parameters(params, error, message):
     with pytest.raises(error, match=message):

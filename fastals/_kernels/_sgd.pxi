@@ -202,13 +202,16 @@ def block_dependencies(const int64_t[::1] schedule, Py_ssize_t G):
     position with its user group, the previous with its item group), and the next position
     with its user group and with its item group (-1: none)."""
     cdef Py_ssize_t k, n_blocks = schedule.shape[0], user_group, item_group
-    pending = np.zeros(n_blocks, dtype=np.int64)
-    next_user = np.full(n_blocks, -1, dtype=np.int64)
-    next_item = np.full(n_blocks, -1, dtype=np.int64)
-    last_user = np.full(G, -1, dtype=np.int64)
-    last_item = np.full(G, -1, dtype=np.int64)
+    pending_array = np.zeros(n_blocks, dtype=np.int64)
+    next_user_array = np.full(n_blocks, -1, dtype=np.int64)
+    next_item_array = np.full(n_blocks, -1, dtype=np.int64)
+    cdef int64_t[::1] pending = pending_array, next_user = next_user_array
+    cdef int64_t[::1] next_item = next_item_array
+    cdef int64_t[::1] last_user = np.full(G, -1, dtype=np.int64)
+    cdef int64_t[::1] last_item = np.full(G, -1, dtype=np.int64)
     for k in range(n_blocks):
-        user_group, item_group = schedule[k] // G, schedule[k] % G
+        user_group = schedule[k] // G
+        item_group = schedule[k] % G
         if last_user[user_group] >= 0:
             next_user[last_user[user_group]] = k
             pending[k] += 1
@@ -217,7 +220,7 @@ def block_dependencies(const int64_t[::1] schedule, Py_ssize_t G):
             pending[k] += 1
         last_user[user_group] = k
         last_item[item_group] = k
-    return pending, next_user, next_item
+    return pending_array, next_user_array, next_item_array
 
 
 cdef Py_ssize_t check_schedule(const int64_t[::1] block_start, const int64_t[::1] schedule,
@@ -234,7 +237,7 @@ cdef Py_ssize_t check_schedule(const int64_t[::1] block_start, const int64_t[::1
             raise ValueError("block_start must be non-decreasing")
     if schedule.shape[0] != blocks:
         raise ValueError(f"schedule must hold the {blocks} blocks, got {schedule.shape[0]}")
-    seen = np.zeros(blocks, dtype=np.uint8)
+    cdef unsigned char[::1] seen = np.zeros(blocks, dtype=np.uint8)
     for k in range(blocks):
         b = schedule[k]
         if b < 0 or b >= blocks or seen[b]:

@@ -58,6 +58,8 @@ MIN_RATINGS_PER_THREAD = 1 << 17
 # STRATUM_BYTES of factors (a block's rows stay in cache while its ratings stream by).
 MIN_STRATA = 4
 STRATUM_BYTES = 4 << 20
+# more groups only add bookkeeping (G * G blocks per epoch)
+MAX_STRATA = 256
 
 
 class SGDMatrixFactorization(ExplicitFactorizationBase):
@@ -91,7 +93,8 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         G, the number of groups users and items are each dealt into for the stratified order
         (module docstring); None chooses it from the data alone (at least 4, more when the
         factors outgrow the caches), so results do not depend on the machine or the thread
-        count. 1 gives a uniformly shuffled order swept Hogwild-style.
+        count. At most min(n_users, n_items, 256) are used. 1 gives a uniformly shuffled
+        order swept Hogwild-style.
     dtype : float32 or float64
         Dtype of the factors and of the arithmetic.
     random_state : int, numpy Generator or None
@@ -192,7 +195,8 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         b_item = np.zeros(n_items, dtype=self.dtype)
         mu = self.dtype(self._statistics[2] if self.biases else 0.0)
         sgd = kernels("_sgd")
-        strata = self.strata or auto_strata(n_users, n_items, self.factors, self.dtype)
+        strata = min(self.strata or auto_strata(n_users, n_items, self.factors, self.dtype),
+                     n_users, n_items, MAX_STRATA)
         threads = min(resolve_threads(self.num_threads), -(-R.nnz // MIN_RATINGS_PER_THREAD))
         if strata > 1:
             threads = min(threads, strata)
@@ -267,7 +271,7 @@ def auto_strata(n_users, n_items, factors, dtype):
     """G for data of this shape: MIN_STRATA, or more when a group would outgrow STRATUM_BYTES."""
     row_bytes = factors * np.dtype(dtype).itemsize
     strata = max(MIN_STRATA, -(-(n_users + n_items) * row_bytes // STRATUM_BYTES))
-    return int(max(1, min(strata, n_users, n_items)))
+    return int(max(1, min(strata, n_users, n_items, MAX_STRATA)))
 
 
 def balanced_groups(rng, counts, strata):
