@@ -21,9 +21,10 @@
  * prediction is base + p . q (base = rating - mu - b_u - b_i): e = base - p . q, then
  * p, q = c1 p + c2 q, c1 q + c2 p with c1 = 1 - lr beta, c2 = 2 e lr (both from the old p
  * and q), i.e. p += lr (2 e q - beta p). Returns e and stores 2 e in *two_error. Rows of up
- * to SGD_REGISTERS vectors are loaded once and kept in registers between the dot product
- * and the update (a step is then bound by its stores, not by reloading the rows); longer
- * rows take two passes.
+ * to 8 native vectors (128 float32 with AVX-512) are loaded once and kept in registers
+ * between the dot product and the update, by unrolled instances for each vector count
+ * (a step is then bound by its stores, not by reloading the rows); longer rows take two
+ * passes.
  */
 #ifndef FASTALS_MICROKERNELS_H
 #define FASTALS_MICROKERNELS_H
@@ -68,13 +69,10 @@
 /* Native vector width of the build: one register. */
 #if defined(__AVX512F__)
 #define FASTALS_VECTOR_BYTES 64
-#define FASTALS_SGD_REGISTERS 8   /* p and q: 16 of the 32 zmm registers */
 #elif defined(__AVX__)
 #define FASTALS_VECTOR_BYTES 32
-#define FASTALS_SGD_REGISTERS 6   /* 12 of 16 ymm */
 #else
 #define FASTALS_VECTOR_BYTES 16
-#define FASTALS_SGD_REGISTERS 6   /* 12 of 16 xmm */
 #endif
 
 #define FASTALS_GRAM_ROWS 8  /* accumulator registers of a gram16 pass */
@@ -108,6 +106,40 @@
         }                                                                                   \
     }
 
+/* One step with rows of exactly N vectors plus a scalar tail, the N-vector loops unrolled
+ * so that p and q stay in registers (N is a constant in each instance). */
+#define FASTALS_DEFINE_SGD_FIXED(NAME, T, N)                                               \
+    static inline T NAME##_##N(T *restrict p, T *restrict q, T base, T c1, T lr, int K,      \
+                               T *two_error)                                                \
+    {                                                                                       \
+        NAME##_vec x[N], y[N], a0 = {0}, a1 = {0}, xn, yn;                                  \
+        T dot = 0, e, c2;                                                                   \
+        _Pragma("GCC unroll 8")                                                             \
+        for (int c = 0; c < N; c++) {                                                       \
+            memcpy(&x[c], p + c * NAME##_W, sizeof x[c]);                                   \
+            memcpy(&y[c], q + c * NAME##_W, sizeof y[c]);                                   \
+            if (c & 1) a1 += x[c] * y[c]; else a0 += x[c] * y[c];                           \
+        }                                                                                   \
+        for (int f = N * NAME##_W; f < K; f++) dot += p[f] * q[f];                          \
+        dot += NAME##_sum(a0 + a1);                                                         \
+        e = base - dot;                                                                     \
+        *two_error = e + e;                                                                 \
+        c2 = lr * *two_error;                                                               \
+        _Pragma("GCC unroll 8")                                                             \
+        for (int c = 0; c < N; c++) {                                                       \
+            xn = c1 * x[c] + c2 * y[c];                                                     \
+            yn = c1 * y[c] + c2 * x[c];                                                     \
+            memcpy(p + c * NAME##_W, &xn, sizeof xn);                                       \
+            memcpy(q + c * NAME##_W, &yn, sizeof yn);                                       \
+        }                                                                                   \
+        for (int f = N * NAME##_W; f < K; f++) {                                            \
+            T pf = p[f], qf = q[f];                                                         \
+            p[f] = c1 * pf + c2 * qf;                                                       \
+            q[f] = c1 * qf + c2 * pf;                                                       \
+        }                                                                                   \
+        return e;                                                                           \
+    }
+
 #define FASTALS_DEFINE_SGD_STEP(NAME, T)                                                   \
     typedef T NAME##_vec __attribute__((vector_size(FASTALS_VECTOR_BYTES)));                \
     enum { NAME##_W = FASTALS_VECTOR_BYTES / sizeof(T) };                                   \
@@ -117,55 +149,55 @@
         for (int k = 0; k < NAME##_W; k++) total += v[k];                                  \
         return total;                                                                       \
     }                                                                                       \
+    FASTALS_DEFINE_SGD_FIXED(NAME, T, 0)                                                    \
+    FASTALS_DEFINE_SGD_FIXED(NAME, T, 1)                                                    \
+    FASTALS_DEFINE_SGD_FIXED(NAME, T, 2)                                                    \
+    FASTALS_DEFINE_SGD_FIXED(NAME, T, 3)                                                    \
+    FASTALS_DEFINE_SGD_FIXED(NAME, T, 4)                                                    \
+    FASTALS_DEFINE_SGD_FIXED(NAME, T, 5)                                                    \
+    FASTALS_DEFINE_SGD_FIXED(NAME, T, 6)                                                    \
+    FASTALS_DEFINE_SGD_FIXED(NAME, T, 7)                                                    \
+    FASTALS_DEFINE_SGD_FIXED(NAME, T, 8)                                                    \
     static inline T NAME(T *restrict p, T *restrict q, T base, T lr, T beta, int K,         \
                          T *two_error)                                                      \
     {                                                                                       \
-        const int C = K / NAME##_W, KV = C * NAME##_W;                                     \
+        const int C = K / NAME##_W;                                                         \
         const T c1 = 1 - lr * beta;                                                         \
-        NAME##_vec x[FASTALS_SGD_REGISTERS], y[FASTALS_SGD_REGISTERS], a0 = {0}, a1 = {0}; \
-        NAME##_vec xv, yv, xn, yn;                                                          \
+        NAME##_vec xv, yv, xn, yn, a0 = {0}, a1 = {0};                                      \
         T dot = 0, e, c2;                                                                   \
         int f;                                                                              \
-        if (C <= FASTALS_SGD_REGISTERS) {                                                   \
-            for (int c = 0; c < FASTALS_SGD_REGISTERS; c++) {                               \
-                if (c < C) {                                                                \
-                    memcpy(&x[c], p + c * NAME##_W, sizeof xv);                             \
-                    memcpy(&y[c], q + c * NAME##_W, sizeof yv);                             \
-                    if (c & 1) a1 += x[c] * y[c]; else a0 += x[c] * y[c];                   \
-                }                                                                           \
-            }                                                                               \
-        } else {                                                                            \
-            for (int c = 0; c < C; c++) {                                                   \
-                memcpy(&xv, p + c * NAME##_W, sizeof xv);                                   \
-                memcpy(&yv, q + c * NAME##_W, sizeof yv);                                   \
-                if (c & 1) a1 += xv * yv; else a0 += xv * yv;                               \
-            }                                                                               \
+        switch (C) {                                                                        \
+        case 0: return NAME##_0(p, q, base, c1, lr, K, two_error);                          \
+        case 1: return NAME##_1(p, q, base, c1, lr, K, two_error);                          \
+        case 2: return NAME##_2(p, q, base, c1, lr, K, two_error);                          \
+        case 3: return NAME##_3(p, q, base, c1, lr, K, two_error);                          \
+        case 4: return NAME##_4(p, q, base, c1, lr, K, two_error);                          \
+        case 5: return NAME##_5(p, q, base, c1, lr, K, two_error);                          \
+        case 6: return NAME##_6(p, q, base, c1, lr, K, two_error);                          \
+        case 7: return NAME##_7(p, q, base, c1, lr, K, two_error);                          \
+        case 8: return NAME##_8(p, q, base, c1, lr, K, two_error);                          \
+        default: break;                                                                     \
         }                                                                                   \
-        for (f = KV; f < K; f++) dot += p[f] * q[f];                                        \
+        /* longer rows: two passes, reloading p and q */                                    \
+        for (int c = 0; c < C; c++) {                                                       \
+            memcpy(&xv, p + c * NAME##_W, sizeof xv);                                       \
+            memcpy(&yv, q + c * NAME##_W, sizeof yv);                                       \
+            if (c & 1) a1 += xv * yv; else a0 += xv * yv;                                   \
+        }                                                                                   \
+        for (f = C * NAME##_W; f < K; f++) dot += p[f] * q[f];                              \
         dot += NAME##_sum(a0 + a1);                                                         \
         e = base - dot;                                                                     \
         *two_error = e + e;                                                                 \
         c2 = lr * *two_error;                                                               \
-        if (C <= FASTALS_SGD_REGISTERS) {                                                   \
-            for (int c = 0; c < FASTALS_SGD_REGISTERS; c++) {                               \
-                if (c < C) {                                                                \
-                    xn = c1 * x[c] + c2 * y[c];                                             \
-                    yn = c1 * y[c] + c2 * x[c];                                             \
-                    memcpy(p + c * NAME##_W, &xn, sizeof xn);                               \
-                    memcpy(q + c * NAME##_W, &yn, sizeof yn);                               \
-                }                                                                           \
-            }                                                                               \
-        } else {                                                                            \
-            for (int c = 0; c < C; c++) {                                                   \
-                memcpy(&xv, p + c * NAME##_W, sizeof xv);                                   \
-                memcpy(&yv, q + c * NAME##_W, sizeof yv);                                   \
-                xn = c1 * xv + c2 * yv;                                                     \
-                yn = c1 * yv + c2 * xv;                                                     \
-                memcpy(p + c * NAME##_W, &xn, sizeof xn);                                   \
-                memcpy(q + c * NAME##_W, &yn, sizeof yn);                                   \
-            }                                                                               \
+        for (int c = 0; c < C; c++) {                                                       \
+            memcpy(&xv, p + c * NAME##_W, sizeof xv);                                       \
+            memcpy(&yv, q + c * NAME##_W, sizeof yv);                                       \
+            xn = c1 * xv + c2 * yv;                                                         \
+            yn = c1 * yv + c2 * xv;                                                         \
+            memcpy(p + c * NAME##_W, &xn, sizeof xn);                                       \
+            memcpy(q + c * NAME##_W, &yn, sizeof yn);                                       \
         }                                                                                   \
-        for (f = KV; f < K; f++) {                                                          \
+        for (f = C * NAME##_W; f < K; f++) {                                                \
             T pf = p[f], qf = q[f];                                                         \
             p[f] = c1 * pf + c2 * qf;                                                       \
             q[f] = c1 * qf + c2 * pf;                                                       \
