@@ -66,18 +66,22 @@ def test_one_thread_epoch_matches_reference_update_for_update(isa, biases):
 
 @pytest.mark.parametrize("isa", available_isas("_sgd"))
 @pytest.mark.parametrize("K", [1, 7, 16, 33, 100, 129, 300])
-def test_every_row_length_matches_reference(isa, K):
+@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-10), (np.float32, 2e-5)])
+def test_every_row_length_matches_reference(isa, K, dtype, tolerance):
     """The step kernel has unrolled instances per vector count (1..8 vectors), scalar tails
-    and a two-pass path for longer rows: every length agrees with the reference (float64)."""
-    users, items, values = shuffled(coo_triples(star_ratings(30, 20, 0.3, 11)), seed=2)
+    and a two-pass path for longer rows: every length agrees with the float64 reference."""
+    users, items, values = shuffled(coo_triples(star_ratings(30, 20, 0.3, 11)), seed=2,
+                                    dtype=dtype)
     rng = np.random.default_rng(K)
     P, Q = rng.normal(0, 0.1, (30, K)), rng.normal(0, 0.1, (20, K))
-    b_user, b_item = np.zeros(30), np.zeros(20)
-    expected = sgd_epoch(users, items, values, P, Q, b_user, b_item, 3.0, 0.01, 0.05)
-    kernels("_sgd", isa).sgd_epoch(users, items, values, P, Q, b_user, b_item, 3.0, 0.01,
-                                   0.01, 0.05, 0.05, True, 1)
-    np.testing.assert_allclose(P, expected[0], rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(Q, expected[1], rtol=1e-10, atol=1e-12)
+    expected = sgd_epoch(users, items, values, P, Q, np.zeros(30), np.zeros(20), 3.0, 0.01,
+                         0.05)
+    P, Q = P.astype(dtype), Q.astype(dtype)
+    b_user, b_item = np.zeros(30, dtype), np.zeros(20, dtype)
+    args = [dtype(v) for v in (3.0, 0.01, 0.01, 0.05, 0.05)]
+    kernels("_sgd", isa).sgd_epoch(users, items, values, P, Q, b_user, b_item, *args, True, 1)
+    np.testing.assert_allclose(P, expected[0], rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(Q, expected[1], rtol=tolerance, atol=tolerance)
 
 
 def test_float32_epoch_matches_reference():
