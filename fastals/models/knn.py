@@ -36,6 +36,7 @@ from fastals._validation import (
     check_ids,
     check_int,
     check_num_threads,
+    take_rows,
 )
 from fastals.models.base import RecommenderBase
 from fastals.similarity import (
@@ -248,7 +249,7 @@ class ItemKNN(_SimilarItemsModel):
         S, self_similarity = columns_top_k(
             X, self.K, _MEASURE[self.similarity], resolve_threads(self.num_threads),
             weighting=_WEIGHTING.get(self.similarity), K1=self.K1, B=self.B,
-            show_progress=show_progress, desc=type(self).__name__)
+            show_progress=show_progress, desc=type(self).__name__, name="user_items")
         self._store_similarity(S, self_similarity)
         _store(self, "user_items", _owned(X, user_items).to_scipy())
         if callback is not None:
@@ -361,8 +362,8 @@ class ContentKNN(_SimilarItemsModel):
             raise ValueError(f"item_features is empty (shape {F.shape}, no non-zero values)")
         weighting = _WEIGHTING.get(self.similarity)
         if weighting is not None:
-            F = CSR(F.indptr, F.indices, weigh(F, weighting, "rows", self.K1, self.B, threads),
-                    F.shape)
+            values = weigh(F, weighting, "rows", self.K1, self.B, threads, name="item_features")
+            F = CSR(F.indptr, F.indices, values, F.shape)
         measure = _MEASURE[self.similarity]
         S = rows_top_k(F, None, self.K, measure, True, threads, show_progress,
                        type(self).__name__)
@@ -391,7 +392,7 @@ class ContentKNN(_SimilarItemsModel):
         ids, _ = check_ids("userid", userid, np.iinfo(np.int64).max)
         if sp.issparse(user_items) and user_items.ndim == 2 and user_items.shape[0] != len(ids):
             check_ids("userid", ids, user_items.shape[0])
-            user_items = user_items.tocsr()[ids]
+            user_items = take_rows(user_items, ids, "user_items")
         return super().recommend(userid, user_items, N, filter_already_liked_items,
                                  filter_items, True, items)
 
