@@ -65,7 +65,7 @@ def check_bool(name, value):
 def check_choice(name, value, choices):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
+    return str(value)
 
 
 def check_dtype(name, dtype):
@@ -254,8 +254,8 @@ def is_canonical(indptr, indices, nnz):
         # positions p where indices[p] <= indices[p - 1] must be the first of a row
         falls = np.flatnonzero(chunk[1:] <= chunk[:-1]) + (lo + 1)
         if falls.size:
-            at = np.searchsorted(indptr, falls)
-            if np.any(at >= indptr.shape[0]) or np.any(indptr[np.minimum(at, indptr.shape[0] - 1)] != falls):
+            at = np.minimum(np.searchsorted(indptr, falls), indptr.shape[0] - 1)
+            if np.any(indptr[at] != falls):
                 return False
     return True
 
@@ -371,13 +371,13 @@ def check_ids(name, ids, upper, allow_scalar=True):
     Accepts an int (numpy integers included) or a 1-D array-like of them; whole floats
     (3.0) are accepted as ids, bools, fractions, NaN, text and None are not.
     """
-    scalar = np.ndim(ids) == 0
-    if scalar and not allow_scalar:
-        raise ValueError(f"{name} must be an array of ids, got a scalar")
     try:
         arr = np.asarray(ids)
     except (TypeError, ValueError) as exc:  # ragged nesting, objects numpy cannot hold
         raise TypeError(f"{name} must be an id or a 1-D array of ids ({exc})") from None
+    scalar = arr.ndim == 0
+    if scalar and not allow_scalar:
+        raise ValueError(f"{name} must be an array of ids, got a scalar")
     if arr.dtype == object or arr.dtype.kind not in "iu":
         whole = arr.dtype.kind == "f" and np.all(np.isfinite(arr)) \
             and np.all(arr == np.round(arr)) and np.all(np.abs(arr) < 2.0 ** 63)

@@ -1379,7 +1379,8 @@ def tfidf_weight(X):
     """
     matrix, wrap = _weighting_input(X)
     if (matrix.data < 0).any():
-        raise ValueError("tfidf_weight needs non-negative values (it takes their square root)")
+        raise ValueError("tfidf_weight needs non-negative values in X (it takes their square "
+                         "root)")
     matrix.data = np.sqrt(matrix.data) * _idf(matrix)[matrix.indices]
     return wrap(matrix)
 

@@ -137,11 +137,10 @@ class RecommenderBase(ABC):
         N = check_int("N", N, minimum=1)
         filter_liked = check_bool("filter_already_liked_items", filter_already_liked_items)
         recalculate = check_bool("recalculate_user", recalculate_user)
-        scalar = np.ndim(userid) == 0
         if recalculate and user_items is not None:
-            userids, _ = check_ids("userid", userid, np.iinfo(np.int64).max)
+            userids, scalar = check_ids("userid", userid, np.iinfo(np.int64).max)
         else:
-            userids, _ = check_ids("userid", userid, self.n_users)
+            userids, scalar = check_ids("userid", userid, self.n_users)
         rows = None
         if filter_liked or recalculate:
             if user_items is None:
@@ -175,8 +174,7 @@ class RecommenderBase(ABC):
     def _similar(self, axis, ident, N, filter_ids, subset, upper):
         self._check_fitted()
         N = check_int("N", N, minimum=1)
-        scalar = np.ndim(ident) == 0
-        ids, _ = check_ids(f"{axis}id", ident, upper)
+        ids, scalar = check_ids(f"{axis}id", ident, upper)
         candidates = self._candidates(f"{axis}s", subset, upper)
         blocked = self._blocked(f"filter_{axis}s", filter_ids, upper, candidates)
 
