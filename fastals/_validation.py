@@ -237,7 +237,8 @@ def check_sparse(matrix, name, check_indices=True):
                 raise ValueError(f"{name} has {values.shape[0]} {part} coordinates for "
                                  f"{np.shape(matrix.data)} values")
             if values.size:
-                _check_bounds(name, f"{part} coordinates", values, upper)
+                _check_bounds(name, f"{'column' if part == 'col' else part} coordinates", values,
+                              upper)
     elif fmt == "dia":
         data, offsets = matrix.data, matrix.offsets
         if not isinstance(data, np.ndarray) or data.ndim != 2 or np.ndim(offsets) != 1 \
@@ -382,8 +383,9 @@ def check_ids(name, ids, upper, allow_scalar=True):
         whole = arr.dtype.kind == "f" and np.all(np.isfinite(arr)) \
             and np.all(arr == np.round(arr)) and np.all(np.abs(arr) < 2.0 ** 63)
         if not whole:
-            raise TypeError(f"{name} must be integer ids, got {arr.dtype} values "
-                            f"({ids!r:.80})")
+            kind = {"U": "text", "S": "bytes", "b": "bool", "O": "object"}.get(
+                arr.dtype.kind, arr.dtype.name)
+            raise TypeError(f"{name} must be integer ids, got {kind} values ({ids!r:.80})")
         arr = arr.astype(np.int64)
     if arr.ndim > 1:
         raise ValueError(f"{name} must be an id or a 1-D array of ids, got shape {arr.shape}")
