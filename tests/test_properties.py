@@ -225,7 +225,7 @@ def test_implicit_als_half_steps_match_the_reference(drawn, dtype, factors, regu
         # documented for systems that are singular in the dtype (large confidences in
         # float32, small regularization): the half-step that failed must have one, with
         # eps * kappa beyond what a Cholesky factorisation survives
-        assert "regularization" in str(exc) and "float64" in str(exc)
+        assert "raise regularization" in str(exc)
         X = np.nan_to_num(model.user_factors.astype(np.float64))
         worst = max(np.linalg.cond(A) for A in systems(R, Y0) + systems(R.T.tocsr(), X))
         assert EPS[dtype] * worst > 1e-4, f"ModelFitError at kappa {worst:.3g}: {exc}"
@@ -313,7 +313,7 @@ def test_explicit_als_half_steps_match_the_reference(drawn, dtype, factors, regu
             assert np.abs(R.data).max() ** 2 > np.finfo(dtype).max / 1e3 and "float64" in message
             event("ModelFitError (overflow)")
         else:  # documented: a system singular in the dtype
-            assert "regularization" in message and "float64" in message
+            assert "raise regularization" in message
             X = np.nan_to_num(model.user_factors.astype(np.float64))
             b = np.nan_to_num(model.user_bias.astype(np.float64))
             worst = max(np.linalg.cond(A) for A in systems(R, Y0, np.zeros(R.shape[1]))

@@ -207,7 +207,7 @@ class ExplicitALS(ExplicitFactorizationBase):
                            threads, status)
             if status.any() and self._overflows(Y, rows_csr):
                 raise self._overflow_error(side)  # the magnitude, not the regularisation
-            raise_for_status(status, lo, side, self.regularization)
+            raise_for_status(status, lo, side, self.regularization, self.dtype)
         if not (all_finite(X) and all_finite(x_bias)):
             raise self._overflow_error(side)
 

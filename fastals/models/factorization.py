@@ -78,8 +78,12 @@ def _normalise(factors):
     return np.ascontiguousarray(scaled, dtype=factors.dtype)
 
 
-def raise_for_status(status, offset, side, regularization):
-    """Turn the status codes of a block of row solves into an exception naming the first row."""
+def raise_for_status(status, offset, side, regularization, dtype=None):
+    """Turn the status codes of a block of row solves into an exception naming the first row.
+
+    The hint suggests float64 to a float32 model; a float64 model is told to raise the
+    regularization or scale very large values down.
+    """
     if not status.any():
         return
     failed = np.flatnonzero(status)
@@ -88,7 +92,9 @@ def raise_for_status(status, offset, side, regularization):
         raise MemoryError(f"the ALS kernel could not allocate scratch memory ({side} {first})")
     error = ModelFitError(
         f"the normal equations of {len(failed)} {side}(s) are not positive definite "
-        f"(first: {side} {first}) with regularization={regularization}; raise "
-        "regularization (or use float64)")
+        f"(first: {side} {first}) with regularization={regularization}; "
+        + ("raise regularization, or scale the values down if they are very large"
+           if dtype is not None and np.dtype(dtype) == np.float64
+           else "raise regularization (or use float64)"))
     error.row = first  # the failing row, for callers that name rows differently
     raise error

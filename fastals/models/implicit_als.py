@@ -190,7 +190,7 @@ class ImplicitALS(MatrixFactorizationBase):
                 "scale the values down, lower alpha, raise regularization or use float64")
 
     def _raise_for_status(self, status, offset, side):
-        raise_for_status(status, offset, side, self.regularization)
+        raise_for_status(status, offset, side, self.regularization, self.dtype)
 
     def _gram(self, Y):
         """Y^T Y + regularization I, accumulated in float64 blocks, in the model's dtype."""
