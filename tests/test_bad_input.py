@@ -913,6 +913,28 @@ bad("read_csv(<missing file>)", call(read_csv, "/nonexistent/ratings.csv"), File
 bad("read_csv(<a folder>)", call(read_csv, Lazy(lambda f: f.folder)), IsADirectoryError,
     "is a directory")
 
+# fastals.datasets
+D = fastals.datasets
+for fn, args, kwargs, error, name in [
+        (D.synthetic_interactions, (-1, 5, 10), {}, ValueError, "n_users"),
+        (D.synthetic_interactions, (5, 5, "x"), {}, TypeError, "nnz"),
+        (D.synthetic_interactions, (2, 2, 100), {}, ValueError, "nnz"),
+        (D.synthetic_interactions, (2.5, 2, 3), {}, TypeError, "n_users"),
+        (D.synthetic_interactions, (5, 5, 3), dict(item_exponent=float("nan")), ValueError,
+         "item_exponent"),
+        (D.synthetic_interactions, (5, 5, 3), dict(dtype=np.int8), ValueError, "dtype"),
+        (D.synthetic_ratings, (5, 5, 10), dict(dtype="banana"), TypeError, "dtype"),
+        (D.synthetic_ratings, (5, 5, 10), dict(rank=0), ValueError, "rank"),
+        (D.synthetic_ratings, (5, 5, 10), dict(noise=-1), ValueError, "noise"),
+        (D.make_synthetic, (), dict(n_groups=0), ValueError, "n_groups"),
+        (D.make_synthetic, (), dict(n_users=True), TypeError, "n_users"),
+        (D.load, ("nope",), {}, ValueError, "name"),
+        (D.load_movielens_100k_split, ("u9",), {}, ValueError, "split"),
+        (D.load_movielens_100k, ("/nonexistent",), {}, FileNotFoundError, "/nonexistent"),
+        (D.load_movielens, ("/nonexistent",), {}, FileNotFoundError, "/nonexistent")]:
+    shown = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
+    bad(f"{fn.__name__}({shown})", call(fn, *args, **kwargs), error, name)
+
 # files: load what is not a fastals model, save where it cannot go
 LOADS = [("truncated.npz", ModelFileError, "not a readable fastals model"),
          ("corrupted.npz", ModelFileError, "not a readable fastals model"),

@@ -247,3 +247,35 @@ def test_overflow_is_detected_after_the_iteration_that_caused_it():
     explicit = fastals.ExplicitALS(factors=4, iterations=2, random_state=0)
     with pytest.raises(ModelFitError, match="non-finite.*float64"):
         explicit.fit(R, show_progress=False)
+
+
+def test_a_system_that_overflows_float32_is_an_error_not_a_zero_factor():
+    """A_u = gram + (c - 1) y y^T with (c - 1) |y|^2 beyond float32's range: the Cholesky
+    pivot is infinite and x = b / inf = 0 looked like a solution (a silent wrong answer, for
+    K = 1 with no NaN to catch it); CG took a step of rs / inf = 0 and kept a stale x. Both
+    now report the overflow."""
+    from fastals._kernels.dispatch import kernels
+
+    row = sp.csr_matrix(np.array([[1e30, 0.0]], dtype=np.float32))
+    model = fastals.ImplicitALS(factors=1, alpha=1e9, dtype=np.float32)
+    model.user_factors = np.ones((1, 1), np.float32)
+    model.item_factors = np.ones((2, 1), np.float32)
+    with pytest.raises(ModelFitError, match="overflow float32.*scale them down.*float64"):
+        model.recalculate_user(0, row)
+    # the same row in float64 is an ordinary, finite solve (x ~ 1)
+    model64 = fastals.ImplicitALS(factors=1, alpha=1e9, dtype=np.float64)
+    model64.user_factors, model64.item_factors = np.ones((1, 1)), np.ones((2, 1))
+    assert model64.recalculate_user(0, row)[0] == pytest.approx(1.0, rel=1e-6)
+    als = kernels("_als")
+    Y = np.ones((2, 1), np.float32)
+    gram = (Y.T @ Y + 0.01).astype(np.float32)
+    for solve in ("solve_cg", "solve_cholesky"):
+        X = np.full((1, 1), 0.5, np.float32)
+        status = np.zeros(1, np.int8)
+        args = (np.array([0, 1], np.int32), np.array([0], np.int32),
+                np.array([1e30], np.float32), X, Y, gram, np.float32(1e9))
+        if solve == "solve_cg":
+            als.solve_cg(*args, 3, 1, status)
+        else:
+            als.solve_cholesky(*args, 1, status)
+        assert status[0] == 3, solve  # OVERFLOW
