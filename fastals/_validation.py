@@ -341,6 +341,9 @@ def as_csr(matrix, name, dtype, check_values=True, allow_empty=True, shape=None,
     nnz = csr.nnz
     indptr = np.ascontiguousarray(csr.indptr, dtype=index_dtype)
     indices = np.ascontiguousarray(csr.indices[:nnz], dtype=index_dtype)
+    if not allow_empty and nnz == 0:
+        raise ValueError(f"{name} is empty: its {matrix.nnz} stored values are all zero (or "
+                         "cancel out when repeated entries are summed)")
     with np.errstate(over="ignore"):  # overflow is reported just below
         data = np.ascontiguousarray(csr.data[:nnz], dtype=dtype)
     if check_values and not all_finite(data):

@@ -114,19 +114,29 @@ def rows_top_k(A: CSR, B: CSR | None, K, similarity, skip_self, num_threads,
                show_progress=False, desc="similarity"):
     """:func:`top_k_similarity` on validated rows (B None: A against itself).
 
-    Cosine runs as a dot product of rows scaled to unit length (the scaled copies are
-    made here; the inputs are not modified).
+    Cosine runs as a dot product of rows scaled to unit length, Pearson on rows scaled by
+    1/|a - mean| (the scaled copies are made here; the inputs are not modified): the dot
+    products are then of order 1 whatever the scale of the values, so they neither
+    underflow (values near 1e-30 in float32) nor overflow (near 1e30).
     """
     stats_a = row_statistics(A, similarity, num_threads)
     stats_b = stats_a if B is None else row_statistics(B, similarity, num_threads)
-    if similarity == "cosine":
-        Bt = A.transpose() if B is None else B.transpose()
-        A = scaled_rows(A, stats_a["scale"], num_threads)
-        return top_k_csr(A, Bt, K, "dot", {}, {}, skip_self, num_threads, show_progress, desc,
-                         bt_factors=stats_b["scale"])
     Bt = A.transpose() if B is None else B.transpose()
+    if similarity in ("cosine", "pearson"):
+        A = scaled_rows(A, stats_a["scale"], num_threads)
+        if similarity == "cosine":
+            return top_k_csr(A, Bt, K, "dot", {}, {}, skip_self, num_threads, show_progress,
+                             desc, bt_factors=stats_b["scale"])
+        return top_k_csr(A, Bt, K, "pearson", _unit_scale(stats_a), _unit_scale(stats_b),
+                         skip_self, num_threads, show_progress, desc,
+                         bt_factors=stats_b["scale"])
     return top_k_csr(A, Bt, K, similarity, stats_a, stats_b, skip_self, num_threads,
                      show_progress, desc)
+
+
+def _unit_scale(stats):
+    """Pearson statistics of rows already multiplied by their scale."""
+    return dict(stats, scale=np.ones_like(stats["scale"]))
 
 
 def columns_top_k(X: CSR, K, similarity, num_threads, weighting=None, K1=1.2, B=0.75,
@@ -146,11 +156,16 @@ def columns_top_k(X: CSR, K, similarity, num_threads, weighting=None, K1=1.2, B=
     del values
     stats = row_statistics(A, similarity, num_threads)
     diagonal = self_similarity(A, similarity, stats, num_threads)
-    if similarity == "cosine":
+    if similarity in ("cosine", "pearson"):  # on scaled rows, as in rows_top_k
         scale = stats["scale"]
         _similarity.scale_rows(A.indptr, A.data, scale, num_threads)
-        S = top_k_csr(A, W, K, "dot", {}, {}, True, num_threads, show_progress, desc,
-                      bt_factors=scale)
+        if similarity == "cosine":
+            S = top_k_csr(A, W, K, "dot", {}, {}, True, num_threads, show_progress, desc,
+                          bt_factors=scale)
+        else:
+            unit = _unit_scale(stats)
+            S = top_k_csr(A, W, K, "pearson", unit, unit, True, num_threads, show_progress,
+                          desc, bt_factors=scale)
     else:
         S = top_k_csr(A, W, K, similarity, stats, stats, True, num_threads, show_progress, desc)
     return S, diagonal

@@ -496,6 +496,12 @@ for model, data, name, float32 in FITS:
         ValueError, name, "empty")
     bad(f"{label}.fit({name}=<0 x 0>)", call(model.fit, sp.csr_matrix((0, 0)),
                                              show_progress=False), ValueError, name, "empty")
+    if name != "ratings":  # (stored zeros are ratings for the explicit models)
+        zeros = sp.coo_matrix((np.array([0.0, 2.0, -2.0]), (np.array([0, 1, 1]),
+                                                            np.array([0, 1, 1]))),
+                              shape=data.shape)
+        bad(f"{label}.fit({name}=<only stored zeros and entries that cancel>)",
+            call(model.fit, zeros, show_progress=False), ValueError, name, "empty")
     bad(f"{label}.fit(show_progress=<a string>)", call(model.fit, data, show_progress="no"),
         TypeError, "show_progress")
     bad(f"{label}.fit(callback=<not callable>)", call(model.fit, data, show_progress=False,
