@@ -291,7 +291,7 @@ def rmse_cell(runs):
 def als_table(args):
     workloads = [("ml100k", "MovieLens 100K u1 (80,000)", [2, 7])]
     if not args.skip_synthetic:
-        workloads.append(("syn20m", "synthetic 20M-sized: full training set (18M)", [1, 3]))
+        workloads.append(("syn20m", "synthetic 20M-sized: full training set (18M)", [2, 5]))
     rows = []
     for data, title, iterations in workloads:
         print(f"ALS on {title}", flush=True)

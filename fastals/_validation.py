@@ -16,6 +16,12 @@ from fastals.exceptions import IdOutOfRangeError
 
 FLOAT_DTYPES = (np.float32, np.float64)
 _INT32_MAX = np.iinfo(np.int32).max
+_INT64_MAX = np.iinfo(np.int64).max
+#: the most OpenMP threads any entry point accepts: far beyond any machine's cores, and
+#: low enough that the runtime can create them (100,000 threads crash the process)
+MAX_THREADS = 1024
+# index arrays are scanned this many entries at a time (bounded temporary memory)
+_SCAN_STEP = 1 << 20
 
 
 def check_int(name, value, minimum=None, maximum=None):
@@ -59,7 +65,7 @@ def check_bool(name, value):
 def check_choice(name, value, choices):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
+    return str(value)
 
 
 def check_dtype(name, dtype):
@@ -74,8 +80,8 @@ def check_dtype(name, dtype):
 
 
 def check_num_threads(value):
-    """0 means every core OpenMP sees."""
-    return check_int("num_threads", value, minimum=0)
+    """0 means every core OpenMP sees; at most MAX_THREADS."""
+    return check_int("num_threads", value, minimum=0, maximum=MAX_THREADS)
 
 
 def check_random_state(value):
@@ -145,6 +151,130 @@ def all_finite(values):
     return all(np.isfinite(flat[i:i + step]).all() for i in range(0, flat.size, step))
 
 
+def _index_array(name, part, values):
+    """Raise unless `values` is a 1-D integer array (an index array of a sparse matrix)."""
+    if not isinstance(values, np.ndarray) or values.ndim != 1 or values.dtype.kind not in "iu":
+        what = getattr(values, "dtype", type(values).__name__)
+        raise ValueError(f"{name} has an invalid {part} array (it must be a 1-D array of "
+                         f"integers, got {what} with shape {np.shape(values)})")
+
+
+def _check_bounds(name, what, values, upper):
+    """Raise unless every value lies in [0, upper), scanning in bounded chunks."""
+    for lo in range(0, values.shape[0], _SCAN_STEP):
+        chunk = values[lo:lo + _SCAN_STEP]
+        if chunk.min() < 0 or chunk.max() >= upper:
+            bad = chunk[(chunk < 0) | (chunk >= upper)][0]
+            raise ValueError(f"{name} has {what} out of bounds: {int(bad)} is not in "
+                             f"[0, {upper})")
+
+
+def _check_compressed(name, indptr, indices, data, n_major, n_minor, what, check_indices,
+                      kind="CSR"):
+    """The structure of a compressed (CSR/CSC/BSR) matrix, before any C code reads it."""
+    _index_array(name, "indptr", indptr)
+    _index_array(name, "indices", indices)
+    if not isinstance(data, np.ndarray) or data.ndim != 1:
+        raise ValueError(f"{name} has an invalid data array (it must be 1-D, got shape "
+                         f"{np.shape(data)})")
+    if indptr.shape[0] != n_major + 1:
+        raise ValueError(f"{name} has an inconsistent {kind} structure (indptr): indptr has "
+                         f"{indptr.shape[0]} entries for {n_major} {what}, expected "
+                         f"{n_major + 1}")
+    if indptr[0] != 0 or indptr[-1] > indices.shape[0] or indptr[-1] > data.shape[0]:
+        raise ValueError(f"{name} has an inconsistent {kind} structure (indptr): it must start "
+                         f"at 0 and end at most at the {min(indices.shape[0], data.shape[0])} "
+                         f"stored values, got {int(indptr[0])} .. {int(indptr[-1])}")
+    for lo in range(0, indptr.shape[0], _SCAN_STEP):
+        if np.any(np.diff(indptr[lo:lo + _SCAN_STEP + 1]) < 0):
+            raise ValueError(f"{name} has an inconsistent {kind} structure (indptr): it "
+                             "decreases (indptr must be non-decreasing)")
+    nnz = int(indptr[-1])
+    if check_indices and nnz:
+        _check_bounds(name, "row indices" if what == "columns" else "column indices",
+                      indices[:nnz], n_minor)
+
+
+def check_sparse(matrix, name, check_indices=True):
+    """Raise unless `matrix` is a 2-D scipy sparse matrix whose internal arrays agree with
+    each other and with its shape.
+
+    scipy trusts these arrays (its conversions and indexing run C code over them, without
+    bounds checks), and a hand-built matrix can break them, so this runs before anything
+    else touches the matrix. Costs one pass over the index arrays (with
+    ``check_indices=False``, over indptr only: the column indices of a CSR are then checked
+    later, on the rows that are used).
+    """
+    if not sp.issparse(matrix):
+        raise _sparse_type_error(name, matrix)
+    if matrix.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got {matrix.ndim}-D")
+    n_rows, n_cols = matrix.shape
+    if n_rows < 0 or n_cols < 0:
+        raise ValueError(f"{name} has an invalid shape {matrix.shape}")
+    fmt = matrix.format
+    if fmt == "csr":
+        _check_compressed(name, matrix.indptr, matrix.indices, matrix.data, n_rows, n_cols,
+                          "rows", check_indices)
+    elif fmt == "csc":
+        _check_compressed(name, matrix.indptr, matrix.indices, matrix.data, n_cols, n_rows,
+                          "columns", True, "CSC")
+    elif fmt == "bsr":
+        R, C = matrix.blocksize
+        data = matrix.data
+        if R <= 0 or C <= 0 or n_rows % R or n_cols % C or not isinstance(data, np.ndarray) \
+                or data.ndim != 3 or data.shape[1:] != (R, C):
+            raise ValueError(f"{name} has an inconsistent BSR structure (blocks)")
+        _check_compressed(name, matrix.indptr, matrix.indices, data[:, 0, 0], n_rows // R,
+                          n_cols // C, "block rows", True, "BSR")
+    elif fmt == "coo":
+        coords = matrix.coords if hasattr(matrix, "coords") else (matrix.row, matrix.col)
+        if len(coords) != 2:
+            raise ValueError(f"{name} must be 2-D, got {len(coords)}-D coordinates")
+        for part, values, upper in (("row", coords[0], n_rows), ("col", coords[1], n_cols)):
+            _index_array(name, part, values)
+            if values.shape != np.shape(matrix.data):
+                raise ValueError(f"{name} has {values.shape[0]} {part} coordinates for "
+                                 f"{np.shape(matrix.data)} values")
+            if values.size:
+                _check_bounds(name, f"{'column' if part == 'col' else part} coordinates", values,
+                              upper)
+    elif fmt == "dia":
+        data, offsets = matrix.data, matrix.offsets
+        if not isinstance(data, np.ndarray) or data.ndim != 2 or np.ndim(offsets) != 1 \
+                or len(offsets) != data.shape[0] or np.asarray(offsets).dtype.kind not in "iu":
+            raise ValueError(f"{name} has an inconsistent DIA structure (data / offsets)")
+    # dok and lil are Python containers: their conversions check as they go
+
+
+def is_canonical(indptr, indices, nnz):
+    """True when the column indices strictly increase within every row (sorted, no
+    duplicates). Computed from the arrays (scipy's cached flag can be stale or set by hand)."""
+    for lo in range(0, nnz, _SCAN_STEP):
+        chunk = indices[lo:min(lo + _SCAN_STEP + 1, nnz)]
+        # positions p where indices[p] <= indices[p - 1] must be the first of a row
+        falls = np.flatnonzero(chunk[1:] <= chunk[:-1]) + (lo + 1)
+        if falls.size:
+            at = np.minimum(np.searchsorted(indptr, falls), indptr.shape[0] - 1)
+            if np.any(indptr[at] != falls):
+                return False
+    return True
+
+
+def take_rows(matrix, ids, name):
+    """Rows `ids` (validated, in range) of a caller's sparse matrix, as a new scipy CSR.
+
+    The matrix's structure is checked first, so scipy's row indexing only reads inside
+    its arrays; a CSR input costs O(rows) here (its column indices are checked when the
+    rows taken are validated).
+    """
+    check_sparse(matrix, name, check_indices=False)
+    csr = matrix if matrix.format == "csr" else matrix.tocsr()
+    if csr is not matrix:
+        check_sparse(csr, name)
+    return csr[ids]
+
+
 def _sparse_type_error(name, matrix):
     if isinstance(matrix, np.ndarray) or hasattr(matrix, "__array__"):
         return TypeError(
@@ -165,10 +295,7 @@ def as_csr(matrix, name, dtype, check_values=True, allow_empty=True, shape=None,
     keeps stored zeros (a rating of 0), and ``sum_duplicates=False`` raises on a (row,
     column) pair stored twice instead of adding the two values.
     """
-    if not sp.issparse(matrix):
-        raise _sparse_type_error(name, matrix)
-    if matrix.ndim != 2:
-        raise ValueError(f"{name} must be 2-D, got {matrix.ndim}-D")
+    check_sparse(matrix, name)
     if shape is not None:
         for axis, (want, got) in enumerate(zip(shape, matrix.shape)):
             if want is not None and want != got:
@@ -183,26 +310,25 @@ def as_csr(matrix, name, dtype, check_values=True, allow_empty=True, shape=None,
 
     csr = matrix if matrix.format == "csr" else matrix.tocsr()
     owned = csr is not matrix
+    if owned:
+        check_sparse(csr, name)  # what scipy's conversion made of it
     if not sum_duplicates and matrix.format == "coo" and csr.nnz != matrix.nnz:
         raise _duplicates_error(name, matrix)  # COO -> CSR has already summed them
-    # check a hand-built CSR's structure before anything reads through it
     n_rows, n_cols = csr.shape
     indptr, indices = csr.indptr, csr.indices
-    if indptr.shape[0] != n_rows + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0) \
-            or indptr[-1] > indices.shape[0] or indptr[-1] > csr.data.shape[0]:
-        raise ValueError(f"{name} has an inconsistent CSR structure (indptr)")
     nnz = int(indptr[-1])
-    if nnz and (indices[:nnz].min() < 0 or indices[:nnz].max() >= n_cols):
-        raise ValueError(f"{name} has column indices out of bounds for {n_cols} columns")
     data = csr.data[:nnz]
     if check_values and kind == "f" and not all_finite(data):
         bad = np.flatnonzero(~np.isfinite(data))[0]
         row = int(np.searchsorted(indptr, bad, side="right") - 1)
         raise ValueError(f"{name} contains NaN or infinite values (first at row {row}, "
                          f"column {int(indices[bad])}: {data[bad]})")
-    if not csr.has_canonical_format or (not keep_zeros and np.count_nonzero(data) != nnz):
+    if not is_canonical(indptr, indices, nnz) or \
+            (not keep_zeros and np.count_nonzero(data) != nnz):
         csr = csr.copy() if not owned else csr
         owned = True
+        csr.has_sorted_indices = False  # scipy trusts these flags: make it look
+        csr.has_canonical_format = False
         stored = csr.nnz
         csr.sum_duplicates()
         if not sum_duplicates and csr.nnz != stored:
@@ -215,6 +341,9 @@ def as_csr(matrix, name, dtype, check_values=True, allow_empty=True, shape=None,
     nnz = csr.nnz
     indptr = np.ascontiguousarray(csr.indptr, dtype=index_dtype)
     indices = np.ascontiguousarray(csr.indices[:nnz], dtype=index_dtype)
+    if not allow_empty and nnz == 0:
+        raise ValueError(f"{name} is empty: its {matrix.nnz} stored values are all zero (or "
+                         "cancel out when repeated entries are summed)")
     with np.errstate(over="ignore"):  # overflow is reported just below
         data = np.ascontiguousarray(csr.data[:nnz], dtype=dtype)
     if check_values and not all_finite(data):
@@ -241,24 +370,34 @@ def _duplicates_error(name, matrix):
 
 
 def check_ids(name, ids, upper, allow_scalar=True):
-    """Validate ids in [0, upper); return (int64 array, was_scalar)."""
-    scalar = np.ndim(ids) == 0
+    """Validate ids in [0, upper); return (int64 array, was_scalar).
+
+    Accepts an int (numpy integers included) or a 1-D array-like of them; whole floats
+    (3.0) are accepted as ids, bools, fractions, NaN, text and None are not.
+    """
+    try:
+        arr = np.asarray(ids)
+    except (TypeError, ValueError) as exc:  # ragged nesting, objects numpy cannot hold
+        raise TypeError(f"{name} must be an id or a 1-D array of ids ({exc})") from None
+    scalar = arr.ndim == 0
     if scalar and not allow_scalar:
         raise ValueError(f"{name} must be an array of ids, got a scalar")
-    arr = np.asarray(ids)
     if arr.dtype == object or arr.dtype.kind not in "iu":
-        if arr.dtype.kind == "f" and arr.size and np.all(np.isfinite(arr)) \
-                and np.all(arr == np.round(arr)):
-            arr = arr.astype(np.int64)
-        elif arr.size == 0 and arr.dtype.kind == "f":
-            arr = arr.astype(np.int64)
-        else:
-            raise TypeError(f"{name} must be integer ids, got {arr.dtype} values "
-                            f"({ids!r:.80})")
+        whole = arr.dtype.kind == "f" and np.all(np.isfinite(arr)) \
+            and np.all(arr == np.round(arr)) and np.all(np.abs(arr) < 2.0 ** 63)
+        if not whole:
+            kind = {"U": "text", "S": "bytes", "b": "bool", "O": "object"}.get(
+                arr.dtype.kind, arr.dtype.name)
+            raise TypeError(f"{name} must be integer ids, got {kind} values ({ids!r:.80})")
+        arr = arr.astype(np.int64)
     if arr.ndim > 1:
         raise ValueError(f"{name} must be an id or a 1-D array of ids, got shape {arr.shape}")
+    known = f"the model knows ids 0..{upper - 1}" if upper < _INT64_MAX \
+        else "ids must be >= 0"
+    if arr.dtype.kind == "u" and arr.size and arr.max() > _INT64_MAX:
+        raise IdOutOfRangeError(f"{name} {int(arr.max())} is out of range: {known}")
     arr = arr.astype(np.int64, copy=False).reshape(-1)
     if arr.size and (arr.min() < 0 or arr.max() >= upper):
         bad = arr[(arr < 0) | (arr >= upper)][0]
-        raise IdOutOfRangeError(f"{name} {int(bad)} is out of range: the model knows ids 0..{upper - 1}")
+        raise IdOutOfRangeError(f"{name} {int(bad)} is out of range: {known}")
     return arr, scalar

@@ -49,9 +49,18 @@ import numpy as np
 import scipy.sparse as sp
 
 from fastals._files import atomic_path
-from fastals._validation import as_csr, check_choice, check_dtype, check_float, check_ids
+from fastals._validation import (
+    all_finite,
+    as_csr,
+    check_choice,
+    check_dtype,
+    check_float,
+    check_ids,
+    check_sparse,
+    is_canonical,
+)
 from fastals.exceptions import IdOutOfRangeError, ModelFileError
-from fastals.models.base import RecommenderBase, load as load_model
+from fastals.models.base import RecommenderBase, load as load_model, model_path
 
 __all__ = [
     "DataWarning",
@@ -515,12 +524,22 @@ def canonical_csr(matrix, name="user_items"):
     The caller's arrays are shared when the input is already canonical CSR, and copied
     before anything would change them otherwise.
     """
-    if not sp.issparse(matrix) or matrix.ndim != 2:
-        as_csr(matrix, name, np.float64)  # raises the clear error for dense / other input
+    check_sparse(matrix, name)  # also rejects a hand-built matrix scipy would misread
+    if matrix.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {matrix.dtype}")
     csr = matrix.tocsr() if matrix.format != "csr" else matrix
-    if not csr.has_canonical_format:
+    if csr is not matrix:
+        check_sparse(csr, name)
+    if not is_canonical(csr.indptr, csr.indices, csr.nnz):
         csr = csr.copy() if csr is matrix else csr
+        csr.has_sorted_indices = False  # scipy trusts these flags: make it look
+        csr.has_canonical_format = False
         csr.sum_duplicates()
+    if csr.indices.shape[0] != csr.nnz or csr.data.shape[0] != csr.nnz:
+        csr = csr.copy() if csr is matrix else csr
+        csr.prune()  # arrays longer than indptr says (a hand-built matrix)
+    if not all_finite(csr.data):
+        raise ValueError(f"{name} contains NaN or infinite values")
     return csr
 
 
@@ -1360,7 +1379,8 @@ def tfidf_weight(X):
     """
     matrix, wrap = _weighting_input(X)
     if (matrix.data < 0).any():
-        raise ValueError("tfidf_weight needs non-negative values (it takes their square root)")
+        raise ValueError("tfidf_weight needs non-negative values in X (it takes their square "
+                         "root)")
     matrix.data = np.sqrt(matrix.data) * _idf(matrix)[matrix.indices]
     return wrap(matrix)
 
@@ -1460,7 +1480,8 @@ class IdRecommender:
             self._attach(data)
         else:
             self.users, self.items = users, items
-            self.user_items = None if user_items is None else sp.csr_matrix(user_items)
+            self.user_items = None if user_items is None else \
+                sp.csr_matrix(canonical_csr(user_items, "user_items"))
             self.item_info = _check_info(item_info, len(items) if items is not None else 0,
                                          "item_info") if item_info else {}
         if model.is_fitted:
@@ -1471,7 +1492,7 @@ class IdRecommender:
             self.users, self.items = data.users, data.items
             self.user_items, self.item_info = data.user_items, dict(data.item_info)
         elif sp.issparse(data):
-            csr = sp.csr_matrix(data)
+            csr = sp.csr_matrix(canonical_csr(data, "data"))
             self.users = IdMapping.range(csr.shape[0], "user")
             self.items = IdMapping.range(csr.shape[1], "item")
             self.user_items, self.item_info = csr, {}
@@ -1663,7 +1684,7 @@ class IdRecommender:
         it. The interactions let ``recommend`` filter what users already have after loading.
         """
         self._require_fitted()
-        path = os.fspath(path)
+        path = model_path(path)
         if not path.endswith(".npz"):
             path += ".npz"
         extras = {}
@@ -1694,13 +1715,16 @@ class IdRecommender:
     def load(cls, path):
         """Read a file written by :meth:`save` (or a plain model file: ids are then 0..n-1)."""
         model = load_model(path)
-        path = os.fspath(path)
+        path = model_path(path)
         try:
             with np.load(path, allow_pickle=False) as npz:
                 names = [n for n in npz.files if n.startswith("__") and n != "__fastals__"]
                 arrays = {n: npz[n] for n in names}
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise ModelFileError(f"{path} is not a readable fastals model: {exc}") from None
+        except (FileNotFoundError, PermissionError, MemoryError):
+            raise
+        except Exception as exc:  # damage that load_model did not read through
+            raise ModelFileError(f"{path} is not a readable fastals model: "
+                                 f"{type(exc).__name__}: {exc}") from None
         if _IDS_HEADER not in arrays:
             return cls(model)
         try:
@@ -1719,10 +1743,11 @@ class IdRecommender:
                      arrays["__user_items_indptr__"]), shape=(model.n_users, model.n_items))
                 as_csr(user_items, "the saved user_items", np.float64)  # structure check
             return cls(model, users=users, items=items, user_items=user_items, item_info=info)
-        except ModelFileError:
+        except (ModelFileError, MemoryError):
             raise
-        except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
-            raise ModelFileError(f"{path} has unreadable id data: {exc}") from None
+        except Exception as exc:  # missing or malformed id arrays
+            raise ModelFileError(f"{path} has unreadable id data: "
+                                 f"{type(exc).__name__}: {exc}") from None
 
 
 def _as_list(ids):

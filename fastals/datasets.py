@@ -53,6 +53,7 @@ def synthetic_interactions(n_users, n_items, nnz, random_state=0, item_exponent=
     nnz = check_int("nnz", nnz, minimum=1, maximum=n_users * n_items)
     check_float("item_exponent", item_exponent, minimum=0)
     check_float("user_sigma", user_sigma, minimum=0)
+    dtype = check_dtype("dtype", dtype)
     rng = check_random_state(random_state)
     item_weights = 1.0 / (np.arange(n_items) + 10.0) ** item_exponent
     item_cdf = np.cumsum(item_weights / item_weights.sum())
@@ -399,6 +400,7 @@ def synthetic_ratings(n_users, n_items, nnz, rank=10, noise=0.7, random_state=0,
     """
     rank = check_int("rank", rank, minimum=1)
     check_float("noise", noise, minimum=0)
+    dtype = check_dtype("dtype", dtype)
     nnz = check_int("nnz", nnz, minimum=1, maximum=n_users * n_items)
     pattern = synthetic_interactions(n_users, n_items, min(n_users * n_items, nnz * 5 // 4),
                                      random_state=random_state)

@@ -51,6 +51,7 @@ from fastals._validation import (
     check_bool,
     check_dtype,
     check_float,
+    check_ids,
     check_int,
     check_num_threads,
     check_random_state,
@@ -206,7 +207,10 @@ def split_by_time(data, test_size=0.2, cutoff=None, timestamps=None):
             raise ValueError("split_by_time needs timestamps: pass Interactions that have them "
                              "or timestamps=... (one per stored value)")
         timestamps = source.timestamps
-    times = np.asarray(timestamps, dtype=np.float64)
+    try:
+        times = np.asarray(timestamps, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"timestamps must be numbers (one per stored value): {exc}") from None
     if times.shape != (matrix.nnz,):
         raise ValueError(f"timestamps must have one value per stored interaction "
                          f"({matrix.nnz}), got shape {times.shape}")
@@ -380,12 +384,10 @@ def metrics_from_recommendations(recommended, test_user_items, users=None, K=Non
     recommended = np.ascontiguousarray(recommended[:, :K], dtype=np.int64)
     if users is None:
         users = np.arange(len(recommended), dtype=np.int64)
-    users = np.asarray(users, dtype=np.int64).reshape(-1)
+    users, _ = check_ids("users", users, test.shape[0])
     if len(users) != len(recommended):
         raise ValueError(f"users has {len(users)} entries but recommended has "
                          f"{len(recommended)} rows")
-    if users.size and (users.min() < 0 or users.max() >= test.shape[0]):
-        raise ValueError(f"users must lie in [0, {test.shape[0]}) (the test matrix's rows)")
     if recommended.size and (recommended.min() < -1 or recommended.max() >= n_items):
         raise ValueError(f"recommended ids must be -1 (padding) or in [0, {n_items})")
     _check_distinct_rows(recommended)
@@ -460,8 +462,8 @@ def _rating_errors(model_or_truth, test_or_predictions):
         truth = coo.data.astype(np.float64)
         predictions = np.asarray(score_pairs(model, coo.row, coo.col), dtype=np.float64)
     else:
-        truth = np.asarray(model_or_truth, dtype=np.float64).reshape(-1)
-        predictions = np.asarray(test_or_predictions, dtype=np.float64).reshape(-1)
+        truth = _numbers("y_true", model_or_truth)
+        predictions = _numbers("y_pred", test_or_predictions)
         if truth.shape != predictions.shape:
             raise ValueError(f"y_true and y_pred must have the same length, got {truth.size} "
                              f"and {predictions.size}")
@@ -470,6 +472,18 @@ def _rating_errors(model_or_truth, test_or_predictions):
     if not truth.size:
         raise ValueError("nothing to score: no test ratings")
     return predictions - truth
+
+
+def _numbers(name, values):
+    """A flat float64 array of `values`, or a TypeError naming them."""
+    try:
+        array = np.asarray(values)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"got dtype {array.dtype}")
+        return array.astype(np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be an array of numbers (or pass a fitted model and a test "
+                        f"matrix): {exc}") from None
 
 
 def rmse(model_or_truth, test_or_predictions):
@@ -516,7 +530,7 @@ def cross_validate(model, data, folds=5, K=10, measures=None, random_state=None,
     if measures is None:
         measures = list(RANKING_METRICS) + (["rmse", "mae"] if callable(
             getattr(base, "predict", None)) else [])
-    measures = list(measures)
+    measures = [measures] if isinstance(measures, str) else list(measures)
     unknown = [m for m in measures if m not in RANKING_METRICS + ("rmse", "mae")]
     if unknown:
         raise ValueError(f"unknown measures {unknown}; choose from "
@@ -578,6 +592,9 @@ class PopularityBaseline(RecommenderBase):
 
     def fit(self, user_items, show_progress=True, callback=None):
         """Count, for each item, the users with a positive value. Returns self."""
+        check_bool("show_progress", show_progress)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable, got {callback!r}")
         csr = as_csr(user_items, "user_items", self.dtype, allow_empty=False)
         positive = csr.data > 0
         counts = np.bincount(csr.indices[positive], minlength=csr.shape[1])
@@ -603,6 +620,12 @@ class PopularityBaseline(RecommenderBase):
 
     def _restore(self, arrays, extra):
         super()._restore(arrays, extra)
-        self.item_popularity = np.asarray(self.item_popularity, dtype=self.dtype)
-        if self.user_count.shape != (1,) or self.user_count[0] < 0:
+        popularity = np.asarray(self.item_popularity)
+        if popularity.ndim != 1 or popularity.dtype.kind not in "iuf" \
+                or not np.isfinite(popularity).all():
+            raise ValueError("item_popularity must be a 1-D array of finite numbers")
+        self.item_popularity = popularity.astype(self.dtype)
+        count = np.asarray(self.user_count)
+        if count.shape != (1,) or count.dtype.kind not in "iu" or count[0] < 0:
             raise ValueError("user_count must hold one non-negative count")
+        self.user_count = count.astype(np.int64)

@@ -114,42 +114,58 @@ def rows_top_k(A: CSR, B: CSR | None, K, similarity, skip_self, num_threads,
                show_progress=False, desc="similarity"):
     """:func:`top_k_similarity` on validated rows (B None: A against itself).
 
-    Cosine runs as a dot product of rows scaled to unit length (the scaled copies are
-    made here; the inputs are not modified).
+    Cosine runs as a dot product of rows scaled to unit length, Pearson on rows scaled by
+    1/|a - mean| (the scaled copies are made here; the inputs are not modified): the dot
+    products are then of order 1 whatever the scale of the values, so they neither
+    underflow (values near 1e-30 in float32) nor overflow (near 1e30).
     """
     stats_a = row_statistics(A, similarity, num_threads)
     stats_b = stats_a if B is None else row_statistics(B, similarity, num_threads)
-    if similarity == "cosine":
-        Bt = A.transpose() if B is None else B.transpose()
-        A = scaled_rows(A, stats_a["scale"], num_threads)
-        return top_k_csr(A, Bt, K, "dot", {}, {}, skip_self, num_threads, show_progress, desc,
-                         bt_factors=stats_b["scale"])
     Bt = A.transpose() if B is None else B.transpose()
+    if similarity in ("cosine", "pearson"):
+        A = scaled_rows(A, stats_a["scale"], num_threads)
+        if similarity == "cosine":
+            return top_k_csr(A, Bt, K, "dot", {}, {}, skip_self, num_threads, show_progress,
+                             desc, bt_factors=stats_b["scale"])
+        return top_k_csr(A, Bt, K, "pearson", _unit_scale(stats_a), _unit_scale(stats_b),
+                         skip_self, num_threads, show_progress, desc,
+                         bt_factors=stats_b["scale"])
     return top_k_csr(A, Bt, K, similarity, stats_a, stats_b, skip_self, num_threads,
                      show_progress, desc)
 
 
+def _unit_scale(stats):
+    """Pearson statistics of rows already multiplied by their scale."""
+    return dict(stats, scale=np.ones_like(stats["scale"]))
+
+
 def columns_top_k(X: CSR, K, similarity, num_threads, weighting=None, K1=1.2, B=0.75,
-                  show_progress=False, desc="similarity"):
+                  show_progress=False, desc="similarity", name="X"):
     """The K most similar columns of X for each column (items of a users x items X).
 
     `weighting` ("tfidf" or "bm25", documents = columns) is applied first; a column is never
     its own neighbour. Returns (the n_cols x n_cols CSR, each column's similarity with
     itself). Memory beyond X and the result: one transposed copy and one array of values.
+    `name` is how errors call X.
     """
     values = X.data
     if weighting is not None:
-        values = weigh(X, weighting, "columns", K1, B, num_threads)
+        values = weigh(X, weighting, "columns", K1, B, num_threads, name=name)
     W = CSR(X.indptr, X.indices, values, X.shape)
     A = W.transpose()  # columns as rows: our own copy
     del values
     stats = row_statistics(A, similarity, num_threads)
     diagonal = self_similarity(A, similarity, stats, num_threads)
-    if similarity == "cosine":
+    if similarity in ("cosine", "pearson"):  # on scaled rows, as in rows_top_k
         scale = stats["scale"]
         _similarity.scale_rows(A.indptr, A.data, scale, num_threads)
-        S = top_k_csr(A, W, K, "dot", {}, {}, True, num_threads, show_progress, desc,
-                      bt_factors=scale)
+        if similarity == "cosine":
+            S = top_k_csr(A, W, K, "dot", {}, {}, True, num_threads, show_progress, desc,
+                          bt_factors=scale)
+        else:
+            unit = _unit_scale(stats)
+            S = top_k_csr(A, W, K, "pearson", unit, unit, True, num_threads, show_progress,
+                          desc, bt_factors=scale)
     else:
         S = top_k_csr(A, W, K, similarity, stats, stats, True, num_threads, show_progress, desc)
     return S, diagonal
@@ -174,7 +190,11 @@ def scaled_rows(rows: CSR, factors, num_threads):
 def as_rows(X, name, dtype, n_cols=None):
     """A validated :class:`CSR` of a sparse matrix or of a dense 2-D array (finite values)."""
     if not sp.issparse(X) and X is not None and not isinstance(X, (str, bytes, dict)):
-        dense = np.asarray(X)
+        try:
+            dense = np.asarray(X)
+        except (TypeError, ValueError) as exc:  # ragged nesting
+            raise ValueError(f"{name} must be a sparse matrix or a 2-D array of numbers "
+                             f"({exc})") from None
         if dense.dtype == object or dense.dtype.kind not in "biuf":
             raise TypeError(f"{name} must hold real numbers, got dtype {dense.dtype}")
         if dense.ndim != 2:
@@ -330,16 +350,18 @@ def _binary(matrix):
 
 
 # --- term weightings --------------------------------------------------------------------------
-def weigh(counts: CSR, scheme, documents="rows", K1=1.2, B=0.75, num_threads=1):
+def weigh(counts: CSR, scheme, documents="rows", K1=1.2, B=0.75, num_threads=1,
+          name="counts"):
     """The weights of the stored values of a validated CSR, as a new array.
 
-    `documents` says whether the rows or the columns of `counts` are the documents.
+    `documents` says whether the rows or the columns of `counts` are the documents; `name`
+    is how errors call `counts`.
     """
     if scheme == "bm25":
         K1 = check_float("K1", K1, minimum=0)
         B = check_float("B", B, minimum=0, maximum=1)
     if counts.nnz and counts.data.min() < 0:
-        raise ValueError(f"{scheme} weighting needs non-negative counts, got "
+        raise ValueError(f"{scheme} weighting needs non-negative counts in {name}, got "
                          f"{counts.data.min()}")
     n_rows, n_cols = counts.shape
     by_rows = documents == "rows"

@@ -13,9 +13,10 @@
 #   x_u      = A_u^{-1} b_u
 # Kernels take one block of rows in CSR form (indptr, indices, values) and write the
 # solved rows into X in place; `status[row]` is set to a non-zero code on failure
-# (1: not positive definite, 2: out of memory), which the Python layer turns into errors.
+# (1: not positive definite, 2: out of memory, 3: the system overflows the dtype), which
+# the Python layer turns into errors.
 from cython.parallel cimport parallel, prange
-from libc.math cimport sqrt
+from libc.math cimport INFINITY, sqrt
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
@@ -31,6 +32,7 @@ cdef enum:
     OK = 0
     NOT_POSITIVE_DEFINITE = 1
     OUT_OF_MEMORY = 2
+    OVERFLOW = 3
 
 
 cdef inline void confidence(floating value, floating alpha,
@@ -68,6 +70,8 @@ cdef int cg_row(floating* x, const floating* Y, const floating* gram,
     memcpy(direction, residual, K * sizeof(floating))
     rs_old = dot(residual, residual, K)
     rs_first = rs_old
+    if not rs_old < INFINITY:  # b_u or A_u x overflowed (or is NaN)
+        return OVERFLOW
     if rs_old < 1e-20:
         return OK
     for step in range(cg_steps):
@@ -80,6 +84,8 @@ cdef int cg_row(floating* x, const floating* Y, const floating* gram,
             c_minus_1 = alpha * values[j] if values[j] > 0 else -alpha * values[j]
             axpy(c_minus_1 * dot(y, direction, K), y, A_direction, K)
         pAp = dot(direction, A_direction, K)
+        if not pAp < INFINITY:  # a step of 0 would leave x stale and pass for a solve
+            return OVERFLOW
         if not pAp > 0:
             # a zero or negative curvature along a non-negligible direction means A_u is
             # singular or indefinite; after convergence it is only round-off
@@ -131,6 +137,9 @@ cdef int cholesky_row(floating* x, const floating* Y, const floating* gram,
                 n = 0
     if n:
         rank_update_upper(A, Z, n, K)
+    for k in range(K):  # an infinite (or NaN) diagonal or right-hand side: overflow
+        if not (A[<Py_ssize_t> k * K + k] < INFINITY and -INFINITY < x[k] < INFINITY):
+            return OVERFLOW
     return OK if cholesky_solve_upper(A, x, K) else NOT_POSITIVE_DEFINITE
 
 

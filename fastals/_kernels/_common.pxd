@@ -3,7 +3,7 @@
 # The loops are plain C loops over `n` contiguous values: with the build's reassociation
 # flags the compiler vectorises them for whichever instruction set the including module is
 # built for (see setup.py), so one source serves SSE2, AVX2 and AVX-512 builds.
-from libc.math cimport sqrt
+from libc.math cimport INFINITY, sqrt
 from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memset
 
@@ -126,13 +126,14 @@ cdef inline void rank_update_upper(floating* A, const floating* Z, Py_ssize_t n,
 cdef inline bint cholesky_solve_upper(floating* A, floating* b, int K) noexcept nogil:
     """Solve A x = b in place (x in b), A symmetric positive definite given by its upper
     triangle (row-major). A is overwritten by U with A = U^T U (right-looking Cholesky: each
-    step is a contiguous axpy, no reductions). Returns False if A is not positive definite."""
+    step is a contiguous axpy, no reductions). Returns False if A is not positive definite
+    (or a pivot is not finite: an overflowed system must not pass for a solved one)."""
     cdef int i, k
     cdef floating d
     cdef floating* row_k
     for k in range(K):
         row_k = A + <Py_ssize_t> k * K
-        if not row_k[k] > 0:
+        if not (row_k[k] > 0 and row_k[k] < INFINITY):
             return False
         d = sqrt(row_k[k])
         row_k[k] = d

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import time
-import zipfile
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -25,7 +24,7 @@ from tqdm.auto import tqdm
 from fastals._files import atomic_path
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
-from fastals._validation import CSR, as_csr, check_bool, check_ids, check_int
+from fastals._validation import CSR, as_csr, check_bool, check_ids, check_int, take_rows
 from fastals.exceptions import ModelFileError, NotFittedError
 
 log = logging.getLogger("fastals")
@@ -138,11 +137,10 @@ class RecommenderBase(ABC):
         N = check_int("N", N, minimum=1)
         filter_liked = check_bool("filter_already_liked_items", filter_already_liked_items)
         recalculate = check_bool("recalculate_user", recalculate_user)
-        scalar = np.ndim(userid) == 0
         if recalculate and user_items is not None:
-            userids, _ = check_ids("userid", userid, np.iinfo(np.int64).max)
+            userids, scalar = check_ids("userid", userid, np.iinfo(np.int64).max)
         else:
-            userids, _ = check_ids("userid", userid, self.n_users)
+            userids, scalar = check_ids("userid", userid, self.n_users)
         rows = None
         if filter_liked or recalculate:
             if user_items is None:
@@ -176,8 +174,7 @@ class RecommenderBase(ABC):
     def _similar(self, axis, ident, N, filter_ids, subset, upper):
         self._check_fitted()
         N = check_int("N", N, minimum=1)
-        scalar = np.ndim(ident) == 0
-        ids, _ = check_ids(f"{axis}id", ident, upper)
+        ids, scalar = check_ids(f"{axis}id", ident, upper)
         candidates = self._candidates(f"{axis}s", subset, upper)
         blocked = self._blocked(f"filter_{axis}s", filter_ids, upper, candidates)
 
@@ -199,7 +196,7 @@ class RecommenderBase(ABC):
                     f"known id ({n_known}), got {n_rows} rows")
             if ids.size and ids.max() >= n_known:
                 raise ValueError(f"{name} has {n_rows} rows, so it cannot hold id {ids.max()}")
-            matrix = matrix.tocsr()[ids]
+            matrix = take_rows(matrix, ids, name)
         return as_csr(matrix, name, self._score_dtype, shape=(None, n_cols),
                       keep_zeros=self._stored_zeros_are_data)
 
@@ -274,7 +271,7 @@ class RecommenderBase(ABC):
         crash never leaves a half-written model. Returns the path written.
         """
         self._check_fitted()
-        path = os.fspath(path)
+        path = model_path(path)
         if not path.endswith(".npz"):
             path += ".npz"
         params = {k: _jsonable(k, v) for k, v in self.get_params().items()}
@@ -342,25 +339,48 @@ def _class_key(cls):
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def model_path(path):
+    """`path` as a str, or a TypeError naming it."""
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}") from None
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    return path
+
+
 def load(path, expected=None):
-    """Load any fastals model saved with ``model.save(path)``."""
-    path = os.fspath(path)
+    """Load any fastals model saved with ``model.save(path)``.
+
+    Reads only arrays (``allow_pickle=False``) and a JSON header; the class is looked up
+    among fastals' own models, never imported by name, so a load never executes code from
+    the file. Raises :class:`ModelFileError` naming the problem for anything that is not a
+    fastals model of this format (``FileNotFoundError`` if there is no file).
+    """
+    path = model_path(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             if _HEADER not in npz.files:
                 raise ModelFileError(f"{path} is not a fastals model (no {_HEADER} entry)")
             header = json.loads(str(npz[_HEADER]))
             arrays = {name: npz[name] for name in npz.files if name != _HEADER}
-    except FileNotFoundError:
+    except (FileNotFoundError, PermissionError, ModelFileError, MemoryError):
         raise
-    except ModelFileError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise ModelFileError(f"{path} is not a readable fastals model: {exc}") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT_VERSION:
+    except Exception as exc:  # zip, npy or JSON damage shows as many exception types
+        raise ModelFileError(f"{path} is not a readable fastals model: "
+                             f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path} is not a fastals model (its {_HEADER} entry is not a "
+                             "JSON object)")
+    if header.get("format") != FORMAT_VERSION:
         raise ModelFileError(f"{path} has fastals format {header.get('format')!r} "
                              f"(this version reads format {FORMAT_VERSION})")
-    cls = _MODEL_CLASSES.get(header.get("class"))
+    if not isinstance(header.get("params"), dict) or not isinstance(header.get("extra", {}), dict):
+        raise ModelFileError(f"{path} is not a readable fastals model: its parameters are "
+                             "missing or not a JSON object")
+    cls = _MODEL_CLASSES.get(header.get("class")) if isinstance(header.get("class"), str) \
+        else None
     if cls is None or (expected is not None and not issubclass(cls, expected)):
         raise ModelFileError(f"{path} holds a {header.get('class')!r} model, "
                              f"not a {getattr(expected, '__name__', 'known fastals model')}")
@@ -370,8 +390,11 @@ def load(path, expected=None):
     try:
         model = cls(**header["params"])
         model._restore(arrays, header.get("extra", {}))
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path} holds an invalid {cls.__name__}: {exc}") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # parameters or arrays the model rejects
+        raise ModelFileError(f"{path} holds an invalid {cls.__name__}: "
+                             f"{type(exc).__name__}: {exc}") from None
     return model
 
 

@@ -226,7 +226,7 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
             self.dtype(self._mu), self.dtype(reg), self.dtype(reg_bias), weighted, self.biases,
             bool(getattr(self, "nonnegative", False)), resolve_threads(self.num_threads),
             status)
-        raise_for_status(status, 0, "user", reg)
+        raise_for_status(status, 0, "user", reg, self.dtype)
         return X, b
 
     # --- save / load ---------------------------------------------------------------------------

@@ -131,17 +131,19 @@ class ExplicitALS(ExplicitFactorizationBase):
         self.loss_history = []
 
     def _check_params(self):
-        check_int("factors", self.factors, minimum=1)
+        self.factors = check_int("factors", self.factors, minimum=1)
         self._regularization = _pair("regularization", self.regularization)
         self._bias_regularization = self._regularization if self.bias_regularization is None \
             else _pair("bias_regularization", self.bias_regularization)
-        check_bool("weighted_regularization", self.weighted_regularization)
-        check_bool("biases", self.biases)
-        check_bool("nonnegative", self.nonnegative)
-        check_int("iterations", self.iterations, minimum=0)
+        self.weighted_regularization = check_bool("weighted_regularization",
+                                                  self.weighted_regularization)
+        self.biases = check_bool("biases", self.biases)
+        self.nonnegative = check_bool("nonnegative", self.nonnegative)
+        self.iterations = check_int("iterations", self.iterations, minimum=0)
         self.dtype = check_dtype("dtype", self.dtype)
-        check_num_threads(self.num_threads)
-        check_bool("calculate_training_loss", self.calculate_training_loss)
+        self.num_threads = check_num_threads(self.num_threads)
+        self.calculate_training_loss = check_bool("calculate_training_loss",
+                                                  self.calculate_training_loss)
         check_random_state(self.random_state)
 
     # --- training ----------------------------------------------------------------------------
@@ -205,7 +207,7 @@ class ExplicitALS(ExplicitFactorizationBase):
                            threads, status)
             if status.any() and self._overflows(Y, rows_csr):
                 raise self._overflow_error(side)  # the magnitude, not the regularisation
-            raise_for_status(status, lo, side, self.regularization)
+            raise_for_status(status, lo, side, self.regularization, self.dtype)
         if not (all_finite(X) and all_finite(x_bias)):
             raise self._overflow_error(side)
 

@@ -108,15 +108,16 @@ class ImplicitALS(MatrixFactorizationBase):
         self.loss_history = []
 
     def _check_params(self):
-        check_int("factors", self.factors, minimum=1)
-        check_float("regularization", self.regularization, minimum=0)
-        check_float("alpha", self.alpha, minimum=0)
-        check_int("iterations", self.iterations, minimum=0)
-        check_int("cg_steps", self.cg_steps, minimum=1)
-        check_choice("solver", self.solver, ("cg", "cholesky"))
+        self.factors = check_int("factors", self.factors, minimum=1)
+        self.regularization = check_float("regularization", self.regularization, minimum=0)
+        self.alpha = check_float("alpha", self.alpha, minimum=0)
+        self.iterations = check_int("iterations", self.iterations, minimum=0)
+        self.cg_steps = check_int("cg_steps", self.cg_steps, minimum=1)
+        self.solver = check_choice("solver", self.solver, ("cg", "cholesky"))
         self.dtype = check_dtype("dtype", self.dtype)
-        check_num_threads(self.num_threads)
-        check_bool("calculate_training_loss", self.calculate_training_loss)
+        self.num_threads = check_num_threads(self.num_threads)
+        self.calculate_training_loss = check_bool("calculate_training_loss",
+                                                  self.calculate_training_loss)
         check_random_state(self.random_state)
 
     # --- training ----------------------------------------------------------------------------
@@ -190,7 +191,7 @@ class ImplicitALS(MatrixFactorizationBase):
                 "scale the values down, lower alpha, raise regularization or use float64")
 
     def _raise_for_status(self, status, offset, side):
-        raise_for_status(status, offset, side, self.regularization)
+        raise_for_status(status, offset, side, self.regularization, self.dtype)
 
     def _gram(self, Y):
         """Y^T Y + regularization I, accumulated in float64 blocks, in the model's dtype."""

@@ -36,6 +36,7 @@ from fastals._validation import (
     check_ids,
     check_int,
     check_num_threads,
+    take_rows,
 )
 from fastals.models.base import RecommenderBase
 from fastals.similarity import (
@@ -145,8 +146,8 @@ class _SimilarItemsModel(RecommenderBase):
 
     def _check_params(self):
         _check_knn_params(self, ITEM_SIMILARITIES)
-        check_float("K1", self.K1, minimum=0)
-        check_float("B", self.B, minimum=0, maximum=1)
+        self.K1 = check_float("K1", self.K1, minimum=0)
+        self.B = check_float("B", self.B, minimum=0, maximum=1)
 
     similarity_matrix = _stored_matrix(
         "similarity", "items x items CSR matrix of each item's K neighbours (not itself).")
@@ -188,10 +189,10 @@ class _SimilarItemsModel(RecommenderBase):
 
 
 def _check_knn_params(model, similarities):
-    check_int("K", model.K, minimum=1)
-    check_choice("similarity", model.similarity, similarities)
+    model.K = check_int("K", model.K, minimum=1)
+    model.similarity = check_choice("similarity", model.similarity, similarities)
     model.dtype = check_dtype("dtype", model.dtype)
-    check_num_threads(model.num_threads)
+    model.num_threads = check_num_threads(model.num_threads)
 
 
 class ItemKNN(_SimilarItemsModel):
@@ -248,7 +249,7 @@ class ItemKNN(_SimilarItemsModel):
         S, self_similarity = columns_top_k(
             X, self.K, _MEASURE[self.similarity], resolve_threads(self.num_threads),
             weighting=_WEIGHTING.get(self.similarity), K1=self.K1, B=self.B,
-            show_progress=show_progress, desc=type(self).__name__)
+            show_progress=show_progress, desc=type(self).__name__, name="user_items")
         self._store_similarity(S, self_similarity)
         _store(self, "user_items", _owned(X, user_items).to_scipy())
         if callback is not None:
@@ -361,8 +362,8 @@ class ContentKNN(_SimilarItemsModel):
             raise ValueError(f"item_features is empty (shape {F.shape}, no non-zero values)")
         weighting = _WEIGHTING.get(self.similarity)
         if weighting is not None:
-            F = CSR(F.indptr, F.indices, weigh(F, weighting, "rows", self.K1, self.B, threads),
-                    F.shape)
+            values = weigh(F, weighting, "rows", self.K1, self.B, threads, name="item_features")
+            F = CSR(F.indptr, F.indices, values, F.shape)
         measure = _MEASURE[self.similarity]
         S = rows_top_k(F, None, self.K, measure, True, threads, show_progress,
                        type(self).__name__)
@@ -385,13 +386,14 @@ class ContentKNN(_SimilarItemsModel):
         requested users' rows. `userid` only labels (or selects) those rows.
         """
         self._check_fitted()
+        check_bool("recalculate_user", recalculate_user)  # (always recalculated from user_items)
         if user_items is None:
             raise ValueError("ContentKNN needs user_items to recommend: pass the users' "
                              "interactions (one row per user)")
         ids, _ = check_ids("userid", userid, np.iinfo(np.int64).max)
         if sp.issparse(user_items) and user_items.ndim == 2 and user_items.shape[0] != len(ids):
             check_ids("userid", ids, user_items.shape[0])
-            user_items = user_items.tocsr()[ids]
+            user_items = take_rows(user_items, ids, "user_items")
         return super().recommend(userid, user_items, N, filter_already_liked_items,
                                  filter_items, True, items)
 
@@ -466,7 +468,7 @@ class UserKNN(RecommenderBase):
 
     def _check_params(self):
         _check_knn_params(self, USER_SIMILARITIES)
-        check_bool("mean_centered", self.mean_centered)
+        self.mean_centered = check_bool("mean_centered", self.mean_centered)
 
     def fit(self, user_items, show_progress=True, callback=None):
         """Store the ratings (users x items) and find each user's K nearest users."""
@@ -516,12 +518,12 @@ class UserKNN(RecommenderBase):
         neighbours voted for each estimate (0: the fallback mean was used).
         """
         self._check_fitted()
-        scalar = np.ndim(userid) == 0 and np.ndim(itemid) == 0
-        items, _ = check_ids("itemid", itemid, self.n_items)
+        items, item_scalar = check_ids("itemid", itemid, self.n_items)
         if user_items is None:
-            users, _ = check_ids("userid", userid, self.n_users)
+            users, user_scalar = check_ids("userid", userid, self.n_users)
         else:
-            users, _ = check_ids("userid", userid, np.iinfo(np.int64).max)
+            users, user_scalar = check_ids("userid", userid, np.iinfo(np.int64).max)
+        scalar = user_scalar and item_scalar
         if len(users) == 1 and len(items) > 1:
             users = np.repeat(users, len(items))
         if len(items) == 1 and len(users) > 1:

@@ -145,22 +145,25 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         self.training_rmse_history = []
 
     def _check_params(self):
-        check_int("factors", self.factors, minimum=1)
-        check_float("learning_rate", self.learning_rate, minimum=0, exclusive=True)
-        check_float("regularization", self.regularization, minimum=0)
+        self.factors = check_int("factors", self.factors, minimum=1)
+        self.learning_rate = check_float("learning_rate", self.learning_rate, minimum=0,
+                                         exclusive=True)
+        self.regularization = check_float("regularization", self.regularization, minimum=0)
         if self.bias_learning_rate is not None:
-            check_float("bias_learning_rate", self.bias_learning_rate, minimum=0, exclusive=True)
+            self.bias_learning_rate = check_float("bias_learning_rate", self.bias_learning_rate,
+                                                  minimum=0, exclusive=True)
         if self.bias_regularization is not None:
-            check_float("bias_regularization", self.bias_regularization, minimum=0)
-        check_int("epochs", self.epochs, minimum=0)
-        check_float("init_std", self.init_std, minimum=0)
-        check_bool("biases", self.biases)
+            self.bias_regularization = check_float("bias_regularization",
+                                                   self.bias_regularization, minimum=0)
+        self.epochs = check_int("epochs", self.epochs, minimum=0)
+        self.init_std = check_float("init_std", self.init_std, minimum=0)
+        self.biases = check_bool("biases", self.biases)
         self._schedule = _schedule(self.lr_decay, self.epochs)
-        check_bool("shuffle", self.shuffle)
+        self.shuffle = check_bool("shuffle", self.shuffle)
         if self.strata is not None:
-            check_int("strata", self.strata, minimum=1)
+            self.strata = check_int("strata", self.strata, minimum=1)
         self.dtype = check_dtype("dtype", self.dtype)
-        check_num_threads(self.num_threads)
+        self.num_threads = check_num_threads(self.num_threads)
         check_random_state(self.random_state)
 
     def _rates(self, epoch):
