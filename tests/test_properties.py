@@ -35,7 +35,7 @@ from fastals.data import bm25_weight, tfidf_weight
 from fastals.exceptions import ModelFitError
 from fastals.models.explicit_als import initial_item_factors
 from fastals.models.implicit_als import _initial_factors
-from fastals.models.sgd import epoch_seed, initial_factors
+from fastals.models.sgd import MAX_STRATA, RatingOrder, auto_strata, initial_factors
 from fastals.reference import (
     explicit_als_normal_equations,
     implicit_als_cg_step,
@@ -45,7 +45,6 @@ from fastals.reference import (
 )
 from fastals.reference import similarity as ref
 from test_knn import reference_items
-from test_sgd import coo_triples, shuffled
 
 
 def profile(examples):
@@ -373,14 +372,18 @@ def test_explicit_als_half_steps_match_the_reference(drawn, dtype, factors, regu
 @given(drawn=matrices(signed=True, zeros=True, duplicates=False, scales=("unit", "tiny"),
                       min_entries=1, formats=("coo", "csr", "csc")),
        dtype=st.sampled_from(DTYPES), biases=st.booleans(), shuffle=st.booleans(),
-       seed=st.integers(0, 3))
-def test_sgd_with_one_thread_matches_the_reference(drawn, dtype, biases, shuffle, seed):
-    """num_threads=1: the same updates in the same (seeded) order as the reference; float64
-    to 1e-9 relative, float32 to 1e-4 (three epochs of rounding)."""
+       seed=st.integers(0, 3), strata=st.sampled_from([None, 1, 2, 5]))
+def test_sgd_matches_the_reference(drawn, dtype, biases, shuffle, seed, strata):
+    """The same updates in the same (seeded) order as the reference, with 2 threads in the
+    stratified orders and 1 for Hogwild (strata=1); float64 to 1e-9 relative, float32 to 1e-4
+    (three epochs of rounding)."""
     params = dict(factors=2, learning_rate=0.01, regularization=0.05, epochs=3, init_std=0.1,
-                  biases=biases, lr_decay=0.9, shuffle=shuffle)
-    model = fastals.SGDMatrixFactorization(dtype=dtype, random_state=seed, num_threads=1,
-                                           **params).fit(drawn.matrix, show_progress=False)
+                  biases=biases, lr_decay=0.9, shuffle=shuffle, strata=strata)
+    model = fastals.SGDMatrixFactorization(dtype=dtype, random_state=seed,
+                                           num_threads=1 if strata == 1 else 2, **params)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fastals.models.sgd, "MIN_RATINGS_PER_THREAD", 1)
+        model.fit(drawn.matrix, show_progress=False)
     R = drawn.truth
     n_users, n_items = R.shape
     rng = np.random.default_rng(seed)
@@ -390,11 +393,13 @@ def test_sgd_with_one_thread_matches_the_reference(drawn, dtype, biases, shuffle
     Q[np.bincount(R.indices, minlength=n_items) == 0] = 0
     b_user, b_item = np.zeros(n_users), np.zeros(n_items)
     mu = float(R.data.astype(dtype).mean(dtype=np.float64)) if biases else 0.0
-    triples = coo_triples(R.astype(dtype))
+    G = min(strata or auto_strata(n_users, n_items, 2, dtype), n_users, n_items, MAX_STRATA)
+    counts = (np.diff(R.indptr), np.bincount(R.indices, minlength=n_items))
+    order = RatingOrder(rng, R.astype(dtype), counts, G, 1)
     for epoch in range(3):
         if epoch == 0 or shuffle:
-            triples = shuffled(triples, epoch_seed(rng), dtype=dtype)
-        P, Q, b_user, b_item, _ = sgd_epoch(*triples, P, Q, b_user, b_item, mu,
+            order.draw()
+        P, Q, b_user, b_item, _ = sgd_epoch(*order.sequential(), P, Q, b_user, b_item, mu,
                                             0.01 * 0.9 ** epoch, 0.05, biases=biases)
     rtol = 1e-9 if dtype == np.float64 else 1e-4
     for got, want in ((model.user_factors, P), (model.item_factors, Q), (model.user_bias, b_user),
