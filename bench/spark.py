@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _harness as h  # noqa: E402
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(REPO))  # this checkout's fastals (built in place), on the driver too
+import _harness as h  # noqa: E402
 DATASETS = {
     "synthetic-1m": (100_000, 50_000, 1_000_000),
     "synthetic-4m": (100_000, 50_000, 4_000_000),
