@@ -118,6 +118,17 @@ def test_weighted_regularization_matches_reference(solver, dtype, threads):
     np.testing.assert_allclose(X, expected, rtol=0, atol=WEIGHTED_TOL[dtype] * scale)
 
 
+def test_row_shift_is_checked_before_the_kernel():
+    """The kernel reads row_shift[u] for every row unchecked: its length and dtype are
+    validated by ImplicitALS._solve."""
+    csr = as_csr(random_interactions(5, 4, 0.5, seed=1), "R", np.float32)
+    model = fastals.ImplicitALS(factors=2, dtype=np.float32)
+    X, Y = np.zeros((5, 2), np.float32), np.ones((4, 2), np.float32)
+    for bad in (np.ones(4, np.float32), np.ones(5, np.float64)):
+        with pytest.raises(ValueError, match="row_shift must be a float32 array of 5 values"):
+            model._solve(csr, [(0, 5)], X, Y, "user", 1, row_shift=bad)
+
+
 def test_weighted_failure_names_the_dense_row():
     """Rows are permuted into groups; a failing row is still reported by its own index.
     Row 1 has no positive value, so (as in MLlib) no regularization: 2 items cannot span 3
