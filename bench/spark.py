@@ -4,7 +4,7 @@
     python bench/spark.py --quick          # 1M and 4M, fewer repeats
     python bench/spark.py --data synthetic-1m --precision-only
 
-Both run on Spark local[2] (one JVM, 2 task slots, spark.driver.memory 5g) with the same
+Both run on Spark local[2] (one JVM, 2 task slots, spark.driver.memory 4g) with the same
 session settings, rank 64, implicit feedback, alpha 1, regParam 0.05 (MLlib's meaning,
 lambda times each row's count, for both), from the same Parquet file. Every measurement is
 a separate process (its own JVM); the two libraries alternate. Seconds per iteration are
@@ -51,7 +51,7 @@ REPEATS = {"synthetic-lastfm": 2}
 REPEATS_DEFAULT = 3
 PRECISION_GRID = (0.01, 0.05, 0.3, 1.0)
 LIBS = ("fastals", "mllib")
-DRIVER_MEMORY = "5g"  # the JVM heap; the machine is shared, the whole tree stays < 8 GiB
+DRIVER_MEMORY = "4g"  # the JVM heap; the machine is shared: the process tree stays < 8 GiB
 
 
 # --- data ---------------------------------------------------------------------------------------
