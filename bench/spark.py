@@ -4,19 +4,22 @@
     python bench/spark.py --quick          # 1M and 4M, fewer repeats
     python bench/spark.py --data synthetic-1m --precision-only
 
-Both run on Spark local[2] (one JVM, 2 task slots) with the same session settings, rank 64,
-implicit feedback, alpha 1, from the same Parquet file. Every measurement is a separate
-process (its own JVM); the two libraries alternate. Seconds per iteration are measured the
-same way for both: each process warms up on a 10% sample, then times fit with maxIter=1
-and with maxIter=4, and reports (T4 - T1) / 3, so set-up (id mapping, blocking, caching)
-cancels out. fastals' own per-iteration clock (its fit callback) and set-up time are
-reported beside it.
+Both run on Spark local[2] (one JVM, 2 task slots, spark.driver.memory 4g) with the same
+session settings, rank 64, implicit feedback, alpha 1, regParam 0.05 (MLlib's meaning,
+lambda times each row's count, for both), from the same Parquet file. Every measurement is
+a separate process (its own JVM); the two libraries alternate. Seconds per iteration are
+measured the same way for both: each process first warms up (JVM code, Python workers,
+kernels, memory: two fits on a 10% sample and one on the full data), then times fit with maxIter=1 and
+with maxIter=L, and reports (T_L - T_1) / (L - 1), so set-up (id mapping, blocking,
+caching) cancels out. L is 4, and 3 on the 15M matrix, where an MLlib run takes minutes
+(fewer repeats there too). fastals' own per-iteration clock (its fit callback) is reported
+beside it, with the process tree's peak memory (driver JVM + Python processes) and the
+1-minute load average at the start of each run: the 2 cores are shared with other jobs.
 
 Precision@10 on MovieLens 100K (seeded 80/20 split of the ratings as in bench/als.py; the
-training items of a user are excluded; the same numpy evaluation for both, on factors
-collected from each model), over a small grid of regularization values with everything
-else equal. MLlib multiplies regParam by each row's number of ratings and fastals does not,
-so the same number is not the same penalty: both libraries' best values are reported.
+training items of a user are excluded; the same evaluation, fastals.evaluation, for both on
+factors collected from each model), over a small grid of regParam values with everything
+else equal (both libraries scale regParam by each row's count).
 """
 from __future__ import annotations
 
@@ -30,10 +33,10 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _harness as h  # noqa: E402
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(REPO))  # this checkout's fastals (built in place), on the driver too
+import _harness as h  # noqa: E402
 DATASETS = {
     "synthetic-1m": (100_000, 50_000, 1_000_000),
     "synthetic-4m": (100_000, 50_000, 4_000_000),
@@ -41,9 +44,14 @@ DATASETS = {
 }
 RANK, ALPHA, REGULARIZATION = 64, 1.0, 0.05
 PRECISION_ITERATIONS = 15
-LONG = 4  # seconds per iteration = (fit with maxIter=LONG - fit with maxIter=1) / (LONG - 1)
+# seconds per iteration = (fit with maxIter=L - fit with maxIter=1) / (L - 1)
+LONG = {"synthetic-lastfm": 3}
+LONG_DEFAULT = 4
+REPEATS = {"synthetic-lastfm": 2}
+REPEATS_DEFAULT = 3
 PRECISION_GRID = (0.01, 0.05, 0.3, 1.0)
 LIBS = ("fastals", "mllib")
+DRIVER_MEMORY = "4g"  # the JVM heap; the machine is shared: the process tree stays < 8 GiB
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -89,7 +97,7 @@ def session():
     os.environ["PYSPARK_PYTHON"] = sys.executable
     spark = (SparkSession.builder.master("local[2]").appName("fastals-bench")
              .config("spark.ui.enabled", "false")
-             .config("spark.driver.memory", "8g")
+             .config("spark.driver.memory", DRIVER_MEMORY)
              .config("spark.sql.shuffle.partitions", "8")
              .config("spark.ui.showConsoleProgress", "false")
              .getOrCreate())
@@ -127,20 +135,63 @@ def factors(lib, model, n_users, n_items):
 
 
 def precision_at_10(U, V, train, test):
-    """Share of each test user's held-out items in their top 10 (training items excluded)."""
-    users = np.flatnonzero(np.diff(test.indptr))
-    scores = U[users] @ V.T
-    scores[train[users].nonzero()] = -np.inf
-    top = np.argpartition(-scores, 10, axis=1)[:, :10]
-    hits = total = 0
-    for row, u in enumerate(users):
-        relevant = test.indices[test.indptr[u]:test.indptr[u + 1]]
-        hits += np.isin(top[row], relevant).sum()
-        total += min(10, len(relevant))
-    return hits / total
+    """fastals.evaluation's precision@10 (training items excluded) of the factors U, V."""
+    from fastals import ImplicitALS
+    from fastals.evaluation import precision_at_k
+
+    shell = ImplicitALS(factors=RANK)
+    shell.user_factors, shell.item_factors = U, V
+    return precision_at_k(shell, train, test, K=10)
+
+
+class PeakMemory:
+    """The peak RSS of this process and its children (the driver JVM, Python workers),
+    sampled every 0.2 s in a thread."""
+
+    def __init__(self):
+        import threading
+
+        self.peak, self._stop = 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.wait(0.2):
+            total = 0
+            for proc in [me] + me.children(recursive=True):
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def timed_fit(lib, df, iterations, stamps=None):
+    """Seconds of one fit (model released afterwards) and the fit's summary (fastals)."""
+    est = estimator(lib, iterations, REGULARIZATION)
+    start = time.perf_counter()
+    if stamps is not None:
+        model = est.fit(df, callback=lambda *_: stamps.append(time.perf_counter()))
+    else:
+        model = est.fit(df)
+    seconds = time.perf_counter() - start
+    summary = getattr(model, "summary", None) if lib == "fastals" else None
+    if lib == "fastals":
+        model.unpersist()
+    return seconds, summary
 
 
 def worker(spec):
+    load = os.getloadavg()[0]
+    memory = PeakMemory()
     spark = session()
     lib = spec["lib"]
     if spec["kind"] == "precision":
@@ -150,31 +201,30 @@ def worker(spec):
         model = estimator(lib, PRECISION_ITERATIONS, spec["reg"]).fit(df)
         seconds = time.perf_counter() - start
         U, V = factors(lib, model, *train.shape)
-        h.emit({"precision": precision_at_10(U, V, train, test), "fit_seconds": seconds})
+        h.emit({"precision": precision_at_10(U, V, train, test), "fit_seconds": seconds,
+                "load": load})
         return
     df = spark.read.parquet(str(parquet(spec["data"]))).cache()
     df.count()
-    # warm up the JVM, the Python workers and the kernels on a sample (same partitions)
-    warm = estimator(lib, 1, REGULARIZATION).fit(df.sample(0.1, seed=1))
-    del warm
-    totals, stamps, setup = {}, [], None
-    for iterations in (1, LONG):
-        est = estimator(lib, iterations, REGULARIZATION)
-        start = time.perf_counter()
-        if lib == "fastals" and iterations == LONG:
-            model = est.fit(df, callback=lambda *_: stamps.append(time.perf_counter()))
-            setup = model.summary.setup_seconds
-        else:
-            model = est.fit(df)
-        totals[iterations] = time.perf_counter() - start
-        if lib == "fastals":
-            model.unpersist()
-        del model
-    result = {"seconds": (totals[LONG] - totals[1]) / (LONG - 1), "fit1": totals[1],
-              f"fit{LONG}": totals[LONG]}
+    long = LONG.get(spec["data"], LONG_DEFAULT)
+    # warm-up: the first fits of a process pay one-off costs (JVM code compiled, Python
+    # workers started, memory grown) that would otherwise land on one of the timed fits:
+    # twice on a 10% sample (code paths), then once on the full data (memory)
+    sample = df.sample(0.1, seed=1).cache()
+    sample.count()
+    for _ in range(2):
+        timed_fit(lib, sample, 1)
+    sample.unpersist()
+    warm, _ = timed_fit(lib, df, 1)
+    fit1, _ = timed_fit(lib, df, 1)
+    stamps = []
+    fit_long, summary = timed_fit(lib, df, long, stamps if lib == "fastals" else None)
+    result = {"seconds": (fit_long - fit1) / (long - 1), "fit1": fit1, "warmup": warm,
+              f"fit{long}": fit_long, "load": load, "load_end": os.getloadavg()[0],
+              "peak_gib": memory.stop() / 2 ** 30}
     if lib == "fastals":
         result["own_seconds"] = np.diff(stamps).tolist()
-        result["setup"] = setup
+        result["setup"] = summary.setup_seconds
     h.emit(result)
 
 
@@ -182,7 +232,7 @@ def worker(spec):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--quick", action="store_true", help="1M and 4M only, fewer repeats")
+    parser.add_argument("--quick", action="store_true", help="1M and 4M only, 2 repeats")
     parser.add_argument("--data", nargs="*", default=None)
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--precision-only", action="store_true")
@@ -193,31 +243,44 @@ def main():
 
     data = args.data if args.data is not None else \
         ["synthetic-1m", "synthetic-4m"] + ([] if args.quick else ["synthetic-lastfm"])
-    speed_rows, precision_rows = [], []
+    speed_rows, precision_rows, per_iteration, notes = [], [], {}, []
     if not args.precision_only:
         for name in data:
             parquet(name)  # build once, outside the timed workers
-            repeats = args.repeats or (2 if args.quick or name == "synthetic-lastfm" else 3)
+            repeats = args.repeats or (2 if args.quick else
+                                       REPEATS.get(name, REPEATS_DEFAULT))
+            long = LONG.get(name, LONG_DEFAULT)
             specs = [{"kind": "speed", "lib": lib, "data": name} for lib in LIBS]
             print(f"{name}: {repeats} alternating runs per library", flush=True)
             results = h.alternate(Path(__file__), specs, repeats, log=print)
             nnz = matrix(name).nnz
-            ours = h.median_of(results[0], "seconds")
+            seconds = {lib: h.median_of(res, "seconds") for lib, res in zip(LIBS, results)}
             for lib, res in zip(LIBS, results):
-                sec = h.median_of(res, "seconds")
+                sec = seconds[lib]
                 if sec is None:
                     err = next((r["error"] for r in res if "error" in r), "no result")
-                    speed_rows.append([name, f"{nnz:,}", lib, "error: " + err[:80], "", "", "",
-                                       ""])
+                    speed_rows.append([name, f"{nnz:,}", lib, "error: " + err[:80]]
+                                      + [""] * 7)
                     continue
+                per_iteration[(lib, name)] = (sec, nnz)
                 own = h.median_of(res, "own_seconds")
-                setup = h.median_of(res, "setup")
+                ratio = seconds["mllib"] / seconds["fastals"] \
+                    if lib == "mllib" and seconds["fastals"] else None
+                loads = [r["load"] for r in res if "load" in r]
                 speed_rows.append([
                     name, f"{nnz:,}", lib, f"{sec:.2f}",
-                    "1.00" if lib == "fastals" else f"{sec / ours:.2f}",
+                    "" if ratio is None else f"**{ratio:.1f}x**",
                     f"{sec / (nnz / 1e6):.3f}", "" if own is None else f"{own:.2f}",
-                    "" if setup is None else f"{setup:.1f}"])
+                    f"{h.median_of(res, 'fit1'):.1f}", f"{h.median_of(res, 'peak_gib'):.1f}",
+                    f"{len(res) - sum('error' in r for r in res)} x (1, {long})",
+                    f"{min(loads):.1f}-{max(loads):.1f}" if loads else ""])
                 print("  " + " | ".join(speed_rows[-1]), flush=True)
+        for lib in LIBS:
+            sizes = sorted((nnz, sec) for (l, _), (sec, nnz) in per_iteration.items() if l == lib)
+            if len(sizes) > 1:
+                (n0, s0), (n1, s1) = sizes[0], sizes[-1]
+                notes.append(f"{lib}: {n1 / n0:.1f}x the nonzeros take {s1 / s0:.1f}x the time "
+                             f"per iteration ({n0 / 1e6:.0f}M -> {n1 / 1e6:.0f}M nnz)")
     if not args.no_precision:
         try:
             movielens_split()
@@ -237,24 +300,31 @@ def main():
                 print("  " + " | ".join(row), flush=True)
 
     body = [f"`python bench/spark.py{' --quick' if args.quick else ''}`: Spark local[2] "
-            f"(spark.driver.memory 8g), rank {RANK}, implicit, alpha {ALPHA}, fastals with "
-            "its defaults (CG, 3 steps, float32), MLlib with its defaults (exact solves, 10 "
-            "blocks). Each library in its own process, alternating; medians."]
+            f"(spark.driver.memory {DRIVER_MEMORY}), rank {RANK}, implicit, alpha {ALPHA}, "
+            f"regParam {REGULARIZATION} for both (MLlib's meaning: lambda x each row's count), "
+            "fastals with its defaults (CG, 3 steps, float32), MLlib with its defaults "
+            "(exact solves, 10 blocks). Each run is its own process (own JVM), the libraries "
+            "alternating; medians."]
     if speed_rows:
         body.append(
-            f"Seconds per iteration = (fit with maxIter={LONG} - fit with maxIter=1) / "
-            f"{LONG - 1} after a "
-            f"warm-up, regularization {REGULARIZATION}; `time / fastals` > 1 means fastals is "
-            "faster; `s/it per M nnz` shows the growth with size; `own clock` is fastals' "
-            "per-iteration callback, `setup` its id mapping + blocking.\n\n"
-            + h.table(["data", "nnz", "library", "s/iteration", "time / fastals",
-                       "s/it per M nnz", "own clock s/it", "setup s"], speed_rows))
+            "Seconds per iteration = (fit with maxIter=L - fit with maxIter=1) / (L - 1) "
+            "after warm-up fits (two on a 10% sample, one on the full data), so set-up cancels out; `runs` gives the "
+            "number of runs and (1, L). `MLlib / fastals` > 1 means fastals is faster; "
+            "`s/it per M nnz` shows the growth with size; `own clock` is fastals' "
+            "per-iteration callback (iterations 2..L); `fit(1)` is a whole fit with one "
+            "iteration (set-up + 1 iteration); `peak GiB` the process tree (JVM + Python) at "
+            "its highest; `load` the 1-minute load average at the start of the runs (2 "
+            "cores, shared with other engineers' jobs).\n\n"
+            + h.table(["data", "nnz", "library", "s/iteration", "MLlib / fastals",
+                       "s/it per M nnz", "own clock s/it", "fit(1) s", "peak GiB", "runs",
+                       "load"], speed_rows)
+            + ("\n\nScaling: " + "; ".join(notes) + "." if notes else ""))
     if precision_rows:
         body.append(
             f"Precision@10 on MovieLens 100K (80/20 split), {PRECISION_ITERATIONS} iterations, "
-            "same rank, alpha and seed; regularization is fastals' `regularization` and "
-            "MLlib's `regParam` (MLlib scales it by each row's count).\n\n"
-            + h.table(["regularization", "fastals P@10", "fastals fit s", "MLlib P@10",
+            "same rank, alpha, seed and regParam (both scale it by each row's count), one "
+            "run each.\n\n"
+            + h.table(["regParam", "fastals P@10", "fastals fit s", "MLlib P@10",
                        "MLlib fit s"], precision_rows))
     h.write_section("ALS on Spark (bench/spark.py)", "\n\n".join(body))
     print(f"wrote {h.RESULTS}")

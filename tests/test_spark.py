@@ -1,8 +1,8 @@
 """fastals.spark: distributed ALS equals the single-machine model; ids, outputs, bad input.
 
-The Spark tests share one local[2] SparkSession (module scope) and skip, saying why, where
-pyspark, pyarrow or Java is missing; the tests of the executor-side helpers and of the
-parameters run everywhere.
+The Spark tests share one local[2] SparkSession (session scope) and skip, saying why, only
+where Java is missing (pyspark and pyarrow are in the `test` extra, so CI runs them); the
+tests of the executor-side helpers and of the parameters need no JVM.
 """
 import os
 import shutil
@@ -28,6 +28,11 @@ from fastals.spark._blocks import (
     solve_weighted,
 )
 from conftest import random_interactions
+
+# pyspark's notice that it does not yet support pandas >= 3 (fastals.spark moves data with
+# Arrow; pandas only indexes ids), raised by every mapInArrow
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:PySpark does not yet fully support pandas:FutureWarning")
 
 # Distributed and single-machine fits run the same kernels on the same rows from the same
 # initial factors, so they agree to the last bit on one machine; 1e-4 (the issue's bound)
@@ -113,6 +118,17 @@ def test_weighted_regularization_matches_reference(solver, dtype, threads):
     np.testing.assert_allclose(X, expected, rtol=0, atol=WEIGHTED_TOL[dtype] * scale)
 
 
+def test_row_shift_is_checked_before_the_kernel():
+    """The kernel reads row_shift[u] for every row unchecked: its length and dtype are
+    validated by ImplicitALS._solve."""
+    csr = as_csr(random_interactions(5, 4, 0.5, seed=1), "R", np.float32)
+    model = fastals.ImplicitALS(factors=2, dtype=np.float32)
+    X, Y = np.zeros((5, 2), np.float32), np.ones((4, 2), np.float32)
+    for bad in (np.ones(4, np.float32), np.ones(5, np.float64)):
+        with pytest.raises(ValueError, match="row_shift must be a float32 array of 5 values"):
+            model._solve(csr, [(0, 5)], X, Y, "user", 1, row_shift=bad)
+
+
 def test_weighted_failure_names_the_dense_row():
     """Rows are permuted into groups; a failing row is still reported by its own index.
     Row 1 has no positive value, so (as in MLlib) no regularization: 2 items cannot span 3
@@ -188,13 +204,28 @@ def test_core_package_works_without_pyspark():
 
 
 # --- with Spark -------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
+def java_missing():
+    """Why Spark cannot start here (no JVM), or None."""
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").exists():
+        return None
+    if shutil.which("java"):
+        return None
+    return "Java is not installed (Spark needs a JVM, Java 17): the Spark tests need it"
+
+
+@pytest.fixture(scope="session")
 def spark():
-    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'fastals[spark]')")
-    pytest.importorskip("pyarrow", reason="pyarrow is not installed (pip install 'fastals[spark]')")
-    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
-        pytest.skip("Java is not installed: Spark needs a JVM (Java 17)")
-    from pyspark.sql import SparkSession
+    """One local[2] SparkSession for every Spark test (UI off, few shuffle partitions)."""
+    reason = java_missing()
+    if reason:
+        pytest.skip(reason)
+    try:
+        from pyspark.sql import SparkSession
+        import pyarrow  # noqa: F401
+    except ImportError as exc:  # a test dependency: only a missing JVM may skip these tests
+        pytest.fail(f"{exc}: pyspark and pyarrow are test dependencies "
+                    "(pip install -e '.[test]')", pytrace=False)
 
     # the Python workers must import this fastals (and the same interpreter)
     os.environ["PYTHONPATH"] = str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")
@@ -252,6 +283,32 @@ def test_random_matrix_factors_equal_single_machine(spark, solver, dtype):
     np.testing.assert_allclose(model.item_factors, local.item_factors, rtol=0, atol=TOL)
     # the plan of a new state does not grow with the iterations (lineage is truncated)
     assert len(set(model.summary.lineage)) == 1 and model.summary.lineage[0] <= 4
+
+
+def test_reliable_checkpoints_with_a_checkpoint_dir(spark, tmp_path_factory):
+    """With sc.setCheckpointDir, every checkpointInterval-th iteration writes a reliable
+    checkpoint (files in the directory) instead of a local one, deleted once the next
+    state replaces it; the plan stays the same size and the factors are unchanged.
+    (The directory stays set for the session: later tests run fewer iterations than their
+    interval, so they never write there.)"""
+    directory = tmp_path_factory.mktemp("checkpoints")
+    spark.sparkContext.setCheckpointDir(str(directory))
+    matrix = covered(20, 12, seed=6)
+    params = dict(factors=4, regularization=0.1, iterations=4, random_state=7)
+    written = []
+
+    def files(iteration, seconds, loss):
+        written.append(sorted({p.parent.name for p in directory.rglob("part-*")}))
+
+    model = ALS(**params, checkpointInterval=2).fit(frame(spark, matrix), callback=files)
+    # after iterations 2 and 4 both sides' states are reliable checkpoints; each is deleted
+    # when the next (local) state replaces it
+    assert [len(w) for w in written] == [0, 2, 0, 2] and written[1] != written[3]
+    assert not list(directory.rglob("part-*"))  # and fit leaves none behind
+    assert len(set(model.summary.lineage)) == 1
+    local = local_fit(matrix, **params)
+    np.testing.assert_allclose(model.user_factors, local.user_factors, rtol=0, atol=TOL)
+    np.testing.assert_allclose(model.item_factors, local.item_factors, rtol=0, atol=TOL)
 
 
 def test_regparam_is_weighted_as_in_mllib(spark):
@@ -325,16 +382,24 @@ def test_explicit_repeated_pairs_are_an_error(spark):
         ALS(implicitPrefs=False, ratingCol=None).fit(df)
 
 
-def test_movielens_factors_equal_single_machine(spark, ml100k_path):
+@pytest.mark.parametrize("implicit", [True, False], ids=["implicit", "explicit"])
+def test_movielens_factors_equal_single_machine(spark, ml100k_path, implicit):
+    """MovieLens 100K from u.data, ids as in the file: after 4 iterations the distributed
+    factors (and biases) equal ImplicitALS' / ExplicitALS' from the same seed."""
     ratings, _ = load_movielens_100k(ml100k_path)
     df = spark.read.csv(str(Path(ml100k_path) / "u.data"), sep="\t",
                         schema="user int, item int, rating double, time long")
     params = dict(factors=16, regularization=0.05, iterations=4, random_state=0)
-    model = ALS(**params, userCol="user", itemCol="item").fit(df)
-    local = local_fit(ratings, **params)
+    model = ALS(**params, implicitPrefs=implicit, userCol="user", itemCol="item",
+                numUserBlocks=3, numItemBlocks=2).fit(df)
+    local = (local_fit(ratings, **params) if implicit else
+             fastals.ExplicitALS(**params).fit(ratings, show_progress=False))
     np.testing.assert_array_equal(model.user_ids, np.arange(1, ratings.shape[0] + 1))
-    np.testing.assert_allclose(model.user_factors, local.user_factors, rtol=0, atol=TOL)
-    np.testing.assert_allclose(model.item_factors, local.item_factors, rtol=0, atol=TOL)
+    np.testing.assert_array_equal(model.item_ids, np.arange(1, ratings.shape[1] + 1))
+    names = ["user_factors", "item_factors"] + ([] if implicit else ["user_bias", "item_bias"])
+    for name in names:
+        np.testing.assert_allclose(getattr(model, name), getattr(local, name), rtol=0,
+                                   atol=TOL, err_msg=name)
     assert model.summary.nnz == ratings.nnz
 
 

@@ -8,7 +8,9 @@
 #   c_ui     confidence  = 1 + alpha * |r_ui|
 #   p_ui     preference  = 1 if r_ui > 0 else 0   (negative values: confident dislike)
 #   gram     = Y^T Y + lambda I                     (computed once per half-iteration)
-#   A_u      = gram + sum_i (c_ui - 1) y_i y_i^T    (never formed by the CG solver)
+#   A_u      = gram + s_u I + sum_i (c_ui - 1) y_i y_i^T    (never formed by the CG solver)
+#   s_u      optional per-row shift (`row_shift`; 0 without it): with gram = Y^T Y and
+#            s_u = lambda n_u it is ALS-WR's weighted regularization (fastals.spark)
 #   b_u      = sum_i c_ui p_ui y_i
 #   x_u      = A_u^{-1} b_u
 # Kernels take one block of rows in CSR form (indptr, indices, values) and write the
@@ -46,7 +48,7 @@ cdef inline void confidence(floating value, floating alpha,
         c_times_p[0] = 0
 
 
-cdef int cg_row(floating* x, const floating* Y, const floating* gram,
+cdef int cg_row(floating* x, const floating* Y, const floating* gram, floating shift,
                 const index_t* cols, const floating* values, Py_ssize_t nnz,
                 floating alpha, int K, int cg_steps,
                 floating* residual, floating* direction, floating* A_direction) noexcept nogil:
@@ -60,6 +62,8 @@ cdef int cg_row(floating* x, const floating* Y, const floating* gram,
     symv(gram, x, residual, K)
     for k in range(K):
         residual[k] = -residual[k]
+    if shift != 0:
+        axpy(-shift, x, residual, K)
     for j in range(nnz):
         if j + PREFETCH_AHEAD < nnz:
             prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * K, K)
@@ -77,6 +81,8 @@ cdef int cg_row(floating* x, const floating* Y, const floating* gram,
     for step in range(cg_steps):
         # A_direction = A_u direction
         symv(gram, direction, A_direction, K)
+        if shift != 0:
+            axpy(shift, direction, A_direction, K)
         for j in range(nnz):
             if j + PREFETCH_AHEAD < nnz:
                 prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * K, K)
@@ -102,7 +108,7 @@ cdef int cg_row(floating* x, const floating* Y, const floating* gram,
     return OK
 
 
-cdef int cholesky_row(floating* x, const floating* Y, const floating* gram,
+cdef int cholesky_row(floating* x, const floating* Y, const floating* gram, floating shift,
                       const index_t* cols, const floating* values, Py_ssize_t nnz,
                       floating alpha, int K, floating* A, floating* Z, int chunk) noexcept nogil:
     """Exact x = A_u^{-1} b_u.
@@ -118,6 +124,9 @@ cdef int cholesky_row(floating* x, const floating* Y, const floating* gram,
     cdef floating* z
 
     memcpy(A, gram, <Py_ssize_t> K * K * sizeof(floating))
+    if shift != 0:
+        for k in range(K):
+            A[k * K + k] += shift
     memset(x, 0, K * sizeof(floating))
     for j in range(nnz):
         if j + PREFETCH_AHEAD < nnz:
@@ -145,8 +154,12 @@ cdef int cholesky_row(floating* x, const floating* Y, const floating* gram,
 
 def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floating[::1] values,
              floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::1] gram,
-             floating alpha, int cg_steps, int num_threads, signed char[::1] status):
+             floating alpha, int cg_steps, int num_threads, signed char[::1] status,
+             const floating[::1] row_shift=None):
     """Update every row of X in place by `cg_steps` CG steps on its normal equations.
+
+    `row_shift` (one value per row of X, or None for zeros) is added to the diagonal of
+    each row's system.
 
     Rows with up to `gather_rows` stored values first copy their rows of Y into a
     contiguous per-thread buffer, so that the cg_steps + 1 passes over them read
@@ -158,6 +171,8 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
     cdef floating* scratch
     cdef floating* gathered
     cdef index_t* identity
+    cdef bint shifted = row_shift is not None
+    cdef floating shift
     with nogil, parallel(num_threads=num_threads):
         scratch = <floating*> malloc((3 * K + gather_rows * K) * sizeof(floating))
         identity = <index_t*> malloc(gather_rows * sizeof(index_t))
@@ -170,8 +185,9 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
                     status[u] = OUT_OF_MEMORY
                     continue
                 nnz = indptr[u + 1] - indptr[u]
+                shift = row_shift[u] if shifted else 0
                 if nnz > gather_rows:
-                    status[u] = cg_row(&X[u, 0], &Y[0, 0], &gram[0, 0],
+                    status[u] = cg_row(&X[u, 0], &Y[0, 0], &gram[0, 0], shift,
                                        &indices[0] + indptr[u], &values[0] + indptr[u],
                                        nnz, alpha, K, cg_steps,
                                        scratch, scratch + K, scratch + 2 * K)
@@ -188,7 +204,7 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
                         for j in range(indptr[u + 1], min(indptr[u + 2],
                                                           indptr[u + 1] + PREFETCH_NEXT_ROWS)):
                             prefetch_row(&Y[indices[j], 0], K)
-                    status[u] = cg_row(&X[u, 0], gathered, &gram[0, 0],
+                    status[u] = cg_row(&X[u, 0], gathered, &gram[0, 0], shift,
                                        identity, &values[0] + indptr[u],
                                        nnz, alpha, K, cg_steps,
                                        scratch, scratch + K, scratch + 2 * K)
@@ -200,12 +216,15 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
 def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
                    const floating[::1] values, floating[:, ::1] X, const floating[:, ::1] Y,
                    const floating[:, ::1] gram, floating alpha, int num_threads,
-                   signed char[::1] status):
-    """Overwrite every row of X with the exact solution of its normal equations."""
+                   signed char[::1] status, const floating[::1] row_shift=None):
+    """Overwrite every row of X with the exact solution of its normal equations
+    (`row_shift`: as in :func:`solve_cg`)."""
     cdef Py_ssize_t n_rows = X.shape[0], u
     cdef int K = X.shape[1]
     cdef int chunk = max(16, 8192 // K)
     cdef floating* scratch
+    cdef bint shifted = row_shift is not None
+    cdef floating shift
     with nogil, parallel(num_threads=num_threads):
         scratch = <floating*> malloc((<Py_ssize_t> K * K + <Py_ssize_t> chunk * K)
                                      * sizeof(floating))
@@ -214,7 +233,8 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
                 if scratch == NULL:
                     status[u] = OUT_OF_MEMORY
                     continue
-                status[u] = cholesky_row(&X[u, 0], &Y[0, 0], &gram[0, 0],
+                shift = row_shift[u] if shifted else 0
+                status[u] = cholesky_row(&X[u, 0], &Y[0, 0], &gram[0, 0], shift,
                                          &indices[0] + indptr[u], &values[0] + indptr[u],
                                          indptr[u + 1] - indptr[u], alpha, K,
                                          scratch, scratch + <Py_ssize_t> K * K, chunk)

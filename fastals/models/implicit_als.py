@@ -164,25 +164,33 @@ class ImplicitALS(MatrixFactorizationBase):
             run_training("ImplicitALS", self.iterations, iteration, show_progress, callback)
         return self
 
-    def _solve(self, rows_csr, blocks, X, Y, side, threads, gram=None, offset=0):
+    def _solve(self, rows_csr, blocks, X, Y, side, threads, gram=None, offset=0,
+               row_shift=None):
         """One half-iteration: update every row of X against the fixed Y, block by block.
 
         `gram` is :meth:`_gram` of Y when the caller already has it (fastals.spark computes
         it once on the driver); `offset` is added to row numbers in error messages (the
-        position of this block of rows in the whole side).
+        position of this block of rows in the whole side). `row_shift` (one value per row
+        of X, in the model's dtype) is added to the diagonal of each row's system on top of
+        `gram`: fastals.spark's weighted regularization passes Y^T Y and lambda n_u.
         """
         als = kernels("_als")
         gram = self._gram(Y) if gram is None else gram
         alpha = self.dtype(self.alpha)
+        if row_shift is not None and (row_shift.shape != (X.shape[0],)
+                                      or row_shift.dtype != X.dtype):
+            raise ValueError(f"row_shift must be a {X.dtype} array of {X.shape[0]} values "
+                             f"(one per row), got {row_shift.dtype} {row_shift.shape}")
         for lo, hi in blocks:
             part = rows_csr.rows(lo, hi)
             status = np.zeros(hi - lo, dtype=np.int8)
+            shift = None if row_shift is None else row_shift[lo:hi]
             if self.solver == "cg":
                 als.solve_cg(part.indptr, part.indices, part.data, X[lo:hi], Y, gram, alpha,
-                             self.cg_steps, threads, status)
+                             self.cg_steps, threads, status, shift)
             else:
                 als.solve_cholesky(part.indptr, part.indices, part.data, X[lo:hi], Y, gram,
-                                   alpha, threads, status)
+                                   alpha, threads, status, shift)
             self._raise_for_status(status, lo + offset, side)
         if not all_finite(X):
             raise ModelFitError(

@@ -8,8 +8,14 @@ r"""fastals ALS on Apache Spark: the fastals kernels, distributed over a Spark D
 >>> model.recommendForAllUsers(10)                                      # doctest: +SKIP
 >>> local = model.to_local()    # fastals.ImplicitALS, user_ids, item_ids   # doctest: +SKIP
 
+fastals' names and MLlib's are both accepted (``factors``/``rank``, ``iterations``/``maxIter``,
+``regularization``/``regParam``, ``random_state``/``seed``; ``alpha``, ``implicitPrefs``,
+``nonnegative``, ``userCol``, ``itemCol``, ``ratingCol`` as in MLlib); ``regParam`` keeps
+MLlib's meaning (lambda times each row's interaction count, ALS-WR).
+
 The objective, the update and the arithmetic are those of :class:`fastals.ImplicitALS`
-(its module docstring states them). fastals must be installed on every executor (the
+(implicit feedback, the default) or :class:`fastals.ExplicitALS` (``implicitPrefs=False``);
+their module docstrings state them. fastals must be installed on every executor (the
 tasks call its compiled kernels); pyspark is imported only when a DataFrame is used, so
 ``import fastals`` never needs it.
 
@@ -34,7 +40,8 @@ Each half-iteration (solving the users, say):
    broadcast it for the item half-iteration.
 
 Lineage is truncated after every half-iteration (a local checkpoint; a reliable one every
-``checkpointInterval`` iterations when the SparkContext has a checkpoint directory), so the
+``checkpointInterval`` iterations when the SparkContext has a checkpoint directory, its
+files deleted when the next state replaces it, as MLlib does), so the
 plan never grows with the number of iterations, and the broadcasts of a finished
 half-iteration are destroyed. Because the driver always holds both factor matrices, a
 failed half-iteration (an executor lost with cached factors) is retried once from that
@@ -44,15 +51,20 @@ Memory limit of the broadcast design
 ------------------------------------
 With n_u users, n_i items, K factors and b bytes per value (4 for float32):
 
-* the driver holds both factor matrices, (n_u + n_i) K b, plus one collected side while it
-  is assembled (another max(n_u, n_i) K b);
-* every executor holds the broadcast fixed side, max(n_u, n_i) K b at the largest (plus
-  its Gram matrix, K^2 x 8 bytes), besides its blocks of interactions and factors.
+* the driver holds both factor matrices, (n_u + n_i) K b, plus transient copies of one
+  side while it is assembled from the collected blocks and pickled for its broadcast (up
+  to another 2 max(n_u, n_i) K b);
+* every executor holds the broadcast fixed side, max(n_u, n_i) K b at the largest (plus its
+  Gram matrix, K^2 x 8 bytes): once serialized in the JVM's block manager and once
+  unpickled in each Python worker running a task, besides its blocks of interactions and
+  factors. The kernels are OpenMP-parallel, so one task per executor
+  (``spark.task.cpus`` = ``spark.executor.cores``) uses every core with a single
+  Python-side copy; with one-core tasks there is a copy per core.
 
-Example: 10M users, K = 128, float32: 5.1 GB on the driver and every executor for the
-user factors alone. That is the ceiling of this design: past a few GB per matrix the
-broadcast (and the collect that feeds it) dominates the iteration and the executors run
-out of room.
+Example: 10M users, K = 128, float32: 5.1 GB on the driver and (at least twice) on every
+executor for the user factors alone. That is the ceiling of this design: past a few GB per
+matrix the broadcast (and the collect that feeds it) dominates the iteration and the
+executors run out of room.
 
 How a block-to-block exchange would lift it
 -------------------------------------------
@@ -73,14 +85,16 @@ needed by many users of one block is sent to it once), against a collect to the 
 and a broadcast here; while the factors fit, the broadcast design is the simpler and
 faster one.
 
-Explicit feedback
------------------
+Explicit ratings
+----------------
 The distributed loop (:mod:`fastals.spark._train`) is model-agnostic: it asks a solver
-object (:class:`fastals.spark._blocks.ImplicitSolver`) for the initial state, what to
-broadcast of the fixed side, and how to solve a block. Explicit ALS plugs in as another
-solver whose state per row is (factor, bias), whose broadcast is (Y, item biases, global
-mean) and whose block solve is the explicit model's per-row kernel; ``implicitPrefs=False``
-raises NotImplementedError until that kernel is in the build.
+object for the initial state, what to broadcast of the fixed side, and how to solve a
+block. :class:`fastals.spark._blocks.ImplicitSolver` is implicit ALS (state: the factor;
+broadcast: Y and its Gram matrix); :class:`fastals.spark._blocks.ExplicitSolver`, chosen by
+``implicitPrefs=False``, is :class:`fastals.ExplicitALS` (state: factor and bias; broadcast:
+Y and the item biases, with the mean rating mu fixed from the blocks at set-up; block solve:
+the explicit model's per-row kernel, non-negative with ``nonnegative=True``). The memory
+limit above is the same for both (plus n x b bytes of biases).
 """
 from fastals.spark._estimator import ALS
 from fastals.spark._model import ALSModel, FitSummary, LocalModel

@@ -391,41 +391,21 @@ class ExplicitSolver:
 
 
 def positive_counts(csr):
-    """n_u: the positive stored values of each row."""
-    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
-    return np.bincount(rows[csr.data > 0], minlength=csr.shape[0])
+    """n_u: the positive stored values of each row (one pass over the values)."""
+    running = np.concatenate([[0], np.cumsum(csr.data > 0, dtype=np.int64)])
+    return running[csr.indptr[1:]] - running[csr.indptr[:-1]]
 
 
 def solve_weighted(model, csr, X, Y, YtY, side, threads, offset=0):
     """Rows of X solved in place with regularization lambda n_u (ALS-WR, as Spark MLlib).
 
-    The kernels take one Gram matrix per call, so rows are grouped by n_u: each group is one
-    ``ImplicitALS._solve`` with Gram matrix Y^T Y + lambda n_u I (from `YtY` in float64).
+    One ``ImplicitALS._solve`` with Gram matrix Y^T Y (`YtY`, float64, cast to the model's
+    dtype) and each row's lambda n_u added to its diagonal by the kernel (``row_shift``).
     A row without positive values gets no regularization, as in MLlib.
     """
-    counts = positive_counts(csr)
-    order = np.argsort(counts, kind="stable")
-    permuted = csr.to_scipy()[order]
-    index = csr.indices.dtype
-    rows = CSR(permuted.indptr.astype(index, copy=False),
-               permuted.indices.astype(index, copy=False), permuted.data, csr.shape)
-    Xs = np.ascontiguousarray(X[order])
-    identity = np.eye(YtY.shape[0])
-    for group, take in _groups(counts[order]):
-        g0, g1 = int(take[0]), int(take[-1]) + 1
-        gram = (YtY + model.regularization * group * identity).astype(model.dtype)
-        part = rows.rows(g0, g1)
-        try:
-            model._solve(part, _blocks(part), Xs[g0:g1], Y, side, threads, gram=gram)
-        except ModelFitError as exc:
-            row = getattr(exc, "row", None)
-            if row is None:
-                raise
-            dense = offset + int(order[g0 + row])
-            error = ModelFitError(str(exc).replace(f"{side} {row})", f"{side} {dense})"))
-            error.row = dense
-            raise error from None
-    X[order] = Xs
+    shift = (model.regularization * positive_counts(csr)).astype(model.dtype)
+    model._solve(csr, _blocks(csr), X, Y, side, threads, gram=YtY.astype(model.dtype),
+                 offset=offset, row_shift=shift)
 
 
 # --- outputs ----------------------------------------------------------------------------------

@@ -35,9 +35,10 @@ class ALS:
 
     ``ALS(...).fit(df)`` returns an :class:`ALSModel`, as ``pyspark.ml.recommendation.ALS``
     does. The objective and the per-row solves are exactly those of
-    :class:`fastals.ImplicitALS` (same kernels; from the same initial factors the
-    distributed factors equal the single-machine ones); see :mod:`fastals.spark` for how the
-    work is distributed and the memory it needs.
+    :class:`fastals.ImplicitALS` (``implicitPrefs=True``, the default) or
+    :class:`fastals.ExplicitALS` (``implicitPrefs=False``): the same kernels, so from the
+    same initial factors the distributed factors equal the single-machine ones. See
+    :mod:`fastals.spark` for how the work is distributed and the memory it needs.
 
     Parameters
     ----------

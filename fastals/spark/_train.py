@@ -213,6 +213,7 @@ class Alternation:
         self.states[side], self._broadcasts[side] = rdd, list(broadcasts)
         if old is not None:
             old.unpersist()
+            _delete_checkpoint(self.sc, old)
         for broadcast in old_broadcasts:
             broadcast.destroy()
 
@@ -221,6 +222,19 @@ class Alternation:
             self._replace(side, None)
         for rdd in self.blocks:
             rdd.unpersist()
+
+
+def _delete_checkpoint(sc, rdd):
+    """Remove the reliable checkpoint files of a state nothing reads any more (as MLlib
+    does; Spark keeps them by default), so a long fit leaves at most one per side."""
+    path = rdd.getCheckpointFile()
+    if not path:
+        return
+    try:
+        jvm_path = sc._jvm.org.apache.hadoop.fs.Path(path)
+        jvm_path.getFileSystem(sc._jsc.hadoopConfiguration()).delete(jvm_path, True)
+    except Exception as exc:  # a leftover file is not worth failing a fit for
+        log.warning("fastals.spark: could not delete the checkpoint %s (%s)", path, exc)
 
 
 def _lineage_depth(rdd):
