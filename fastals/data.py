@@ -621,11 +621,17 @@ def from_arrays(users, items, values=None, timestamps=None, *, duplicates="sum",
     if not has_values:
         values = np.ones(n, dtype=np.float64)
     else:
-        values = _numeric_column(values, "values", where)
+        try:
+            values = _numeric_column(values, "values", where)
+        except _BadValue as exc:  # (an internal subclass: callers see a ValueError)
+            raise ValueError(str(exc)) from None
         if len(values) != n:
             raise ValueError(f"values must have one entry per record ({n}), got {len(values)}")
     if timestamps is not None:
-        timestamps = _time_column(timestamps, "timestamps", where)
+        try:
+            timestamps = _time_column(timestamps, "timestamps", where)
+        except _BadValue as exc:
+            raise ValueError(str(exc)) from None
         if len(timestamps) != n:
             raise ValueError(f"timestamps must have one entry per record ({n}), "
                              f"got {len(timestamps)}")

@@ -70,7 +70,14 @@ def main(argv):
     groups: dict[str, list] = {}
     for case, result in rows:
         groups.setdefault(_group(case.id), []).append((case, result))
-    lines += [f"## Bad inputs ({len(rows)} cases, {len(groups)} entry points)", ""]
+    kinds: dict[str, int] = {}
+    for _, result in rows:
+        kind = re.match(r"(\*\*MISMATCH\*\*.*?)?`(\w+)`", result)
+        kinds[kind.group(2) if kind else "?"] = kinds.get(kind.group(2) if kind else "?", 0) + 1
+    lines += [f"## Bad inputs ({len(rows)} cases, {len(groups)} entry points)", "",
+              "Exceptions raised: " + ", ".join(f"{name} {count}" for name, count in
+                                                sorted(kinds.items(), key=lambda kv: -kv[1]))
+              + ".", ""]
     for group, cases in groups.items():
         lines += [f"### {group}", "", "| case | produced |", "|---|---|"]
         lines += [f"| {_cell(case.id)} | {result} |" for case, result in cases]

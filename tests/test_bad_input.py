@@ -839,6 +839,8 @@ bad("from_arrays(values=<other length>)", call(from_arrays, [1, 2], [1, 2], [1.0
 bad("from_arrays(values=<inf>)", call(from_arrays, [1, 2], [1, 2], [1.0, np.inf]), ValueError,
     "values", "finite")
 bad("from_arrays(values=<text>)", call(from_arrays, [1], [1], ["many"]), ValueError, "values")
+bad("from_arrays(timestamps=<text>)", call(from_arrays, [1], [1], [1.0], ["soon"]), ValueError,
+    "timestamps", "numbers or dates")
 bad("from_arrays(users=<a string>)", call(from_arrays, "ann", ["x"]), ValueError, "users", "1-D")
 bad("from_arrays(users=<2-D>)", call(from_arrays, [[1, 2]], [1, 2]), ValueError, "users")
 bad("from_arrays(duplicates=<'bogus'>)", call(from_arrays, [1], [1], duplicates="bogus"),
@@ -1308,7 +1310,7 @@ def _noncanonical_rows():
     return "the same as the canonical matrix"
 
 
-@accepted("recommend(user_items=<dense-free: a COO row with repeated entries>)")
+@accepted("recommend(user_items=<a COO row with repeated entries>)")
 def _coo_row():
     ids, _ = FITTED.implicit.recommend(2, _duplicated_coo().tocsr()[2].tocoo(), N=4)
     np.testing.assert_array_equal(ids, FITTED.implicit.recommend(2, R[2], N=4)[0])
