@@ -19,7 +19,8 @@ beside it, with the process tree's peak memory (driver JVM + Python processes) a
 Precision@10 on MovieLens 100K (seeded 80/20 split of the ratings as in bench/als.py; the
 training items of a user are excluded; the same evaluation, fastals.evaluation, for both on
 factors collected from each model), over a small grid of regParam values with everything
-else equal (both libraries scale regParam by each row's count).
+else equal (both libraries scale regParam by each row's count), averaged over three seeds
+of the initial factors.
 """
 from __future__ import annotations
 
@@ -47,9 +48,10 @@ PRECISION_ITERATIONS = 15
 # seconds per iteration = (fit with maxIter=L - fit with maxIter=1) / (L - 1)
 LONG = {"synthetic-lastfm": 3}
 LONG_DEFAULT = 4
-REPEATS = {"synthetic-lastfm": 2}
+REPEATS = {"synthetic-lastfm": 3}
 REPEATS_DEFAULT = 3
 PRECISION_GRID = (0.01, 0.05, 0.3, 1.0)
+PRECISION_SEEDS = (0, 1, 2)  # P@10 is the mean over these initial factors
 LIBS = ("fastals", "mllib")
 DRIVER_MEMORY = "4g"  # the JVM heap; the machine is shared: the process tree stays < 8 GiB
 
@@ -174,19 +176,38 @@ class PeakMemory:
         return self.peak
 
 
+def tree_cpu_seconds():
+    """CPU seconds used so far by this process and its descendants (the driver JVM, the
+    Python workers; finished workers count through their parent)."""
+    import psutil
+
+    total = 0.0
+    me = psutil.Process()
+    for proc in [me] + me.children(recursive=True):
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
 def timed_fit(lib, df, iterations, stamps=None):
-    """Seconds of one fit (model released afterwards) and the fit's summary (fastals)."""
+    """(wall seconds, CPU seconds of the process tree) of one fit (model released
+    afterwards), and the fit's summary (fastals)."""
     est = estimator(lib, iterations, REGULARIZATION)
+    cpu = tree_cpu_seconds()
     start = time.perf_counter()
     if stamps is not None:
         model = est.fit(df, callback=lambda *_: stamps.append(time.perf_counter()))
     else:
         model = est.fit(df)
     seconds = time.perf_counter() - start
+    cpu = tree_cpu_seconds() - cpu
     summary = getattr(model, "summary", None) if lib == "fastals" else None
     if lib == "fastals":
         model.unpersist()
-    return seconds, summary
+    return seconds, cpu, summary
 
 
 def worker(spec):
@@ -197,12 +218,14 @@ def worker(spec):
     if spec["kind"] == "precision":
         train, test = movielens_split()
         df = spark.read.parquet(str(parquet("movielens-train", train)))
-        start = time.perf_counter()
-        model = estimator(lib, PRECISION_ITERATIONS, spec["reg"]).fit(df)
-        seconds = time.perf_counter() - start
-        U, V = factors(lib, model, *train.shape)
-        h.emit({"precision": precision_at_10(U, V, train, test), "fit_seconds": seconds,
-                "load": load})
+        precision, seconds = [], []
+        for seed in PRECISION_SEEDS:
+            start = time.perf_counter()
+            model = estimator(lib, PRECISION_ITERATIONS, spec["reg"], seed).fit(df)
+            seconds.append(time.perf_counter() - start)
+            precision.append(precision_at_10(*factors(lib, model, *train.shape), train, test))
+        h.emit({"precision": float(np.mean(precision)), "precision_runs": precision,
+                "fit_seconds": float(np.median(seconds)), "load": load})
         return
     df = spark.read.parquet(str(parquet(spec["data"]))).cache()
     df.count()
@@ -215,11 +238,13 @@ def worker(spec):
     for _ in range(2):
         timed_fit(lib, sample, 1)
     sample.unpersist()
-    warm, _ = timed_fit(lib, df, 1)
-    fit1, _ = timed_fit(lib, df, 1)
+    warm, _, _ = timed_fit(lib, df, 1)
+    fit1, cpu1, _ = timed_fit(lib, df, 1)
     stamps = []
-    fit_long, summary = timed_fit(lib, df, long, stamps if lib == "fastals" else None)
-    result = {"seconds": (fit_long - fit1) / (long - 1), "fit1": fit1, "warmup": warm,
+    fit_long, cpu_long, summary = timed_fit(lib, df, long,
+                                            stamps if lib == "fastals" else None)
+    result = {"seconds": (fit_long - fit1) / (long - 1),
+              "cpu_seconds": (cpu_long - cpu1) / (long - 1), "fit1": fit1, "warmup": warm,
               f"fit{long}": fit_long, "load": load, "load_end": os.getloadavg()[0],
               "peak_gib": memory.stop() / 2 ** 30}
     if lib == "fastals":
@@ -229,6 +254,9 @@ def worker(spec):
 
 
 # --- the driver --------------------------------------------------------------------------------
+RAW = h.OUT / "spark-results.json"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -237,50 +265,28 @@ def main():
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--precision-only", action="store_true")
     parser.add_argument("--no-precision", action="store_true")
+    parser.add_argument("--render", metavar="JSON",
+                        help=f"only rewrite RESULTS.md from saved results (default {RAW})",
+                        nargs="?", const=str(RAW))
     args = parser.parse_args()
     if args.worker:
         return worker(json.loads(args.worker))
+    if args.render:
+        return render(json.loads(Path(args.render).read_text()))
 
     data = args.data if args.data is not None else \
         ["synthetic-1m", "synthetic-4m"] + ([] if args.quick else ["synthetic-lastfm"])
-    speed_rows, precision_rows, per_iteration, notes = [], [], {}, []
+    raw = {"quick": args.quick, "speed": {}, "precision": {}}
     if not args.precision_only:
         for name in data:
             parquet(name)  # build once, outside the timed workers
             repeats = args.repeats or (2 if args.quick else
                                        REPEATS.get(name, REPEATS_DEFAULT))
-            long = LONG.get(name, LONG_DEFAULT)
             specs = [{"kind": "speed", "lib": lib, "data": name} for lib in LIBS]
             print(f"{name}: {repeats} alternating runs per library", flush=True)
-            results = h.alternate(Path(__file__), specs, repeats, log=print)
-            nnz = matrix(name).nnz
-            seconds = {lib: h.median_of(res, "seconds") for lib, res in zip(LIBS, results)}
-            for lib, res in zip(LIBS, results):
-                sec = seconds[lib]
-                if sec is None:
-                    err = next((r["error"] for r in res if "error" in r), "no result")
-                    speed_rows.append([name, f"{nnz:,}", lib, "error: " + err[:80]]
-                                      + [""] * 7)
-                    continue
-                per_iteration[(lib, name)] = (sec, nnz)
-                own = h.median_of(res, "own_seconds")
-                ratio = seconds["mllib"] / seconds["fastals"] \
-                    if lib == "mllib" and seconds["fastals"] else None
-                loads = [r["load"] for r in res if "load" in r]
-                speed_rows.append([
-                    name, f"{nnz:,}", lib, f"{sec:.2f}",
-                    "" if ratio is None else f"**{ratio:.1f}x**",
-                    f"{sec / (nnz / 1e6):.3f}", "" if own is None else f"{own:.2f}",
-                    f"{h.median_of(res, 'fit1'):.1f}", f"{h.median_of(res, 'peak_gib'):.1f}",
-                    f"{len(res) - sum('error' in r for r in res)} x (1, {long})",
-                    f"{min(loads):.1f}-{max(loads):.1f}" if loads else ""])
-                print("  " + " | ".join(speed_rows[-1]), flush=True)
-        for lib in LIBS:
-            sizes = sorted((nnz, sec) for (l, _), (sec, nnz) in per_iteration.items() if l == lib)
-            if len(sizes) > 1:
-                (n0, s0), (n1, s1) = sizes[0], sizes[-1]
-                notes.append(f"{lib}: {n1 / n0:.1f}x the nonzeros take {s1 / s0:.1f}x the time "
-                             f"per iteration ({n0 / 1e6:.0f}M -> {n1 / 1e6:.0f}M nnz)")
+            raw["speed"][name] = {
+                "nnz": int(matrix(name).nnz), "long": LONG.get(name, LONG_DEFAULT),
+                "results": h.alternate(Path(__file__), specs, repeats, log=print)}
     if not args.no_precision:
         try:
             movielens_split()
@@ -289,17 +295,66 @@ def main():
         else:
             for reg in PRECISION_GRID:
                 specs = [{"kind": "precision", "lib": lib, "reg": reg} for lib in LIBS]
-                results = h.alternate(Path(__file__), specs, 1, log=print)
-                row = [f"{reg:g}"]
-                for res in results:
-                    prec = h.median_of(res, "precision")
-                    sec = h.median_of(res, "fit_seconds")
-                    row += ["error" if prec is None else f"{prec:.4f}",
-                            "" if sec is None else f"{sec:.1f}"]
-                precision_rows.append(row)
-                print("  " + " | ".join(row), flush=True)
+                raw["precision"][f"{reg:g}"] = h.alternate(Path(__file__), specs, 1, log=print)
+    h.OUT.mkdir(exist_ok=True)
+    RAW.write_text(json.dumps(raw, indent=1))
+    render(raw)
 
-    body = [f"`python bench/spark.py{' --quick' if args.quick else ''}`: Spark local[2] "
+
+def fastals_seconds(results):
+    """fastals' seconds per iteration for the ratios: the larger (slower) of the two-fit
+    difference and its own per-iteration clock, both medians."""
+    values = [h.median_of(results, "seconds"), h.median_of(results, "own_seconds")]
+    values = [v for v in values if v is not None]
+    return max(values) if values else None
+
+
+def render(raw):
+    speed_rows, precision_rows, per_iteration, notes = [], [], {}, []
+    for name, entry in raw["speed"].items():
+        nnz, long = entry["nnz"], entry["long"]
+        results = dict(zip(LIBS, entry["results"]))
+        ours = fastals_seconds(results["fastals"])
+        for lib, res in results.items():
+            sec = h.median_of(res, "seconds")
+            if sec is None:
+                err = next((r["error"] for r in res if "error" in r), "no result")
+                speed_rows.append([name, f"{nnz:,}", lib, "error: " + err[:80]] + [""] * 9)
+                continue
+            own = h.median_of(res, "own_seconds")
+            cpu = h.median_of(res, "cpu_seconds")
+            cpu_ours = h.median_of(results["fastals"], "cpu_seconds")
+            rated = ours if lib == "fastals" else sec
+            per_iteration[(lib, name)] = (rated, nnz)
+            loads = [r["load"] for r in res if "load" in r]
+            speed_rows.append([
+                name, f"{nnz:,}", lib, f"{sec:.2f}", "" if own is None else f"{own:.2f}",
+                f"**{sec / ours:.1f}x**" if lib == "mllib" and ours else "",
+                "" if cpu is None else f"{cpu:.1f}",
+                f"{cpu / cpu_ours:.1f}x" if lib == "mllib" and cpu and cpu_ours else "",
+                f"{rated / (nnz / 1e6):.3f}", f"{h.median_of(res, 'fit1'):.1f}",
+                f"{h.median_of(res, 'peak_gib'):.1f}",
+                f"{len(res) - sum('error' in r for r in res)} x (1, {long})",
+                f"{min(loads):.1f}-{max(loads):.1f}" if loads else ""])
+    for lib in LIBS:
+        sizes = sorted((nnz, sec) for (l, _), (sec, nnz) in per_iteration.items() if l == lib)
+        if len(sizes) > 1:
+            steps = ", ".join(f"{n0 / 1e6:.0f}M -> {n1 / 1e6:.0f}M nnz ({n1 / n0:.2f}x): "
+                              f"{s1 / s0:.2f}x"
+                              for (n0, s0), (n1, s1) in zip(sizes[:-1], sizes[1:]))
+            notes.append(f"{lib} time per iteration grows {steps}")
+    for reg, results in raw["precision"].items():
+        row = [reg]
+        for res in results:
+            prec = h.median_of(res, "precision")
+            runs = [v for r in res for v in r.get("precision_runs", [])]
+            sec = h.median_of(res, "fit_seconds")
+            spread = f" ({min(runs):.4f}-{max(runs):.4f})" if len(runs) > 1 else ""
+            row += ["error" if prec is None else f"{prec:.4f}{spread}",
+                    "" if sec is None else f"{sec:.1f}"]
+        precision_rows.append(row)
+
+    body = [f"`python bench/spark.py{' --quick' if raw.get('quick') else ''}`: Spark local[2] "
             f"(spark.driver.memory {DRIVER_MEMORY}), rank {RANK}, implicit, alpha {ALPHA}, "
             f"regParam {REGULARIZATION} for both (MLlib's meaning: lambda x each row's count), "
             "fastals with its defaults (CG, 3 steps, float32), MLlib with its defaults "
@@ -307,23 +362,30 @@ def main():
             "alternating; medians."]
     if speed_rows:
         body.append(
-            "Seconds per iteration = (fit with maxIter=L - fit with maxIter=1) / (L - 1) "
-            "after warm-up fits (two on a 10% sample, one on the full data), so set-up cancels out; `runs` gives the "
-            "number of runs and (1, L). `MLlib / fastals` > 1 means fastals is faster; "
-            "`s/it per M nnz` shows the growth with size; `own clock` is fastals' "
-            "per-iteration callback (iterations 2..L); `fit(1)` is a whole fit with one "
-            "iteration (set-up + 1 iteration); `peak GiB` the process tree (JVM + Python) at "
-            "its highest; `load` the 1-minute load average at the start of the runs (2 "
-            "cores, shared with other engineers' jobs).\n\n"
-            + h.table(["data", "nnz", "library", "s/iteration", "MLlib / fastals",
-                       "s/it per M nnz", "own clock s/it", "fit(1) s", "peak GiB", "runs",
-                       "load"], speed_rows)
+            "`s/iteration` = (fit with maxIter=L - fit with maxIter=1) / (L - 1) after warm-up "
+            "fits (two on a 10% sample, one on the full data), so set-up cancels out; `runs` "
+            "gives the number of runs and (1, L): fewer iterations on the 15M matrix, where "
+            "an MLlib run (warm-up included) takes about 10 minutes. Under a fluctuating load "
+            "the set-up of the two fits varies by seconds, which the difference inherits; "
+            "fastals' `own clock` (its per-iteration callback, iterations 2..L) does not, so "
+            "`MLlib / fastals` and `s/it per M nnz` use the larger (slower) of fastals' two "
+            "figures. `CPU s/it` is the same difference in CPU seconds of the process tree "
+            "(driver JVM + Python processes): the work per iteration, which the other jobs on "
+            "the machine inflate much less than the wall time. `fit(1)` is a whole fit with one iteration (set-up + 1 iteration); `peak "
+            "GiB` the process tree (JVM + Python workers) at its highest; `load` the 1-minute "
+            "load average at the start of the runs (2 cores, shared with other engineers' "
+            "benchmarks).\n\n"
+            + h.table(["data", "nnz", "library", "s/iteration", "own clock s/it",
+                       "MLlib / fastals", "CPU s/it", "CPU MLlib / fastals",
+                       "s/it per M nnz", "fit(1) s", "peak GiB", "runs", "load"], speed_rows)
             + ("\n\nScaling: " + "; ".join(notes) + "." if notes else ""))
     if precision_rows:
         body.append(
             f"Precision@10 on MovieLens 100K (80/20 split), {PRECISION_ITERATIONS} iterations, "
-            "same rank, alpha, seed and regParam (both scale it by each row's count), one "
-            "run each.\n\n"
+            "same rank, alpha and regParam (both scale it by each row's count): the mean over "
+            f"seeds {', '.join(map(str, PRECISION_SEEDS))} (the two libraries draw different "
+            "initial factors from a seed), with the lowest and highest run; fit s is the "
+            "median fit time.\n\n"
             + h.table(["regParam", "fastals P@10", "fastals fit s", "MLlib P@10",
                        "MLlib fit s"], precision_rows))
     h.write_section("ALS on Spark (bench/spark.py)", "\n\n".join(body))
