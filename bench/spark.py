@@ -19,7 +19,7 @@ beside it, with the process tree's peak memory (driver JVM + Python processes) a
 Precision@10 on MovieLens 100K (seeded 80/20 split of the ratings as in bench/als.py; the
 training items of a user are excluded; the same evaluation, fastals.evaluation, for both on
 factors collected from each model), over a small grid of regParam values with everything
-else equal (both libraries scale regParam by each row's count), averaged over three seeds
+else equal (both libraries scale regParam by each row's count), averaged over eight seeds
 of the initial factors.
 """
 from __future__ import annotations
@@ -51,7 +51,7 @@ LONG_DEFAULT = 4
 REPEATS = {"synthetic-lastfm": 3}
 REPEATS_DEFAULT = 3
 PRECISION_GRID = (0.01, 0.05, 0.3, 1.0)
-PRECISION_SEEDS = (0, 1, 2)  # P@10 is the mean over these initial factors
+PRECISION_SEEDS = tuple(range(8))  # P@10 is the mean over these initial factors
 LIBS = ("fastals", "mllib")
 DRIVER_MEMORY = "4g"  # the JVM heap; the machine is shared: the process tree stays < 8 GiB
 
@@ -277,6 +277,9 @@ def main():
     data = args.data if args.data is not None else \
         ["synthetic-1m", "synthetic-4m"] + ([] if args.quick else ["synthetic-lastfm"])
     raw = {"quick": args.quick, "speed": {}, "precision": {}}
+    if (args.precision_only or args.no_precision or args.data is not None) and RAW.exists():
+        previous = json.loads(RAW.read_text())  # a partial run updates the saved results
+        raw["speed"], raw["precision"] = previous["speed"], previous["precision"]
     if not args.precision_only:
         for name in data:
             parquet(name)  # build once, outside the timed workers
@@ -344,16 +347,26 @@ def render(raw):
                               for (n0, s0), (n1, s1) in zip(sizes[:-1], sizes[1:]))
             notes.append(f"{lib} time per iteration grows {steps}")
     for reg, results in raw["precision"].items():
-        row = [reg]
+        row, runs = [reg], []
         for res in results:
-            prec = h.median_of(res, "precision")
-            runs = [v for r in res for v in r.get("precision_runs", [])]
+            runs.append([v for r in res for v in r.get("precision_runs", [])])
             sec = h.median_of(res, "fit_seconds")
-            spread = f" ({min(runs):.4f}-{max(runs):.4f})" if len(runs) > 1 else ""
-            row += ["error" if prec is None else f"{prec:.4f}{spread}",
+            row += [f"{np.mean(runs[-1]):.4f} +- {np.std(runs[-1], ddof=1):.4f}"
+                    if len(runs[-1]) > 1 else "error",
                     "" if sec is None else f"{sec:.1f}"]
+        if all(len(r) > 1 for r in runs):  # fastals - MLlib and 2 standard errors of it
+            error = 2 * np.sqrt(sum(np.var(r, ddof=1) / len(r) for r in runs))
+            row.append(f"{np.mean(runs[0]) - np.mean(runs[1]):+.4f} +- {error:.4f}")
         precision_rows.append(row)
 
+    ratios = [(name, v) for name, v in (
+        (name, h.median_of(dict(zip(LIBS, e["results"]))["mllib"], "seconds")
+         / (fastals_seconds(dict(zip(LIBS, e["results"]))["fastals"]) or float("nan")))
+        for name, e in raw["speed"].items()) if v == v]
+    if ratios:
+        name, worst = min(ratios, key=lambda r: r[1])
+        notes.append(f"fastals per iteration is {worst:.1f}x faster than MLlib at the least "
+                     f"(on {name}), {max(r for _, r in ratios):.1f}x at the most")
     body = [f"`python bench/spark.py{' --quick' if raw.get('quick') else ''}`: Spark local[2] "
             f"(spark.driver.memory {DRIVER_MEMORY}), rank {RANK}, implicit, alpha {ALPHA}, "
             f"regParam {REGULARIZATION} for both (MLlib's meaning: lambda x each row's count), "
@@ -378,16 +391,17 @@ def render(raw):
             + h.table(["data", "nnz", "library", "s/iteration", "own clock s/it",
                        "MLlib / fastals", "CPU s/it", "CPU MLlib / fastals",
                        "s/it per M nnz", "fit(1) s", "peak GiB", "runs", "load"], speed_rows)
-            + ("\n\nScaling: " + "; ".join(notes) + "." if notes else ""))
+            + ("\n\nSummary: " + "; ".join(notes) + "." if notes else ""))
     if precision_rows:
         body.append(
             f"Precision@10 on MovieLens 100K (80/20 split), {PRECISION_ITERATIONS} iterations, "
-            "same rank, alpha and regParam (both scale it by each row's count): the mean over "
-            f"seeds {', '.join(map(str, PRECISION_SEEDS))} (the two libraries draw different "
-            "initial factors from a seed), with the lowest and highest run; fit s is the "
+            "same rank, alpha and regParam (both scale it by each row's count): mean +- "
+            f"standard deviation over {len(PRECISION_SEEDS)} seeds of the initial factors (the "
+            "two libraries draw different ones from a seed), and the difference of the means "
+            "+- two standard errors (a difference inside it is no difference); fit s is the "
             "median fit time.\n\n"
             + h.table(["regParam", "fastals P@10", "fastals fit s", "MLlib P@10",
-                       "MLlib fit s"], precision_rows))
+                       "MLlib fit s", "fastals - MLlib"], precision_rows))
     h.write_section("ALS on Spark (bench/spark.py)", "\n\n".join(body))
     print(f"wrote {h.RESULTS}")
 

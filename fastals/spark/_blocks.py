@@ -391,8 +391,10 @@ class ExplicitSolver:
 
 
 def positive_counts(csr):
-    """n_u: the positive stored values of each row (one pass over the values)."""
-    running = np.concatenate([[0], np.cumsum(csr.data > 0, dtype=np.int64)])
+    """n_u: the positive stored values of each row (one pass over the values; the running
+    count is in the index dtype, which holds the block's number of values)."""
+    running = np.zeros(len(csr.data) + 1, dtype=csr.indptr.dtype)
+    np.cumsum(csr.data > 0, out=running[1:])
     return running[csr.indptr[1:]] - running[csr.indptr[:-1]]
 
 
