@@ -100,6 +100,34 @@ def test_float32_epoch_matches_reference():
     np.testing.assert_allclose(b_item, expected[3], atol=1e-5)
 
 
+@pytest.mark.parametrize("isa", available_isas("_sgd"))
+@pytest.mark.parametrize("K", [3, 17, 100])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_tails_stay_inside_their_rows(isa, K, dtype):
+    """Rows whose length is not a multiple of the vector width end in a masked register (AVX2,
+    AVX-512): the steps write the K values of each row and nothing after the last one."""
+    users, items, values = shuffled(coo_triples(star_ratings(12, 9, 0.5, 4)), seed=3,
+                                    dtype=dtype)
+    rng = np.random.default_rng(K)
+    sentinel = dtype(-7.25)
+    factors = []
+    for n in (12, 9):
+        buffer = np.full(n * K + 64, sentinel, dtype=dtype)
+        buffer[:n * K] = rng.normal(0, 0.1, n * K)
+        factors.append(buffer)
+    P, Q = (buffer[:n * K].reshape(n, K) for buffer, n in zip(factors, (12, 9)))
+    expected = sgd_epoch(users, items, values, P.astype(np.float64), Q.astype(np.float64),
+                         np.zeros(12), np.zeros(9), 3.0, 0.02, 0.05)
+    b_user, b_item = np.zeros(12, dtype), np.zeros(9, dtype)
+    args = [dtype(v) for v in (3.0, 0.02, 0.02, 0.05, 0.05)]
+    kernels("_sgd", isa).sgd_epoch(users, items, values, P, Q, b_user, b_item, *args, True, 1)
+    for buffer, n in zip(factors, (12, 9)):
+        assert (buffer[n * K:] == sentinel).all()
+    tolerance = 2e-5 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(P, expected[0], rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(Q, expected[1], rtol=tolerance, atol=tolerance)
+
+
 @pytest.mark.parametrize("strata", [None, 1, 3])
 @pytest.mark.parametrize("shuffle", [True, False])
 @pytest.mark.parametrize("biases", [True, False])

@@ -24,7 +24,9 @@
  * to 8 native vectors (128 float32 with AVX-512) are loaded once and kept in registers
  * between the dot product and the update, by unrolled instances for each vector count
  * (a step is then bound by its stores, not by reloading the rows); longer rows take two
- * passes.
+ * passes. The last K mod W elements (W floats per register) are one masked register in the
+ * AVX2 and AVX-512 builds (masked loads and stores never touch memory past the row), and
+ * scalar code in the baseline build.
  */
 #ifndef FASTALS_MICROKERNELS_H
 #define FASTALS_MICROKERNELS_H
@@ -106,21 +108,63 @@
         }                                                                                   \
     }
 
-/* One step with rows of exactly N vectors plus a scalar tail, the N-vector loops unrolled
- * so that p and q stay in registers (N is a constant in each instance). */
-#define FASTALS_DEFINE_SGD_FIXED(NAME, T, N)                                               \
+/* Partial registers: the first n < W elements of a row (the other lanes zero), and the
+ * store of those n lanes. A masked load or store does not touch the masked-off memory, so
+ * a row's tail is read and written in place. Only the AVX2 and AVX-512 builds have them
+ * (FASTALS_MASKED_TAIL); the baseline build handles tails with scalar code. */
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#define FASTALS_MASKED_TAIL 1
+#if defined(__AVX512F__)
+static inline __m512 fastals_tail_load_f32(const float *s, int n)
+{ return _mm512_maskz_loadu_ps((__mmask16) ((1u << n) - 1), s); }
+static inline void fastals_tail_store_f32(float *d, __m512 v, int n)
+{ _mm512_mask_storeu_ps(d, (__mmask16) ((1u << n) - 1), v); }
+static inline __m512d fastals_tail_load_f64(const double *s, int n)
+{ return _mm512_maskz_loadu_pd((__mmask8) ((1u << n) - 1), s); }
+static inline void fastals_tail_store_f64(double *d, __m512d v, int n)
+{ _mm512_mask_storeu_pd(d, (__mmask8) ((1u << n) - 1), v); }
+#else
+static inline __m256i fastals_tail_mask32(int n)
+{ return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
+static inline __m256i fastals_tail_mask64(int n)
+{ return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3)); }
+static inline __m256 fastals_tail_load_f32(const float *s, int n)
+{ return _mm256_maskload_ps(s, fastals_tail_mask32(n)); }
+static inline void fastals_tail_store_f32(float *d, __m256 v, int n)
+{ _mm256_maskstore_ps(d, fastals_tail_mask32(n), v); }
+static inline __m256d fastals_tail_load_f64(const double *s, int n)
+{ return _mm256_maskload_pd(s, fastals_tail_mask64(n)); }
+static inline void fastals_tail_store_f64(double *d, __m256d v, int n)
+{ _mm256_maskstore_pd(d, fastals_tail_mask64(n), v); }
+#endif
+#else
+#define FASTALS_MASKED_TAIL 0
+#endif
+
+/* One step with rows of N whole vectors and a tail of K - N W < W elements, the N-vector
+ * loops unrolled so that p and q stay in registers (N is a constant in each instance). The
+ * tail is one more (masked) register where the build has masked loads and stores. */
+#define FASTALS_DEFINE_SGD_FIXED(NAME, T, SUFFIX, N)                                       \
     static inline T NAME##_##N(T *restrict p, T *restrict q, T base, T c1, T lr, int K,      \
                                T *two_error)                                                \
     {                                                                                       \
-        NAME##_vec x[N], y[N], a0 = {0}, a1 = {0}, xn, yn;                                  \
+        NAME##_vec x[N + 1], y[N + 1], a0 = {0}, a1 = {0}, xn, yn;                          \
         T dot = 0, e, c2;                                                                   \
+        const int tail = K - N * NAME##_W;                                                  \
         _Pragma("GCC unroll 8")                                                             \
         for (int c = 0; c < N; c++) {                                                       \
             memcpy(&x[c], p + c * NAME##_W, sizeof x[c]);                                   \
             memcpy(&y[c], q + c * NAME##_W, sizeof y[c]);                                   \
             if (c & 1) a1 += x[c] * y[c]; else a0 += x[c] * y[c];                           \
         }                                                                                   \
-        for (int f = N * NAME##_W; f < K; f++) dot += p[f] * q[f];                          \
+        if (FASTALS_MASKED_TAIL && tail) {                                                  \
+            FASTALS_TAIL_LOAD(SUFFIX, x[N], p + N * NAME##_W, tail);                        \
+            FASTALS_TAIL_LOAD(SUFFIX, y[N], q + N * NAME##_W, tail);                        \
+            if (N & 1) a1 += x[N] * y[N]; else a0 += x[N] * y[N];                           \
+        } else {                                                                            \
+            for (int f = N * NAME##_W; f < K; f++) dot += p[f] * q[f];                      \
+        }                                                                                   \
         dot += NAME##_sum(a0 + a1);                                                         \
         e = base - dot;                                                                     \
         *two_error = e + e;                                                                 \
@@ -132,15 +176,40 @@
             memcpy(p + c * NAME##_W, &xn, sizeof xn);                                       \
             memcpy(q + c * NAME##_W, &yn, sizeof yn);                                       \
         }                                                                                   \
-        for (int f = N * NAME##_W; f < K; f++) {                                            \
-            T pf = p[f], qf = q[f];                                                         \
-            p[f] = c1 * pf + c2 * qf;                                                       \
-            q[f] = c1 * qf + c2 * pf;                                                       \
+        if (FASTALS_MASKED_TAIL && tail) {                                                  \
+            xn = c1 * x[N] + c2 * y[N];                                                     \
+            yn = c1 * y[N] + c2 * x[N];                                                     \
+            FASTALS_TAIL_STORE(SUFFIX, p + N * NAME##_W, xn, tail);                         \
+            FASTALS_TAIL_STORE(SUFFIX, q + N * NAME##_W, yn, tail);                         \
+        } else {                                                                            \
+            for (int f = N * NAME##_W; f < K; f++) {                                        \
+                T pf = p[f], qf = q[f];                                                     \
+                p[f] = c1 * pf + c2 * qf;                                                   \
+                q[f] = c1 * qf + c2 * pf;                                                   \
+            }                                                                               \
         }                                                                                   \
         return e;                                                                           \
     }
 
-#define FASTALS_DEFINE_SGD_STEP(NAME, T)                                                   \
+/* The tail register of a row (vector-extension type and intrinsic type are the same bits) */
+#if FASTALS_MASKED_TAIL
+#define FASTALS_TAIL_LOAD(SUFFIX, v, src, n)                                               \
+    do {                                                                                    \
+        __typeof__(fastals_tail_load_##SUFFIX(src, n)) t_ = fastals_tail_load_##SUFFIX(src, n); \
+        memcpy(&(v), &t_, sizeof t_);                                                       \
+    } while (0)
+#define FASTALS_TAIL_STORE(SUFFIX, dst, v, n)                                              \
+    do {                                                                                    \
+        __typeof__(fastals_tail_load_##SUFFIX(dst, n)) t_;                                 \
+        memcpy(&t_, &(v), sizeof t_);                                                       \
+        fastals_tail_store_##SUFFIX(dst, t_, n);                                            \
+    } while (0)
+#else
+#define FASTALS_TAIL_LOAD(SUFFIX, v, src, n) ((void) 0)
+#define FASTALS_TAIL_STORE(SUFFIX, dst, v, n) ((void) 0)
+#endif
+
+#define FASTALS_DEFINE_SGD_STEP(NAME, T, SUFFIX)                                           \
     typedef T NAME##_vec __attribute__((vector_size(FASTALS_VECTOR_BYTES)));                \
     enum { NAME##_W = FASTALS_VECTOR_BYTES / sizeof(T) };                                   \
     static inline T NAME##_sum(NAME##_vec v)                                                \
@@ -149,15 +218,15 @@
         for (int k = 0; k < NAME##_W; k++) total += v[k];                                  \
         return total;                                                                       \
     }                                                                                       \
-    FASTALS_DEFINE_SGD_FIXED(NAME, T, 0)                                                    \
-    FASTALS_DEFINE_SGD_FIXED(NAME, T, 1)                                                    \
-    FASTALS_DEFINE_SGD_FIXED(NAME, T, 2)                                                    \
-    FASTALS_DEFINE_SGD_FIXED(NAME, T, 3)                                                    \
-    FASTALS_DEFINE_SGD_FIXED(NAME, T, 4)                                                    \
-    FASTALS_DEFINE_SGD_FIXED(NAME, T, 5)                                                    \
-    FASTALS_DEFINE_SGD_FIXED(NAME, T, 6)                                                    \
-    FASTALS_DEFINE_SGD_FIXED(NAME, T, 7)                                                    \
-    FASTALS_DEFINE_SGD_FIXED(NAME, T, 8)                                                    \
+    FASTALS_DEFINE_SGD_FIXED(NAME, T, SUFFIX, 0)                                       \
+    FASTALS_DEFINE_SGD_FIXED(NAME, T, SUFFIX, 1)                                       \
+    FASTALS_DEFINE_SGD_FIXED(NAME, T, SUFFIX, 2)                                       \
+    FASTALS_DEFINE_SGD_FIXED(NAME, T, SUFFIX, 3)                                       \
+    FASTALS_DEFINE_SGD_FIXED(NAME, T, SUFFIX, 4)                                       \
+    FASTALS_DEFINE_SGD_FIXED(NAME, T, SUFFIX, 5)                                       \
+    FASTALS_DEFINE_SGD_FIXED(NAME, T, SUFFIX, 6)                                       \
+    FASTALS_DEFINE_SGD_FIXED(NAME, T, SUFFIX, 7)                                       \
+    FASTALS_DEFINE_SGD_FIXED(NAME, T, SUFFIX, 8)                                       \
     static inline T NAME(T *restrict p, T *restrict q, T base, T lr, T beta, int K,         \
                          T *two_error)                                                      \
     {                                                                                       \
@@ -215,7 +284,7 @@
                 for (int k = 0; k < D; k++) A[r * D + k] += Z[j * 16 + r] * Z[j * 16 + k];  \
     }
 
-#define FASTALS_DEFINE_SGD_STEP(NAME, T)                                                   \
+#define FASTALS_DEFINE_SGD_STEP(NAME, T, SUFFIX)                                           \
     static T NAME(T *p, T *q, T base, T lr, T beta, int K, T *two_error)                   \
     {                                                                                       \
         T dot = 0, e, c1 = 1 - lr * beta, c2;                                               \
@@ -260,7 +329,7 @@ FASTALS_DEFINE_ROW(fastals_row_f32, float)
 FASTALS_DEFINE_ROW(fastals_row_f64, double)
 FASTALS_DEFINE_GRAM16(fastals_gram16_f32, float)
 FASTALS_DEFINE_GRAM16(fastals_gram16_f64, double)
-FASTALS_DEFINE_SGD_STEP(fastals_sgd_step_f32, float)
-FASTALS_DEFINE_SGD_STEP(fastals_sgd_step_f64, double)
+FASTALS_DEFINE_SGD_STEP(fastals_sgd_step_f32, float, f32)
+FASTALS_DEFINE_SGD_STEP(fastals_sgd_step_f64, double, f64)
 
 #endif
