@@ -32,7 +32,7 @@
 #   on sparse data and do not hurt convergence, but the result varies from run to run.
 # With one thread both visit the ratings exactly in array order, matching
 # fastals.reference.explicit.sgd_epoch update for update.
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport int32_t, int64_t, uint64_t
 
 import numpy as np
@@ -134,6 +134,7 @@ def sgd_epoch(const index_t[::1] users, const index_t[::1] items, const floating
     cdef int64_t[::1] pending, next_user, next_item, progress
     cdef signed char[::1] taken
     cdef fastals_lock_t lock
+    cdef int tid
     if (block_start is None) != (schedule is None):
         raise ValueError("give both block_start and schedule, or neither")
     if n == 0:
@@ -155,12 +156,13 @@ def sgd_epoch(const index_t[::1] users, const index_t[::1] items, const floating
     block_error = np.zeros(n_blocks, dtype=np.float64)  # by position: a fixed summation order
     fastals_lock_init(&lock)
     with nogil, parallel(num_threads=num_threads):
+        tid = threadid()
         while True:
             fastals_lock(&lock)
             if progress[0] == n_blocks:
                 fastals_unlock(&lock)
                 break
-            k = take_ready(pending, taken, progress)
+            k = take_ready(pending, taken, progress, schedule, G, tid, num_threads)
             fastals_unlock(&lock)
             if k < 0:
                 fastals_yield()  # every remaining block waits on one that is running
@@ -184,17 +186,28 @@ def sgd_epoch(const index_t[::1] users, const index_t[::1] items, const floating
 
 
 cdef Py_ssize_t take_ready(int64_t[::1] pending, signed char[::1] taken,
-                           int64_t[::1] progress) noexcept nogil:
+                           int64_t[::1] progress, const int64_t[::1] schedule, Py_ssize_t G,
+                           int tid, int num_threads) noexcept nogil:
     """The first schedule position whose predecessors are done and which nobody has taken
-    (marked taken), or -1. progress[1] is the lowest position not yet taken."""
-    cdef Py_ssize_t k, n_blocks = pending.shape[0]
+    (marked taken), or -1; preferably one of thread `tid`'s user groups (those equal to tid
+    modulo num_threads), so that a user group's factor rows stay in one core's cache.
+    progress[1] is the lowest position not yet taken. (Which thread runs a block never
+    changes the result: the dependencies fix the order of every conflicting pair.)"""
+    cdef Py_ssize_t k, first = -1, n_blocks = pending.shape[0]
     while progress[1] < n_blocks and taken[progress[1]]:
         progress[1] += 1
     for k in range(progress[1], n_blocks):
+        if first >= 0 and k - first > G:  # look one diagonal past the first ready block
+            break
         if not taken[k] and pending[k] == 0:
-            taken[k] = 1
-            return k
-    return -1
+            if (schedule[k] // G) % num_threads == tid:
+                first = k
+                break
+            if first < 0:
+                first = k
+    if first >= 0:
+        taken[first] = 1
+    return first
 
 
 def block_dependencies(const int64_t[::1] schedule, Py_ssize_t G):
