@@ -360,6 +360,40 @@ def test_shuffle_is_a_permutation_independent_of_threads(n):
         assert not np.array_equal(shuffled((users, items, values), 100)[0], one[0])
 
 
+MASK64 = (1 << 64) - 1
+
+
+def splitmix64(state):
+    """(new state, output) of the kernels' splitmix64 step, in Python integers."""
+    state = (state + 0x9E3779B97F4A7C15) & MASK64
+    z = ((state ^ (state >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return state, z ^ (z >> 31)
+
+
+@pytest.mark.parametrize("isa", available_isas("_sgd"))
+def test_block_shuffle_is_fisher_yates_on_the_documented_streams(isa):
+    """shuffle_blocks = Fisher-Yates in each block b, its draws from splitmix64 stream b of
+    the seed (multiply-shift to [0, k]): the kernel draws its partners ahead of the swaps
+    and prefetches them, which must not change the permutation."""
+    sizes = [0, 1, 2, 37, 100, 3]
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    n, seed = int(starts[-1]), 2024
+    users = np.arange(n, dtype=np.int32)
+    got = (users.copy(), users.copy(), users.astype(np.float64))
+    kernels("_sgd", isa).shuffle_blocks(*got, starts, seed, 2)
+    want = users.copy()
+    for b in range(len(sizes)):
+        state, _ = splitmix64(seed ^ ((b * 0xD1B54A32D192ED03) & MASK64))
+        lo, hi = starts[b], starts[b + 1]
+        for k in range(hi - 1, lo, -1):
+            state, z = splitmix64(state)
+            j = lo + (((z >> 32) * (k - lo + 1)) >> 32)
+            want[k], want[j] = want[j], want[k]
+    for a in got:
+        np.testing.assert_array_equal(a, want)
+
+
 @pytest.mark.parametrize("n", [5, 200_000])
 def test_shuffle_positions_are_uniform(n):
     """Where element 0 lands over 2,000 seeds: each fifth of the positions gets ~400 hits

@@ -40,6 +40,7 @@ import numpy as np
 from fastals._kernels._common cimport (
     floating,
     index_t,
+    prefetch,
     prefetch_row,
     sgd_step_f32,
     sgd_step_f64,
@@ -403,28 +404,48 @@ cdef void shuffle_within(index_t[::1] users, index_t[::1] items, floating[::1] r
                          const int64_t[::1] bucket_start, uint64_t seed, Py_ssize_t stream,
                          int num_threads) noexcept:
     """Fisher-Yates within each bucket, bucket b drawing from stream `stream` + b."""
-    cdef Py_ssize_t b, k, j, lo, hi, n_buckets = bucket_start.shape[0] - 1
-    cdef uint64_t state
-    cdef index_t swap_index
-    cdef floating swap_rating
+    cdef Py_ssize_t b, n_buckets = bucket_start.shape[0] - 1
     if users.shape[0] == 0:
         return
     with nogil:
         for b in prange(n_buckets, num_threads=num_threads, schedule="dynamic", chunksize=1):
-            state = stream_state(seed, stream + b)
-            lo = bucket_start[b]
-            hi = bucket_start[b + 1]
-            for k in range(hi - 1, lo, -1):
-                j = lo + <Py_ssize_t> below(&state, k - lo + 1)
-                swap_index = users[k]
-                users[k] = users[j]
-                users[j] = swap_index
-                swap_index = items[k]
-                items[k] = items[j]
-                items[j] = swap_index
-                swap_rating = ratings[k]
-                ratings[k] = ratings[j]
-                ratings[j] = swap_rating
+            shuffle_bucket(&users[0], &items[0], &ratings[0], bucket_start[b],
+                           bucket_start[b + 1], stream_state(seed, stream + b))
+
+
+cdef enum:
+    SHUFFLE_AHEAD = 16  # swaps whose random partner is drawn (and prefetched) in advance
+
+
+cdef inline void shuffle_bucket(index_t* users, index_t* items, floating* ratings,
+                                Py_ssize_t lo, Py_ssize_t hi, uint64_t state) noexcept nogil:
+    """Fisher-Yates on positions lo..hi-1: for k = hi-1 down to lo+1, swap k with a uniform j in
+    [lo, k]. The draws are made SHUFFLE_AHEAD swaps early, in the same sequence, and their
+    positions prefetched: the random accesses then overlap instead of waiting in turn."""
+    cdef Py_ssize_t partner[SHUFFLE_AHEAD]
+    cdef Py_ssize_t step, j, k, steps = hi - lo - 1
+    cdef index_t swap_index
+    cdef floating swap_rating
+    for step in range(min(<Py_ssize_t> SHUFFLE_AHEAD, max(steps, 0))):
+        partner[step] = lo + <Py_ssize_t> below(&state, steps + 1 - step)
+    for step in range(steps):
+        k = hi - 1 - step
+        j = partner[step % SHUFFLE_AHEAD]
+        if step + SHUFFLE_AHEAD < steps:
+            partner[step % SHUFFLE_AHEAD] = lo + <Py_ssize_t> below(
+                &state, steps + 1 - step - SHUFFLE_AHEAD)
+            prefetch(users + partner[step % SHUFFLE_AHEAD])
+            prefetch(items + partner[step % SHUFFLE_AHEAD])
+            prefetch(ratings + partner[step % SHUFFLE_AHEAD])
+        swap_index = users[k]
+        users[k] = users[j]
+        users[j] = swap_index
+        swap_index = items[k]
+        items[k] = items[j]
+        items[j] = swap_index
+        swap_rating = ratings[k]
+        ratings[k] = ratings[j]
+        ratings[j] = swap_rating
 
 
 cdef int check_groups(const index_t[::1] ids, const int32_t[::1] group, Py_ssize_t G,
