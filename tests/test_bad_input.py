@@ -421,7 +421,11 @@ HYPER = {
                               num_threads=THREADS, random_state=SEED,
                               calculate_training_loss=BOOL,
                               solver=[("unknown", "lu", ValueError, "cg"),
-                                      ("not a string", 1, ValueError, "cg")]),
+                                      ("not a string", 1, ValueError, "cg")],
+                              confidence=[("unknown", "hu", ValueError, "one of"),
+                                          ("not a string", 1.0, ValueError, "one of")],
+                              use_cg=BOOL[:2], use_native=BOOL[:2],  # (None: not given)
+                              use_gpu=BOOL[:2] + [("True", True, ValueError, "CPUs only")]),
     fastals.ExplicitALS: dict(factors=INT_POS, regularization=FLOAT_NONNEG[:-1] + [
                                   ("three values", (0.1, 0.1, 0.1), TypeError, "pair"),
                                   ("a pair with a string", (0.1, "x"), TypeError, "items")],
@@ -452,6 +456,7 @@ HYPER = {
     fastals.BM25Recommender: dict(K=INT_POS, K1=FLOAT_NONNEG[:4], B=FLOAT_NONNEG[3:5]),
     fastals.PopularityBaseline: dict(dtype=DTYPE, num_threads=THREADS),
 }
+HYPER[fastals.AlternatingLeastSquares] = HYPER[fastals.ImplicitALS]  # implicit's weighting
 for cls, params in HYPER.items():
     for param, values in params.items():
         for what, value, error, match in values:

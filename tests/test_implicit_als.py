@@ -19,7 +19,7 @@ ISAS = available_isas("_als")
 
 
 def solve(kind, isa, user_items, X, Y, regularization, alpha, dtype, threads=2, cg_steps=3,
-          index_dtype=np.int32):
+          index_dtype=np.int32, offset=1.0):
     """Run one kernel half-step on copies; returns the new X."""
     csr = as_csr(user_items, "user_items", dtype)
     indptr, indices = csr.indptr.astype(index_dtype), csr.indices.astype(index_dtype)
@@ -30,9 +30,10 @@ def solve(kind, isa, user_items, X, Y, regularization, alpha, dtype, threads=2, 
     als = kernels("_als", isa)
     if kind == "cg":
         als.solve_cg(indptr, indices, csr.data, X, Y, gram, dtype(alpha), cg_steps, threads,
-                     status)
+                     status, None, dtype(offset))
     else:
-        als.solve_cholesky(indptr, indices, csr.data, X, Y, gram, dtype(alpha), threads, status)
+        als.solve_cholesky(indptr, indices, csr.data, X, Y, gram, dtype(alpha), threads, status,
+                           None, dtype(offset))
     assert not status.any()
     return X
 
@@ -80,6 +81,24 @@ def test_cg_with_enough_steps_equals_exact_solve(isa):
     exact = implicit_als_exact_step(R, Y, 0.1, 2.0)
     got = solve("cg", isa, R, X, Y, 0.1, 2.0, np.float64, cg_steps=8 + 4)
     np.testing.assert_allclose(got, exact, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("K", [3, 16, 37])
+def test_kernels_match_reference_with_implicit_confidence(isa, dtype, K):
+    """confidence="alpha" (c = alpha |r|, offset 0): with alpha 0.3 most stored values have
+    c < 1, so the exact solve subtracts their rank-one terms; CG and Cholesky both agree
+    with the reference."""
+    R, X, Y = problem(K=K, negative=True)
+    expected = implicit_als_exact_step(R, Y, 0.1, 0.3, offset=0.0)
+    got = solve("cholesky", isa, R, X, Y, 0.1, 0.3, dtype, offset=0.0)
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(got, expected, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10 * scale)
+    expected = implicit_als_cg_step(R, X, Y, 0.1, 0.3, 2, offset=0.0)
+    got = solve("cg", isa, R, X, Y, 0.1, 0.3, dtype, cg_steps=2, offset=0.0)
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(got, expected, rtol=TOL[dtype] * 10, atol=TOL[dtype] * 10 * scale)
 
 
 def test_cg_rows_longer_than_gather_buffer():
@@ -271,8 +290,7 @@ def test_callback_and_progress_log(caplog):
     assert "iteration 3/3" in caplog.text
 
 
-def test_alias_and_refit_resets():
-    assert fastals.AlternatingLeastSquares is fastals.ImplicitALS
+def test_refit_resets():
     R = random_interactions(30, 20, 0.2, 1)
     m = fastals.ImplicitALS(factors=3, iterations=2, random_state=5)
     a = m.fit(R, show_progress=False).user_factors.copy()
@@ -404,3 +422,133 @@ def test_factor_matrices_start_on_cache_lines(tmp_path):
     odd = np.arange(13.0)[1:].reshape(3, 4)
     assert aligned(odd).ctypes.data % CACHE_LINE == 0
     np.testing.assert_array_equal(aligned(odd, np.float32), odd)
+
+
+# --- implicit's name, weighting and extra methods ------------------------------------------
+def test_alternating_least_squares_is_implicit_als_with_implicit_weighting():
+    """`implicit` weighs a stored value as c = alpha r: AlternatingLeastSquares does too, so
+    that its tests' settings carry over (ImplicitALS, c = 1 + alpha r, is a different model:
+    on this checkerboard with 32 factors and no regularization it fits the held-out zeros)."""
+    assert issubclass(fastals.AlternatingLeastSquares, fastals.ImplicitALS)
+    assert fastals.AlternatingLeastSquares().confidence == "alpha"
+    assert fastals.ImplicitALS().confidence == "1+alpha"
+    R = checkerboard(50)
+    for seed in (23, 0, 1):
+        model = fastals.AlternatingLeastSquares(factors=32, regularization=0, random_state=seed)
+        ids, _ = model.fit(R, show_progress=False).recommend(np.arange(50), R, N=1)
+        np.testing.assert_array_equal(ids[:, 0], np.arange(50))
+    R, _, _ = problem(n_users=20, n_items=15, negative=True)
+    ours = fastals.ImplicitALS(factors=4, regularization=0.1, alpha=0.5, iterations=3,
+                               solver="cholesky", dtype=np.float64, random_state=3,
+                               confidence="alpha").fit(R, show_progress=False)
+    rng = np.random.default_rng(3)
+    X0, Y0 = rng.standard_normal((20, 4)) * 0.01, rng.standard_normal((15, 4)) * 0.01
+    X, Y = implicit_als_fit(R, X0, Y0, 0.1, 0.5, 3, "cholesky", offset=0.0)
+    np.testing.assert_allclose(ours.user_factors, X, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(ours.item_factors, Y, rtol=1e-7, atol=1e-10)
+
+
+def test_implicit_weighting_loss_and_save_load(tmp_path):
+    R, _, _ = problem(n_users=30, n_items=25)
+    model = fastals.AlternatingLeastSquares(factors=5, regularization=0.1, alpha=0.7,
+                                            iterations=4, solver="cholesky", dtype=np.float64,
+                                            random_state=1, calculate_training_loss=True)
+    model.fit(R, show_progress=False)
+    weight = R.shape[0] * R.shape[1] - R.nnz + 0.7 * np.abs(R.data).sum()
+    expected = implicit_als_loss(R, model.user_factors, model.item_factors, 0.1, 0.7,
+                                 offset=0.0) / weight
+    assert model.loss_history[-1] == pytest.approx(expected, rel=1e-9)
+    assert np.all(np.diff(model.loss_history) <= 1e-9)
+    model.save(tmp_path / "als.npz")
+    loaded = fastals.load(tmp_path / "als.npz")
+    assert type(loaded) is fastals.AlternatingLeastSquares and loaded.confidence == "alpha"
+    np.testing.assert_array_equal(loaded.item_factors, model.item_factors)
+
+
+def test_implicit_switches():
+    """use_cg picks the solver; use_native changes nothing; use_gpu=True is refused; none of
+    them is stored (solver records the choice)."""
+    assert fastals.AlternatingLeastSquares(use_cg=False).solver == "cholesky"
+    assert fastals.ImplicitALS(solver="cholesky", use_cg=False).solver == "cholesky"
+    assert fastals.AlternatingLeastSquares(use_cg=True, use_native=False, use_gpu=False).solver \
+        == "cg"
+    params = fastals.AlternatingLeastSquares(use_cg=False).get_params()
+    assert params["solver"] == "cholesky" and not {"use_cg", "use_native", "use_gpu"} & set(params)
+    with pytest.raises(ValueError, match="use_gpu=True: fastals runs on CPUs"):
+        fastals.AlternatingLeastSquares(use_gpu=True)
+    with pytest.raises(ValueError, match="disagree"):
+        fastals.ImplicitALS(solver="cholesky", use_cg=True)
+    with pytest.raises(TypeError, match="use_cg must be True or False"):
+        fastals.ImplicitALS(use_cg="yes")
+    with pytest.raises(ValueError, match="confidence must be one of"):
+        fastals.ImplicitALS(confidence="hu")
+
+
+@pytest.mark.parametrize("confidence", ["1+alpha", "alpha"])
+def test_explain_sums_to_the_recalculated_score(confidence):
+    """explain's contributions c_uj y_i^T W_u y_j add up to the score of the user's factor
+    solved exactly from the same interactions; largest first; only liked items; the
+    returned user_weights give the same answer when passed back."""
+    R = random_interactions(40, 30, 0.25, 7, negative=True)
+    model = fastals.ImplicitALS(factors=6, regularization=2.0, alpha=2.0, iterations=10,
+                                solver="cholesky", dtype=np.float64, random_state=3,
+                                confidence=confidence).fit(R, show_progress=False)
+    for user in (0, 5, 17):
+        ids, scores = model.recommend(user, R, N=3, recalculate_user=True)
+        total, top, weights = model.explain(user, R, ids[0], N=100)
+        assert total == pytest.approx(scores[0], rel=1e-9, abs=1e-12)
+        assert total == pytest.approx(sum(s for _, s in top), rel=1e-9, abs=1e-12)
+        contributions = [s for _, s in top]
+        assert contributions == sorted(contributions, reverse=True)
+        row = R[user]
+        assert sorted(i for i, _ in top) == sorted(row.indices[row.data > 0].tolist())
+        again, top2, _ = model.explain(user, R[user], ids[0], user_weights=weights, N=2)
+        assert again == pytest.approx(total, rel=1e-12) and top2 == top[:2]
+
+
+def test_explain_bad_input():
+    R = random_interactions(20, 15, 0.3, 2)
+    model = fastals.ImplicitALS(factors=3, iterations=2, random_state=0).fit(R, show_progress=False)
+    with pytest.raises(ValueError, match="one userid"):
+        model.explain([0, 1], R, 3)
+    with pytest.raises(IndexError, match="itemid 15 is out of range"):
+        model.explain(0, R, 15)
+    with pytest.raises(TypeError, match="user_weights must be"):
+        model.explain(0, R, 3, user_weights=np.eye(3))
+    with pytest.raises(ValueError, match="user_weights must hold a finite 3 x 3"):
+        model.explain(0, R, 3, user_weights=(np.eye(4), False))
+    with pytest.raises(ValueError, match="N must be a positive int"):
+        model.explain(0, R, 3, N=0)
+    with pytest.raises(fastals.exceptions.NotFittedError):
+        fastals.ImplicitALS().explain(0, R, 3)
+
+
+def test_similar_items_with_recalculated_items():
+    """recalculate_item=True solves the query items from item_users first (implicit's
+    call): with the exact solver the last half-iteration did the same, so the results match
+    the stored factors'; without it item_users is unused, as in implicit."""
+    R = planted()
+    model = fastals.ImplicitALS(factors=8, iterations=4, solver="cholesky", dtype=np.float64,
+                                random_state=2).fit(R, show_progress=False)
+    item_users = R.T.tocsr()
+    query = np.arange(10)
+    ids, scores = model.similar_items(query, N=5)
+    again, again_scores = model.similar_items(query, N=5, recalculate_item=True,
+                                              item_users=item_users[query])
+    np.testing.assert_array_equal(again, ids)
+    np.testing.assert_allclose(again_scores, scores, rtol=1e-9)
+    one, _ = model.similar_items(3, N=5, item_users=item_users[3])
+    np.testing.assert_array_equal(one, ids[3])
+    with pytest.raises(ValueError, match="needs item_users"):
+        model.similar_items(3, recalculate_item=True)
+    sgd = fastals.SGDMatrixFactorization(factors=3, epochs=1).fit(R, show_progress=False)
+    with pytest.raises(NotImplementedError, match="cannot recalculate items"):
+        sgd.similar_items(3, recalculate_item=True, item_users=item_users[3])
+
+
+def test_ids_are_int32_as_in_implicit():
+    R = random_interactions(20, 15, 0.3, 2)
+    model = fastals.ImplicitALS(factors=3, iterations=2, random_state=0).fit(R, show_progress=False)
+    assert model.recommend(0, R[0])[0].dtype == np.int32
+    assert model.recommend([0, 1], R[[0, 1]])[0].dtype == np.int32
+    assert model.similar_items(2)[0].dtype == np.int32

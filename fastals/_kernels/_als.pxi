@@ -5,7 +5,7 @@
 #
 # Notation (one row u of the interaction matrix, solved against the fixed factors Y):
 #   r_ui     stored value (the interaction strength; stored zeros are removed before the call)
-#   c_ui     confidence  = 1 + alpha * |r_ui|
+#   c_ui     confidence  = offset + alpha * |r_ui|   (offset 1: Hu et al.; 0: `implicit`'s alpha r)
 #   p_ui     preference  = 1 if r_ui > 0 else 0   (negative values: confident dislike)
 #   gram     = Y^T Y + lambda I                     (computed once per half-iteration)
 #   A_u      = gram + s_u I + sum_i (c_ui - 1) y_i y_i^T    (never formed by the CG solver)
@@ -37,20 +37,20 @@ cdef enum:
     OVERFLOW = 3
 
 
-cdef inline void confidence(floating value, floating alpha,
+cdef inline void confidence(floating value, floating alpha, floating offset,
                             floating* c_minus_1, floating* c_times_p) noexcept nogil:
     """(c - 1, c * p) for one stored value."""
     if value > 0:
-        c_minus_1[0] = alpha * value
-        c_times_p[0] = 1 + alpha * value
+        c_minus_1[0] = (offset - 1) + alpha * value
+        c_times_p[0] = offset + alpha * value
     else:
-        c_minus_1[0] = -alpha * value
+        c_minus_1[0] = (offset - 1) - alpha * value
         c_times_p[0] = 0
 
 
 cdef int cg_row(floating* x, const floating* Y, const floating* gram, floating shift,
                 const index_t* cols, const floating* values, Py_ssize_t nnz,
-                floating alpha, int K, int cg_steps,
+                floating alpha, floating offset, int K, int cg_steps,
                 floating* residual, floating* direction, floating* A_direction) noexcept nogil:
     """`cg_steps` conjugate-gradient steps on A_u x = b_u, warm-started from x."""
     cdef Py_ssize_t j
@@ -68,7 +68,7 @@ cdef int cg_row(floating* x, const floating* Y, const floating* gram, floating s
         if j + PREFETCH_AHEAD < nnz:
             prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * K, K)
         y = Y + <Py_ssize_t> cols[j] * K
-        confidence(values[j], alpha, &c_minus_1, &c_times_p)
+        confidence(values[j], alpha, offset, &c_minus_1, &c_times_p)
         axpy(c_times_p - c_minus_1 * dot(y, x, K), y, residual, K)
 
     memcpy(direction, residual, K * sizeof(floating))
@@ -87,7 +87,8 @@ cdef int cg_row(floating* x, const floating* Y, const floating* gram, floating s
             if j + PREFETCH_AHEAD < nnz:
                 prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * K, K)
             y = Y + <Py_ssize_t> cols[j] * K
-            c_minus_1 = alpha * values[j] if values[j] > 0 else -alpha * values[j]
+            c_minus_1 = (offset - 1) + (alpha * values[j] if values[j] > 0
+                                        else -alpha * values[j])
             axpy(c_minus_1 * dot(y, direction, K), y, A_direction, K)
         pAp = dot(direction, A_direction, K)
         if not pAp < INFINITY:  # a step of 0 would leave x stale and pass for a solve
@@ -110,15 +111,17 @@ cdef int cg_row(floating* x, const floating* Y, const floating* gram, floating s
 
 cdef int cholesky_row(floating* x, const floating* Y, const floating* gram, floating shift,
                       const index_t* cols, const floating* values, Py_ssize_t nnz,
-                      floating alpha, int K, floating* A, floating* Z, int chunk) noexcept nogil:
+                      floating alpha, floating offset, int K, floating* A, floating* Z,
+                      floating* Z_negative, int chunk) noexcept nogil:
     """Exact x = A_u^{-1} b_u.
 
     A_u = gram + Z^T Z with rows z_i = sqrt(c_ui - 1) y_i, gathered `chunk` rows at a time
     and added by a register-tiled rank-k update; then A_u = U^T U and two triangular
-    solves. b_u is accumulated in x.
+    solves. b_u is accumulated in x. Confidences below 1 (possible with offset 0) go to
+    Z_negative, rows sqrt(1 - c_ui) y_i, whose Z^T Z is subtracted.
     """
     cdef Py_ssize_t j
-    cdef int k, n = 0
+    cdef int k, n = 0, n_negative = 0
     cdef floating c_minus_1, c_times_p, scale
     cdef const floating* y
     cdef floating* z
@@ -132,10 +135,10 @@ cdef int cholesky_row(floating* x, const floating* Y, const floating* gram, floa
         if j + PREFETCH_AHEAD < nnz:
             prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * K, K)
         y = Y + <Py_ssize_t> cols[j] * K
-        confidence(values[j], alpha, &c_minus_1, &c_times_p)
+        confidence(values[j], alpha, offset, &c_minus_1, &c_times_p)
         if c_times_p != 0:
             axpy(c_times_p, y, x, K)
-        if c_minus_1 != 0:
+        if c_minus_1 > 0:
             scale = sqrt(c_minus_1)
             z = Z + <Py_ssize_t> n * K
             for k in range(K):
@@ -144,22 +147,43 @@ cdef int cholesky_row(floating* x, const floating* Y, const floating* gram, floa
             if n == chunk:
                 rank_update_upper(A, Z, n, K)
                 n = 0
+        elif c_minus_1 < 0:
+            scale = sqrt(-c_minus_1)
+            z = Z_negative + <Py_ssize_t> n_negative * K
+            for k in range(K):
+                z[k] = scale * y[k]
+            n_negative += 1
+            if n_negative == chunk:
+                rank_downdate_upper(A, Z_negative, n_negative, K)
+                n_negative = 0
     if n:
         rank_update_upper(A, Z, n, K)
+    if n_negative:
+        rank_downdate_upper(A, Z_negative, n_negative, K)
     for k in range(K):  # an infinite (or NaN) diagonal or right-hand side: overflow
         if not (A[<Py_ssize_t> k * K + k] < INFINITY and -INFINITY < x[k] < INFINITY):
             return OVERFLOW
     return OK if cholesky_solve_upper(A, x, K) else NOT_POSITIVE_DEFINITE
 
 
+cdef inline void rank_downdate_upper(floating* A, const floating* Z, int n, int K) noexcept nogil:
+    """A -= Z^T Z (upper triangle), as -((-A) + Z^T Z): negation is exact."""
+    cdef Py_ssize_t k, size = <Py_ssize_t> K * K
+    for k in range(size):
+        A[k] = -A[k]
+    rank_update_upper(A, Z, n, K)
+    for k in range(size):
+        A[k] = -A[k]
+
+
 def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floating[::1] values,
              floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::1] gram,
              floating alpha, int cg_steps, int num_threads, signed char[::1] status,
-             const floating[::1] row_shift=None):
+             const floating[::1] row_shift=None, floating offset=1):
     """Update every row of X in place by `cg_steps` CG steps on its normal equations.
 
     `row_shift` (one value per row of X, or None for zeros) is added to the diagonal of
-    each row's system.
+    each row's system. `offset`: c = offset + alpha |r| (1, or 0 for `implicit`'s c = alpha r).
 
     Rows with up to `gather_rows` stored values first copy their rows of Y into a
     contiguous per-thread buffer, so that the cg_steps + 1 passes over them read
@@ -189,7 +213,7 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
                 if nnz > gather_rows:
                     status[u] = cg_row(&X[u, 0], &Y[0, 0], &gram[0, 0], shift,
                                        &indices[0] + indptr[u], &values[0] + indptr[u],
-                                       nnz, alpha, K, cg_steps,
+                                       nnz, alpha, offset, K, cg_steps,
                                        scratch, scratch + K, scratch + 2 * K)
                 else:
                     gathered = scratch + 3 * K
@@ -206,7 +230,7 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
                             prefetch_row(&Y[indices[j], 0], K)
                     status[u] = cg_row(&X[u, 0], gathered, &gram[0, 0], shift,
                                        identity, &values[0] + indptr[u],
-                                       nnz, alpha, K, cg_steps,
+                                       nnz, alpha, offset, K, cg_steps,
                                        scratch, scratch + K, scratch + 2 * K)
         finally:
             free(scratch)
@@ -216,9 +240,10 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
 def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
                    const floating[::1] values, floating[:, ::1] X, const floating[:, ::1] Y,
                    const floating[:, ::1] gram, floating alpha, int num_threads,
-                   signed char[::1] status, const floating[::1] row_shift=None):
+                   signed char[::1] status, const floating[::1] row_shift=None,
+                   floating offset=1):
     """Overwrite every row of X with the exact solution of its normal equations
-    (`row_shift`: as in :func:`solve_cg`)."""
+    (`row_shift`, `offset`: as in :func:`solve_cg`)."""
     cdef Py_ssize_t n_rows = X.shape[0], u
     cdef int K = X.shape[1]
     cdef int chunk = max(16, 8192 // K)
@@ -226,7 +251,7 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
     cdef bint shifted = row_shift is not None
     cdef floating shift
     with nogil, parallel(num_threads=num_threads):
-        scratch = <floating*> malloc((<Py_ssize_t> K * K + <Py_ssize_t> chunk * K)
+        scratch = <floating*> malloc((<Py_ssize_t> K * K + 2 * <Py_ssize_t> chunk * K)
                                      * sizeof(floating))
         try:
             for u in prange(n_rows, schedule="dynamic", chunksize=8):
@@ -236,15 +261,16 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
                 shift = row_shift[u] if shifted else 0
                 status[u] = cholesky_row(&X[u, 0], &Y[0, 0], &gram[0, 0], shift,
                                          &indices[0] + indptr[u], &values[0] + indptr[u],
-                                         indptr[u + 1] - indptr[u], alpha, K,
-                                         scratch, scratch + <Py_ssize_t> K * K, chunk)
+                                         indptr[u + 1] - indptr[u], alpha, offset, K,
+                                         scratch, scratch + <Py_ssize_t> K * K,
+                                         scratch + <Py_ssize_t> K * K + chunk * K, chunk)
         finally:
             free(scratch)
 
 
 def row_losses(const index_t[::1] indptr, const index_t[::1] indices, const floating[::1] values,
                const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::1] YtY,
-               floating alpha, int num_threads, double[::1] out):
+               floating alpha, int num_threads, double[::1] out, floating offset=1):
     """out[u] = sum over all items i of c_ui (p_ui - x_u.y_i)^2, using the unregularised YtY.
 
     Expanded so that only stored entries are visited:
@@ -267,7 +293,7 @@ def row_losses(const index_t[::1] indptr, const index_t[::1] indices, const floa
                 symv(&YtY[0, 0], x, tmp, K)
                 total = dot(x, tmp, K)
                 for j in range(indptr[u], indptr[u + 1]):
-                    confidence(values[j], alpha, &c_minus_1, &c_times_p)
+                    confidence(values[j], alpha, offset, &c_minus_1, &c_times_p)
                     xy = dot(x, &Y[0, 0] + <Py_ssize_t> indices[j] * K, K)
                     total = total + c_minus_1 * xy * xy - 2 * c_times_p * xy + c_times_p
                 out[u] = total

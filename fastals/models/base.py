@@ -90,7 +90,9 @@ class RecommenderBase(ABC):
     # --- parameters ------------------------------------------------------------------------
     def get_params(self) -> dict:
         """The constructor's parameters, as stored in a saved model."""
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        signature = inspect.signature(type(self).__init__).parameters.values()
+        names = [p.name for p in signature  # keyword-only: another library's switches,
+                 if p.name != "self" and p.kind != p.KEYWORD_ONLY]  # translated, not stored
         return {name: getattr(self, name) for name in names}
 
     def __repr__(self):
@@ -159,26 +161,46 @@ class RecommenderBase(ABC):
         return self._top_n(score, len(userids), N, candidates, self.n_items, exclude, blocked,
                            scalar)
 
-    def similar_items(self, itemid, N=10, filter_items=None, items=None):
+    def similar_items(self, itemid, N=10, filter_items=None, items=None, recalculate_item=False,
+                      item_users=None):
         """The N items most similar to an item (or to each of a batch), best first.
 
         The item itself is included (it is its own best match), as in `implicit`; pass it in
         `filter_items` to leave it out. Returns (ids, scores) like :meth:`recommend`.
+        With ``recalculate_item=True`` the query items' factors are first solved from
+        `item_users` (their rows of the items x users matrix, or all of it), as
+        :meth:`recalculate_item` does, for models that can; `item_users` is otherwise
+        unused, as in `implicit`.
         """
-        return self._similar("item", itemid, N, filter_items, items, self.n_items)
+        vectors = None
+        if check_bool("recalculate_item", recalculate_item):
+            if not hasattr(self, "recalculate_item"):
+                raise NotImplementedError(
+                    f"{type(self).__name__} cannot recalculate items: similar_items uses its "
+                    "fitted items only (recalculate_item=False)")
+            if item_users is None:
+                raise ValueError("recalculate_item=True needs item_users: the items' "
+                                 "interactions with the users (items x users)")
+            self._check_fitted()
+            ids, _ = check_ids("itemid", itemid, np.iinfo(np.int64).max)
+            vectors = np.atleast_2d(self.recalculate_item(ids, item_users))
+        return self._similar("item", itemid, N, filter_items, items, self.n_items, vectors)
 
     def similar_users(self, userid, N=10, filter_users=None, users=None):
         """The N users most similar to a user (or to each of a batch), best first."""
         return self._similar("user", userid, N, filter_users, users, self.n_users)
 
-    def _similar(self, axis, ident, N, filter_ids, subset, upper):
+    def _similar(self, axis, ident, N, filter_ids, subset, upper, vectors=None):
         self._check_fitted()
         N = check_int("N", N, minimum=1)
-        ids, scalar = check_ids(f"{axis}id", ident, upper)
+        ids, scalar = check_ids(f"{axis}id", ident, upper if vectors is None else
+                                np.iinfo(np.int64).max)
         candidates = self._candidates(f"{axis}s", subset, upper)
         blocked = self._blocked(f"filter_{axis}s", filter_ids, upper, candidates)
 
         def score(lo, hi):
+            if vectors is not None:  # recalculated factors of the queries
+                return self._similar_scores(axis, ids[lo:hi], candidates, vectors[lo:hi])
             return self._similar_scores(axis, ids[lo:hi], candidates)
 
         return self._top_n(score, len(ids), N, candidates, upper, None, blocked, scalar)
@@ -253,6 +275,8 @@ class RecommenderBase(ABC):
         if candidates is not None:
             found = ids >= 0
             ids[found] = candidates[ids[found]]
+        if upper <= np.iinfo(np.int32).max:  # implicit's id dtype, so that code written for
+            ids = ids.astype(np.int32)  # it (e.g. its evaluation functions) takes ours
         counts = (ids >= 0).sum(axis=1)
         if scalar:
             return ids[0, :counts[0]], scores[0, :counts[0]]

@@ -59,12 +59,13 @@ class MatrixFactorizationBase(RecommenderBase):
         U = self._recalculate_users(rows) if recalculate else self.user_factors[userids]
         return FactorScores(U, item_block)
 
-    def _similar_scores(self, axis, ids, candidates):
+    def _similar_scores(self, axis, ids, candidates, vectors=None):
         factors = self.item_factors if axis == "item" else self.user_factors
         unit = self._derived(f"{axis}_unit", factors, _normalise)
+        queries = unit[ids] if vectors is None else _normalise(vectors.astype(factors.dtype))
         if candidates is None:
-            return FactorScores(unit[ids], self._derived(f"{axis}_unit_t", unit, _transpose))
-        return FactorScores(unit[ids], _transpose(unit[candidates]))
+            return FactorScores(queries, self._derived(f"{axis}_unit_t", unit, _transpose))
+        return FactorScores(queries, _transpose(unit[candidates]))
 
 
 def _transpose(factors):

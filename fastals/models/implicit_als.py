@@ -73,6 +73,16 @@ class ImplicitALS(MatrixFactorizationBase):
     calculate_training_loss : bool
         Compute the loss after each iteration (shown on the progress bar, passed to the
         callback). Costs about one extra CG step.
+    confidence : {"1+alpha", "alpha"}
+        How a stored value r becomes a confidence: c = 1 + alpha |r| (Hu, Koren & Volinsky;
+        the default) or c = alpha |r|, as the `implicit` library weighs its input (the
+        default of :class:`AlternatingLeastSquares`). Cells with nothing stored have c = 1
+        either way.
+    use_cg, use_native, use_gpu : bool, optional
+        `implicit`'s switches, accepted so that its code runs unchanged: ``use_cg`` picks the
+        solver (True: "cg", False: "cholesky"); ``use_native`` changes nothing (the compiled
+        kernels always run); ``use_gpu=True`` is an error, as fastals runs on CPUs. They are
+        not stored: ``solver`` records the choice.
 
     Notes
     -----
@@ -91,7 +101,8 @@ class ImplicitALS(MatrixFactorizationBase):
 
     def __init__(self, factors=100, regularization=0.01, alpha=1.0, iterations=15, cg_steps=3,
                  solver="cg", dtype=np.float32, random_state=None, num_threads=0,
-                 calculate_training_loss=False):
+                 calculate_training_loss=False, confidence="1+alpha", *, use_cg=None,
+                 use_native=None, use_gpu=None):
         self.factors = factors
         self.regularization = regularization
         self.alpha = alpha
@@ -102,7 +113,9 @@ class ImplicitALS(MatrixFactorizationBase):
         self.random_state = random_state
         self.num_threads = num_threads
         self.calculate_training_loss = calculate_training_loss
+        self.confidence = confidence
         self._check_params()
+        self.solver = implicit_switches(self.solver, use_cg, use_native, use_gpu)
         self.user_factors = None
         self.item_factors = None
         self.loss_history = []
@@ -119,6 +132,12 @@ class ImplicitALS(MatrixFactorizationBase):
         self.calculate_training_loss = check_bool("calculate_training_loss",
                                                   self.calculate_training_loss)
         check_random_state(self.random_state)
+        self.confidence = check_choice("confidence", self.confidence, ("1+alpha", "alpha"))
+
+    @property
+    def _offset(self):
+        """c = offset + alpha |r| for stored values."""
+        return self.dtype(1 if self.confidence == "1+alpha" else 0)
 
     # --- training ----------------------------------------------------------------------------
     def fit(self, user_items, show_progress=True, callback=None):
@@ -187,10 +206,10 @@ class ImplicitALS(MatrixFactorizationBase):
             shift = None if row_shift is None else row_shift[lo:hi]
             if self.solver == "cg":
                 als.solve_cg(part.indptr, part.indices, part.data, X[lo:hi], Y, gram, alpha,
-                             self.cg_steps, threads, status, shift)
+                             self.cg_steps, threads, status, shift, self._offset)
             else:
                 als.solve_cholesky(part.indptr, part.indices, part.data, X[lo:hi], Y, gram,
-                                   alpha, threads, status, shift)
+                                   alpha, threads, status, shift, self._offset)
             self._raise_for_status(status, lo + offset, side)
         if not all_finite(X):
             raise ModelFitError(
@@ -210,10 +229,11 @@ class ImplicitALS(MatrixFactorizationBase):
         out = np.empty(Cui.shape[0], dtype=np.float64)
         YtY = _gram(Y).astype(self.dtype)
         kernels("_als").row_losses(Cui.indptr, Cui.indices, Cui.data, X, Y, YtY,
-                                   self.dtype(self.alpha), threads, out)
+                                   self.dtype(self.alpha), threads, out, self._offset)
         total = out.sum() + self.regularization * (
             np.square(X, dtype=np.float64).sum() + np.square(Y, dtype=np.float64).sum())
-        weight = Cui.shape[0] * Cui.shape[1] + self.alpha * np.abs(Cui.data, dtype=np.float64).sum()
+        weight = (Cui.shape[0] * Cui.shape[1] + (float(self._offset) - 1) * Cui.nnz
+                  + self.alpha * np.abs(Cui.data, dtype=np.float64).sum())
         return float(total / weight)
 
     # --- fold-in ------------------------------------------------------------------------------
@@ -225,7 +245,7 @@ class ImplicitALS(MatrixFactorizationBase):
             gram = self._gram(Y)
         kernels("_als").solve_cholesky(rows.indptr, rows.indices, rows.data, X, Y, gram,
                                        self.dtype(self.alpha), resolve_threads(self.num_threads),
-                                       status)
+                                       status, None, self._offset)
         self._raise_for_status(status, 0, "row")
         return X
 
@@ -251,6 +271,74 @@ class ImplicitALS(MatrixFactorizationBase):
         rows = self._rows_for(ids, item_users, "item_users", self.n_items, self.n_users)
         Y = self._exact_rows(rows, self.user_factors)
         return Y[0] if scalar else Y
+
+    def explain(self, userid, user_items, itemid, user_weights=None, N=10):
+        """Why the user scores the item as it does, as in `implicit` (Hu, Koren & Volinsky,
+        section 5).
+
+        With the user's factor solved exactly from `user_items`,
+        x_u = W_u Y^T C_u p(u) and W_u = (Y^T C_u Y + lambda I)^-1, the score x_u . y_i is a
+        sum over the user's positively rated items j of c_uj (y_i^T W_u y_j): how much each
+        of them pulls the item up (or down, when negative).
+
+        Parameters
+        ----------
+        userid : int
+            The user (a row of `user_items` when that is the full matrix).
+        user_items : sparse matrix
+            The user's interactions: one row, or the full users x items matrix.
+        itemid : int
+            The item to explain.
+        user_weights : tuple, optional
+            The ``user_weights`` returned by an earlier call for the same user and
+            interactions; passing it back skips the factorisation.
+        N : int
+            How many of the largest contributions to list.
+
+        Returns
+        -------
+        total_score : float
+            The sum of all contributions: the score that ``recommend(...,
+            recalculate_user=True)`` gives (float64 here, so it may differ from a float32
+            model's by rounding).
+        top_contributions : list of (item, contribution)
+            The N largest contributions, largest first.
+        user_weights : tuple
+            ``scipy.linalg.cho_factor`` of W_u^-1, for further calls.
+        """
+        import scipy.linalg
+
+        self._check_fitted()
+        N = check_int("N", N, minimum=1)
+        ids, scalar = check_ids("userid", userid, np.iinfo(np.int64).max)
+        if not scalar:
+            raise ValueError("explain takes one userid, not an array")
+        item, scalar = check_ids("itemid", itemid, self.n_items)
+        if not scalar:
+            raise ValueError("explain takes one itemid, not an array")
+        row = self._rows_for(ids, user_items, "user_items", self.n_users, self.n_items)
+        items, values = row.indices, row.data.astype(np.float64)
+        Y = self.item_factors.astype(np.float64)
+        if user_weights is None:
+            c_minus_1 = float(self._offset) - 1 + self.alpha * np.abs(values)
+            scaled = Y[items] * c_minus_1[:, None]  # (C_u - I) Y
+            A = Y.T @ Y + scaled.T @ Y[items] + self.regularization * np.eye(self.factors)
+            try:
+                user_weights = scipy.linalg.cho_factor(A)
+            except (np.linalg.LinAlgError, ValueError):
+                raise ModelFitError(
+                    f"user {int(ids[0])}'s system is not positive definite (regularization="
+                    f"{self.regularization}): raise regularization") from None
+        else:
+            user_weights = _check_user_weights(user_weights, self.factors)
+        weighted_item = scipy.linalg.cho_solve(user_weights, Y[int(item[0])])
+        liked = values > 0
+        contributions = (float(self._offset) + self.alpha * values[liked]) \
+            * (Y[items[liked]] @ weighted_item)
+        top = np.argsort(-contributions, kind="stable")[:N]
+        liked_items = items[liked]
+        return (float(contributions.sum()),
+                [(int(liked_items[k]), float(contributions[k])) for k in top], user_weights)
 
     def partial_fit_users(self, userids, user_items):
         """Fold in (or refresh) users from their interactions; new ids grow the model.
@@ -293,8 +381,55 @@ class ImplicitALS(MatrixFactorizationBase):
             setattr(self, name, aligned(value, self.dtype))
 
 
-#: the name `implicit` users know
-AlternatingLeastSquares = ImplicitALS
+class AlternatingLeastSquares(ImplicitALS):
+    """:class:`ImplicitALS` under the `implicit` library's name and with its weighting.
+
+    The same model, parameters and methods, except that the default ``confidence="alpha"``
+    weighs a stored value r as c = alpha |r|, as `implicit` does (ImplicitALS's default is
+    Hu, Koren & Volinsky's c = 1 + alpha |r|). Code written for
+    ``implicit.als.AlternatingLeastSquares``, hyper-parameters tuned for it included, runs
+    unchanged; ``use_cg``, ``use_native`` and ``use_gpu`` are accepted as ImplicitALS
+    describes.
+    """
+
+    def __init__(self, factors=100, regularization=0.01, alpha=1.0, iterations=15, cg_steps=3,
+                 solver="cg", dtype=np.float32, random_state=None, num_threads=0,
+                 calculate_training_loss=False, confidence="alpha", *, use_cg=None,
+                 use_native=None, use_gpu=None):
+        super().__init__(factors, regularization, alpha, iterations, cg_steps, solver, dtype,
+                         random_state, num_threads, calculate_training_loss, confidence,
+                         use_cg=use_cg, use_native=use_native, use_gpu=use_gpu)
+
+
+def _check_user_weights(user_weights, factors):
+    """explain's user_weights: the (matrix, lower) pair of scipy.linalg.cho_factor."""
+    try:
+        matrix, lower = user_weights
+    except (TypeError, ValueError):
+        raise TypeError("user_weights must be the user_weights an earlier explain() returned "
+                        f"(scipy.linalg.cho_factor's (matrix, lower)), got {user_weights!r:.80}"
+                        ) from None
+    matrix = np.asarray(matrix)
+    if matrix.shape != (factors, factors) or matrix.dtype.kind != "f" \
+            or not np.isfinite(matrix).all():
+        raise ValueError(f"user_weights must hold a finite {factors} x {factors} float "
+                         f"Cholesky factor, got shape {matrix.shape} and dtype {matrix.dtype}")
+    return matrix, bool(lower)
+
+
+def implicit_switches(solver, use_cg, use_native, use_gpu):
+    """The solver after `implicit`'s use_cg / use_native / use_gpu switches (None: not given)."""
+    for name, value in (("use_cg", use_cg), ("use_native", use_native), ("use_gpu", use_gpu)):
+        if value is not None:
+            check_bool(name, value)
+    if use_gpu:
+        raise ValueError("use_gpu=True: fastals runs on CPUs only (its kernels are compiled "
+                         "OpenMP code); leave use_gpu unset or False")
+    if use_cg is None:
+        return solver
+    if use_cg and solver == "cholesky":
+        raise ValueError("solver='cholesky' and use_cg=True disagree: give one of them")
+    return "cg" if use_cg else "cholesky"
 
 
 def _initial_factors(rng, n, K, dtype):
