@@ -68,8 +68,19 @@ class RecommenderBaseTestMixin:
         ids, _ = model.recommend(4, data[4], N=10, items=allowed,
                                  filter_already_liked_items=False)
         assert set(ids) == set(allowed)
-        ids, _ = model.recommend(4, data[4], N=10, items=allowed, filter_items=[9])
-        assert set(ids) <= set(allowed) - {9} - set(data[4].indices)
+        # as in implicit: every listed item is ranked; already-liked ones come last at -inf
+        ids, scores = model.recommend(4, data[4], N=10, items=allowed, filter_items=[9])
+        liked = set(data[4].indices) & set(allowed)
+        assert set(ids) == set(allowed) - {9}
+        assert set(ids[np.isfinite(scores)]) == set(allowed) - {9} - liked
+        assert set(ids[len(ids) - len(liked - {9}):]) == liked - {9}
+        assert np.all(np.isneginf(scores[len(ids) - len(liked - {9}):]))
+        ids, scores = model.recommend([4, 5], data[[4, 5]], N=3, items=allowed)
+        assert ids.shape == (2, 3) and (ids >= 0).all()
+        for row, user in enumerate([4, 5]):
+            finite = np.isfinite(scores[row])
+            assert not set(ids[row][finite]) & set(data[user].indices)
+            assert list(finite) == sorted(finite, reverse=True)
 
     def test_N_larger_than_items_returns_every_allowed_item(self):
         model, data = self.fitted()

@@ -599,7 +599,8 @@ def _assert_top_n(ids, got, scores, allowed, N, tol):
 def test_recommend_is_the_top_n_of_the_factor_scores(a, dtype, factors, N, filtered, subset,
                                                       seed, num_threads):
     """recommend on factors set by hand = numpy's top-N of X Y^T with the liked items, the
-    filter_items and the items outside `items` left out."""
+    filter_items and the items outside `items` left out; with `items`, as in implicit, the
+    listed liked items then follow at -inf, up to N."""
     R = a.truth.copy()
     R.eliminate_zeros()
     n_users, n_items = R.shape
@@ -619,7 +620,16 @@ def test_recommend_is_the_top_n_of_the_factor_scores(a, dtype, factors, N, filte
         if blocked is not None:
             allowed = np.setdiff1d(allowed, blocked)
         row = ids[u][ids[u] >= 0]
-        _assert_top_n(row, got[u][:len(row)], scores[u], allowed, N, tol)
+        finite = np.isfinite(got[u][:len(row)])
+        assert list(finite) == sorted(finite, reverse=True)  # scored items first
+        _assert_top_n(row[finite], got[u][:len(row)][finite], scores[u], allowed, N, tol)
+        listed = np.arange(n_items) if items is None else items
+        if blocked is not None:
+            listed = np.setdiff1d(listed, blocked)
+        if items is None:
+            assert finite.all()
+        else:  # the rest of the list, liked items at -inf
+            assert len(row) == min(N, len(listed)) and set(row) <= set(listed)
 
 
 # --- metrics, weightings, splits ------------------------------------------------------------------

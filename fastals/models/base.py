@@ -129,7 +129,9 @@ class RecommenderBase(ABC):
             (for users whose interactions changed, or new users: then `userid` may be any
             id when `user_items` has one row per requested user).
         items : array of int, optional
-            Rank only these items.
+            Rank only these items; as in `implicit`, every one of them is returned (up to
+            N): those the already-liked filter removes, or that have no score, come last
+            with score -inf. Items in `filter_items` are never returned.
 
         Returns
         -------
@@ -273,6 +275,7 @@ class RecommenderBase(ABC):
                 topn.select_topn(block, indptr, indices, blocked, ids[lo:hi], scores[lo:hi],
                                  threads)
         if candidates is not None:
+            _rank_the_rest(ids, scores, blocked, len(candidates))
             found = ids >= 0
             ids[found] = candidates[ids[found]]
         if upper <= np.iinfo(np.int32).max:  # implicit's id dtype, so that code written for
@@ -436,6 +439,29 @@ def _jsonable(name, value):
     except TypeError:
         raise TypeError(f"parameter {name}={value!r} cannot be saved") from None
     return value
+
+
+def _rank_the_rest(ids, scores, blocked, n_cols):
+    """With an `items` list, every listed item is ranked, as in `implicit`: the ones that
+    scored come first, then (score -inf) those the already-liked filter removed or that have
+    no score (a neighbourhood model's non-neighbours), in list order, up to N. Items in
+    `filter_items` (`blocked`, a mask over the list) never appear. `ids` holds positions in
+    the list (-1: empty slot)."""
+    n_queries, width = ids.shape
+    counts = (ids >= 0).sum(axis=1)
+    if n_queries == 0 or width == 0 or (counts == width).all():
+        return
+    free = np.ones((n_queries, n_cols), dtype=bool)
+    rows, slots = np.nonzero(ids >= 0)
+    free[rows, ids[rows, slots]] = False
+    if blocked.size:
+        free &= blocked[None, :] == 0
+    order = np.argsort(~free, axis=1, kind="stable")  # free positions first, in list order
+    k = np.arange(width)[None, :] - counts[:, None]    # which free position fills a slot
+    take = (k >= 0) & (k < free.sum(axis=1)[:, None])
+    rows, slots = np.nonzero(take)
+    ids[rows, slots] = order[rows, k[rows, slots]]
+    scores[rows, slots] = -np.inf
 
 
 def _restrict_columns(rows: CSR, candidates, upper) -> CSR:
