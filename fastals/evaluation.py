@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -124,23 +125,43 @@ def _split_by_mask(matrix, source, to_test):
 
 
 # --- splits --------------------------------------------------------------------------------
-def train_test_split(data, test_size=0.2, random_state=None):
+def train_test_split(data, test_size=None, random_state=None, *, train_percentage=None):
     """Split interactions at random: each goes to test with probability `test_size`.
 
     Parameters
     ----------
     data : scipy sparse matrix or Interactions
-    test_size : float in (0, 1)
-        The expected fraction of interactions in test (`implicit`'s
-        ``train_percentage = 1 - test_size``).
+    test_size : float in (0, 1), default 0.2
+        The expected fraction of interactions in test.
     random_state : int, Generator or None
         Seed: the same seed gives the same split.
+    train_percentage : float in (0, 1), keyword only
+        `implicit`'s way to say it: ``test_size = 1 - train_percentage`` (give one of the
+        two). `implicit` takes it as the second positional argument, where fastals takes
+        `test_size`, so a test_size above 0.5 warns that this may be what was meant.
 
     Returns
     -------
     (train, test) with the input's shape and kind; disjoint, summing to the input.
     """
-    test_size = check_float("test_size", test_size, minimum=0, exclusive=True, maximum=1)
+    if train_percentage is not None:
+        if test_size is not None:
+            raise ValueError("give test_size or train_percentage (implicit's name for "
+                             "1 - test_size), not both")
+        train_percentage = check_float("train_percentage", train_percentage, minimum=0,
+                                       exclusive=True, maximum=1)
+        if train_percentage >= 1:
+            raise ValueError(f"train_percentage must be < 1, got {train_percentage}")
+        test_size = 1.0 - train_percentage
+    elif test_size is None:
+        test_size = 0.2
+    else:
+        test_size = check_float("test_size", test_size, minimum=0, exclusive=True, maximum=1)
+        if test_size > 0.5:
+            warnings.warn(
+                f"test_size={test_size:g} puts {test_size:.0%} of the interactions in test; "
+                "implicit's train_test_split(ratings, 0.8) means 80% in train: for that, "
+                "pass train_percentage=0.8 (or test_size=0.2)", UserWarning, stacklevel=2)
     if test_size >= 1:
         raise ValueError(f"test_size must be < 1, got {test_size}")
     matrix, source = _unwrap_data(data, "data")

@@ -746,6 +746,12 @@ for what, value, error, match in [("0", 0.0, ValueError, "> 0"), ("1", 1.0, Valu
                                   ("NaN", float("nan"), ValueError, "finite")]:
     bad(f"train_test_split(test_size=<{what}>)", call(E.train_test_split, R, test_size=value),
         error, "test_size", re.escape(match))
+    bad(f"train_test_split(train_percentage=<{what}>)",
+        call(E.train_test_split, R, train_percentage=value), error, "train_percentage",
+        re.escape(match))
+bad("train_test_split(<test_size and train_percentage>)",
+    call(E.train_test_split, R, 0.2, train_percentage=0.8), ValueError, "train_percentage",
+    "not both")
 bad("train_test_split(random_state=<'x'>)", call(E.train_test_split, R, random_state="x"),
     TypeError, "random_state")
 for what, matrix, error, match in bad_matrices(R, "data", float32=False):

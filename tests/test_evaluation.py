@@ -191,6 +191,19 @@ def test_train_test_split_is_seeded_disjoint_and_complete():
         ev.train_test_split(matrix, 1.0)
 
 
+def test_train_test_split_takes_implicits_train_percentage():
+    """implicit's train_test_split(ratings, train_percentage=0.8): the same split as
+    test_size=0.2; a positional 0.8 (implicit's habit) is a test_size here, and warns."""
+    matrix = sp.random(60, 50, density=0.2, format="csr", random_state=3)
+    a_train, a_test = ev.train_test_split(matrix, train_percentage=0.8, random_state=4)
+    b_train, b_test = ev.train_test_split(matrix, test_size=0.2, random_state=4)
+    assert (a_train != b_train).nnz == 0 and (a_test != b_test).nnz == 0
+    assert (ev.train_test_split(matrix, random_state=4)[1] != b_test).nnz == 0  # default 0.2
+    with pytest.warns(UserWarning, match="train_percentage=0.8"):
+        train, test = ev.train_test_split(matrix, 0.8, random_state=4)
+    assert test.nnz > train.nnz
+
+
 def test_splits_keep_interactions_and_timestamps_together():
     users = np.repeat(np.arange(30), 6)
     items = np.tile(np.arange(6), 30)
