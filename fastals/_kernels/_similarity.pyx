@@ -619,6 +619,21 @@ def scale_columns(const index_t[::1] indptr, const index_t[::1] indices,
                 out[p] = data[p] * <floating> factors[indices[p]]
 
 
+def column_counts(const index_t[::1] indices, int64_t[::1] out):
+    """out[column] += the number of stored values in that column (serial; no copy of the
+    indices, unlike numpy's bincount, which first widens them to int64)."""
+    cdef Py_ssize_t p, n_cols = out.shape[0]
+    cdef bint bad = False
+    with nogil:
+        for p in range(indices.shape[0]):
+            if indices[p] < 0 or indices[p] >= n_cols:
+                bad = True
+                break
+            out[indices[p]] += 1
+    if bad:
+        raise ValueError(f"column index {indices[p]} is outside [0, {n_cols})")
+
+
 def column_sums(const index_t[::1] indices, const floating[::1] data, double[::1] out):
     """out[column] += every stored value of that column (serial; out starts at zero)."""
     cdef Py_ssize_t p

@@ -23,6 +23,7 @@ import warnings
 
 import numpy as np
 
+from fastals._kernels import _similarity
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
 from fastals._validation import as_ratings, check_bool, check_ids
@@ -63,7 +64,7 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
         R = as_ratings(ratings, "ratings", self.dtype)
         self._statistics = (
             np.diff(R.indptr).astype(np.int64),
-            np.bincount(R.indices, minlength=R.shape[1]).astype(np.int64),
+            column_counts(R),
             float(np.mean(R.data, dtype=np.float64)),
             (float(R.data.min()), float(R.data.max())),
         )
@@ -257,3 +258,10 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
 
 
 __all__ = ["ExplicitFactorizationBase"]
+
+
+def column_counts(R):
+    """Stored values per column of a CSR (int64), without widening its indices."""
+    counts = np.zeros(R.shape[1], dtype=np.int64)
+    _similarity.column_counts(R.indices, counts)
+    return counts
