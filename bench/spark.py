@@ -1,6 +1,6 @@
 """ALS on Spark: fastals.spark vs pyspark.ml.recommendation.ALS (MLlib), side by side.
 
-    python bench/spark.py                  # 1M, 4M and 15M nnz + MovieLens 100K precision
+    python bench/spark.py                  # 1M, 4M, 15M nnz + MovieLens 100K precision
     python bench/spark.py --quick          # 1M and 4M, fewer repeats
     python bench/spark.py --data synthetic-1m --precision-only
 
@@ -11,8 +11,10 @@ a separate process (its own JVM); the two libraries alternate. Seconds per itera
 measured the same way for both: each process first warms up (JVM code, Python workers,
 kernels, memory: two fits on a 10% sample and one on the full data), then times fit with maxIter=1 and
 with maxIter=L, and reports (T_L - T_1) / (L - 1), so set-up (id mapping, blocking,
-caching) cancels out. L is 4, and 3 on the 15M matrix, where an MLlib run takes minutes
-(fewer repeats there too). fastals' own per-iteration clock (its fit callback) is reported
+caching) cancels out. L is 4, and 3 on the 15M matrices, where an MLlib run takes minutes
+(fewer repeats there too). The 1M, 4M and first 15M matrices share one shape (100,000 x
+50,000), so their times show the growth with the nonzeros alone; the Last.fm-sized one
+(358,868 x 292,385, 15M) adds the rows of a real catalogue. fastals' own per-iteration clock (its fit callback) is reported
 beside it, with the process tree's peak memory (driver JVM + Python processes) and the
 1-minute load average at the start of each run: the 2 cores are shared with other jobs.
 
@@ -41,14 +43,15 @@ import _harness as h  # noqa: E402
 DATASETS = {
     "synthetic-1m": (100_000, 50_000, 1_000_000),
     "synthetic-4m": (100_000, 50_000, 4_000_000),
+    "synthetic-15m": (100_000, 50_000, 15_000_000),  # the Last.fm nonzeros, the shape above
     "synthetic-lastfm": (358_868, 292_385, 15_000_000),
 }
 RANK, ALPHA, REGULARIZATION = 64, 1.0, 0.05
 PRECISION_ITERATIONS = 15
 # seconds per iteration = (fit with maxIter=L - fit with maxIter=1) / (L - 1)
-LONG = {"synthetic-lastfm": 3}
+LONG = {"synthetic-lastfm": 3, "synthetic-15m": 3}
 LONG_DEFAULT = 4
-REPEATS = {"synthetic-lastfm": 3}
+REPEATS = {"synthetic-lastfm": 3, "synthetic-15m": 2}
 REPEATS_DEFAULT = 3
 PRECISION_GRID = (0.01, 0.05, 0.3, 1.0)
 PRECISION_SEEDS = tuple(range(8))  # P@10 is the mean over these initial factors
@@ -275,7 +278,8 @@ def main():
         return render(json.loads(Path(args.render).read_text()))
 
     data = args.data if args.data is not None else \
-        ["synthetic-1m", "synthetic-4m"] + ([] if args.quick else ["synthetic-lastfm"])
+        ["synthetic-1m", "synthetic-4m"] + ([] if args.quick else
+                                            ["synthetic-15m", "synthetic-lastfm"])
     raw = {"quick": args.quick, "speed": {}, "precision": {}}
     if (args.precision_only or args.no_precision or args.data is not None) and RAW.exists():
         previous = json.loads(RAW.read_text())  # a partial run updates the saved results
@@ -339,13 +343,18 @@ def render(raw):
                 f"{h.median_of(res, 'peak_gib'):.1f}",
                 f"{len(res) - sum('error' in r for r in res)} x (1, {long})",
                 f"{min(loads):.1f}-{max(loads):.1f}" if loads else ""])
-    for lib in LIBS:
-        sizes = sorted((nnz, sec) for (l, _), (sec, nnz) in per_iteration.items() if l == lib)
-        if len(sizes) > 1:
-            steps = ", ".join(f"{n0 / 1e6:.0f}M -> {n1 / 1e6:.0f}M nnz ({n1 / n0:.2f}x): "
-                              f"{s1 / s0:.2f}x"
-                              for (n0, s0), (n1, s1) in zip(sizes[:-1], sizes[1:]))
-            notes.append(f"{lib} time per iteration grows {steps}")
+    for lib in LIBS:  # growth with the nonzeros among matrices of one shape
+        by_shape = {}
+        for (l, name), (sec, nnz) in per_iteration.items():
+            if l == lib:
+                by_shape.setdefault(DATASETS[name][:2], []).append((nnz, sec))
+        for (rows, cols), sizes in by_shape.items():
+            sizes.sort()
+            if len(sizes) > 1:
+                steps = ", ".join(f"{n0 / 1e6:.0f}M -> {n1 / 1e6:.0f}M nnz ({n1 / n0:.2f}x): "
+                                  f"{s1 / s0:.2f}x"
+                                  for (n0, s0), (n1, s1) in zip(sizes[:-1], sizes[1:]))
+                notes.append(f"{lib} time per iteration at {rows:,} x {cols:,} grows {steps}")
     for reg, results in raw["precision"].items():
         row, runs = [reg], []
         for res in results:
