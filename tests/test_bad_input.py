@@ -457,6 +457,8 @@ HYPER = {
     fastals.PopularityBaseline: dict(dtype=DTYPE, num_threads=THREADS),
 }
 HYPER[fastals.AlternatingLeastSquares] = HYPER[fastals.ImplicitALS]  # implicit's weighting
+bad("AlternatingLeastSquares(alpha=<0>)", call(fastals.AlternatingLeastSquares, alpha=0.0),
+    ValueError, "alpha", "zero confidence")
 for cls, params in HYPER.items():
     for param, values in params.items():
         for what, value, error, match in values:

@@ -133,6 +133,9 @@ class ImplicitALS(MatrixFactorizationBase):
                                                   self.calculate_training_loss)
         check_random_state(self.random_state)
         self.confidence = check_choice("confidence", self.confidence, ("1+alpha", "alpha"))
+        if self.confidence == "alpha" and self.alpha == 0:
+            raise ValueError("alpha must be > 0 with confidence='alpha': c = alpha |r| would "
+                             "give every stored value zero confidence")
 
     @property
     def _offset(self):
