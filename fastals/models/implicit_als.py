@@ -321,11 +321,12 @@ class ImplicitALS(MatrixFactorizationBase):
             raise ValueError("explain takes one itemid, not an array")
         row = self._rows_for(ids, user_items, "user_items", self.n_users, self.n_items)
         items, values = row.indices, row.data.astype(np.float64)
-        Y = self.item_factors.astype(np.float64)
+        Y_u = self.item_factors[items].astype(np.float64)  # the user's rows only
         if user_weights is None:
             c_minus_1 = float(self._offset) - 1 + self.alpha * np.abs(values)
-            scaled = Y[items] * c_minus_1[:, None]  # (C_u - I) Y
-            A = Y.T @ Y + scaled.T @ Y[items] + self.regularization * np.eye(self.factors)
+            with single_threaded_blas():  # Y^T Y + Y_u^T (C_u - I) Y_u + lambda I
+                A = _gram(self.item_factors) + (Y_u * c_minus_1[:, None]).T @ Y_u \
+                    + self.regularization * np.eye(self.factors)
             try:
                 user_weights = scipy.linalg.cho_factor(A)
             except (np.linalg.LinAlgError, ValueError):
@@ -334,10 +335,11 @@ class ImplicitALS(MatrixFactorizationBase):
                     f"{self.regularization}): raise regularization") from None
         else:
             user_weights = _check_user_weights(user_weights, self.factors)
-        weighted_item = scipy.linalg.cho_solve(user_weights, Y[int(item[0])])
+        weighted_item = scipy.linalg.cho_solve(
+            user_weights, self.item_factors[int(item[0])].astype(np.float64))
         liked = values > 0
         contributions = (float(self._offset) + self.alpha * values[liked]) \
-            * (Y[items[liked]] @ weighted_item)
+            * (Y_u[liked] @ weighted_item)
         top = np.argsort(-contributions, kind="stable")[:N]
         liked_items = items[liked]
         return (float(contributions.sum()),
