@@ -39,3 +39,15 @@ def random_interactions(n_users, n_items, density, seed, negative=False):
         flip = rng.random(m.nnz) < 0.2
         m.data[flip] *= -1
     return m
+
+
+def assert_bit_identical_for_1_2_3_threads(make_model, data,
+                                           names=("user_factors", "item_factors")):
+    """Fit make_model(num_threads) on `data` with 1, 2 and 3 threads: every array in `names`
+    is the same bit for bit. Returns the three fitted models."""
+    fits = [make_model(t).fit(data, show_progress=False) for t in (1, 2, 3)]
+    for other in fits[1:]:
+        for name in names:
+            np.testing.assert_array_equal(getattr(other, name), getattr(fits[0], name),
+                                          err_msg=name)
+    return fits

@@ -13,7 +13,7 @@ from fastals.reference import (
     implicit_als_loss,
 )
 from recommender_base_test import RecommenderBaseTestMixin, checkerboard
-from conftest import random_interactions
+from conftest import assert_bit_identical_for_1_2_3_threads, random_interactions
 
 ISAS = available_isas("_als")
 
@@ -149,13 +149,10 @@ def test_fit_matches_reference_fit(solver):
 @pytest.mark.parametrize("solver", ["cg", "cholesky"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_factors_identical_for_any_thread_count(solver, dtype):
-    R = random_interactions(300, 200, 0.05, 5)
-    fits = [fastals.ImplicitALS(factors=16, iterations=3, solver=solver, dtype=dtype,
-                                random_state=3, num_threads=t).fit(R, show_progress=False)
-            for t in (1, 2, 3)]
-    for other in fits[1:]:
-        np.testing.assert_array_equal(fits[0].user_factors, other.user_factors)
-        np.testing.assert_array_equal(fits[0].item_factors, other.item_factors)
+    assert_bit_identical_for_1_2_3_threads(
+        lambda t: fastals.ImplicitALS(factors=16, iterations=3, solver=solver, dtype=dtype,
+                                      random_state=3, num_threads=t),
+        random_interactions(300, 200, 0.05, 5))
 
 
 def test_int64_indices_give_the_same_factors():

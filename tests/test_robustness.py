@@ -22,7 +22,9 @@ import fastals
 import fastals.models.explicit_als
 from fastals.exceptions import ModelFitError
 from fastals.reference import implicit_als_exact_step
-from conftest import random_interactions
+from conftest import assert_bit_identical_for_1_2_3_threads, random_interactions
+
+ALL_FACTORS = ("user_factors", "item_factors", "user_bias", "item_bias")
 
 
 def _finite(model):
@@ -55,13 +57,9 @@ def rank_deficient(n_users=40, distinct=2, copies=3, seed=1):
 def test_implicit_als_bit_identical_for_1_2_3_threads_with_heavy_rows(solver, dtype):
     """Rows of thousands of interactions are split across the gather buffer and scheduled
     differently for each thread count: the factors are still bit-identical."""
-    R = heavy_rows()
-    fits = [fastals.ImplicitALS(factors=8, iterations=2, solver=solver, dtype=dtype,
-                                random_state=5, num_threads=t).fit(R, show_progress=False)
-            for t in (1, 2, 3)]
-    for other in fits[1:]:
-        np.testing.assert_array_equal(fits[0].user_factors, other.user_factors)
-        np.testing.assert_array_equal(fits[0].item_factors, other.item_factors)
+    assert_bit_identical_for_1_2_3_threads(
+        lambda t: fastals.ImplicitALS(factors=8, iterations=2, solver=solver, dtype=dtype,
+                                      random_state=5, num_threads=t), heavy_rows())
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -71,14 +69,10 @@ def test_implicit_als_bit_identical_for_1_2_3_threads_with_heavy_rows(solver, dt
 def test_explicit_als_bit_identical_for_1_2_3_threads(monkeypatch, dtype, options):
     # small problems run on one thread whatever num_threads says: let every count be used
     monkeypatch.setattr(fastals.models.explicit_als, "MIN_WORK_PER_THREAD", 1)
-    ratings = random_interactions(150, 90, 0.08, 12)
-    fits = [fastals.ExplicitALS(factors=5, iterations=3, dtype=dtype, random_state=2,
-                                num_threads=t, **options).fit(ratings, show_progress=False)
-            for t in (1, 2, 3)]
-    for other in fits[1:]:
-        for name in ("user_factors", "item_factors", "user_bias", "item_bias"):
-            np.testing.assert_array_equal(getattr(fits[0], name), getattr(other, name),
-                                          err_msg=name)
+    assert_bit_identical_for_1_2_3_threads(
+        lambda t: fastals.ExplicitALS(factors=5, iterations=3, dtype=dtype, random_state=2,
+                                      num_threads=t, **options),
+        random_interactions(150, 90, 0.08, 12), ALL_FACTORS)
 
 
 def test_sgd_reproducibility_is_documented():
@@ -96,14 +90,10 @@ def test_sgd_reproducibility_is_documented():
 @pytest.mark.parametrize("strata", [None, 7])
 def test_sgd_is_bit_identical_for_1_2_3_threads(monkeypatch, strata):
     monkeypatch.setattr(fastals.models.sgd, "MIN_RATINGS_PER_THREAD", 1)
-    ratings = random_interactions(300, 200, 0.05, 4)
-    fits = [fastals.SGDMatrixFactorization(factors=8, epochs=5, random_state=1, num_threads=t,
-                                           strata=strata).fit(ratings, show_progress=False)
-            for t in (1, 2, 3)]
-    for other in fits[1:]:
-        for name in ("user_factors", "item_factors", "user_bias", "item_bias"):
-            np.testing.assert_array_equal(getattr(fits[0], name), getattr(other, name),
-                                          err_msg=name)
+    assert_bit_identical_for_1_2_3_threads(
+        lambda t: fastals.SGDMatrixFactorization(factors=8, epochs=5, random_state=1,
+                                                 num_threads=t, strata=strata),
+        random_interactions(300, 200, 0.05, 4), ALL_FACTORS)
 
 
 def test_hogwild_sgd_with_two_threads_is_close_to_one_thread(monkeypatch):

@@ -15,6 +15,7 @@ from fastals.models.sgd import (
     random_schedule,
 )
 from fastals.reference import sgd_epoch
+from conftest import assert_bit_identical_for_1_2_3_threads
 
 
 class TestSGDContract(ExplicitModelContract):
@@ -180,13 +181,11 @@ def test_stratified_fit_is_bit_identical_for_any_thread_count(monkeypatch, dtype
     """The blocks of a diagonal share no rows, so threads cannot race: 1, 2 and 3 threads give
     the same bits (training error included: per-block sums added in block order)."""
     monkeypatch.setattr(fastals.models.sgd, "MIN_RATINGS_PER_THREAD", 1)
-    ratings = star_ratings(300, 200, 0.1, 5)
-    fits = [fastals.FunkSVD(factors=8, epochs=4, random_state=0, num_threads=t, strata=5,
-                            dtype=dtype).fit(ratings, show_progress=False) for t in (1, 2, 3)]
+    fits = assert_bit_identical_for_1_2_3_threads(
+        lambda t: fastals.FunkSVD(factors=8, epochs=4, random_state=0, num_threads=t,
+                                  strata=5, dtype=dtype),
+        star_ratings(300, 200, 0.1, 5), ("user_factors", "item_factors", "user_bias"))
     for other in fits[1:]:
-        np.testing.assert_array_equal(other.user_factors, fits[0].user_factors)
-        np.testing.assert_array_equal(other.item_factors, fits[0].item_factors)
-        np.testing.assert_array_equal(other.user_bias, fits[0].user_bias)
         assert other.training_rmse_history == fits[0].training_rmse_history
 
 
