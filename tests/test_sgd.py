@@ -5,6 +5,7 @@ import scipy.sparse as sp
 from explicit_contract import ExplicitModelContract, star_ratings
 
 import fastals
+from fastals._arrays import padded_rows
 from fastals._kernels.dispatch import available_isas, kernels
 from fastals.exceptions import ModelFitError, NotFittedError
 from fastals.models.sgd import (
@@ -83,6 +84,60 @@ def test_every_row_length_matches_reference(isa, K, dtype, tolerance):
     kernels("_sgd", isa).sgd_epoch(users, items, values, P, Q, b_user, b_item, *args, True, 1)
     np.testing.assert_allclose(P, expected[0], rtol=tolerance, atol=tolerance)
     np.testing.assert_allclose(Q, expected[1], rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("isa", available_isas("_sgd"))
+@pytest.mark.parametrize("K", [5, 100])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_padded_with_zeros_give_the_unpadded_updates(isa, K, dtype):
+    """The model sweeps rows padded with zeros to whole cache lines: the padding stays exactly
+    zero and the first K columns get the unpadded rows' updates."""
+    users, items, values = shuffled(coo_triples(star_ratings(30, 20, 0.3, 12)), seed=4,
+                                    dtype=dtype)
+    rng = np.random.default_rng(K)
+    P, Q = rng.normal(0, 0.1, (30, K)).astype(dtype), rng.normal(0, 0.1, (20, K)).astype(dtype)
+    padded_P, padded_Q = padded_rows(P), padded_rows(Q)
+    assert padded_P.shape[1] * padded_P.itemsize % 64 == 0 and padded_P.ctypes.data % 64 == 0
+    sums = []
+    for X, Y in ((P, Q), (padded_P, padded_Q)):
+        b_user, b_item = np.zeros(30, dtype), np.zeros(20, dtype)
+        args = [dtype(v) for v in (3.0, 0.02, 0.02, 0.05, 0.05)]
+        sums.append(kernels("_sgd", isa).sgd_epoch(users, items, values, X, Y, b_user, b_item,
+                                                   *args, True, 1))
+    assert not padded_P[:, K:].any() and not padded_Q[:, K:].any()
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(padded_P[:, :K], P, rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(padded_Q[:, :K], Q, rtol=tolerance, atol=tolerance)
+    assert sums[1] == pytest.approx(sums[0], rel=tolerance)
+
+
+def test_fitted_factors_are_unpadded_aligned_arrays():
+    model = fastals.FunkSVD(factors=100, epochs=2, random_state=0).fit(
+        star_ratings(40, 30, 0.3, 3), show_progress=False)
+    for X, n in ((model.user_factors, 40), (model.item_factors, 30)):
+        assert X.shape == (n, 100) and X.flags.c_contiguous and X.ctypes.data % 64 == 0
+
+
+def test_interrupt_from_callback_keeps_the_last_completed_epoch():
+    ratings = star_ratings(60, 40, 0.2, 6)
+    seen = []
+
+    def callback(epoch, elapsed, rmse):
+        seen.append((model.user_factors.copy(), model.item_bias.copy()))
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    model = fastals.FunkSVD(factors=10, epochs=10, random_state=0)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(ratings, show_progress=False, callback=callback)
+    assert len(seen) == 3
+    assert not np.array_equal(seen[1][0], seen[2][0])  # each epoch's own state
+    clean = fastals.FunkSVD(factors=10, epochs=3, random_state=0).fit(ratings,
+                                                                      show_progress=False)
+    for got in (model, seen[2]):
+        got = (got.user_factors, got.item_bias) if got is model else got
+        np.testing.assert_array_equal(got[0], clean.user_factors)
+        np.testing.assert_array_equal(got[1], clean.item_bias)
 
 
 def test_float32_epoch_matches_reference():
