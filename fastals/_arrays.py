@@ -36,13 +36,9 @@ def aligned(array, dtype=None, copy=False):
     return out
 
 
-def padded_rows(array):
-    """A copy of the 2-D `array` on a cache line whose rows are padded with zeros to whole cache
-    lines (its first columns are `array`): every row then starts on a line and a vector load
-    never straddles two lines."""
-    array = np.asarray(array)
-    per_line = max(1, CACHE_LINE // array.dtype.itemsize)
-    width = -(-array.shape[1] // per_line) * per_line
-    out = aligned_zeros((array.shape[0], width), array.dtype)
-    out[:, :array.shape[1]] = array
-    return out
+def padded_empty(rows, width, dtype):
+    """An uninitialised (rows, padded width) array on a cache line, the width rounded up to
+    whole cache lines: every row starts on a line, and a vector load never straddles two."""
+    per_line = max(1, CACHE_LINE // np.dtype(dtype).itemsize)
+    return aligned_empty((rows, -(-width // per_line) * per_line), dtype)
+

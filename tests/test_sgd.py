@@ -5,13 +5,14 @@ import scipy.sparse as sp
 from explicit_contract import ExplicitModelContract, star_ratings
 
 import fastals
-from fastals._arrays import padded_rows
+from fastals._arrays import padded_empty
 from fastals._kernels.dispatch import available_isas, kernels
 from fastals.exceptions import ModelFitError, NotFittedError
 from fastals.models.sgd import (
     RatingOrder,
     auto_strata,
     balanced_groups,
+    _normal_rows,
     initial_factors,
     random_schedule,
 )
@@ -96,7 +97,10 @@ def test_rows_padded_with_zeros_give_the_unpadded_updates(isa, K, dtype):
                                     dtype=dtype)
     rng = np.random.default_rng(K)
     P, Q = rng.normal(0, 0.1, (30, K)).astype(dtype), rng.normal(0, 0.1, (20, K)).astype(dtype)
-    padded_P, padded_Q = padded_rows(P), padded_rows(Q)
+    padded_P, padded_Q = padded_empty(30, K, dtype), padded_empty(20, K, dtype)
+    for padded, X in ((padded_P, P), (padded_Q, Q)):
+        padded[:, K:] = 0
+        padded[:, :K] = X
     assert padded_P.shape[1] * padded_P.itemsize % 64 == 0 and padded_P.ctypes.data % 64 == 0
     sums = []
     for X, Y in ((P, Q), (padded_P, padded_Q)):
@@ -109,6 +113,21 @@ def test_rows_padded_with_zeros_give_the_unpadded_updates(isa, K, dtype):
     np.testing.assert_allclose(padded_P[:, :K], P, rtol=tolerance, atol=tolerance)
     np.testing.assert_allclose(padded_Q[:, :K], Q, rtol=tolerance, atol=tolerance)
     assert sums[1] == pytest.approx(sums[0], rel=tolerance)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_initial_factors_are_one_normal_draw_in_padded_rows(dtype):
+    """Drawn a chunk of rows at a time into the padded array: the values of one draw of all
+    of P's rows, then all of Q's."""
+    P, Q = initial_factors(np.random.default_rng(4), 700, 300, 37, 0.3, dtype)
+    rng = np.random.default_rng(4)
+    for X, n in ((P, 700), (Q, 300)):
+        expected = rng.standard_normal((n, 37), dtype=dtype) * dtype(0.3)
+        assert X.dtype == dtype and X.shape[0] == n and X.ctypes.data % 64 == 0
+        assert X.shape[1] * X.itemsize % 64 == 0 and not X[:, 37:].any()
+        np.testing.assert_array_equal(X[:, :37], expected)
+    small = _normal_rows(np.random.default_rng(4), 700, 37, 0.3, dtype, chunk_bytes=1000)
+    np.testing.assert_array_equal(small, P)
 
 
 def test_fitted_factors_are_unpadded_aligned_arrays():
@@ -202,7 +221,7 @@ def test_model_matches_the_reference(strata, shuffle, biases):
         patch.setattr(fastals.models.sgd, "MIN_RATINGS_PER_THREAD", 1)  # 2 threads here
         model.fit(ratings, show_progress=False)
     rng = np.random.default_rng(11)
-    P, Q = initial_factors(rng, 50, 35, 5, 0.2, np.float64)
+    P, Q = (X[:, :5].copy() for X in initial_factors(rng, 50, 35, 5, 0.2, np.float64))
     b_user, b_item = np.zeros(50), np.zeros(35)
     mu = ratings.data.mean() if biases else 0.0
     G = strata or auto_strata(50, 35, 5, np.float64)
@@ -340,6 +359,8 @@ def test_order_and_epoch_reject_inconsistent_blocks():
             sgd.sgd_epoch(*args, block_start, schedule)
     with pytest.raises(ValueError, match="both block_start and schedule"):
         sgd.sgd_epoch(*args, np.array([0, n], np.int64))
+    with pytest.raises(ValueError, match="differ in length"):
+        sgd.sgd_epoch(triples[0], triples[1][:-1], *args[2:])
     with pytest.raises(ValueError, match="non-decreasing"):
         sgd.shuffle_blocks(*out, np.array([0, 5, 2, n], np.int64), 1, 1)
 

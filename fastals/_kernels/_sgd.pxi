@@ -138,6 +138,8 @@ def sgd_epoch(const index_t[::1] users, const index_t[::1] items, const floating
     cdef int tid
     if (block_start is None) != (schedule is None):
         raise ValueError("give both block_start and schedule, or neither")
+    if items.shape[0] != n or ratings.shape[0] != n:
+        raise ValueError("users, items and ratings differ in length")
     if n == 0:
         return 0.0
     if block_start is not None:

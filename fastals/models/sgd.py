@@ -37,7 +37,7 @@ import numbers
 
 import numpy as np
 
-from fastals._arrays import aligned, padded_rows
+from fastals._arrays import aligned, padded_empty
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
 from fastals._validation import (
@@ -198,12 +198,12 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         R = self._training_ratings(ratings)
         n_users, n_items = R.shape
         rng = check_random_state(self.random_state)
-        P, Q = initial_factors(rng, n_users, n_items, self.factors, self.init_std, self.dtype)
+        # the sweeps run on rows padded with zeros to whole cache lines (module docstring);
+        # the model gets unpadded copies
+        K = self.factors
+        P, Q = initial_factors(rng, n_users, n_items, K, self.init_std, self.dtype)
         P[self._statistics[0] == 0] = 0  # never updated: unknown users and items
         Q[self._statistics[1] == 0] = 0
-        # the sweeps run on copies whose rows are padded with zeros to whole cache lines
-        # (module docstring); the model gets unpadded copies
-        K, P, Q = self.factors, padded_rows(P), padded_rows(Q)
         b_user = np.zeros(n_users, dtype=self.dtype)
         b_item = np.zeros(n_items, dtype=self.dtype)
         mu = self.dtype(self._statistics[2] if self.biases else 0.0)
@@ -280,12 +280,23 @@ FunkSVD = SGDMatrixFactorization
 
 
 def initial_factors(rng, n_users, n_items, factors, init_std, dtype):
-    """The initial (P, Q): N(0, init_std^2) entries, drawn directly in `dtype`."""
-    P = rng.standard_normal((n_users, factors), dtype=dtype)
-    P *= dtype(init_std)
-    Q = rng.standard_normal((n_items, factors), dtype=dtype)
-    Q *= dtype(init_std)
-    return P, Q
+    """The initial (P, Q): N(0, init_std^2) entries drawn in `dtype`, P's rows then Q's, in
+    rows padded with zeros to whole cache lines (module docstring; ``X[:, :factors]`` are the
+    factors)."""
+    return tuple(_normal_rows(rng, n, factors, init_std, dtype) for n in (n_users, n_items))
+
+
+def _normal_rows(rng, n, factors, init_std, dtype, chunk_bytes=1 << 20):
+    """Rows of N(0, init_std^2) draws, drawn a cache-sized chunk at a time straight into the
+    padded array (the same values as one draw of all n rows, without a full-size buffer)."""
+    X = padded_empty(n, factors, dtype)
+    X[:, factors:] = 0
+    step = max(1, chunk_bytes // (factors * X.itemsize))
+    for start in range(0, n, step):
+        block = rng.standard_normal((min(step, n - start), factors), dtype=dtype)
+        block *= dtype(init_std)
+        X[start:start + len(block), :factors] = block
+    return X
 
 
 def epoch_seed(rng):
