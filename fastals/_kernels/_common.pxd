@@ -11,11 +11,16 @@ cdef extern from *:
     """
     #if defined(__GNUC__) || defined(__clang__)
     #define FASTALS_PREFETCH(p) __builtin_prefetch((const void*)(p), 0, 3)
+    #define FASTALS_PREFETCH_WRITE(p) __builtin_prefetch((const void*)(p), 1, 3)
     #else
     #define FASTALS_PREFETCH(p) ((void)0)
+    #define FASTALS_PREFETCH_WRITE(p) ((void)0)
     #endif
     """
     void prefetch "FASTALS_PREFETCH"(const void* p) noexcept nogil
+    # a line that will be written: fetched ready to write (x86 PREFETCHW), which saves the
+    # second request a write to a line fetched for reading makes
+    void prefetch_write "FASTALS_PREFETCH_WRITE"(const void* p) noexcept nogil
 
 ctypedef fused floating:
     float
@@ -79,6 +84,13 @@ cdef inline void prefetch_row(const floating* row, int n) noexcept nogil:
     cdef Py_ssize_t offset
     for offset in range(0, n * sizeof(floating), 64):
         prefetch(<const char*> row + offset)
+
+
+cdef inline void prefetch_row_write(const floating* row, int n) noexcept nogil:
+    """Ask for the cache lines of a row that will be read and written soon."""
+    cdef Py_ssize_t offset
+    for offset in range(0, n * sizeof(floating), 64):
+        prefetch_write(<const char*> row + offset)
 
 
 cdef inline void prefetch_bytes(const void* start, Py_ssize_t nbytes) noexcept nogil:
