@@ -7,9 +7,11 @@ Complements bench/explicit.py (whole fits against Surprise) with the figures beh
 each measured in its own process, alternating:
 
 * sweep: `sgd_epoch` alone on MovieLens 100K u1 (80,000 ratings, stratified order, G=4),
-  float32, for several K (K=100 has a 4-element tail after 6 AVX-512 vectors; 96 and 112 have
-  none), on 1 and 2 threads: million updates per second, median of 5 x 50 epochs. The numpy
-  reference's epoch (`fastals.reference.sgd_epoch`, a Python loop) is the reference row.
+  float32, for several K, on 1 and 2 threads, with the factor rows padded with zeros to whole
+  cache lines as a fit has them (K=100: 112 floats), and for K=100 also without (400-byte
+  rows, which straddle cache lines): million updates per second, median of 5 x 50 epochs.
+  Without --quick, also on the 20M-sized training set (G=16, 2 threads, padded or not). The
+  numpy reference's epoch (`fastals.reference.sgd_epoch`, a Python loop) is the reference row.
 * small fits: a whole MovieLens 100K fit (K=100, 20 epochs) on 1 thread (the default there)
   and forced onto 2, on an idle machine and beside 1 busy process: why fits with fewer than
   MIN_RATINGS_PER_THREAD ratings per thread stay on one thread.
@@ -52,22 +54,26 @@ def worker(spec):
         R = train.tocsr().astype(np.float32)
         rng = np.random.default_rng(0)
         counts = (np.diff(R.indptr), np.bincount(R.indices, minlength=R.shape[1]))
-        order = sgd_model.RatingOrder(rng, R, counts, 4, spec["threads"])
-        order.draw()
         K, f = spec["K"], np.float32
-        P = (rng.standard_normal((R.shape[0], K)) * 0.1).astype(f)
-        Q = (rng.standard_normal((R.shape[1], K)) * 0.1).astype(f)
+        G = sgd_model.auto_strata(*R.shape, K, f)  # as a fit: 4 on MovieLens, 16 on 20M
+        order = sgd_model.RatingOrder(rng, R, counts, G, spec["threads"])
+        order.draw()
+        # rows padded to whole cache lines as in a fit, or numpy's own (K=100: 400 bytes)
+        P, Q = sgd_model.initial_factors(rng, *R.shape, K, 0.1, f)
+        if not spec["padded"]:
+            P, Q = P[:, :K].copy(), Q[:, :K].copy()
         b_user, b_item = np.zeros(R.shape[0], f), np.zeros(R.shape[1], f)
         args = (f(3.5), f(0.0025), f(0.0025), f(0.04), f(0.04), True, spec["threads"],
                 order.block_start, order.schedule)
         sgd = kernels("_sgd")
         sgd.sgd_epoch(*order.triples, P, Q, b_user, b_item, *args)  # warm caches
         rates = []
-        for _ in range(SWEEP_REPEATS):
+        epochs, repeats = (SWEEP_EPOCHS, SWEEP_REPEATS) if R.nnz < 1 << 20 else (5, 1)
+        for _ in range(repeats):
             start = time.perf_counter()
-            for _ in range(SWEEP_EPOCHS):
+            for _ in range(epochs):
                 sgd.sgd_epoch(*order.triples, P, Q, b_user, b_item, *args)
-            rates.append(SWEEP_EPOCHS * R.nnz / (time.perf_counter() - start) / 1e6)
+            rates.append(epochs * R.nnz / (time.perf_counter() - start) / 1e6)
         return {"rate": rates}
     if spec["kind"] == "reference":
         from fastals.reference import sgd_epoch
@@ -142,18 +148,28 @@ def main():
     script = Path(__file__)
     parts = []
 
-    specs = [{"kind": "sweep", "data": "ml100k", "K": K, "threads": t}
-             for K in SWEEP_K for t in (1, 2)] + [{"kind": "reference", "data": "ml100k"}]
+    specs = [{"kind": "sweep", "data": "ml100k", "K": K, "threads": t, "padded": True}
+             for K in SWEEP_K for t in (1, 2)]
+    specs += [{"kind": "sweep", "data": "ml100k", "K": 100, "threads": t, "padded": False}
+              for t in (1, 2)] + [{"kind": "reference", "data": "ml100k"}]
+    if not args.quick:
+        specs += [{"kind": "sweep", "data": "syn20m", "K": 100, "threads": 2, "padded": padded}
+                  for padded in (True, False)]
     results = h.alternate(script, specs, 3, log=None)
     rows = []
     for spec, res in zip(specs, results):
         rates = [v for r in res for v in r.get("rate", [])]
-        name = ("fastals.reference (numpy), K=100" if spec["kind"] == "reference"
-                else f"sgd_epoch K={spec['K']}, {spec['threads']} thread(s)")
-        rows.append([name, f"{statistics.median(rates):.1f}" if rates else "error",
+        name = ("fastals.reference (numpy), K=100" if spec["kind"] == "reference" else
+                f"sgd_epoch K={spec['K']}, {spec['threads']} thread(s)"
+                + ("" if spec["padded"] else ", rows not padded"))
+        data = "MovieLens 100K" if spec["data"] == "ml100k" else "20M-sized (18M ratings)"
+        rows.append([data, name, f"{statistics.median(rates):.1f}" if rates else "error",
                      f"{min(rates):.1f}-{max(rates):.1f}" if rates else ""])
-    parts.append("Sweep on MovieLens 100K u1 (float32, G=4), million updates per second:\n\n"
-                 + h.table(["kernel", "median", "range"], rows))
+    parts.append("Sweeps (float32, G as a fit chooses it: 4 on MovieLens 100K u1, 16 on the "
+                 "20M-sized set; factor rows padded with zeros to whole cache lines as in a fit, "
+                 "or not), million updates per second; MovieLens: 3 runs x 5 x 50 epochs, "
+                 "20M-sized: 3 runs x 5 epochs:\n\n"
+                 + h.table(["data", "kernel", "median", "range"], rows))
 
     specs = [{"kind": "fit", "data": "ml100k", "threads": t, "busy": b}
              for b in (0, 1) for t in (1, 2)]
