@@ -36,9 +36,8 @@ def aligned(array, dtype=None, copy=False):
     return out
 
 
-def padded_empty(rows, width, dtype):
-    """An uninitialised (rows, padded width) array on a cache line, the width rounded up to
-    whole cache lines: every row starts on a line, and a vector load never straddles two."""
+def padded_width(width, dtype):
+    """`width` rounded up to whole cache lines of `dtype`: the row length at which every row
+    of a cache-line-aligned array starts on a line, and a vector load never straddles two."""
     per_line = max(1, CACHE_LINE // np.dtype(dtype).itemsize)
-    return aligned_empty((rows, -(-width // per_line) * per_line), dtype)
-
+    return -(-width // per_line) * per_line

@@ -5,7 +5,7 @@ import scipy.sparse as sp
 from explicit_contract import ExplicitModelContract, star_ratings
 
 import fastals
-from fastals._arrays import padded_empty
+from fastals._arrays import aligned_empty, padded_width
 from fastals._kernels.dispatch import available_isas, kernels
 from fastals.exceptions import ModelFitError, NotFittedError
 from fastals.models.sgd import (
@@ -97,7 +97,8 @@ def test_rows_padded_with_zeros_give_the_unpadded_updates(isa, K, dtype):
                                     dtype=dtype)
     rng = np.random.default_rng(K)
     P, Q = rng.normal(0, 0.1, (30, K)).astype(dtype), rng.normal(0, 0.1, (20, K)).astype(dtype)
-    padded_P, padded_Q = padded_empty(30, K, dtype), padded_empty(20, K, dtype)
+    width = padded_width(K, dtype)
+    padded_P, padded_Q = aligned_empty((30, width), dtype), aligned_empty((20, width), dtype)
     for padded, X in ((padded_P, P), (padded_Q, Q)):
         padded[:, K:] = 0
         padded[:, :K] = X
@@ -119,15 +120,23 @@ def test_rows_padded_with_zeros_give_the_unpadded_updates(isa, K, dtype):
 def test_initial_factors_are_one_normal_draw_in_padded_rows(dtype):
     """Drawn a chunk of rows at a time into the padded array: the values of one draw of all
     of P's rows, then all of Q's."""
-    P, Q = initial_factors(np.random.default_rng(4), 700, 300, 37, 0.3, dtype)
+    P, Q = initial_factors(np.random.default_rng(4), 700, 300, 45, 0.3, dtype)
     rng = np.random.default_rng(4)
     for X, n in ((P, 700), (Q, 300)):
-        expected = rng.standard_normal((n, 37), dtype=dtype) * dtype(0.3)
+        expected = rng.standard_normal((n, 45), dtype=dtype) * dtype(0.3)
         assert X.dtype == dtype and X.shape[0] == n and X.ctypes.data % 64 == 0
-        assert X.shape[1] * X.itemsize % 64 == 0 and not X[:, 37:].any()
-        np.testing.assert_array_equal(X[:, :37], expected)
-    small = _normal_rows(np.random.default_rng(4), 700, 37, 0.3, dtype, chunk_bytes=1000)
+        assert X.shape[1] * X.itemsize % 64 == 0 and not X[:, 45:].any()  # 48 wide: +7%
+        np.testing.assert_array_equal(X[:, :45], expected)
+    small = _normal_rows(np.random.default_rng(4), 700, 45, 0.3, dtype, chunk_bytes=1000)
     np.testing.assert_array_equal(small, P)
+
+
+def test_short_rows_are_not_padded_when_it_would_cost_much_memory():
+    for K, dtype, width in ((100, np.float32, 112), (8, np.float32, 8), (50, np.float32, 50),
+                            (60, np.float32, 64), (8, np.float64, 8), (7, np.float64, 8)):
+        P, Q = initial_factors(np.random.default_rng(0), 3, 2, K, 0.1, dtype)
+        assert P.shape == (3, width) and Q.shape == (2, width), (K, dtype)
+        assert P.ctypes.data % 64 == 0 and not P[:, K:].any()
 
 
 def test_fitted_factors_are_unpadded_aligned_arrays():

@@ -21,8 +21,9 @@ so threads work on them side by side without ever writing the same factor row: t
 is exactly the sequential sweep's, for any number of threads, and each thread's rows fit
 in cache.
 The sweeps work on copies of the factors whose rows are padded with zeros to whole cache
-lines (112 float32 for K=100): every vector load and store of a row then stays within one
-line instead of straddling two, which measured 1.2-1.3x faster sweeps (bench/RESULTS.md). The
+lines (112 float32 for K=100) unless that costs more than MAX_PADDING of extra memory: every
+vector load and store of a row then stays within one line instead of straddling two, which
+measured 1.2-1.3x faster sweeps (bench/sgd_sweep.py). The
 padding is zero and stays zero (an update maps 0 to c1 0 + c2 0) and adds nothing to the dot
 products: the updates are those of unpadded rows (bit for bit where a row's tail was already
 one masked register, as with AVX-512; else up to the order of the dot product's sums).
@@ -37,7 +38,7 @@ import numbers
 
 import numpy as np
 
-from fastals._arrays import aligned, padded_empty
+from fastals._arrays import aligned, aligned_empty, padded_width
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
 from fastals._validation import (
@@ -67,6 +68,9 @@ MIN_STRATA = 4
 STRATUM_BYTES = 4 << 20
 # more groups only add bookkeeping (G * G blocks per epoch)
 MAX_STRATA = 256
+# factor rows are padded to whole cache lines only when that adds at most this fraction of
+# memory (K=100 float32: 112 floats, +12%; short rows, e.g. K=8, would double)
+MAX_PADDING = 0.25
 
 
 class SGDMatrixFactorization(ExplicitFactorizationBase):
@@ -281,15 +285,18 @@ FunkSVD = SGDMatrixFactorization
 
 def initial_factors(rng, n_users, n_items, factors, init_std, dtype):
     """The initial (P, Q): N(0, init_std^2) entries drawn in `dtype`, P's rows then Q's, in
-    rows padded with zeros to whole cache lines (module docstring; ``X[:, :factors]`` are the
-    factors)."""
+    rows padded with zeros to whole cache lines where that costs at most MAX_PADDING more
+    memory (module docstring; ``X[:, :factors]`` are the factors)."""
     return tuple(_normal_rows(rng, n, factors, init_std, dtype) for n in (n_users, n_items))
 
 
 def _normal_rows(rng, n, factors, init_std, dtype, chunk_bytes=1 << 20):
     """Rows of N(0, init_std^2) draws, drawn a cache-sized chunk at a time straight into the
     padded array (the same values as one draw of all n rows, without a full-size buffer)."""
-    X = padded_empty(n, factors, dtype)
+    width = padded_width(factors, dtype)
+    if width > factors * (1 + MAX_PADDING):
+        width = factors
+    X = aligned_empty((n, width), dtype)
     X[:, factors:] = 0
     step = max(1, chunk_bytes // (factors * X.itemsize))
     for start in range(0, n, step):
