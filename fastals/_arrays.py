@@ -41,3 +41,20 @@ def padded_width(width, dtype):
     of a cache-line-aligned array starts on a line, and a vector load never straddles two."""
     per_line = max(1, CACHE_LINE // np.dtype(dtype).itemsize)
     return -(-width // per_line) * per_line
+
+
+def unpad_in_place(array, width, chunk_bytes=1 << 22):
+    """The first `width` columns of the C-contiguous 2-D `array`, moved to the front of its
+    own memory: a C-contiguous (rows, width) view of the same buffer, so no fresh memory is
+    touched (the rest of the buffer stays allocated behind the view). Overwrites `array`.
+    Rows move a chunk at a time in increasing order; a chunk's destination never reaches a
+    later chunk's rows (row r goes from offset r * full width to r * width)."""
+    rows, full = array.shape
+    if width == full:
+        return array
+    flat = array.reshape(-1)
+    step = max(1, chunk_bytes // (full * array.itemsize))
+    for start in range(0, rows, step):
+        stop = min(rows, start + step)
+        flat[start * width:stop * width] = array[start:stop, :width].reshape(-1)  # a copy
+    return flat[:rows * width].reshape(rows, width)

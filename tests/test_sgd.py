@@ -5,7 +5,7 @@ import scipy.sparse as sp
 from explicit_contract import ExplicitModelContract, star_ratings
 
 import fastals
-from fastals._arrays import aligned_empty, padded_width
+from fastals._arrays import aligned_empty, padded_width, unpad_in_place
 from fastals._kernels.dispatch import available_isas, kernels
 from fastals.exceptions import ModelFitError, NotFittedError
 from fastals.models.sgd import (
@@ -137,6 +137,22 @@ def test_short_rows_are_not_padded_when_it_would_cost_much_memory():
         P, Q = initial_factors(np.random.default_rng(0), 3, 2, K, 0.1, dtype)
         assert P.shape == (3, width) and Q.shape == (2, width), (K, dtype)
         assert P.ctypes.data % 64 == 0 and not P[:, K:].any()
+
+
+@pytest.mark.parametrize("rows, width, full, chunk_bytes", [
+    (1, 3, 16, 64), (97, 100, 112, 1), (97, 100, 112, 4000), (500, 45, 48, 1 << 22),
+    (64, 5, 5, 64), (0, 7, 16, 64)])
+def test_unpad_in_place_keeps_every_value(rows, width, full, chunk_bytes):
+    """The fitted factors are the padded working arrays with their rows moved to the front of
+    the same buffer, a chunk at a time: every value survives, whatever the chunk size."""
+    padded = aligned_empty((rows, full), np.float32)
+    padded[...] = np.random.default_rng(rows).normal(size=(rows, full))
+    expected = padded[:, :width].copy()
+    X = unpad_in_place(padded, width, chunk_bytes=chunk_bytes)
+    assert X.shape == (rows, width) and X.flags.c_contiguous
+    if rows:  # (an empty array's data pointer is arbitrary)
+        assert X.ctypes.data % 64 == 0 and np.shares_memory(X, padded)
+    np.testing.assert_array_equal(X, expected)
 
 
 def test_fitted_factors_are_unpadded_aligned_arrays():

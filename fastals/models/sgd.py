@@ -38,7 +38,7 @@ import numbers
 
 import numpy as np
 
-from fastals._arrays import aligned, aligned_empty, padded_width
+from fastals._arrays import aligned, aligned_empty, padded_width, unpad_in_place
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
 from fastals._validation import (
@@ -220,10 +220,13 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         order = RatingOrder(rng, R, self._statistics[:2], strata, threads)
         self.training_rmse_history = []
 
-        def publish(copy_biases):
-            self._publish(aligned(P[:, :K]), aligned(Q[:, :K]), b_user, b_item, copy=False)
-            if copy_biases:  # training goes on: the model must not see later epochs
-                self.user_bias, self.item_bias = b_user.copy(), b_item.copy()
+        def publish(final):
+            if final:  # the working arrays themselves, unpadded where they lie
+                self._publish(unpad_in_place(P, K), unpad_in_place(Q, K), b_user, b_item,
+                              copy=False)
+            else:  # training goes on: copies, which later epochs leave alone
+                self._publish(aligned(P[:, :K], copy=True), aligned(Q[:, :K], copy=True),
+                              b_user.copy(), b_item.copy(), copy=False)
             self.clear_cache()
 
         def epoch(e):
@@ -239,7 +242,7 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
                                    (P, Q, b_user, b_item) if e + 1 == self.epochs else ())
             self.training_rmse_history.append(math.sqrt(squared_error / R.nnz))
             if callback is not None:  # the callback sees this epoch's model
-                publish(copy_biases=True)
+                publish(final=False)
             return self.training_rmse_history[-1]
 
         try:
@@ -250,9 +253,9 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         except BaseException:
             # interrupted (Ctrl-C, or an error in the callback): the kernels run between
             # Python statements, so the working arrays hold the last completed epoch
-            publish(copy_biases=False)
+            publish(final=True)
             raise
-        publish(copy_biases=False)
+        publish(final=True)
         return self
 
     def _check_divergence(self, epoch, squared_error, lr, arrays=()):
