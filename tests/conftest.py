@@ -51,3 +51,27 @@ def assert_bit_identical_for_1_2_3_threads(make_model, data,
             np.testing.assert_array_equal(getattr(other, name), getattr(fits[0], name),
                                           err_msg=name)
     return fits
+
+
+def assert_interrupt_keeps_the_last_completed_step(make_model, data, names):
+    """Fit make_model(steps) with a callback that snapshots the arrays in `names` after each
+    step (iteration or epoch) and raises KeyboardInterrupt after the third: the callback saw
+    each step's own state, and the interrupted model holds the third step's arrays, those of
+    a clean 3-step fit."""
+    snapshots = []
+
+    def callback(step, elapsed, value):
+        snapshots.append([getattr(model, name).copy() for name in names])
+        if step == 2:
+            raise KeyboardInterrupt
+
+    model = make_model(10)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(data, show_progress=False, callback=callback)
+    assert len(snapshots) == 3
+    assert not np.array_equal(snapshots[1][0], snapshots[2][0])  # each step's own state
+    clean = make_model(3).fit(data, show_progress=False)
+    for k, name in enumerate(names):
+        np.testing.assert_array_equal(getattr(model, name), snapshots[-1][k], err_msg=name)
+        np.testing.assert_array_equal(getattr(model, name), getattr(clean, name),
+                                      err_msg=name)

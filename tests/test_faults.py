@@ -9,7 +9,7 @@ import pytest
 
 import fastals
 from fastals.datasets import synthetic_interactions
-from conftest import random_interactions
+from conftest import assert_interrupt_keeps_the_last_completed_step, random_interactions
 
 
 def test_concurrent_queries_equal_serial_ones():
@@ -42,23 +42,9 @@ def test_concurrent_queries_equal_serial_ones():
 
 
 def test_interrupt_from_callback_keeps_the_last_completed_iteration():
-    R = random_interactions(200, 150, 0.05, 8)
-    snapshots = []
-
-    def callback(iteration, elapsed, loss):
-        snapshots.append((model.user_factors.copy(), model.item_factors.copy()))
-        if iteration == 2:
-            raise KeyboardInterrupt
-
-    model = fastals.ImplicitALS(factors=8, iterations=10, random_state=0)
-    with pytest.raises(KeyboardInterrupt):
-        model.fit(R, show_progress=False, callback=callback)
-    assert len(snapshots) == 3
-    np.testing.assert_array_equal(model.user_factors, snapshots[-1][0])
-    np.testing.assert_array_equal(model.item_factors, snapshots[-1][1])
-    # the same as a clean 3-iteration fit
-    clean = fastals.ImplicitALS(factors=8, iterations=3, random_state=0).fit(R, show_progress=False)
-    np.testing.assert_array_equal(model.user_factors, clean.user_factors)
+    assert_interrupt_keeps_the_last_completed_step(
+        lambda iterations: fastals.ImplicitALS(factors=8, iterations=iterations, random_state=0),
+        random_interactions(200, 150, 0.05, 8), ("user_factors", "item_factors"))
 
 
 def test_ctrl_c_during_fit_returns_control_quickly():

@@ -17,7 +17,10 @@ from fastals.models.sgd import (
     random_schedule,
 )
 from fastals.reference import sgd_epoch
-from conftest import assert_bit_identical_for_1_2_3_threads
+from conftest import (
+    assert_bit_identical_for_1_2_3_threads,
+    assert_interrupt_keeps_the_last_completed_step,
+)
 
 
 class TestSGDContract(ExplicitModelContract):
@@ -163,25 +166,9 @@ def test_fitted_factors_are_unpadded_aligned_arrays():
 
 
 def test_interrupt_from_callback_keeps_the_last_completed_epoch():
-    ratings = star_ratings(60, 40, 0.2, 6)
-    seen = []
-
-    def callback(epoch, elapsed, rmse):
-        seen.append((model.user_factors.copy(), model.item_bias.copy()))
-        if epoch == 2:
-            raise KeyboardInterrupt
-
-    model = fastals.FunkSVD(factors=10, epochs=10, random_state=0)
-    with pytest.raises(KeyboardInterrupt):
-        model.fit(ratings, show_progress=False, callback=callback)
-    assert len(seen) == 3
-    assert not np.array_equal(seen[1][0], seen[2][0])  # each epoch's own state
-    clean = fastals.FunkSVD(factors=10, epochs=3, random_state=0).fit(ratings,
-                                                                      show_progress=False)
-    for got in (model, seen[2]):
-        got = (got.user_factors, got.item_bias) if got is model else got
-        np.testing.assert_array_equal(got[0], clean.user_factors)
-        np.testing.assert_array_equal(got[1], clean.item_bias)
+    assert_interrupt_keeps_the_last_completed_step(
+        lambda epochs: fastals.FunkSVD(factors=10, epochs=epochs, random_state=0),
+        star_ratings(60, 40, 0.2, 6), ("user_factors", "item_bias"))
 
 
 def test_float32_epoch_matches_reference():

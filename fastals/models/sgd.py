@@ -20,13 +20,13 @@ block in a fresh uniformly shuffled order. The blocks of a diagonal share no use
 so threads work on them side by side without ever writing the same factor row: the result
 is exactly the sequential sweep's, for any number of threads, and each thread's rows fit
 in cache.
-The sweeps work on copies of the factors whose rows are padded with zeros to whole cache
-lines (112 float32 for K=100) unless that costs more than MAX_PADDING of extra memory: every
-vector load and store of a row then stays within one line instead of straddling two, which
-measured 1.2-1.3x faster sweeps (bench/sgd_sweep.py). The
-padding is zero and stays zero (an update maps 0 to c1 0 + c2 0) and adds nothing to the dot
-products: the updates are those of unpadded rows (bit for bit where a row's tail was already
-one masked register, as with AVX-512; else up to the order of the dot product's sums).
+The sweeps work on factor rows padded with zeros to whole cache lines (112 float32 for
+K=100) unless that costs more than MAX_PADDING of extra memory: every vector load and store
+of a row then stays within one line instead of straddling two, which measured 1.2-1.5x
+faster sweeps (bench/sgd_sweep.py). The padding is zero and stays zero (an update maps 0 to
+c1 0 + c2 0) and adds nothing to the dot products: the updates are those of unpadded rows
+(bit for bit where a row's tail was already one masked register, as with AVX-512; else up to
+the order of the dot product's sums). At the end of a fit the rows are unpadded in place.
 ``strata=1`` gives a uniformly shuffled order swept Hogwild-style instead (threads race on
 shared rows; approximate with more than one thread). Kernels: ``fastals/_kernels/_sgd.pxi``
 (``sgd_epoch``, ``order_ratings``); reference: :func:`fastals.reference.explicit.sgd_epoch`.
@@ -203,7 +203,7 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         n_users, n_items = R.shape
         rng = check_random_state(self.random_state)
         # the sweeps run on rows padded with zeros to whole cache lines (module docstring);
-        # the model gets unpadded copies
+        # `publish` gives the model unpadded arrays
         K = self.factors
         P, Q = initial_factors(rng, n_users, n_items, K, self.init_std, self.dtype)
         P[self._statistics[0] == 0] = 0  # never updated: unknown users and items
