@@ -307,6 +307,55 @@ def top_k_csr(A: CSR, Bt: CSR, K, similarity, stats_a, stats_b, skip_self, num_t
     return result
 
 
+def predict_neighbours(Q: CSR, self_ids, rows_of, items, Rt: CSR, similarity, stats_users,
+                       q_mean, q_fallback, user_mean, mean_centered, K, num_threads):
+    """The kernel call behind ``UserKNN.predict``, on validated inputs.
+
+    Estimates the rating of the pairs (row rows_of[k] of Q, items[k]) from the K training
+    users most similar to the query row among those who rated the item (see
+    :func:`fastals._kernels._similarity.predict_neighbours` for the vote). Q (queries x
+    items) and Rt (items x training users, R^T) are CSR of one float dtype; stats_users is
+    :func:`row_statistics` of the training users' rows; query q is training user
+    self_ids[q] (-1: none), never its own neighbour; q_mean and user_mean are the mean
+    ratings (for mean_centered), q_fallback[q] the estimate when no neighbour votes.
+    Returns (estimates, voters): float64 estimates in the order of the pairs, and how many
+    neighbours voted for each.
+    """
+    dtype = Rt.data.dtype.type
+    n_users = Rt.shape[1]
+    index = np.int64 if np.int64 in (Q.indices.dtype.type, Rt.indices.dtype.type) else np.int32
+    order = np.argsort(rows_of, kind="stable")  # the kernel takes pairs grouped by row
+    pair_indptr = np.zeros(Q.shape[0] + 1, dtype=index)
+    np.cumsum(np.bincount(rows_of, minlength=Q.shape[0]), out=pair_indptr[1:])
+    queries = row_statistics(Q, similarity, num_threads)
+    workers = max(1, min(num_threads, Q.shape[0]))
+    K = min(K, max(n_users, 1))
+    none = np.zeros(0)
+
+    def per_user(name):
+        return stats_users[name].astype(dtype) if name in stats_users else none.astype(dtype)
+
+    out = np.empty(len(items))
+    voters = np.zeros(len(items), dtype=np.int64)
+    _similarity.predict_neighbours(
+        Q.indptr.astype(index), Q.indices.astype(index), Q.data, self_ids, pair_indptr,
+        items[order].astype(index), Rt.indptr.astype(index),
+        Rt.indices.astype(index), Rt.data, _similarity.MODES[_MODE[similarity]],
+        similarity == "jaccard", queries.get("scale", none),
+        -queries["shift"] if "shift" in queries else none, queries.get("count", none),
+        per_user("scale"), per_user("shift"), per_user("count"), q_mean, q_fallback,
+        user_mean, bool(mean_centered),
+        np.zeros((workers, n_users), dtype=dtype),
+        np.empty((workers, n_users), dtype=index),
+        np.empty((workers, K), dtype=dtype), np.empty((workers, K), dtype=index),
+        out, voters, workers)
+    estimates = np.empty(len(items))
+    estimates[order] = out
+    counted = np.empty(len(items), dtype=np.int64)
+    counted[order] = voters
+    return estimates, counted
+
+
 def _walks(col_shift, index):
     """Columns with a non-zero Pearson shift, by increasing and by decreasing shift (ties: id)."""
     nonzero = np.flatnonzero(col_shift != 0)

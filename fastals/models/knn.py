@@ -16,6 +16,11 @@ top-K similarity kernel (:mod:`fastals.similarity`, :mod:`fastals._kernels._simi
 
 An item (user) is never among its own K neighbours; :meth:`similar_items` still returns the
 item itself first, with its self-similarity, as every fastals model does.
+
+Imports: the public functions of :mod:`fastals.similarity` (every similarity kernel call goes
+through them; no kernel module and no private name of it is imported here), the checks of
+:mod:`fastals._validation` and :mod:`fastals._threads`, and the base class of
+:mod:`fastals.models.base`.
 """
 from __future__ import annotations
 
@@ -24,7 +29,6 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from fastals._kernels import _similarity
 from fastals._threads import resolve_threads
 from fastals._validation import (
     CSR,
@@ -40,10 +44,10 @@ from fastals._validation import (
 )
 from fastals.models.base import RecommenderBase
 from fastals.similarity import (
-    _MODE,
     as_rows,
     columns_top_k,
     dense_similarity,
+    predict_neighbours,
     row_statistics,
     rows_top_k,
     self_similarity,
@@ -551,42 +555,11 @@ class UserKNN(RecommenderBase):
 
     def _predict_rows(self, Q: CSR, self_ids, rows_of, items):
         """Estimates (and voter counts) for the pairs (row rows_of[k] of Q, items[k])."""
-        threads = resolve_threads(self.num_threads)
-        columns, users = self._columns, self._stats
-        index = np.int64 if np.int64 in (Q.indices.dtype.type,
-                                         columns.indices.dtype.type) else np.int32
-        order = np.argsort(rows_of, kind="stable")  # the kernel takes pairs grouped by row
-        pair_indptr = np.zeros(Q.shape[0] + 1, dtype=index)
-        np.cumsum(np.bincount(rows_of, minlength=Q.shape[0]), out=pair_indptr[1:])
-        queries = row_statistics(Q, self.similarity, threads)
         q_mean, counts = _row_means(Q)
         q_fallback = np.where(counts > 0, q_mean, self.global_mean)
-        workers = max(1, min(threads, Q.shape[0]))
-        K = min(self.K, max(self.n_users, 1))
-        none = np.zeros(0)
-
-        def per_user(name):
-            return users[name].astype(self.dtype) if name in users else none.astype(self.dtype)
-
-        out = np.empty(len(items))
-        voters = np.zeros(len(items), dtype=np.int64)
-        _similarity.predict_neighbours(
-            Q.indptr.astype(index), Q.indices.astype(index), Q.data, self_ids, pair_indptr,
-            items[order].astype(index), columns.indptr.astype(index),
-            columns.indices.astype(index), columns.data, _similarity.MODES[_MODE[self.similarity]],
-            self.similarity == "jaccard", queries.get("scale", none),
-            -queries["shift"] if "shift" in queries else none, queries.get("count", none),
-            per_user("scale"), per_user("shift"), per_user("count"), q_mean, q_fallback,
-            self.user_means, bool(self.mean_centered),
-            np.zeros((workers, self.n_users), dtype=self.dtype),
-            np.empty((workers, self.n_users), dtype=index),
-            np.empty((workers, K), dtype=self.dtype), np.empty((workers, K), dtype=index),
-            out, voters, workers)
-        estimates = np.empty(len(items))
-        estimates[order] = out
-        counted = np.empty(len(items), dtype=np.int64)
-        counted[order] = voters
-        return estimates, counted
+        return predict_neighbours(Q, self_ids, rows_of, items, self._columns, self.similarity,
+                                  self._stats, q_mean, q_fallback, self.user_means,
+                                  self.mean_centered, self.K, resolve_threads(self.num_threads))
 
     # --- new users ----------------------------------------------------------------------------
     def most_similar_users(self, vector, N=10):
