@@ -134,6 +134,27 @@ def rows_top_k(A: CSR, B: CSR | None, K, similarity, skip_self, num_threads,
                      show_progress, desc)
 
 
+def query_top_k(Q: CSR, Bt: CSR, stats_b, K, similarity, num_threads):
+    """The K most similar rows of B for each row of Q, B given as B^T with its
+    :func:`row_statistics` (the stored rows of a fitted model; no row is skipped).
+
+    For cosine and Pearson the query rows are pre-scaled (:func:`prescaled`) and B's scale
+    is applied to the dot products: these are then of the order of B's values, never of
+    their squares, so they neither underflow nor overflow, and B is not copied.
+    """
+    Q, stats_q = prescaled(Q, similarity, row_statistics(Q, similarity, num_threads),
+                           num_threads)
+    return top_k_csr(Q, Bt, K, similarity, stats_q, stats_b, False, num_threads)
+
+
+def prescaled(rows: CSR, similarity, stats, num_threads):
+    """(rows, stats) as the kernels should get them: for cosine and Pearson a copy of the rows
+    multiplied by their scale and the statistics of that copy (scale 1), else unchanged."""
+    if similarity not in ("cosine", "pearson"):
+        return rows, stats
+    return scaled_rows(rows, stats["scale"], num_threads), _unit_scale(stats)
+
+
 def _unit_scale(stats):
     """Pearson statistics of rows already multiplied by their scale."""
     return dict(stats, scale=np.ones_like(stats["scale"]))
@@ -317,8 +338,9 @@ def predict_neighbours(Q: CSR, self_ids, rows_of, items, Rt: CSR, similarity, st
     items) and Rt (items x training users, R^T) are CSR of one float dtype; stats_users is
     :func:`row_statistics` of the training users' rows; query q is training user
     self_ids[q] (-1: none), never its own neighbour; q_mean and user_mean are the mean
-    ratings (for mean_centered), q_fallback[q] the estimate when no neighbour votes.
-    Returns (estimates, voters): float64 estimates in the order of the pairs, and how many
+    ratings (for mean_centered), q_fallback[q] the estimate when no neighbour votes. The
+    query rows are pre-scaled as in :func:`query_top_k` (Rt is not: its values are the
+    votes). Returns (estimates, voters): float64 estimates in the order of the pairs, and how many
     neighbours voted for each.
     """
     dtype = Rt.data.dtype.type
@@ -327,7 +349,8 @@ def predict_neighbours(Q: CSR, self_ids, rows_of, items, Rt: CSR, similarity, st
     order = np.argsort(rows_of, kind="stable")  # the kernel takes pairs grouped by row
     pair_indptr = np.zeros(Q.shape[0] + 1, dtype=index)
     np.cumsum(np.bincount(rows_of, minlength=Q.shape[0]), out=pair_indptr[1:])
-    queries = row_statistics(Q, similarity, num_threads)
+    Q, queries = prescaled(Q, similarity, row_statistics(Q, similarity, num_threads),
+                           num_threads)
     workers = max(1, min(num_threads, Q.shape[0]))
     K = min(K, max(n_users, 1))
     none = np.zeros(0)

@@ -48,10 +48,10 @@ from fastals.similarity import (
     columns_top_k,
     dense_similarity,
     predict_neighbours,
+    query_top_k,
     row_statistics,
     rows_top_k,
     self_similarity,
-    top_k_csr,
     weigh,
 )
 
@@ -574,9 +574,8 @@ class UserKNN(RecommenderBase):
         one = not sp.issparse(vector) and np.ndim(vector) == 1
         Q = as_rows(np.atleast_2d(vector) if one else vector, "vector", self.dtype,
                     n_cols=self.n_items)
-        threads = resolve_threads(self.num_threads)
-        S = top_k_csr(Q, self._columns, N, self.similarity,
-                      row_statistics(Q, self.similarity, threads), self._stats, False, threads)
+        S = query_top_k(Q, self._columns, self._stats, N, self.similarity,
+                        resolve_threads(self.num_threads))
         ids, scores = _best_first(S, min(N, self.n_users), self.dtype)
         if one:
             found = ids[0] >= 0
@@ -589,10 +588,8 @@ class UserKNN(RecommenderBase):
 
     def _user_scores(self, userids, rows, item_block, recalculate):
         if recalculate:
-            threads = resolve_threads(self.num_threads)
-            nearest = top_k_csr(rows, self._columns, min(self.K, self.n_users), self.similarity,
-                                row_statistics(rows, self.similarity, threads), self._stats,
-                                False, threads)
+            nearest = query_top_k(rows, self._columns, self._stats, min(self.K, self.n_users),
+                                  self.similarity, resolve_threads(self.num_threads))
         else:
             nearest = self.neighbours[userids]
         scores = np.asarray((nearest @ self.ratings).toarray(), dtype=self.dtype)
