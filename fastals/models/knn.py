@@ -123,6 +123,16 @@ def _check_fit_arguments(show_progress, callback):
     return time.perf_counter()
 
 
+def _row_similarities(rows: CSR, stats, measure, ids, candidates, dtype):
+    """Dense `measure` similarities (in `dtype`) of rows[ids] to every row or to the
+    candidates; `stats` is :func:`row_statistics` of `rows`. What similar_items and
+    similar_users rank for every neighbourhood model."""
+    query = as_csr(rows.to_scipy()[ids], "query", dtype, check_values=False)
+    picked = {name: values[ids] for name, values in stats.items()}
+    scores = dense_similarity(query, rows, measure, picked, stats).astype(dtype)
+    return scores if candidates is None else scores[:, candidates]
+
+
 def _dense_rows(matrix, rows, fill=-np.inf):
     """Rows of a sparse matrix as a dense array, absent entries set to `fill`."""
     block = matrix[rows].tocoo()
@@ -280,11 +290,7 @@ class ItemKNN(_SimilarItemsModel):
             cached = (self.user_items_data,
                       row_statistics(rows, measure, resolve_threads(self.num_threads)))
             self._user_stats = cached
-        stats = cached[1]
-        query = as_csr(self.user_items[ids], "users", self.dtype, check_values=False)
-        picked = {name: values[ids] for name, values in stats.items()}
-        scores = dense_similarity(query, rows, measure, picked, stats)
-        return scores if candidates is None else scores[:, candidates]
+        return _row_similarities(rows, cached[1], measure, ids, candidates, self.dtype)
 
     def _restore(self, arrays, extra):
         super()._restore(arrays, extra)
@@ -410,10 +416,7 @@ class ContentKNN(_SimilarItemsModel):
         F = as_csr(self.features, "features", self.dtype, check_values=False)
         measure = _MEASURE[self.similarity]
         stats = row_statistics(F, measure, resolve_threads(self.num_threads))
-        query = as_csr(F.to_scipy()[ids], "items", self.dtype)
-        picked = {name: values[ids] for name, values in stats.items()}
-        scores = dense_similarity(query, F, measure, picked, stats).astype(self.dtype)
-        return scores if candidates is None else scores[:, candidates]
+        return _row_similarities(F, stats, measure, ids, candidates, self.dtype)
 
     def _restore(self, arrays, extra):
         super()._restore(arrays, extra)
@@ -601,10 +604,7 @@ class UserKNN(RecommenderBase):
         else:
             rows = self._columns
             stats = row_statistics(rows, self.similarity, resolve_threads(self.num_threads))
-        query = as_csr(rows.to_scipy()[ids], "query", self.dtype, check_values=False)
-        picked = {name: values[ids] for name, values in stats.items()}
-        scores = dense_similarity(query, rows, self.similarity, picked, stats).astype(self.dtype)
-        return scores if candidates is None else scores[:, candidates]
+        return _row_similarities(rows, stats, self.similarity, ids, candidates, self.dtype)
 
     def _restore(self, arrays, extra):
         super()._restore(arrays, extra)
