@@ -1,16 +1,16 @@
-"""UserKNN on ratings near the ends of float32's range: the queries are pre-scaled.
+"""Neighbourhood models on values near the ends of float32's range: queries are pre-scaled.
 
-Cosine and Pearson do not depend on the scale of the ratings, and predicted ratings scale with
+Cosine and Pearson do not depend on the scale of the values, and predicted ratings scale with
 them. Without pre-scaling, float32 dot products of values near 1e-30 underflow to 0 (no
-neighbours are found) and those of values near 1e30 overflow (an OverflowError): the queries
-of a fitted UserKNN (most_similar_users, recommend with recalculate_user=True, predict with
-user_items) must give the figures of the same ratings at scale 1, scaled.
+neighbours are found) and those of values near 1e30 overflow (an OverflowError, or infinite
+scores): the queries of a fitted model must give the figures of the same values at scale 1,
+scaled.
 """
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fastals import UserKNN
+from fastals import ContentKNN, ItemKNN, UserKNN
 
 # float32 rounding of the same similarities reached through different scalings
 RTOL = 1e-5
@@ -53,3 +53,23 @@ def test_user_knn_queries_do_not_underflow_or_overflow(similarity, scale):
     assert (voters > 0).all()
     np.testing.assert_array_equal(got_voters, voters)
     np.testing.assert_allclose(got / scale, estimates, rtol=RTOL)
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "pearson"])
+@pytest.mark.parametrize("scale", [1e-30, 1e30])
+def test_similar_items_and_users_do_not_underflow_or_overflow(similarity, scale):
+    R = ratings(2)
+    queries = np.arange(5)
+    for make, methods in ((lambda: UserKNN(K=5, similarity=similarity), ("similar_users",
+                                                                         "similar_items")),
+                          (lambda: ItemKNN(K=5, similarity=similarity), ("similar_users",)),
+                          (lambda: ContentKNN(K=5, similarity=similarity), ("similar_items",))):
+        plain = make().fit(R, show_progress=False)
+        scaled = make().fit(R * scale, show_progress=False)
+        for method in methods:
+            ids, scores = getattr(plain, method)(queries, N=4)
+            got_ids, got_scores = getattr(scaled, method)(queries, N=4)
+            assert np.isfinite(scores).all() and (np.abs(scores) > 0).all()
+            np.testing.assert_array_equal(got_ids, ids, err_msg=f"{type(plain).__name__}.{method}")
+            np.testing.assert_allclose(got_scores, scores, rtol=RTOL,
+                                       err_msg=f"{type(plain).__name__}.{method}")

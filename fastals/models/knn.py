@@ -48,6 +48,7 @@ from fastals.similarity import (
     columns_top_k,
     dense_similarity,
     predict_neighbours,
+    prescaled,
     query_top_k,
     row_statistics,
     rows_top_k,
@@ -126,9 +127,12 @@ def _check_fit_arguments(show_progress, callback):
 def _row_similarities(rows: CSR, stats, measure, ids, candidates, dtype):
     """Dense `measure` similarities (in `dtype`) of rows[ids] to every row or to the
     candidates; `stats` is :func:`row_statistics` of `rows`. What similar_items and
-    similar_users rank for every neighbourhood model."""
+    similar_users rank for every neighbourhood model. The query rows are pre-scaled (as
+    UserKNN's queries are for the kernels), so that cosine and Pearson of tiny or huge
+    values do not underflow or overflow (a few rows: one thread scales them)."""
     query = as_csr(rows.to_scipy()[ids], "query", dtype, check_values=False)
-    picked = {name: values[ids] for name, values in stats.items()}
+    query, picked = prescaled(query, measure, {name: values[ids] for name, values in
+                                               stats.items()}, 1)
     scores = dense_similarity(query, rows, measure, picked, stats).astype(dtype)
     return scores if candidates is None else scores[:, candidates]
 
