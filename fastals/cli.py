@@ -9,8 +9,8 @@ Exit codes: 0 success, 1 an error (bad file, unknown id, ...), 2 a usage error. 
 one line on stderr naming the file, column or id; ``--debug`` adds the traceback. Progress
 bars go to stderr and are off with ``--quiet`` or when stderr is not a terminal.
 
-Models are looked up by name in :data:`MODELS`, which maps each to a class name on the
-``fastals`` module; a model this version does not ship is reported as not available.
+Models are looked up by name in :data:`MODELS`, which maps each to the name of its class on
+the ``fastals`` module (every registered model ships; ``fastals models`` lists them).
 """
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ class ModelSpec:
     attribute: str
     kind: str  # "implicit" (interaction strengths) or "explicit" (ratings)
     summary: str
+    similar: bool = True  # `fastals similar` can rank items by similarity with its model
 
 
 MODELS = {
@@ -59,19 +60,19 @@ MODELS = {
                      "SGD matrix factorisation on ratings (Funk SVD)"),
     "item-knn": ModelSpec("ItemKNN", "implicit", "item-item nearest neighbours (cosine, BM25 ...)"),
     "popularity": ModelSpec("PopularityBaseline", "implicit",
-                            "the most popular items for everyone (a baseline)"),
+                            "the most popular items for everyone (a baseline)", similar=False),
 }
 
 
 def resolve_model(name):
-    """The model class registered under `name`, resolved now (so models added later count)."""
+    """The model class registered under `name`, looked up on the `fastals` module."""
     import fastals
 
     spec = MODELS.get(name)
     if spec is None:
         raise UsageError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     cls = getattr(fastals, spec.attribute, None)
-    if cls is None:
+    if cls is None:  # every registered model ships: only a broken installation lacks one
         raise CLIError(f"model {name} is not available in this version of fastals "
                        f"({fastals.__version__}: it has no fastals.{spec.attribute})")
     return cls
@@ -273,14 +274,9 @@ def _check_output(path):
 
 # --- commands ---------------------------------------------------------------------------------
 def cmd_models(args, console):
-    import fastals
-
-    rows = []
-    for name, spec in MODELS.items():
-        available = getattr(fastals, spec.attribute, None) is not None
-        rows.append([name, spec.attribute, spec.kind, "yes" if available else "not yet",
-                     spec.summary])
-    console.out(_table(["model", "class", "data", "available", "what"], rows,
+    rows = [[name, spec.attribute, spec.kind, "yes" if spec.similar else "no", spec.summary]
+            for name, spec in MODELS.items()]
+    console.out(_table(["model", "class", "data", "similar items", "what"], rows,
                        ["<", "<", "<", "<", "<"]))
     return EXIT_OK
 
@@ -288,10 +284,9 @@ def cmd_models(args, console):
 def cmd_fit(args, console):
     from fastals.data import IdRecommender
 
-    spec_kind = MODELS.get(args.model, ModelSpec("", "implicit", "")).kind
-    model = _make_model(args.model, args, args.param)  # unknown / unavailable model: fail early
+    model = _make_model(args.model, args, args.param)  # an unknown model fails before reading
     out = _check_output(args.output)
-    data = _weight(load_data(args.data, args, spec_kind), args.weighting)
+    data = _weight(load_data(args.data, args, MODELS[args.model].kind), args.weighting)
     console.note(f"data: {_describe(data)}")
     start = time.perf_counter()
     rec = IdRecommender(model).fit(data, show_progress=console.progress)
@@ -409,9 +404,8 @@ def _metrics_table(results, K):
 def cmd_evaluate(args, console):
     from fastals.evaluation import PopularityBaseline, train_test_split
 
-    spec_kind = MODELS.get(args.model, ModelSpec("", "implicit", "")).kind
     model = _make_model(args.model, args, args.param)
-    data = load_data(args.data, args, spec_kind)
+    data = load_data(args.data, args, MODELS[args.model].kind)
     train, test = train_test_split(data, args.split, random_state=args.seed)
     train = _weight(train, args.weighting)
     console.note(f"data: {_describe(data)}; split {1 - args.split:.0%}/{args.split:.0%} "
@@ -768,7 +762,7 @@ def build_parser():
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("models", parents=[common], help="list the models and their availability")
+    p = sub.add_parser("models", parents=[common], help="list the models")
     p.set_defaults(func=cmd_models)
     return parser
 
