@@ -184,11 +184,21 @@ def test_models_lists_the_registry(tmp_path):
 
 
 def test_bench_quick_check(tmp_path):
-    proc = run("bench", "--repeats", "1", "--iterations", "1", "--no-implicit", "--json",
+    proc = run("bench", "--repeats", "1", "--iterations", "1", "--json",
                "--factors", "16", cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["seconds_per_iteration"]["fastals"] > 0 and result["reference"] > 0
+
+
+def test_bench_is_a_self_check_without_peer_libraries(monkeypatch, capsys):
+    for peer in ("implicit", "surprise", "pyspark", "sparse_dot_topn"):
+        monkeypatch.setitem(sys.modules, peer, None)  # importing it now raises ImportError
+    assert cli.main(["bench", "--repeats", "1", "--iterations", "1", "--factors", "4",
+                     "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "numpy reference" in out and ": ok" in out and "bench/" in out
+    assert any(f"the {isa} build" in out for isa in ("generic", "avx2", "avx512"))
 
 
 # --- the registry, in process ---------------------------------------------------------------
