@@ -6,7 +6,7 @@ the largest similarity
 * ``"dot"``      a . b
 * ``"cosine"``   a . b / (|a| |b|)
 * ``"pearson"``  the correlation np.corrcoef(a, b) of the dense rows: the means are taken over
-                 all columns, missing entries counting as 0 (this is what the notebooks compute
+                 all columns, missing entries counting as 0 (as the worked example in the tests does
                  for rating vectors); pairs sharing no column are correlated too, and found
 * ``"jaccard"``  |a & b| / |a | b| over the sets of stored columns (values are ignored)
 
