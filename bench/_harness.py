@@ -2,7 +2,9 @@
 peak memory, cached synthetic data, and a section of bench/RESULTS.md per script.
 
 Each measurement runs `python <script> --worker '<json>'` in a fresh process (two OpenMP
-runtimes in one process skew each other) and reads one JSON line back.
+runtimes in one process skew each other) and reads one JSON line back. Every script writes
+its results through :func:`write_section`, and takes its splits and metrics (precision@K,
+RMSE) from fastals.evaluation, as a user would compute them, rather than its own copies.
 """
 from __future__ import annotations
 

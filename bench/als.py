@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # this checkout's fastals
@@ -46,22 +45,15 @@ def load(name):
 
 
 def split(matrix, seed=42):
-    coo = matrix.tocoo()
-    test = np.random.default_rng(seed).random(coo.nnz) < 0.2
-
-    def part(mask):
-        return sp.csr_matrix((coo.data[mask], (coo.row[mask], coo.col[mask])),
-                             shape=matrix.shape)
-    return part(~test), part(test)
+    """(train, test): each interaction in test with probability 0.2 (seeded)."""
+    from fastals.evaluation import train_test_split
+    return train_test_split(matrix, 0.2, random_state=seed)
 
 
 def precision_at_10(ids, test, users):
-    hits = total = 0
-    for row, u in enumerate(users):
-        relevant = test.indices[test.indptr[u]:test.indptr[u + 1]]
-        hits += np.isin(ids[row], relevant).sum()
-        total += min(10, len(relevant))
-    return hits / total
+    """fastals.evaluation's precision@10 (as implicit's) of the lists `ids` of `users`."""
+    from fastals.evaluation import metrics_from_recommendations
+    return metrics_from_recommendations(ids, test, users, K=10)["precision"]
 
 
 def flops_per_iteration(matrix, K, solver):

@@ -9,8 +9,17 @@ Exit codes: 0 success, 1 an error (bad file, unknown id, ...), 2 a usage error. 
 one line on stderr naming the file, column or id; ``--debug`` adds the traceback. Progress
 bars go to stderr and are off with ``--quiet`` or when stderr is not a terminal.
 
-Models are looked up by name in :data:`MODELS`, which maps each to a class name on the
-``fastals`` module; a model this version does not ship is reported as not available.
+Models are looked up by name in :data:`MODELS`, which maps each to the name of its class on
+the ``fastals`` module (every registered model ships; ``fastals models`` lists them).
+
+``fastals bench`` is a self-check that needs nothing beyond fastals' own dependencies: a
+small fit on the compiled kernels timed against the in-package numpy reference, the two
+checked to agree, and the instruction-set build that ran. Comparisons with other libraries
+are the scripts of the repository's bench/ folder.
+
+Imports: numpy at load time; inside the commands, the ``fastals`` package (its models,
+``data``, ``datasets``, ``evaluation`` and ``reference``, ``_threads`` and the kernel
+dispatcher for the build's name). Never a peer library.
 """
 from __future__ import annotations
 
@@ -19,7 +28,6 @@ import inspect
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 import traceback
@@ -48,6 +56,7 @@ class ModelSpec:
     attribute: str
     kind: str  # "implicit" (interaction strengths) or "explicit" (ratings)
     summary: str
+    similar: bool = True  # `fastals similar` can rank items by similarity with its model
 
 
 MODELS = {
@@ -59,19 +68,19 @@ MODELS = {
                      "SGD matrix factorisation on ratings (Funk SVD)"),
     "item-knn": ModelSpec("ItemKNN", "implicit", "item-item nearest neighbours (cosine, BM25 ...)"),
     "popularity": ModelSpec("PopularityBaseline", "implicit",
-                            "the most popular items for everyone (a baseline)"),
+                            "the most popular items for everyone (a baseline)", similar=False),
 }
 
 
 def resolve_model(name):
-    """The model class registered under `name`, resolved now (so models added later count)."""
+    """The model class registered under `name`, looked up on the `fastals` module."""
     import fastals
 
     spec = MODELS.get(name)
     if spec is None:
         raise UsageError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     cls = getattr(fastals, spec.attribute, None)
-    if cls is None:
+    if cls is None:  # every registered model ships: only a broken installation lacks one
         raise CLIError(f"model {name} is not available in this version of fastals "
                        f"({fastals.__version__}: it has no fastals.{spec.attribute})")
     return cls
@@ -273,14 +282,9 @@ def _check_output(path):
 
 # --- commands ---------------------------------------------------------------------------------
 def cmd_models(args, console):
-    import fastals
-
-    rows = []
-    for name, spec in MODELS.items():
-        available = getattr(fastals, spec.attribute, None) is not None
-        rows.append([name, spec.attribute, spec.kind, "yes" if available else "not yet",
-                     spec.summary])
-    console.out(_table(["model", "class", "data", "available", "what"], rows,
+    rows = [[name, spec.attribute, spec.kind, "yes" if spec.similar else "no", spec.summary]
+            for name, spec in MODELS.items()]
+    console.out(_table(["model", "class", "data", "similar items", "what"], rows,
                        ["<", "<", "<", "<", "<"]))
     return EXIT_OK
 
@@ -288,10 +292,9 @@ def cmd_models(args, console):
 def cmd_fit(args, console):
     from fastals.data import IdRecommender
 
-    spec_kind = MODELS.get(args.model, ModelSpec("", "implicit", "")).kind
-    model = _make_model(args.model, args, args.param)  # unknown / unavailable model: fail early
+    model = _make_model(args.model, args, args.param)  # an unknown model fails before reading
     out = _check_output(args.output)
-    data = _weight(load_data(args.data, args, spec_kind), args.weighting)
+    data = _weight(load_data(args.data, args, MODELS[args.model].kind), args.weighting)
     console.note(f"data: {_describe(data)}")
     start = time.perf_counter()
     rec = IdRecommender(model).fit(data, show_progress=console.progress)
@@ -409,9 +412,8 @@ def _metrics_table(results, K):
 def cmd_evaluate(args, console):
     from fastals.evaluation import PopularityBaseline, train_test_split
 
-    spec_kind = MODELS.get(args.model, ModelSpec("", "implicit", "")).kind
     model = _make_model(args.model, args, args.param)
-    data = load_data(args.data, args, spec_kind)
+    data = load_data(args.data, args, MODELS[args.model].kind)
     train, test = train_test_split(data, args.split, random_state=args.seed)
     train = _weight(train, args.weighting)
     console.note(f"data: {_describe(data)}; split {1 - args.split:.0%}/{args.split:.0%} "
@@ -540,95 +542,101 @@ def _demo_examples(model, train, console):
 
 
 # --- bench -------------------------------------------------------------------------------------
-BENCH_SIZES = {"small": (20_000, 10_000, 500_000), "medium": (100_000, 50_000, 4_000_000)}
+# a self-check, not a benchmark: small enough to run in seconds; peers are compared in bench/
+BENCH_SHAPE = (5_000, 2_000, 100_000)  # users, items, interactions (synthetic)
+BENCH_REGULARIZATION, BENCH_CG_STEPS = 0.05, 3
+BENCH_SAMPLE = 100  # users and items the numpy reference solves (it loops over rows in Python)
+BENCH_TOLERANCE = 1e-4  # relative difference allowed between float32 kernels and the reference
 
 
-def bench_worker(peer, size, factors, iterations, threads):
-    """Run one timed fit in this process and print a JSON line (called in a subprocess)."""
-    from fastals.datasets import synthetic_interactions
+def _bench_fit_seconds(matrix, factors, iterations, repeats, threads):
+    """The fitted model and the median seconds of one iteration over `repeats` fits."""
+    import fastals
 
-    n_users, n_items, nnz = BENCH_SIZES[size]
-    matrix = synthetic_interactions(n_users, n_items, nnz, random_state=0)
-    if peer == "fastals":
-        import fastals
-
-        model = fastals.ImplicitALS(factors=factors, iterations=iterations, random_state=0,
+    per_iteration = []
+    for _ in range(repeats):
+        model = fastals.ImplicitALS(factors=factors, iterations=iterations,
+                                    regularization=BENCH_REGULARIZATION,
+                                    cg_steps=BENCH_CG_STEPS, random_state=0,
                                     num_threads=threads)
-        start = time.perf_counter()
-        model.fit(matrix, show_progress=False)
-    else:
-        from implicit.cpu.als import AlternatingLeastSquares
-
-        model = AlternatingLeastSquares(factors=factors, iterations=iterations, use_cg=True,
-                                        num_threads=threads, random_state=0,
-                                        calculate_training_loss=False)
-        start = time.perf_counter()
-        model.fit(matrix, show_progress=False)
-    seconds = (time.perf_counter() - start) / iterations
-    print(json.dumps({"peer": peer, "seconds_per_iteration": seconds}))
+        stamps = [0.0]
+        model.fit(matrix, show_progress=False, callback=lambda i, seconds, loss:
+                  stamps.append(seconds))
+        per_iteration += np.diff(stamps).tolist()
+    return model, float(np.median(per_iteration))
 
 
-def _reference_seconds(size, factors, sample_rows=200):
-    """Seconds per full iteration of the numpy reference, extrapolated from a row sample."""
-    from fastals.datasets import synthetic_interactions
+def _bench_reference_seconds(matrix, model, sample):
+    """Seconds of one iteration of the numpy reference's CG solver, extrapolated from
+    `sample` users and `sample` items solved against the fitted factors."""
     from fastals.reference import implicit_als_cg_step
 
-    n_users, n_items, nnz = BENCH_SIZES[size]
-    matrix = synthetic_interactions(n_users, n_items, nnz, random_state=0)
     rng = np.random.default_rng(0)
-    Y = rng.standard_normal((n_items, factors)) * 0.01
-    rows = matrix[:sample_rows]
-    X = np.zeros((rows.shape[0], factors))
-    start = time.perf_counter()
-    implicit_als_cg_step(rows, X, Y, 0.01, 1.0, 3)
-    per_row = (time.perf_counter() - start) / rows.shape[0]
-    return per_row * (n_users + n_items), sample_rows
+    X, Y = model.user_factors.astype(np.float64), model.item_factors.astype(np.float64)
+    seconds = 0.0
+    for rows, own, other in ((matrix, X, Y), (matrix.T.tocsr(), Y, X)):
+        picked = np.sort(rng.choice(rows.shape[0], min(sample, rows.shape[0]), replace=False))
+        start = time.perf_counter()
+        implicit_als_cg_step(rows[picked], own[picked], other, BENCH_REGULARIZATION,
+                             model.alpha, BENCH_CG_STEPS)
+        seconds += (time.perf_counter() - start) / len(picked) * rows.shape[0]
+    return seconds
+
+
+def _bench_difference(matrix, model, sample):
+    """Relative difference (Frobenius) between the users' factors solved exactly by the
+    compiled kernel (a fold-in) and by the numpy reference, against the fitted items."""
+    from fastals.reference import implicit_als_exact_step
+
+    users = np.flatnonzero(np.diff(matrix.indptr))[:sample]
+    expected = implicit_als_exact_step(matrix[users], model.item_factors.astype(np.float64),
+                                       BENCH_REGULARIZATION, model.alpha)
+    got = model.recalculate_user(users, matrix[users])
+    return float(np.linalg.norm(got - expected) / max(np.linalg.norm(expected), 1e-300)), \
+        len(users)
 
 
 def cmd_bench(args, console):
-    peers = ["fastals"]
-    if not args.no_implicit:
-        try:
-            import implicit  # noqa: F401
+    """Time a small ImplicitALS fit on the compiled kernels against the in-package numpy
+    reference, check that the two agree, and say which instruction-set build ran."""
+    from fastals._kernels.dispatch import available_isas, kernels
+    from fastals._threads import resolve_threads
+    from fastals.datasets import synthetic_interactions
 
-            peers.append("implicit")
-        except ImportError:
-            console.note("implicit is not installed: comparing with the numpy reference only")
-    n_users, n_items, nnz = BENCH_SIZES[args.size]
-    threads = args.threads if args.threads is not None else 0
-    console.note(f"bench: ImplicitALS CG (3 steps), factors={args.factors}, "
-                 f"{args.iterations} iterations, {n_users:,} x {n_items:,} with ~{nnz:,} "
-                 f"interactions, {args.repeats} alternating runs per peer, each in its own "
-                 "process")
-    times = {peer: [] for peer in peers}
-    env = dict(os.environ)
-    env.setdefault("OPENBLAS_NUM_THREADS", "1")  # what implicit asks for; fastals scopes its own
-    env.setdefault("MKL_NUM_THREADS", "1")
-    for repeat in range(args.repeats):
-        for peer in peers:
-            code = (f"from fastals.cli import bench_worker; bench_worker({peer!r}, "
-                    f"{args.size!r}, {args.factors}, {args.iterations}, {threads})")
-            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                  env=env)
-            if proc.returncode != 0:
-                last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-                raise CLIError(f"bench run of {peer} failed: {last}")
-            times[peer].append(json.loads(proc.stdout.strip().splitlines()[-1])[
-                "seconds_per_iteration"])
-            console.note(f"  run {repeat + 1}/{args.repeats} {peer}: "
-                         f"{times[peer][-1]:.3f} s/iteration")
-    reference, sampled = _reference_seconds(args.size, args.factors)
-    medians = {peer: float(np.median(t)) for peer, t in times.items()}
-    ours = medians["fastals"]
-    rows = [[peer, f"{seconds:.3f}", f"{seconds / ours:.2f}x"] for peer, seconds in
-            medians.items()]
-    rows.append([f"numpy reference (from {sampled} rows)", f"{reference:.1f}",
-                 f"{reference / ours:.0f}x"])
+    n_users, n_items, nnz = BENCH_SHAPE
+    matrix = synthetic_interactions(n_users, n_items, nnz, random_state=0)
+    threads = resolve_threads(args.threads if args.threads is not None else 0)
+    isa = kernels("_als").__name__.rsplit("_", 1)[-1]
+    console.note(f"bench: ImplicitALS CG ({BENCH_CG_STEPS} steps), factors={args.factors}, "
+                 f"{args.iterations} iterations x {args.repeats} fits, {n_users:,} x "
+                 f"{n_items:,} synthetic with {matrix.nnz:,} interactions, {threads} "
+                 f"thread{'s' if threads != 1 else ''}")
+    model, ours = _bench_fit_seconds(matrix, args.factors, args.iterations, args.repeats,
+                                     threads)
+    reference = _bench_reference_seconds(matrix, model, BENCH_SAMPLE)
+    difference, solved = _bench_difference(matrix, model, BENCH_SAMPLE)
+    agrees = difference <= BENCH_TOLERANCE
     if args.json:
-        console.out(json.dumps({"seconds_per_iteration": medians, "reference": reference,
-                                "size": args.size, "factors": args.factors}))
+        console.out(json.dumps({
+            "seconds_per_iteration": {"fastals": ours}, "reference": reference,
+            "ratio": reference / ours, "isa": isa, "isas": available_isas("_als"),
+            "threads": threads, "factors": args.factors, "iterations": args.iterations,
+            "relative_difference": difference, "agrees": agrees}))
     else:
-        console.out(_table(["peer", "s/iteration (median)", "time vs fastals"], rows))
+        rows = [["compiled kernels", f"{ours:.4f}", "1"],
+                [f"numpy reference (from {BENCH_SAMPLE} users and items)", f"{reference:.2f}",
+                 f"{reference / ours:.0f}x"]]
+        console.out(_table(["ImplicitALS fit", "s/iteration", "time vs compiled"], rows))
+        console.out(f"kernels: the {isa} build (this CPU and build have: "
+                    f"{', '.join(available_isas('_als'))}; FASTALS_ISA chooses another)")
+        console.out(f"agreement: {solved} users solved by the kernel and by the reference "
+                    f"differ by {difference:.1e} (relative; tolerance {BENCH_TOLERANCE:g}): "
+                    f"{'ok' if agrees else 'FAILED'}")
+        console.out("comparisons with other libraries (implicit, Spark MLlib, Surprise, ...) "
+                    "are the scripts in the source repository's bench/ folder")
+    if not agrees:
+        raise CLIError(f"the compiled kernels ({isa}) and the numpy reference disagree: "
+                       f"relative difference {difference:.2e} > {BENCH_TOLERANCE:g}")
     return EXIT_OK
 
 
@@ -759,16 +767,15 @@ def build_parser():
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("bench", parents=[common],
-                       help="quick speed check against the numpy reference and implicit")
-    p.add_argument("--size", choices=tuple(BENCH_SIZES), default="small")
-    p.add_argument("--factors", type=_positive_int, default=64)
+                       help="self-check: the compiled kernels against the numpy reference "
+                            "(speed and agreement); peers are compared by the bench/ scripts")
+    p.add_argument("--factors", type=_positive_int, default=32)
     p.add_argument("--iterations", type=_positive_int, default=3)
-    p.add_argument("--repeats", type=_positive_int, default=3)
-    p.add_argument("--no-implicit", action="store_true")
+    p.add_argument("--repeats", type=_positive_int, default=3, help="fits timed (median)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("models", parents=[common], help="list the models and their availability")
+    p = sub.add_parser("models", parents=[common], help="list the models")
     p.set_defaults(func=cmd_models)
     return parser
 

@@ -1310,7 +1310,7 @@ def linear_weight(X, alpha=40.0):
     Hu, Koren & Volinsky's linear confidence is :math:`c = 1 + \alpha r`. fastals'
     :class:`~fastals.ImplicitALS` adds the 1 itself (``c = 1 + alpha_model * |value|``), so
     ``ImplicitALS(alpha=1).fit(linear_weight(X, 40))`` trains on ``c = 1 + 40 r`` -- the
-    notebooks' ``data * alpha`` -- exactly like ``ImplicitALS(alpha=40).fit(X)``.
+    ``data * alpha`` of `implicit` tutorials -- exactly like ``ImplicitALS(alpha=40).fit(X)``.
 
     `X` is any scipy sparse matrix (returned as a new CSR) or :class:`Interactions` (returned
     as a new Interactions with the same ids). The input is never modified.

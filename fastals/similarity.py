@@ -6,7 +6,7 @@ the largest similarity
 * ``"dot"``      a . b
 * ``"cosine"``   a . b / (|a| |b|)
 * ``"pearson"``  the correlation np.corrcoef(a, b) of the dense rows: the means are taken over
-                 all columns, missing entries counting as 0 (this is what the notebooks compute
+                 all columns, missing entries counting as 0 (as the worked example in the tests does
                  for rating vectors); pairs sharing no column are correlated too, and found
 * ``"jaccard"``  |a & b| / |a | b| over the sets of stored columns (values are ignored)
 
@@ -132,6 +132,27 @@ def rows_top_k(A: CSR, B: CSR | None, K, similarity, skip_self, num_threads,
                          bt_factors=stats_b["scale"])
     return top_k_csr(A, Bt, K, similarity, stats_a, stats_b, skip_self, num_threads,
                      show_progress, desc)
+
+
+def query_top_k(Q: CSR, Bt: CSR, stats_b, K, similarity, num_threads):
+    """The K most similar rows of B for each row of Q, B given as B^T with its
+    :func:`row_statistics` (the stored rows of a fitted model; no row is skipped).
+
+    For cosine and Pearson the query rows are pre-scaled (:func:`prescaled`) and B's scale
+    is applied to the dot products: these are then of the order of B's values, never of
+    their squares, so they neither underflow nor overflow, and B is not copied.
+    """
+    Q, stats_q = prescaled(Q, similarity, row_statistics(Q, similarity, num_threads),
+                           num_threads)
+    return top_k_csr(Q, Bt, K, similarity, stats_q, stats_b, False, num_threads)
+
+
+def prescaled(rows: CSR, similarity, stats, num_threads):
+    """(rows, stats) as the kernels should get them: for cosine and Pearson a copy of the rows
+    multiplied by their scale and the statistics of that copy (scale 1), else unchanged."""
+    if similarity not in ("cosine", "pearson"):
+        return rows, stats
+    return scaled_rows(rows, stats["scale"], num_threads), _unit_scale(stats)
 
 
 def _unit_scale(stats):
@@ -305,6 +326,57 @@ def top_k_csr(A: CSR, Bt: CSR, K, similarity, stats_a, stats_b, skip_self, num_t
     result = sp.csr_matrix((data, indices, indptr.astype(index)), shape=(n_a, n_b), copy=False)
     result.has_sorted_indices = True
     return result
+
+
+def predict_neighbours(Q: CSR, self_ids, rows_of, items, Rt: CSR, similarity, stats_users,
+                       q_mean, q_fallback, user_mean, mean_centered, K, num_threads):
+    """The kernel call behind ``UserKNN.predict``, on validated inputs.
+
+    Estimates the rating of the pairs (row rows_of[k] of Q, items[k]) from the K training
+    users most similar to the query row among those who rated the item (see
+    :func:`fastals._kernels._similarity.predict_neighbours` for the vote). Q (queries x
+    items) and Rt (items x training users, R^T) are CSR of one float dtype; stats_users is
+    :func:`row_statistics` of the training users' rows; query q is training user
+    self_ids[q] (-1: none), never its own neighbour; q_mean and user_mean are the mean
+    ratings (for mean_centered), q_fallback[q] the estimate when no neighbour votes. The
+    query rows are pre-scaled as in :func:`query_top_k` (Rt is not: its values are the
+    votes). Returns (estimates, voters): float64 estimates in the order of the pairs, and how many
+    neighbours voted for each.
+    """
+    dtype = Rt.data.dtype.type
+    n_users = Rt.shape[1]
+    index = np.int64 if np.int64 in (Q.indices.dtype.type, Rt.indices.dtype.type) else np.int32
+    order = np.argsort(rows_of, kind="stable")  # the kernel takes pairs grouped by row
+    pair_indptr = np.zeros(Q.shape[0] + 1, dtype=index)
+    np.cumsum(np.bincount(rows_of, minlength=Q.shape[0]), out=pair_indptr[1:])
+    Q, queries = prescaled(Q, similarity, row_statistics(Q, similarity, num_threads),
+                           num_threads)
+    workers = max(1, min(num_threads, Q.shape[0]))
+    K = min(K, max(n_users, 1))
+    none = np.zeros(0)
+
+    def per_user(name):
+        return stats_users[name].astype(dtype) if name in stats_users else none.astype(dtype)
+
+    out = np.empty(len(items))
+    voters = np.zeros(len(items), dtype=np.int64)
+    _similarity.predict_neighbours(
+        Q.indptr.astype(index), Q.indices.astype(index), Q.data, self_ids, pair_indptr,
+        items[order].astype(index), Rt.indptr.astype(index),
+        Rt.indices.astype(index), Rt.data, _similarity.MODES[_MODE[similarity]],
+        similarity == "jaccard", queries.get("scale", none),
+        -queries["shift"] if "shift" in queries else none, queries.get("count", none),
+        per_user("scale"), per_user("shift"), per_user("count"), q_mean, q_fallback,
+        user_mean, bool(mean_centered),
+        np.zeros((workers, n_users), dtype=dtype),
+        np.empty((workers, n_users), dtype=index),
+        np.empty((workers, K), dtype=dtype), np.empty((workers, K), dtype=index),
+        out, voters, workers)
+    estimates = np.empty(len(items))
+    estimates[order] = out
+    counted = np.empty(len(items), dtype=np.int64)
+    counted[order] = voters
+    return estimates, counted
 
 
 def _walks(col_shift, index):

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import scipy.sparse as sp
 
 from fastals import cli
 
@@ -183,11 +184,21 @@ def test_models_lists_the_registry(tmp_path):
 
 
 def test_bench_quick_check(tmp_path):
-    proc = run("bench", "--repeats", "1", "--iterations", "1", "--no-implicit", "--json",
+    proc = run("bench", "--repeats", "1", "--iterations", "1", "--json",
                "--factors", "16", cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["seconds_per_iteration"]["fastals"] > 0 and result["reference"] > 0
+
+
+def test_bench_is_a_self_check_without_peer_libraries(monkeypatch, capsys):
+    for peer in ("implicit", "surprise", "pyspark", "sparse_dot_topn"):
+        monkeypatch.setitem(sys.modules, peer, None)  # importing it now raises ImportError
+    assert cli.main(["bench", "--repeats", "1", "--iterations", "1", "--factors", "4",
+                     "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "numpy reference" in out and ": ok" in out and "bench/" in out
+    assert any(f"the {isa} build" in out for isa in ("generic", "avx2", "avx512"))
 
 
 # --- the registry, in process ---------------------------------------------------------------
@@ -198,13 +209,31 @@ def test_registry_reports_missing_models_and_picks_up_new_ones(monkeypatch):
     with pytest.raises(cli.CLIError, match="model explicit-als is not available in this version"):
         cli.resolve_model("explicit-als")
 
-    class ExplicitALS(fastals.PopularityBaseline):  # stands in for the class when it lands
+    class ExplicitALS(fastals.PopularityBaseline):  # a stand-in: the lookup is by name
         pass
 
     monkeypatch.setattr(fastals, "ExplicitALS", ExplicitALS, raising=False)
     assert cli.resolve_model("explicit-als") is ExplicitALS
     with pytest.raises(cli.UsageError, match="unknown model"):
         cli.resolve_model("svd++")
+
+
+def test_every_registered_model_ships_and_says_whether_it_ranks_similar_items():
+    import fastals
+
+    for name, spec in cli.MODELS.items():
+        cls = cli.resolve_model(name)
+        assert cls is getattr(fastals, spec.attribute)
+        model = cls()
+        assert isinstance(model, fastals.RecommenderBase)
+        fitted = model.fit(sp.random(12, 8, density=0.5, format="csr", random_state=0) * 5,
+                           show_progress=False)
+        if spec.similar:
+            ids, _ = fitted.similar_items(0, N=3)
+            assert ids[0] == 0
+        else:
+            with pytest.raises(TypeError):
+                fitted.similar_items(0, N=3)
 
 
 def test_main_returns_exit_codes_in_process(capsys, plays_csv, tmp_path):

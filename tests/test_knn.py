@@ -23,7 +23,7 @@ from conftest import random_interactions
 ITEM_SIMILARITIES = ["cosine", "tfidf", "bm25", "pearson", "jaccard", "dot"]
 USER_SIMILARITIES = ["cosine", "pearson", "jaccard", "dot"]
 
-# The notebook's examples, worked back from its figures: TV shows x genres (one-hot), and
+# Two textbook examples, rebuilt from their printed figures: TV shows x genres (one-hot), and
 # three users who rated all five items (new user [5, 0, 0, 0, 0]).
 TV_SHOWS = np.array([[1, 1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 1, 0], [1, 1, 1, 1, 0, 1, 0],
                      [1, 1, 1, 0, 0, 0, 1]])
@@ -248,7 +248,7 @@ def test_item_knn_callback_and_progress(interactions, capsys):
 
 
 # --- UserKNN -------------------------------------------------------------------------------
-def test_the_notebook_new_user_cosine_and_pearson():
+def test_worked_example_new_user_cosine_and_pearson():
     for similarity, expected in [("cosine", [0.524, 0.474, 0.590]),
                                  ("pearson", [0.535, 0.200, 0.514])]:
         model = UserKNN(K=2, similarity=similarity).fit(sp.csr_matrix(RATINGS),
@@ -331,7 +331,7 @@ def test_user_knn_save_and_load(tmp_path):
 
 
 # --- ContentKNN ---------------------------------------------------------------------------
-def test_the_notebook_tv_show_closest_to_bobs():
+def test_worked_example_tv_show_closest_to_bobs():
     model = ContentKNN(K=3).fit(TV_SHOWS, show_progress=False)
     ids, scores = model.similar_items(0, N=4)
     by_show = dict(zip(ids.tolist(), scores.tolist()))

@@ -494,15 +494,15 @@ def test_shuffle_positions_are_uniform(n):
     assert chi2 < 23.5, counts  # 4 degrees of freedom
 
 
-# --- the notebooks' examples -------------------------------------------------------------------
-NOTEBOOK_5X4 = np.array([[5, 3, 0, 1], [4, 0, 0, 1], [1, 1, 0, 5], [1, 0, 0, 4], [0, 1, 5, 4]])
+# --- the example of Au Yeung, "Matrix Factorization: A Simple Tutorial" (2010) -----------------
+TUTORIAL_5X4 = np.array([[5, 3, 0, 1], [4, 0, 0, 1], [1, 1, 0, 5], [1, 0, 0, 4], [0, 1, 5, 4]])
 
 
-@pytest.mark.parametrize("R", [NOTEBOOK_5X4[:4], NOTEBOOK_5X4], ids=["4x4", "5x4"])
+@pytest.mark.parametrize("R", [TUTORIAL_5X4[:4], TUTORIAL_5X4], ids=["4x4", "5x4"])
 @pytest.mark.parametrize("biases", [False, True])
-def test_notebook_examples_reach_low_training_error(R, biases):
-    """The SGD notebook's matrices (0 = not rated there), K=2, beta=0.02: the observed
-    entries are reproduced closely, as in the notebook."""
+def test_tutorial_examples_reach_low_training_error(R, biases):
+    """The tutorial's matrix and its first 4 rows (0 = not rated), K=2, beta=0.02: the observed
+    entries are reproduced closely, as in the tutorial."""
     observed = sp.csr_matrix(R.astype(float))  # zeros are not stored: missing
     model = fastals.FunkSVD(factors=2, learning_rate=0.01, regularization=0.02, epochs=3000,
                             init_std=0.5, lr_decay=1.0, biases=biases, random_state=0)

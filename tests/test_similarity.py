@@ -128,7 +128,7 @@ def test_pearson_pairs_sharing_no_column_are_found():
         np.testing.assert_allclose(got[i].toarray()[0, others], expected[i, others], atol=1e-12)
 
 
-def test_the_notebook_tv_shows():
+def test_worked_example_tv_shows():
     """Cosine between the TV shows' genre rows: show 1 against shows 2..4."""
     shows = np.array([[1, 1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 1, 0], [1, 1, 1, 1, 0, 1, 0],
                       [1, 1, 1, 0, 0, 0, 1]])
@@ -136,8 +136,8 @@ def test_the_notebook_tv_shows():
     np.testing.assert_allclose(S[0].toarray()[0, 1:], [0.516, 0.8, 0.671], atol=5e-4)
 
 
-def test_the_notebook_new_user():
-    """A new user who gave 5 stars to item 1 only, against the three users of the notebook."""
+def test_worked_example_new_user():
+    """A new user who gave 5 stars to item 1 only, against the example's three users."""
     users = np.array([[5, 3, 4, 4, 5], [3, 1, 1, 2, 5], [4, 1, 2, 3, 4]])
     new = np.array([[5, 0, 0, 0, 0]])
     cosine = top_k_similarity(new, users, K=3, similarity="cosine").toarray()[0]

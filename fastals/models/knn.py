@@ -16,6 +16,11 @@ top-K similarity kernel (:mod:`fastals.similarity`, :mod:`fastals._kernels._simi
 
 An item (user) is never among its own K neighbours; :meth:`similar_items` still returns the
 item itself first, with its self-similarity, as every fastals model does.
+
+Imports: the public functions of :mod:`fastals.similarity` (every similarity kernel call goes
+through them; no kernel module and no private name of it is imported here), the checks of
+:mod:`fastals._validation` and :mod:`fastals._threads`, and the base class of
+:mod:`fastals.models.base`.
 """
 from __future__ import annotations
 
@@ -24,7 +29,6 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from fastals._kernels import _similarity
 from fastals._threads import resolve_threads
 from fastals._validation import (
     CSR,
@@ -40,14 +44,15 @@ from fastals._validation import (
 )
 from fastals.models.base import RecommenderBase
 from fastals.similarity import (
-    _MODE,
     as_rows,
     columns_top_k,
     dense_similarity,
+    predict_neighbours,
+    prescaled,
+    query_top_k,
     row_statistics,
     rows_top_k,
     self_similarity,
-    top_k_csr,
     weigh,
 )
 
@@ -117,6 +122,19 @@ def _check_fit_arguments(show_progress, callback):
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}")
     return time.perf_counter()
+
+
+def _row_similarities(rows: CSR, stats, measure, ids, candidates, dtype):
+    """Dense `measure` similarities (in `dtype`) of rows[ids] to every row or to the
+    candidates; `stats` is :func:`row_statistics` of `rows`. What similar_items and
+    similar_users rank for every neighbourhood model. The query rows are pre-scaled (as
+    UserKNN's queries are for the kernels), so that cosine and Pearson of tiny or huge
+    values do not underflow or overflow (a few rows: one thread scales them)."""
+    query = as_csr(rows.to_scipy()[ids], "query", dtype, check_values=False)
+    query, picked = prescaled(query, measure, {name: values[ids] for name, values in
+                                               stats.items()}, 1)
+    scores = dense_similarity(query, rows, measure, picked, stats).astype(dtype)
+    return scores if candidates is None else scores[:, candidates]
 
 
 def _dense_rows(matrix, rows, fill=-np.inf):
@@ -276,11 +294,7 @@ class ItemKNN(_SimilarItemsModel):
             cached = (self.user_items_data,
                       row_statistics(rows, measure, resolve_threads(self.num_threads)))
             self._user_stats = cached
-        stats = cached[1]
-        query = as_csr(self.user_items[ids], "users", self.dtype, check_values=False)
-        picked = {name: values[ids] for name, values in stats.items()}
-        scores = dense_similarity(query, rows, measure, picked, stats)
-        return scores if candidates is None else scores[:, candidates]
+        return _row_similarities(rows, cached[1], measure, ids, candidates, self.dtype)
 
     def _restore(self, arrays, extra):
         super()._restore(arrays, extra)
@@ -406,10 +420,7 @@ class ContentKNN(_SimilarItemsModel):
         F = as_csr(self.features, "features", self.dtype, check_values=False)
         measure = _MEASURE[self.similarity]
         stats = row_statistics(F, measure, resolve_threads(self.num_threads))
-        query = as_csr(F.to_scipy()[ids], "items", self.dtype)
-        picked = {name: values[ids] for name, values in stats.items()}
-        scores = dense_similarity(query, F, measure, picked, stats).astype(self.dtype)
-        return scores if candidates is None else scores[:, candidates]
+        return _row_similarities(F, stats, measure, ids, candidates, self.dtype)
 
     def _restore(self, arrays, extra):
         super()._restore(arrays, extra)
@@ -551,42 +562,11 @@ class UserKNN(RecommenderBase):
 
     def _predict_rows(self, Q: CSR, self_ids, rows_of, items):
         """Estimates (and voter counts) for the pairs (row rows_of[k] of Q, items[k])."""
-        threads = resolve_threads(self.num_threads)
-        columns, users = self._columns, self._stats
-        index = np.int64 if np.int64 in (Q.indices.dtype.type,
-                                         columns.indices.dtype.type) else np.int32
-        order = np.argsort(rows_of, kind="stable")  # the kernel takes pairs grouped by row
-        pair_indptr = np.zeros(Q.shape[0] + 1, dtype=index)
-        np.cumsum(np.bincount(rows_of, minlength=Q.shape[0]), out=pair_indptr[1:])
-        queries = row_statistics(Q, self.similarity, threads)
         q_mean, counts = _row_means(Q)
         q_fallback = np.where(counts > 0, q_mean, self.global_mean)
-        workers = max(1, min(threads, Q.shape[0]))
-        K = min(self.K, max(self.n_users, 1))
-        none = np.zeros(0)
-
-        def per_user(name):
-            return users[name].astype(self.dtype) if name in users else none.astype(self.dtype)
-
-        out = np.empty(len(items))
-        voters = np.zeros(len(items), dtype=np.int64)
-        _similarity.predict_neighbours(
-            Q.indptr.astype(index), Q.indices.astype(index), Q.data, self_ids, pair_indptr,
-            items[order].astype(index), columns.indptr.astype(index),
-            columns.indices.astype(index), columns.data, _similarity.MODES[_MODE[self.similarity]],
-            self.similarity == "jaccard", queries.get("scale", none),
-            -queries["shift"] if "shift" in queries else none, queries.get("count", none),
-            per_user("scale"), per_user("shift"), per_user("count"), q_mean, q_fallback,
-            self.user_means, bool(self.mean_centered),
-            np.zeros((workers, self.n_users), dtype=self.dtype),
-            np.empty((workers, self.n_users), dtype=index),
-            np.empty((workers, K), dtype=self.dtype), np.empty((workers, K), dtype=index),
-            out, voters, workers)
-        estimates = np.empty(len(items))
-        estimates[order] = out
-        counted = np.empty(len(items), dtype=np.int64)
-        counted[order] = voters
-        return estimates, counted
+        return predict_neighbours(Q, self_ids, rows_of, items, self._columns, self.similarity,
+                                  self._stats, q_mean, q_fallback, self.user_means,
+                                  self.mean_centered, self.K, resolve_threads(self.num_threads))
 
     # --- new users ----------------------------------------------------------------------------
     def most_similar_users(self, vector, N=10):
@@ -601,9 +581,8 @@ class UserKNN(RecommenderBase):
         one = not sp.issparse(vector) and np.ndim(vector) == 1
         Q = as_rows(np.atleast_2d(vector) if one else vector, "vector", self.dtype,
                     n_cols=self.n_items)
-        threads = resolve_threads(self.num_threads)
-        S = top_k_csr(Q, self._columns, N, self.similarity,
-                      row_statistics(Q, self.similarity, threads), self._stats, False, threads)
+        S = query_top_k(Q, self._columns, self._stats, N, self.similarity,
+                        resolve_threads(self.num_threads))
         ids, scores = _best_first(S, min(N, self.n_users), self.dtype)
         if one:
             found = ids[0] >= 0
@@ -616,10 +595,8 @@ class UserKNN(RecommenderBase):
 
     def _user_scores(self, userids, rows, item_block, recalculate):
         if recalculate:
-            threads = resolve_threads(self.num_threads)
-            nearest = top_k_csr(rows, self._columns, min(self.K, self.n_users), self.similarity,
-                                row_statistics(rows, self.similarity, threads), self._stats,
-                                False, threads)
+            nearest = query_top_k(rows, self._columns, self._stats, min(self.K, self.n_users),
+                                  self.similarity, resolve_threads(self.num_threads))
         else:
             nearest = self.neighbours[userids]
         scores = np.asarray((nearest @ self.ratings).toarray(), dtype=self.dtype)
@@ -631,10 +608,7 @@ class UserKNN(RecommenderBase):
         else:
             rows = self._columns
             stats = row_statistics(rows, self.similarity, resolve_threads(self.num_threads))
-        query = as_csr(rows.to_scipy()[ids], "query", self.dtype, check_values=False)
-        picked = {name: values[ids] for name, values in stats.items()}
-        scores = dense_similarity(query, rows, self.similarity, picked, stats).astype(self.dtype)
-        return scores if candidates is None else scores[:, candidates]
+        return _row_similarities(rows, stats, self.similarity, ids, candidates, self.dtype)
 
     def _restore(self, arrays, extra):
         super()._restore(arrays, extra)

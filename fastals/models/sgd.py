@@ -8,7 +8,7 @@ p_u . q_i (mu = b = c = 0 when ``biases=False``; mu is the mean training rating)
     p_u += lr   (2 e_ui q_i - beta p_u)        q_i += lr   (2 e_ui p_u - beta q_i)
 
 (the p_u and q_i updates both use the values from before the step): one gradient step on
-e_ui^2 + beta/2 (|p_u|^2 + |q_i|^2) + beta_b/2 (b_u^2 + c_i^2). This is the notebooks' rule;
+e_ui^2 + beta/2 (|p_u|^2 + |q_i|^2) + beta_b/2 (b_u^2 + c_i^2), the rule of Au Yeung (2010);
 scikit-surprise's ``SVD`` takes the step on e^2/2, so its ``lr_all`` and ``reg_all`` are
 ``2 * learning_rate`` and ``regularization / 2`` here.
 
@@ -282,7 +282,7 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         return params
 
 
-#: the name Surprise and the notebooks use
+#: Simon Funk's name for it (scikit-surprise calls it SVD, LensKit FunkSVD)
 FunkSVD = SGDMatrixFactorization
 
 

@@ -21,7 +21,7 @@ With the items fixed, user u's unknowns w = [x_u, b_u] solve the ridge system
 stays free): the same quadratic minimised over that set (NNLS, as Spark's ``nonnegative``).
 A row without ratings gets x_u = 0, b_u = 0.
 
-**SGD** (Funk 2006; the notebooks' rule) visits the ratings in a given order and, for each,
+**SGD** (Funk 2006; Au Yeung 2010) visits the ratings in a given order and, for each,
 
     e = r_ui - r^_ui
     b_u += lr_b (2 e - beta_b b_u);  c_i += lr_b (2 e - beta_b c_i)
