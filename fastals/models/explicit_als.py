@@ -37,6 +37,7 @@ from fastals._validation import (
 )
 from fastals.exceptions import ModelFitError
 from fastals.models.base import run_training
+from fastals.models.blocksolve import _blocks, initial_item_factors
 from fastals.models.explicit import ExplicitFactorizationBase
 from fastals.models.factorization import raise_for_status
 
@@ -47,7 +48,6 @@ kernels("_explicit")  # load the kernel build now, not inside the first fit
 # every thread to be scheduled again, which costs more than small ones gain from a second
 # thread (rank 10 on MovieLens 100K runs on one thread; the default rank 64 on two).
 MIN_WORK_PER_THREAD = 1 << 26
-from fastals.models.implicit_als import _blocks
 
 
 def _pair(name, value):
@@ -248,13 +248,3 @@ class ExplicitALS(ExplicitFactorizationBase):
             if isinstance(params[name], (tuple, np.ndarray)):
                 params[name] = [float(v) for v in params[name]]
         return params
-
-
-def initial_item_factors(rng, item_counts, factors, nonnegative, dtype):
-    """N(0, 1/K) item factors (their absolute values if nonnegative); zero for unrated items."""
-    Y = rng.standard_normal((len(item_counts), factors)) / np.sqrt(factors)
-    if nonnegative:
-        Y = np.abs(Y)
-    Y = Y.astype(dtype)
-    Y[np.asarray(item_counts) == 0] = 0
-    return Y

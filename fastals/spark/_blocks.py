@@ -22,7 +22,8 @@ import scipy.sparse as sp
 from fastals._threads import resolve_threads, single_threaded_blas
 from fastals._validation import CSR, as_csr, check_random_state
 from fastals.exceptions import ModelFitError
-from fastals.models.implicit_als import ImplicitALS, _blocks, _gram, _initial_factors
+from fastals.models.blocksolve import _blocks, _gram, _initial_factors
+from fastals.models.implicit_als import ImplicitALS
 
 USER, ITEM = 0, 1
 SIDES = ("user", "item")
@@ -337,7 +338,7 @@ class ExplicitSolver:
 
     def initial_state(self, n_users, n_items, random_state, counts):
         """Driver: the initial state ExplicitALS.fit starts from (same draws, same order)."""
-        from fastals.models.explicit_als import initial_item_factors
+        from fastals.models.blocksolve import initial_item_factors
 
         rng = check_random_state(random_state)
         K, dtype = self.params["factors"], self.dtype
