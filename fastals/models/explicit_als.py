@@ -27,7 +27,6 @@ import numpy as np
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads, single_threaded_blas
 from fastals._validation import (
-    all_finite,
     check_bool,
     check_dtype,
     check_float,
@@ -35,11 +34,9 @@ from fastals._validation import (
     check_num_threads,
     check_random_state,
 )
-from fastals.exceptions import ModelFitError
 from fastals.models.base import run_training
-from fastals.models.blocksolve import _blocks, initial_item_factors
+from fastals.models.blocksolve import ExplicitBlockSolver, _blocks, initial_item_factors
 from fastals.models.explicit import ExplicitFactorizationBase
-from fastals.models.factorization import raise_for_status
 
 kernels("_explicit")  # load the kernel build now, not inside the first fit
 
@@ -193,34 +190,9 @@ class ExplicitALS(ExplicitFactorizationBase):
         return self
 
     def _solve(self, rows_csr, blocks, X, x_bias, Y, y_bias, side, threads):
-        """One half-iteration: solve every row of X (and x_bias) against the fixed Y, y_bias."""
-        which = 0 if side == "user" else 1
-        reg = self._regularization[which]
-        reg_bias = self._bias_regularization[which]
-        als = kernels("_explicit")
-        for lo, hi in blocks:
-            part = rows_csr.rows(lo, hi)
-            status = np.zeros(hi - lo, dtype=np.int8)
-            als.solve_rows(part.indptr, part.indices, part.data, X[lo:hi], x_bias[lo:hi], Y,
-                           y_bias, self.dtype(self._mu), self.dtype(reg), self.dtype(reg_bias),
-                           self.weighted_regularization, self.biases, self.nonnegative,
-                           threads, status)
-            if status.any() and self._overflows(Y, rows_csr):
-                raise self._overflow_error(side)  # the magnitude, not the regularisation
-            raise_for_status(status, lo, side, self.regularization, self.dtype)
-        if not (all_finite(X) and all_finite(x_bias)):
-            raise self._overflow_error(side)
-
-    def _overflow_error(self, side):
-        return ModelFitError(
-            f"the {side} factors became non-finite (overflow); the ratings may be too large for "
-            f"{np.dtype(self.dtype).name}: scale them, raise regularization or use float64")
-
-    def _overflows(self, Y, rows_csr):
-        """Whether sums of n y y^T over a row can overflow the dtype (a failed solve's cause)."""
-        largest = float(np.max(np.square(Y, dtype=np.float64).sum(axis=1), initial=0.0))
-        most = float(np.diff(rows_csr.indptr).max(initial=1))
-        return not largest * most < float(np.finfo(self.dtype).max)
+        """One half-iteration: :meth:`ExplicitBlockSolver._solve` with this model's parameters."""
+        return ExplicitBlockSolver(self)._solve(rows_csr, blocks, X, x_bias, Y, y_bias, side,
+                                                threads)
 
     def _loss(self, R, threads):
         """The objective L divided by the number of ratings, from the published state."""

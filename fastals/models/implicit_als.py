@@ -22,7 +22,6 @@ from fastals._arrays import aligned, aligned_zeros
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads, single_threaded_blas
 from fastals._validation import (
-    all_finite,
     as_csr,
     check_bool,
     check_choice,
@@ -35,8 +34,8 @@ from fastals._validation import (
 )
 from fastals.exceptions import ModelFitError
 from fastals.models.base import run_training
-from fastals.models.blocksolve import _blocks, _gram, _initial_factors
-from fastals.models.factorization import MatrixFactorizationBase, raise_for_status
+from fastals.models.blocksolve import ImplicitBlockSolver, _blocks, _gram, _initial_factors
+from fastals.models.factorization import MatrixFactorizationBase
 
 kernels("_als")  # load the kernel build now, not inside the first fit
 
@@ -184,44 +183,15 @@ class ImplicitALS(MatrixFactorizationBase):
 
     def _solve(self, rows_csr, blocks, X, Y, side, threads, gram=None, offset=0,
                row_shift=None):
-        """One half-iteration: update every row of X against the fixed Y, block by block.
-
-        `gram` is :meth:`_gram` of Y when the caller already has it (fastals.spark computes
-        it once on the driver); `offset` is added to row numbers in error messages (the
-        position of this block of rows in the whole side). `row_shift` (one value per row
-        of X, in the model's dtype) is added to the diagonal of each row's system on top of
-        `gram`: fastals.spark's weighted regularization passes Y^T Y and lambda n_u.
-        """
-        als = kernels("_als")
-        gram = self._gram(Y) if gram is None else gram
-        alpha = self.dtype(self.alpha)
-        if row_shift is not None and (row_shift.shape != (X.shape[0],)
-                                      or row_shift.dtype != X.dtype):
-            raise ValueError(f"row_shift must be a {X.dtype} array of {X.shape[0]} values "
-                             f"(one per row), got {row_shift.dtype} {row_shift.shape}")
-        for lo, hi in blocks:
-            part = rows_csr.rows(lo, hi)
-            status = np.zeros(hi - lo, dtype=np.int8)
-            shift = None if row_shift is None else row_shift[lo:hi]
-            if self.solver == "cg":
-                als.solve_cg(part.indptr, part.indices, part.data, X[lo:hi], Y, gram, alpha,
-                             self.cg_steps, threads, status, shift, self._offset)
-            else:
-                als.solve_cholesky(part.indptr, part.indices, part.data, X[lo:hi], Y, gram,
-                                   alpha, threads, status, shift, self._offset)
-            self._raise_for_status(status, lo + offset, side)
-        if not all_finite(X):
-            raise ModelFitError(
-                f"the {side} factors became non-finite (overflow); the values in user_items "
-                f"or alpha={self.alpha} may be too large for {np.dtype(self.dtype).name}: "
-                "scale the values down, lower alpha, raise regularization or use float64")
+        """One half-iteration: :meth:`ImplicitBlockSolver._solve` with this model's parameters."""
+        return ImplicitBlockSolver(self)._solve(rows_csr, blocks, X, Y, side, threads, gram,
+                                                offset, row_shift)
 
     def _raise_for_status(self, status, offset, side):
-        raise_for_status(status, offset, side, self.regularization, self.dtype)
+        ImplicitBlockSolver(self)._raise_for_status(status, offset, side)
 
     def _gram(self, Y):
-        """Y^T Y + regularization I, accumulated in float64 blocks, in the model's dtype."""
-        return (_gram(Y) + self.regularization * np.eye(Y.shape[1])).astype(self.dtype)
+        return ImplicitBlockSolver(self)._gram(Y)
 
     def _loss(self, Cui, X, Y, threads):
         """The objective L divided by the total confidence sum_{u,i} c_ui."""
