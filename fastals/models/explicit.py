@@ -29,7 +29,8 @@ from fastals._threads import resolve_threads
 from fastals._validation import as_ratings, check_bool, check_ids
 from fastals.exceptions import ModelFitError
 from fastals.models.base import FactorScores
-from fastals.models.factorization import MatrixFactorizationBase, raise_for_status
+from fastals.models.blocksolve import ExplicitBlockSolver, publish_explicit
+from fastals.models.factorization import MatrixFactorizationBase
 
 log = logging.getLogger("fastals")
 
@@ -72,12 +73,7 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
 
     def _publish(self, X, Y, x_bias, y_bias, copy=True):
         """Make the given arrays (or copies of them) the fitted state."""
-        self.user_counts, self.item_counts, self.global_mean, self.rating_range = \
-            self._statistics
-        if copy:
-            X, Y, x_bias, y_bias = X.copy(), Y.copy(), x_bias.copy(), y_bias.copy()
-        self.user_factors, self.item_factors, self.user_bias, self.item_bias = \
-            X, Y, x_bias, y_bias
+        publish_explicit(self, X, Y, x_bias, y_bias, self._statistics, copy)
 
     @property
     def _mu(self):
@@ -221,13 +217,11 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
         reg, reg_bias, weighted = self._fold_in_regularization()
         X = np.zeros((rows.shape[0], self.factors), dtype=self.dtype)
         b = np.zeros(rows.shape[0], dtype=self.dtype)
-        status = np.zeros(rows.shape[0], dtype=np.int8)
-        kernels("_explicit").solve_rows(
-            rows.indptr, rows.indices, rows.data, X, b, self.item_factors, self.item_bias,
-            self.dtype(self._mu), self.dtype(reg), self.dtype(reg_bias), weighted, self.biases,
-            bool(getattr(self, "nonnegative", False)), resolve_threads(self.num_threads),
-            status)
-        raise_for_status(status, 0, "user", reg, self.dtype)
+        solver = ExplicitBlockSolver(reg, reg_bias, weighted, self.biases,
+                                     bool(getattr(self, "nonnegative", False)), self._mu,
+                                     self.dtype, diagnose_overflow=False)
+        solver.solve_block(rows, self.item_factors, self.item_bias, X, b,
+                           resolve_threads(self.num_threads), "user")
         return X, b
 
     # --- save / load ---------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from fastals._validation import (
     check_random_state,
 )
 from fastals.models.base import run_training
-from fastals.models.blocksolve import ExplicitBlockSolver, _blocks, initial_item_factors
+from fastals.models.blocksolve import ExplicitBlockSolver, initial_item_factors, row_blocks
 from fastals.models.explicit import ExplicitFactorizationBase
 
 kernels("_explicit")  # load the kernel build now, not inside the first fit
@@ -171,14 +171,15 @@ class ExplicitALS(ExplicitFactorizationBase):
         self.loss_history = []
         # solved in place (no second copy of the factors: memory stays ~ input + factors)
         self._publish(X, Y, x_bias, y_bias, copy=False)
-        user_blocks, item_blocks = _blocks(R), _blocks(Rt)
+        user_blocks, item_blocks = row_blocks(R), row_blocks(Rt)
         D = K + self.biases
         threads = min(resolve_threads(self.num_threads),
                       max(1, R.nnz * D * D // MIN_WORK_PER_THREAD))
 
         def iteration(_):
-            self._solve(R, user_blocks, X, x_bias, Y, y_bias, "user", threads)
-            self._solve(Rt, item_blocks, Y, y_bias, X, x_bias, "item", threads)
+            solver = ExplicitBlockSolver.for_model(self)
+            solver.solve(R, user_blocks, Y, y_bias, X, x_bias, threads, "user")
+            solver.solve(Rt, item_blocks, X, x_bias, Y, y_bias, threads, "item")
             self.clear_cache()  # the factors changed in place
             if not self.calculate_training_loss:
                 return None
@@ -188,11 +189,6 @@ class ExplicitALS(ExplicitFactorizationBase):
         with single_threaded_blas():
             run_training("ExplicitALS", self.iterations, iteration, show_progress, callback)
         return self
-
-    def _solve(self, rows_csr, blocks, X, x_bias, Y, y_bias, side, threads):
-        """One half-iteration: :meth:`ExplicitBlockSolver._solve` with this model's parameters."""
-        return ExplicitBlockSolver(self)._solve(rows_csr, blocks, X, x_bias, Y, y_bias, side,
-                                                threads)
 
     def _loss(self, R, threads):
         """The objective L divided by the number of ratings, from the published state."""

@@ -34,7 +34,12 @@ from fastals._validation import (
 )
 from fastals.exceptions import ModelFitError
 from fastals.models.base import run_training
-from fastals.models.blocksolve import ImplicitBlockSolver, _blocks, _gram, _initial_factors
+from fastals.models.blocksolve import (
+    ImplicitBlockSolver,
+    _initial_factors,
+    gram_matrix,
+    row_blocks,
+)
 from fastals.models.factorization import MatrixFactorizationBase
 
 kernels("_als")  # load the kernel build now, not inside the first fit
@@ -166,7 +171,7 @@ class ImplicitALS(MatrixFactorizationBase):
         self.clear_cache()
         # solved in place (no second copy of the factors: memory stays ~ input + factors)
         self.user_factors, self.item_factors = X, Y
-        user_blocks, item_blocks = _blocks(Cui), _blocks(Ciu)
+        user_blocks, item_blocks = row_blocks(Cui), row_blocks(Ciu)
         threads = resolve_threads(self.num_threads)
 
         def iteration(_):
@@ -181,22 +186,23 @@ class ImplicitALS(MatrixFactorizationBase):
             run_training("ImplicitALS", self.iterations, iteration, show_progress, callback)
         return self
 
-    def _solve(self, rows_csr, blocks, X, Y, side, threads, gram=None, offset=0,
+    def _solve(self, rows_csr, blocks, X, Y, side, threads, gram=None, first_row=0,
                row_shift=None):
-        """One half-iteration: :meth:`ImplicitBlockSolver._solve` with this model's parameters."""
-        return ImplicitBlockSolver(self)._solve(rows_csr, blocks, X, Y, side, threads, gram,
-                                                offset, row_shift)
+        """One half-iteration: every row of X solved in place against the fixed Y, block by
+        block (:meth:`ImplicitBlockSolver.solve` with this model's parameters).
 
-    def _raise_for_status(self, status, offset, side):
-        ImplicitBlockSolver(self)._raise_for_status(status, offset, side)
-
-    def _gram(self, Y):
-        return ImplicitBlockSolver(self)._gram(Y)
+        `gram` is Y^T Y + regularization I when the caller already has it; `first_row` is
+        the position of X's row 0 in the whole side (for error messages); `row_shift` is
+        added to the diagonal of each row's system.
+        """
+        solver = ImplicitBlockSolver.for_model(self)
+        gram = solver.regularized_gram(Y) if gram is None else gram
+        solver.solve(rows_csr, blocks, Y, gram, X, threads, side, first_row, row_shift)
 
     def _loss(self, Cui, X, Y, threads):
         """The objective L divided by the total confidence sum_{u,i} c_ui."""
         out = np.empty(Cui.shape[0], dtype=np.float64)
-        YtY = _gram(Y).astype(self.dtype)
+        YtY = gram_matrix(Y).astype(self.dtype)
         kernels("_als").row_losses(Cui.indptr, Cui.indices, Cui.data, X, Y, YtY,
                                    self.dtype(self.alpha), threads, out, self._offset)
         total = out.sum() + self.regularization * (
@@ -209,13 +215,10 @@ class ImplicitALS(MatrixFactorizationBase):
     def _exact_rows(self, rows, Y):
         """Exact solves of the given rows against fixed factors Y (a fold-in)."""
         X = np.zeros((rows.shape[0], self.factors), dtype=self.dtype)
-        status = np.zeros(rows.shape[0], dtype=np.int8)
+        solver = ImplicitBlockSolver.for_model(self, method="cholesky")
         with single_threaded_blas():
-            gram = self._gram(Y)
-        kernels("_als").solve_cholesky(rows.indptr, rows.indices, rows.data, X, Y, gram,
-                                       self.dtype(self.alpha), resolve_threads(self.num_threads),
-                                       status, None, self._offset)
-        self._raise_for_status(status, 0, "row")
+            gram = solver.regularized_gram(Y)
+        solver.solve_block(rows, Y, gram, X, resolve_threads(self.num_threads), side="row")
         return X
 
     def _recalculate_users(self, rows):
@@ -291,7 +294,7 @@ class ImplicitALS(MatrixFactorizationBase):
         if user_weights is None:
             c_minus_1 = float(self._offset) - 1 + self.alpha * np.abs(values)
             with single_threaded_blas():  # Y^T Y + Y_u^T (C_u - I) Y_u + lambda I
-                A = _gram(self.item_factors) + (Y_u * c_minus_1[:, None]).T @ Y_u \
+                A = gram_matrix(self.item_factors) + (Y_u * c_minus_1[:, None]).T @ Y_u \
                     + self.regularization * np.eye(self.factors)
             try:
                 user_weights = scipy.linalg.cho_factor(A)
