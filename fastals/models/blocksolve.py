@@ -13,9 +13,10 @@ rooms may use; nothing else of the models):
     noticed between calls (kernels never check for it) and progress is fine-grained.
 ``gram_matrix(Y)``
     Y^T Y in float64, summed over row blocks in a fixed order (bounded temporary memory).
-``_initial_factors(rng, n, factors, dtype)``, ``initial_item_factors(rng, item_counts,
-factors, nonnegative, dtype)``
-    initial factors of implicit and explicit ALS.
+``implicit_initial_factors(rng, n_users, n_items, factors, dtype)``,
+``explicit_initial_factors(rng, n_users, item_counts, factors, nonnegative, dtype)``
+    the (X, Y) a fit starts from: the same draws from `rng`, in the same order, wherever
+    the fit runs.
 ``ImplicitBlockSolver``, ``ExplicitBlockSolver``
     one per model kind, holding the parameters of the solve; ``for_model(model)`` takes
     them from a (validated) model. ``solve_block(csr_block, fixed_factors, ..., out, ...)``
@@ -43,11 +44,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastals._arrays import aligned_empty
+from fastals._arrays import aligned_zeros
 from fastals._kernels.dispatch import kernels
 from fastals._validation import all_finite
 from fastals.exceptions import ModelFitError
-from fastals.models.factorization import raise_for_status
+from fastals.models.factorization import normal_rows, raise_for_status, scaled_by
 
 # Rows are solved in blocks of about this many stored values (see row_blocks).
 BLOCK_NNZ = 1 << 21
@@ -79,22 +80,47 @@ def gram_matrix(Y):
 
 
 # --- initial factors -------------------------------------------------------------------------
-def _initial_factors(rng, n, K, dtype):
+def implicit_initial_rows(rng, n, factors, dtype):
     """N(0, 0.01^2) factors drawn directly in `dtype` (no float64 temporary), cache-aligned."""
-    factors = aligned_empty((n, K), dtype)
-    rng.standard_normal(out=factors, dtype=dtype)
-    factors *= dtype(0.01)
-    return factors
+    return normal_rows(rng, n, factors, dtype, scaled_by(0.01, dtype))
+
+
+def implicit_initial_factors(rng, n_users, n_items, factors, dtype):
+    """The (X, Y) ImplicitALS starts from: X's rows drawn first, then Y's."""
+    X = implicit_initial_rows(rng, n_users, factors, dtype)
+    Y = implicit_initial_rows(rng, n_items, factors, dtype)
+    return X, Y
+
+
+def _explicit_rows(rng, n, factors, nonnegative, dtype):
+    """N(0, 1/K) rows (their absolute values if nonnegative), drawn and scaled in float64,
+    then rounded to `dtype`; cache-aligned."""
+    root = np.sqrt(factors)
+
+    def finish(block):
+        block = block / root
+        return np.abs(block) if nonnegative else block
+
+    return normal_rows(rng, n, factors, dtype, finish, draw_dtype=np.float64)
 
 
 def initial_item_factors(rng, item_counts, factors, nonnegative, dtype):
     """N(0, 1/K) item factors (their absolute values if nonnegative); zero for unrated items."""
-    Y = rng.standard_normal((len(item_counts), factors)) / np.sqrt(factors)
-    if nonnegative:
-        Y = np.abs(Y)
-    Y = Y.astype(dtype)
+    Y = _explicit_rows(rng, len(item_counts), factors, nonnegative, dtype)
     Y[np.asarray(item_counts) == 0] = 0
     return Y
+
+
+def explicit_initial_factors(rng, n_users, item_counts, factors, nonnegative, dtype):
+    """The (X, Y) ExplicitALS starts from: Y drawn first (:func:`initial_item_factors`); X
+    zero (the exact solve ignores it), or with `nonnegative` (the NNLS solve warm-starts
+    from X: start it feasible, non-zero) |N(0, 1/K)| rows drawn next."""
+    Y = initial_item_factors(rng, item_counts, factors, nonnegative, dtype)
+    if nonnegative:
+        X = _explicit_rows(rng, n_users, factors, True, dtype)
+    else:
+        X = aligned_zeros((n_users, factors), dtype)
+    return X, Y
 
 
 # --- implicit ALS ------------------------------------------------------------------------------

@@ -35,7 +35,8 @@ from fastals._validation import (
     check_random_state,
 )
 from fastals.models.base import run_training
-from fastals.models.blocksolve import ExplicitBlockSolver, initial_item_factors, row_blocks
+from fastals.models.blocksolve import ExplicitBlockSolver, explicit_initial_factors, row_blocks
+from fastals.models.blocksolve import initial_item_factors  # noqa: F401  (its home before)
 from fastals.models.explicit import ExplicitFactorizationBase
 
 kernels("_explicit")  # load the kernel build now, not inside the first fit
@@ -162,12 +163,10 @@ class ExplicitALS(ExplicitFactorizationBase):
         n_users, n_items = R.shape
         K = self.factors
         rng = check_random_state(self.random_state)
-        Y = initial_item_factors(rng, self._statistics[1], K, self.nonnegative, self.dtype)
-        X = np.zeros((n_users, K), dtype=self.dtype)
+        X, Y = explicit_initial_factors(rng, n_users, self._statistics[1], K, self.nonnegative,
+                                        self.dtype)
         x_bias = np.zeros(n_users, dtype=self.dtype)
         y_bias = np.zeros(n_items, dtype=self.dtype)
-        if self.nonnegative:  # the NNLS solve warm-starts from X: start it feasible, non-zero
-            X[:] = np.abs(rng.standard_normal((n_users, K)) / np.sqrt(K))
         self.loss_history = []
         # solved in place (no second copy of the factors: memory stays ~ input + factors)
         self._publish(X, Y, x_bias, y_bias, copy=False)

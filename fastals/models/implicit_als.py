@@ -36,10 +36,12 @@ from fastals.exceptions import ModelFitError
 from fastals.models.base import run_training
 from fastals.models.blocksolve import (
     ImplicitBlockSolver,
-    _initial_factors,
     gram_matrix,
+    implicit_initial_factors,
     row_blocks,
 )
+# the per-side draw, under the name it had here before blocksolve.py held it
+from fastals.models.blocksolve import implicit_initial_rows as _initial_factors  # noqa: F401
 from fastals.models.factorization import MatrixFactorizationBase
 
 kernels("_als")  # load the kernel build now, not inside the first fit
@@ -165,8 +167,7 @@ class ImplicitALS(MatrixFactorizationBase):
         rng = check_random_state(self.random_state)
         n_users, n_items = Cui.shape
         K = self.factors
-        X = _initial_factors(rng, n_users, K, self.dtype)
-        Y = _initial_factors(rng, n_items, K, self.dtype)
+        X, Y = implicit_initial_factors(rng, n_users, n_items, K, self.dtype)
         self.loss_history = []
         self.clear_cache()
         # solved in place (no second copy of the factors: memory stays ~ input + factors)

@@ -38,7 +38,7 @@ import numbers
 
 import numpy as np
 
-from fastals._arrays import aligned, aligned_empty, padded_width, unpad_in_place
+from fastals._arrays import aligned, padded_width, unpad_in_place
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
 from fastals._validation import (
@@ -53,6 +53,7 @@ from fastals._validation import (
 from fastals.exceptions import ModelFitError
 from fastals.models.base import run_training
 from fastals.models.explicit import ExplicitFactorizationBase
+from fastals.models.factorization import normal_rows, scaled_by
 
 kernels("_sgd")  # load the kernel build now, not inside the first fit
 
@@ -299,14 +300,8 @@ def _normal_rows(rng, n, factors, init_std, dtype, chunk_bytes=1 << 20):
     width = padded_width(factors, dtype)
     if width > factors * (1 + MAX_PADDING):
         width = factors
-    X = aligned_empty((n, width), dtype)
-    X[:, factors:] = 0
-    step = max(1, chunk_bytes // (factors * X.itemsize))
-    for start in range(0, n, step):
-        block = rng.standard_normal((min(step, n - start), factors), dtype=dtype)
-        block *= dtype(init_std)
-        X[start:start + len(block), :factors] = block
-    return X
+    return normal_rows(rng, n, factors, dtype, scaled_by(init_std, dtype), width=width,
+                       chunk_bytes=chunk_bytes)
 
 
 def epoch_seed(rng):

@@ -29,9 +29,9 @@ from fastals.exceptions import ModelFitError
 from fastals.models.blocksolve import (
     ExplicitBlockSolver,
     ImplicitBlockSolver,
-    _initial_factors,
+    explicit_initial_factors,
     gram_matrix,
-    initial_item_factors,
+    implicit_initial_factors,
     publish_explicit,
     row_blocks,
 )
@@ -270,9 +270,8 @@ class ImplicitSolver:
     def initial_state(self, n_users, n_items, random_state, counts=None):
         """Driver: the same initial factors as ImplicitALS.fit draws for this shape."""
         rng = check_random_state(random_state)
-        K, dtype = self.params["factors"], self.dtype
-        X = _initial_factors(rng, n_users, K, dtype)
-        Y = _initial_factors(rng, n_items, K, dtype)
+        X, Y = implicit_initial_factors(rng, n_users, n_items, self.params["factors"],
+                                        self.dtype)
         return (X,), (Y,)
 
     def fixed(self, state):
@@ -354,11 +353,9 @@ class ExplicitSolver:
     def initial_state(self, n_users, n_items, random_state, counts):
         """Driver: the initial state ExplicitALS.fit starts from (same draws, same order)."""
         rng = check_random_state(random_state)
-        K, dtype = self.params["factors"], self.dtype
-        Y = initial_item_factors(rng, counts[1], K, self.params["nonnegative"], dtype)
-        X = np.zeros((n_users, K), dtype=dtype)
-        if self.params["nonnegative"]:
-            X[:] = np.abs(rng.standard_normal((n_users, K)) / np.sqrt(K))
+        dtype = self.dtype
+        X, Y = explicit_initial_factors(rng, n_users, counts[1], self.params["factors"],
+                                        self.params["nonnegative"], dtype)
         return (X, np.zeros(n_users, dtype)), (Y, np.zeros(n_items, dtype))
 
     @staticmethod
