@@ -34,7 +34,7 @@ from fastals._validation import (
     check_num_threads,
     check_random_state,
 )
-from fastals.models.base import run_training
+from fastals.models.base import check_fit_arguments, run_training
 from fastals.models.blocksolve import ExplicitBlockSolver, explicit_initial_factors, row_blocks
 from fastals.models.blocksolve import initial_item_factors  # noqa: F401  (its home before)
 from fastals.models.explicit import ExplicitFactorizationBase
@@ -155,9 +155,7 @@ class ExplicitALS(ExplicitFactorizationBase):
         usable model that is between two iterations.
         """
         self._check_params()
-        check_bool("show_progress", show_progress)
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
+        check_fit_arguments(show_progress, callback)
         R = self._training_ratings(ratings)
         Rt = R.transpose()
         n_users, n_items = R.shape

@@ -33,7 +33,7 @@ from fastals._validation import (
     check_random_state,
 )
 from fastals.exceptions import ModelFitError
-from fastals.models.base import run_training
+from fastals.models.base import check_fit_arguments, run_training
 from fastals.models.blocksolve import (
     ImplicitBlockSolver,
     gram_matrix,
@@ -159,9 +159,7 @@ class ImplicitALS(MatrixFactorizationBase):
         consistent model at least as good as the last completed iteration.
         """
         self._check_params()
-        check_bool("show_progress", show_progress)
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
+        check_fit_arguments(show_progress, callback)
         Cui = as_csr(user_items, "user_items", self.dtype, allow_empty=False)
         Ciu = Cui.transpose()
         rng = check_random_state(self.random_state)

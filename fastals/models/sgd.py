@@ -51,7 +51,7 @@ from fastals._validation import (
     check_random_state,
 )
 from fastals.exceptions import ModelFitError
-from fastals.models.base import run_training
+from fastals.models.base import check_fit_arguments, run_training
 from fastals.models.explicit import ExplicitFactorizationBase
 from fastals.models.factorization import normal_rows, scaled_by
 
@@ -197,9 +197,7 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         diverges, ModelFitError names the epoch and the model is left unfitted.
         """
         self._check_params()
-        check_bool("show_progress", show_progress)
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
+        check_fit_arguments(show_progress, callback)
         R = self._training_ratings(ratings)
         n_users, n_items = R.shape
         rng = check_random_state(self.random_state)
