@@ -95,7 +95,7 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         Fit the global mean and user and item biases (Surprise's ``SVD``); False gives
         Funk's plain p_u . q_i.
     lr_decay : float or sequence of float
-        Learning-rate schedule: a float d in (0, 1] multiplies the rates of epoch e by d**e;
+        Learning-rate multipliers: a float d in (0, 1] multiplies the rates of epoch e by d**e;
         a sequence gives the multiplier of each epoch (at least `epochs` values).
     shuffle : bool
         Draw a new random order of the ratings every epoch (True) or once per fit (False).
@@ -170,7 +170,7 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         self.epochs = check_int("epochs", self.epochs, minimum=0)
         self.init_std = check_float("init_std", self.init_std, minimum=0)
         self.biases = check_bool("biases", self.biases)
-        self._schedule = _schedule(self.lr_decay, self.epochs)
+        self._lr_multipliers = lr_multipliers(self.lr_decay, self.epochs)
         self.shuffle = check_bool("shuffle", self.shuffle)
         if self.strata is not None:
             self.strata = check_int("strata", self.strata, minimum=1)
@@ -180,9 +180,9 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
 
     def _rates(self, epoch):
         """(lr, lr_b, beta, beta_b) of an epoch, in the model dtype."""
-        lr = self.learning_rate * self._schedule[epoch]
+        lr = self.learning_rate * self._lr_multipliers[epoch]
         lr_b = (self.learning_rate if self.bias_learning_rate is None
-                else self.bias_learning_rate) * self._schedule[epoch]
+                else self.bias_learning_rate) * self._lr_multipliers[epoch]
         beta = self.regularization
         beta_b = beta if self.bias_regularization is None else self.bias_regularization
         return tuple(self.dtype(v) for v in (lr, lr_b, beta, beta_b))
@@ -387,7 +387,7 @@ def random_schedule(rng, G):
     return np.concatenate([groups * G + sigma[(groups + k) % G] for k in shift]).astype(np.int64)
 
 
-def _schedule(lr_decay, epochs):
+def lr_multipliers(lr_decay, epochs):
     """Per-epoch learning-rate multipliers from a decay factor or an explicit sequence."""
     epochs = check_int("epochs", epochs, minimum=0)
     if isinstance(lr_decay, numbers.Real) and not isinstance(lr_decay, (bool, np.bool_)):
