@@ -15,6 +15,9 @@ biases that are known) and says so, with a mask (``return_known=True``) or a war
 For ranking (:meth:`recommend`), the biases enter the scores by augmenting the factors,
 [x_u, 1, mu + b_u] . [y_i, c_i, 1] = r^_ui, so the shared top-N kernel ranks by predicted
 rating. :meth:`similar_items` compares the factors only (cosine), as for every model.
+
+Imports the kernels, fastals' validation and threading helpers and fastals.models (base,
+factorization, blocksolve).
 """
 from __future__ import annotations
 

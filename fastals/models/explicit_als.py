@@ -17,6 +17,10 @@ factor and bias together,
 exactly (Cholesky), or with ``nonnegative=True`` under x_u >= 0 (coordinate-descent NNLS,
 warm-started, so L never increases). Kernels: ``fastals/_kernels/_explicit.pxi``
 (``solve_rows``); reference: :mod:`fastals.reference.explicit` (``explicit_als_step``).
+The row solves are in :mod:`fastals.models.blocksolve` (shared with fastals.spark).
+
+Imports the kernels, fastals' validation and threading helpers and fastals.models (base,
+explicit, blocksolve).
 """
 from __future__ import annotations
 

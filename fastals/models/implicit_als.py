@@ -13,6 +13,10 @@ either exactly (``solver="cholesky"``) or by ``cg_steps`` conjugate-gradient ste
 warm-started from the current x_u (``solver="cg"``, Takacs et al. 2011). The kernels are in
 ``fastals/_kernels/_als.pxi``; the numpy reference that defines the same arithmetic is
 :mod:`fastals.reference.implicit_als`.
+
+The row solves themselves are in :mod:`fastals.models.blocksolve` (shared with
+fastals.spark). Imports the kernels, fastals' validation, array and threading helpers and
+fastals.models (base, factorization, blocksolve).
 """
 from __future__ import annotations
 

@@ -30,6 +30,9 @@ the order of the dot product's sums). At the end of a fit the rows are unpadded 
 ``strata=1`` gives a uniformly shuffled order swept Hogwild-style instead (threads race on
 shared rows; approximate with more than one thread). Kernels: ``fastals/_kernels/_sgd.pxi``
 (``sgd_epoch``, ``order_ratings``); reference: :func:`fastals.reference.explicit.sgd_epoch`.
+
+Imports the kernels, fastals' validation, array and threading helpers and fastals.models
+(base, explicit, factorization).
 """
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""``fastals.spark.ALS``: the estimator (parameters, checks, the fit pipeline)."""
+"""``fastals.spark.ALS``: the estimator (parameters, checks, the fit pipeline).
+
+Imports numpy, fastals' validation helpers, fastals.models.base (the fit-argument check)
+and the other fastals.spark modules; pyspark only inside functions.
+"""
 from __future__ import annotations
 
 import time
