@@ -196,7 +196,7 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
         if candidates is not None:
             Y, c = Y[candidates], c[candidates]
         if self.biases:
-            Y = np.hstack([Y, c[:, None], np.ones((len(c), 1), dtype=Y.dtype)])
+            Y = augmented_items(Y, c)
         return np.ascontiguousarray(Y.T)
 
     def _user_scores(self, userids, rows, item_block, recalculate):
@@ -206,8 +206,7 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
         else:
             X, b = self.user_factors[userids], self.user_bias[userids]
         if self.biases:
-            X = np.hstack([X, np.ones((len(b), 1), dtype=X.dtype),
-                           (self.global_mean + b.astype(np.float64))[:, None].astype(X.dtype)])
+            X = augmented_users(X, b, self.global_mean)
         return FactorScores(X, item_block)
 
     # --- fold-in -------------------------------------------------------------------------------
@@ -255,6 +254,18 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
 
 
 __all__ = ["ExplicitFactorizationBase"]
+
+
+def augmented_users(X, user_bias, global_mean):
+    """[x_u, 1, mu + b_u] per user: its dot product with :func:`augmented_items`'s
+    [y_i, c_i, 1] is the predicted rating mu + b_u + c_i + x_u . y_i."""
+    shifted = (global_mean + user_bias.astype(np.float64))[:, None].astype(X.dtype)
+    return np.hstack([X, np.ones((len(user_bias), 1), dtype=X.dtype), shifted])
+
+
+def augmented_items(Y, item_bias):
+    """[y_i, c_i, 1] per item (see :func:`augmented_users`)."""
+    return np.hstack([Y, item_bias[:, None], np.ones((len(item_bias), 1), dtype=Y.dtype)])
 
 
 def column_counts(R):

@@ -35,6 +35,7 @@ from fastals.models.blocksolve import (
     publish_explicit,
     row_blocks,
 )
+from fastals.models.explicit import augmented_items, augmented_users
 from fastals.models.implicit_als import ImplicitALS
 
 USER, ITEM = 0, 1
@@ -380,11 +381,7 @@ class ExplicitSolver:
         X, bias = state
         if not self.params["biases"]:
             return X
-        ones = np.ones((len(X), 1), dtype=X.dtype)
-        if side == USER:
-            shifted = (self.mean + bias.astype(np.float64)).astype(X.dtype)
-            return np.hstack([X, ones, shifted[:, None]])
-        return np.hstack([X, bias[:, None], ones])
+        return augmented_users(X, bias, self.mean) if side == USER else augmented_items(X, bias)
 
     def local_model(self, user_state, item_state, counts, **extra):
         model = self.model(**extra)
