@@ -310,7 +310,7 @@ def top_k_csr(A: CSR, Bt: CSR, K, similarity, stats_a, stats_b, skip_self, num_t
             bool(skip_self), work, dense_threshold, acc, touched, heap_scores, heap_ids,
             out_ids, out_scores, counts, threads)
     with tqdm(total=n_a, disable=not show_progress, desc=desc, unit="row") as bar:
-        for lo, hi in _blocks(work[order], _BLOCK_WORK):
+        for lo, hi in _work_ranges(work[order], _BLOCK_WORK):
             _similarity.top_k_rows(order[lo:hi], *args)
             bar.update(hi - lo)
     del acc, touched, args, bt_indices, bt_data
@@ -388,7 +388,7 @@ def _walks(col_shift, index):
     return up, down
 
 
-def _blocks(work, target):
+def _work_ranges(work, target):
     """Consecutive ranges of rows with about `target` total work each."""
     n = len(work)
     if n == 0:

@@ -337,6 +337,18 @@ class FactorScores:
         self.items_t = np.ascontiguousarray(items_t, dtype=self.queries.dtype)
 
 
+def check_fit_arguments(show_progress, callback):
+    """Validate the `show_progress` (True or False) and `callback` arguments of a fit."""
+    check_bool("show_progress", show_progress)
+    check_callback(callback)
+
+
+def check_callback(callback):
+    """A fit's `callback` must be None or a callable (called after each iteration)."""
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {callback!r}")
+
+
 def run_training(name, count, step, show_progress, callback, step_name="iteration",
                  unit="it", metric="loss"):
     """Run ``step(i)`` for i in range(count) with a progress bar, logging and a callback.

@@ -15,6 +15,9 @@ biases that are known) and says so, with a mask (``return_known=True``) or a war
 For ranking (:meth:`recommend`), the biases enter the scores by augmenting the factors,
 [x_u, 1, mu + b_u] . [y_i, c_i, 1] = r^_ui, so the shared top-N kernel ranks by predicted
 rating. :meth:`similar_items` compares the factors only (cosine), as for every model.
+
+Imports the kernels, fastals' validation and threading helpers and fastals.models (base,
+factorization, blocksolve).
 """
 from __future__ import annotations
 
@@ -29,7 +32,8 @@ from fastals._threads import resolve_threads
 from fastals._validation import as_ratings, check_bool, check_ids
 from fastals.exceptions import ModelFitError
 from fastals.models.base import FactorScores
-from fastals.models.factorization import MatrixFactorizationBase, raise_for_status
+from fastals.models.blocksolve import ExplicitBlockSolver, publish_explicit
+from fastals.models.factorization import MatrixFactorizationBase
 
 log = logging.getLogger("fastals")
 
@@ -72,12 +76,7 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
 
     def _publish(self, X, Y, x_bias, y_bias, copy=True):
         """Make the given arrays (or copies of them) the fitted state."""
-        self.user_counts, self.item_counts, self.global_mean, self.rating_range = \
-            self._statistics
-        if copy:
-            X, Y, x_bias, y_bias = X.copy(), Y.copy(), x_bias.copy(), y_bias.copy()
-        self.user_factors, self.item_factors, self.user_bias, self.item_bias = \
-            X, Y, x_bias, y_bias
+        publish_explicit(self, X, Y, x_bias, y_bias, self._statistics, copy)
 
     @property
     def _mu(self):
@@ -197,7 +196,7 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
         if candidates is not None:
             Y, c = Y[candidates], c[candidates]
         if self.biases:
-            Y = np.hstack([Y, c[:, None], np.ones((len(c), 1), dtype=Y.dtype)])
+            Y = augmented_items(Y, c)
         return np.ascontiguousarray(Y.T)
 
     def _user_scores(self, userids, rows, item_block, recalculate):
@@ -207,8 +206,7 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
         else:
             X, b = self.user_factors[userids], self.user_bias[userids]
         if self.biases:
-            X = np.hstack([X, np.ones((len(b), 1), dtype=X.dtype),
-                           (self.global_mean + b.astype(np.float64))[:, None].astype(X.dtype)])
+            X = augmented_users(X, b, self.global_mean)
         return FactorScores(X, item_block)
 
     # --- fold-in -------------------------------------------------------------------------------
@@ -221,13 +219,11 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
         reg, reg_bias, weighted = self._fold_in_regularization()
         X = np.zeros((rows.shape[0], self.factors), dtype=self.dtype)
         b = np.zeros(rows.shape[0], dtype=self.dtype)
-        status = np.zeros(rows.shape[0], dtype=np.int8)
-        kernels("_explicit").solve_rows(
-            rows.indptr, rows.indices, rows.data, X, b, self.item_factors, self.item_bias,
-            self.dtype(self._mu), self.dtype(reg), self.dtype(reg_bias), weighted, self.biases,
-            bool(getattr(self, "nonnegative", False)), resolve_threads(self.num_threads),
-            status)
-        raise_for_status(status, 0, "user", reg, self.dtype)
+        solver = ExplicitBlockSolver(reg, reg_bias, weighted, self.biases,
+                                     bool(getattr(self, "nonnegative", False)), self._mu,
+                                     self.dtype, diagnose_overflow=False)
+        solver.solve_block(rows, self.item_factors, self.item_bias, X, b,
+                           resolve_threads(self.num_threads), "user")
         return X, b
 
     # --- save / load ---------------------------------------------------------------------------
@@ -258,6 +254,18 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
 
 
 __all__ = ["ExplicitFactorizationBase"]
+
+
+def augmented_users(X, user_bias, global_mean):
+    """[x_u, 1, mu + b_u] per user: its dot product with :func:`augmented_items`'s
+    [y_i, c_i, 1] is the predicted rating mu + b_u + c_i + x_u . y_i."""
+    shifted = (global_mean + user_bias.astype(np.float64))[:, None].astype(X.dtype)
+    return np.hstack([X, np.ones((len(user_bias), 1), dtype=X.dtype), shifted])
+
+
+def augmented_items(Y, item_bias):
+    """[y_i, c_i, 1] per item (see :func:`augmented_users`)."""
+    return np.hstack([Y, item_bias[:, None], np.ones((len(item_bias), 1), dtype=Y.dtype)])
 
 
 def column_counts(R):

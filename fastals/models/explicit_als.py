@@ -17,6 +17,10 @@ factor and bias together,
 exactly (Cholesky), or with ``nonnegative=True`` under x_u >= 0 (coordinate-descent NNLS,
 warm-started, so L never increases). Kernels: ``fastals/_kernels/_explicit.pxi``
 (``solve_rows``); reference: :mod:`fastals.reference.explicit` (``explicit_als_step``).
+The row solves are in :mod:`fastals.models.blocksolve` (shared with fastals.spark).
+
+Imports the kernels, fastals' validation and threading helpers and fastals.models (base,
+explicit, blocksolve).
 """
 from __future__ import annotations
 
@@ -27,7 +31,6 @@ import numpy as np
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads, single_threaded_blas
 from fastals._validation import (
-    all_finite,
     check_bool,
     check_dtype,
     check_float,
@@ -35,10 +38,10 @@ from fastals._validation import (
     check_num_threads,
     check_random_state,
 )
-from fastals.exceptions import ModelFitError
-from fastals.models.base import run_training
+from fastals.models.base import check_fit_arguments, run_training
+from fastals.models.blocksolve import ExplicitBlockSolver, explicit_initial_factors, row_blocks
+from fastals.models.blocksolve import initial_item_factors  # noqa: F401  (its home before)
 from fastals.models.explicit import ExplicitFactorizationBase
-from fastals.models.factorization import raise_for_status
 
 kernels("_explicit")  # load the kernel build now, not inside the first fit
 
@@ -47,7 +50,6 @@ kernels("_explicit")  # load the kernel build now, not inside the first fit
 # every thread to be scheduled again, which costs more than small ones gain from a second
 # thread (rank 10 on MovieLens 100K runs on one thread; the default rank 64 on two).
 MIN_WORK_PER_THREAD = 1 << 26
-from fastals.models.implicit_als import _blocks
 
 
 def _pair(name, value):
@@ -157,31 +159,28 @@ class ExplicitALS(ExplicitFactorizationBase):
         usable model that is between two iterations.
         """
         self._check_params()
-        check_bool("show_progress", show_progress)
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
+        check_fit_arguments(show_progress, callback)
         R = self._training_ratings(ratings)
         Rt = R.transpose()
         n_users, n_items = R.shape
         K = self.factors
         rng = check_random_state(self.random_state)
-        Y = initial_item_factors(rng, self._statistics[1], K, self.nonnegative, self.dtype)
-        X = np.zeros((n_users, K), dtype=self.dtype)
+        X, Y = explicit_initial_factors(rng, n_users, self._statistics[1], K, self.nonnegative,
+                                        self.dtype)
         x_bias = np.zeros(n_users, dtype=self.dtype)
         y_bias = np.zeros(n_items, dtype=self.dtype)
-        if self.nonnegative:  # the NNLS solve warm-starts from X: start it feasible, non-zero
-            X[:] = np.abs(rng.standard_normal((n_users, K)) / np.sqrt(K))
         self.loss_history = []
         # solved in place (no second copy of the factors: memory stays ~ input + factors)
         self._publish(X, Y, x_bias, y_bias, copy=False)
-        user_blocks, item_blocks = _blocks(R), _blocks(Rt)
+        user_blocks, item_blocks = row_blocks(R), row_blocks(Rt)
         D = K + self.biases
         threads = min(resolve_threads(self.num_threads),
                       max(1, R.nnz * D * D // MIN_WORK_PER_THREAD))
 
         def iteration(_):
-            self._solve(R, user_blocks, X, x_bias, Y, y_bias, "user", threads)
-            self._solve(Rt, item_blocks, Y, y_bias, X, x_bias, "item", threads)
+            solver = ExplicitBlockSolver.for_model(self)
+            solver.solve(R, user_blocks, Y, y_bias, X, x_bias, threads, "user")
+            solver.solve(Rt, item_blocks, X, x_bias, Y, y_bias, threads, "item")
             self.clear_cache()  # the factors changed in place
             if not self.calculate_training_loss:
                 return None
@@ -191,36 +190,6 @@ class ExplicitALS(ExplicitFactorizationBase):
         with single_threaded_blas():
             run_training("ExplicitALS", self.iterations, iteration, show_progress, callback)
         return self
-
-    def _solve(self, rows_csr, blocks, X, x_bias, Y, y_bias, side, threads):
-        """One half-iteration: solve every row of X (and x_bias) against the fixed Y, y_bias."""
-        which = 0 if side == "user" else 1
-        reg = self._regularization[which]
-        reg_bias = self._bias_regularization[which]
-        als = kernels("_explicit")
-        for lo, hi in blocks:
-            part = rows_csr.rows(lo, hi)
-            status = np.zeros(hi - lo, dtype=np.int8)
-            als.solve_rows(part.indptr, part.indices, part.data, X[lo:hi], x_bias[lo:hi], Y,
-                           y_bias, self.dtype(self._mu), self.dtype(reg), self.dtype(reg_bias),
-                           self.weighted_regularization, self.biases, self.nonnegative,
-                           threads, status)
-            if status.any() and self._overflows(Y, rows_csr):
-                raise self._overflow_error(side)  # the magnitude, not the regularisation
-            raise_for_status(status, lo, side, self.regularization, self.dtype)
-        if not (all_finite(X) and all_finite(x_bias)):
-            raise self._overflow_error(side)
-
-    def _overflow_error(self, side):
-        return ModelFitError(
-            f"the {side} factors became non-finite (overflow); the ratings may be too large for "
-            f"{np.dtype(self.dtype).name}: scale them, raise regularization or use float64")
-
-    def _overflows(self, Y, rows_csr):
-        """Whether sums of n y y^T over a row can overflow the dtype (a failed solve's cause)."""
-        largest = float(np.max(np.square(Y, dtype=np.float64).sum(axis=1), initial=0.0))
-        most = float(np.diff(rows_csr.indptr).max(initial=1))
-        return not largest * most < float(np.finfo(self.dtype).max)
 
     def _loss(self, R, threads):
         """The objective L divided by the number of ratings, from the published state."""
@@ -248,13 +217,3 @@ class ExplicitALS(ExplicitFactorizationBase):
             if isinstance(params[name], (tuple, np.ndarray)):
                 params[name] = [float(v) for v in params[name]]
         return params
-
-
-def initial_item_factors(rng, item_counts, factors, nonnegative, dtype):
-    """N(0, 1/K) item factors (their absolute values if nonnegative); zero for unrated items."""
-    Y = rng.standard_normal((len(item_counts), factors)) / np.sqrt(factors)
-    if nonnegative:
-        Y = np.abs(Y)
-    Y = Y.astype(dtype)
-    Y[np.asarray(item_counts) == 0] = 0
-    return Y

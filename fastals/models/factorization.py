@@ -1,8 +1,14 @@
-"""Shared behaviour of the matrix-factorisation models: scores are x_u . y_i."""
+"""Shared behaviour of the matrix-factorisation models: scores are x_u . y_i.
+
+Holds MatrixFactorizationBase, the initial factor draws of every factor model
+(:func:`normal_rows`) and the status check of the per-row solve kernels. Imports numpy,
+fastals' array helpers and fastals.models.base.
+"""
 from __future__ import annotations
 
 import numpy as np
 
+from fastals._arrays import aligned_empty
 from fastals.exceptions import ModelFitError
 from fastals.models.base import FactorScores, RecommenderBase
 
@@ -77,6 +83,39 @@ def _normalise(factors):
     norms = np.linalg.norm(factors.astype(np.float64), axis=1, keepdims=True)
     scaled = factors / np.where(norms > 0, norms, 1.0)
     return np.ascontiguousarray(scaled, dtype=factors.dtype)
+
+
+def normal_rows(rng, n, factors, dtype, finish, width=None, draw_dtype=None,
+                chunk_bytes=1 << 20):
+    """Initial factors: n rows of standard normal draws from `rng`, passed through `finish`.
+
+    The draws are those of one ``rng.standard_normal((n, factors), dtype=draw_dtype)``
+    (`draw_dtype` defaults to `dtype`), made a chunk of about `chunk_bytes` at a time; each
+    chunk goes through ``finish(chunk)`` (which scales it, in place or not) and is stored,
+    cast to `dtype`, in the first `factors` columns of a cache-aligned (n, width) array
+    (width defaults to factors), whose other columns are zero. Every factor model draws
+    its initial factors here, so they share one layout rule: cache-aligned rows, padded
+    only where a model asks for it (SGD).
+    """
+    X = aligned_empty((n, factors if width is None else width), dtype)
+    X[:, factors:] = 0
+    step = max(1, chunk_bytes // (factors * X.itemsize))
+    for start in range(0, n, step):
+        block = rng.standard_normal((min(step, n - start), factors),
+                                    dtype=dtype if draw_dtype is None else draw_dtype)
+        X[start:start + len(block), :factors] = finish(block)
+    return X
+
+
+def scaled_by(std, dtype):
+    """A :func:`normal_rows` `finish`: the draws times dtype(std), in place: N(0, std^2)."""
+    std = dtype(std)
+
+    def finish(block):
+        block *= std
+        return block
+
+    return finish
 
 
 def raise_for_status(status, offset, side, regularization, dtype=None):

@@ -13,16 +13,19 @@ either exactly (``solver="cholesky"``) or by ``cg_steps`` conjugate-gradient ste
 warm-started from the current x_u (``solver="cg"``, Takacs et al. 2011). The kernels are in
 ``fastals/_kernels/_als.pxi``; the numpy reference that defines the same arithmetic is
 :mod:`fastals.reference.implicit_als`.
+
+The row solves themselves are in :mod:`fastals.models.blocksolve` (shared with
+fastals.spark). Imports the kernels, fastals' validation, array and threading helpers and
+fastals.models (base, factorization, blocksolve).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from fastals._arrays import aligned, aligned_empty, aligned_zeros
+from fastals._arrays import aligned, aligned_zeros
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads, single_threaded_blas
 from fastals._validation import (
-    all_finite,
     as_csr,
     check_bool,
     check_choice,
@@ -34,15 +37,18 @@ from fastals._validation import (
     check_random_state,
 )
 from fastals.exceptions import ModelFitError
-from fastals.models.base import run_training
-from fastals.models.factorization import MatrixFactorizationBase, raise_for_status
+from fastals.models.base import check_fit_arguments, run_training
+from fastals.models.blocksolve import (
+    ImplicitBlockSolver,
+    gram_matrix,
+    implicit_initial_factors,
+    row_blocks,
+)
+# the per-side draw, under the name it had here before blocksolve.py held it
+from fastals.models.blocksolve import implicit_initial_rows as _initial_factors  # noqa: F401
+from fastals.models.factorization import MatrixFactorizationBase
 
 kernels("_als")  # load the kernel build now, not inside the first fit
-
-# Rows are solved in blocks of about this many stored values, so that Ctrl-C is noticed
-# between blocks (kernels never check for it) and progress is fine-grained.
-_BLOCK_NNZ = 1 << 21
-_BLOCK_ROWS = 1 << 16
 
 
 class ImplicitALS(MatrixFactorizationBase):
@@ -157,21 +163,18 @@ class ImplicitALS(MatrixFactorizationBase):
         consistent model at least as good as the last completed iteration.
         """
         self._check_params()
-        check_bool("show_progress", show_progress)
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
+        check_fit_arguments(show_progress, callback)
         Cui = as_csr(user_items, "user_items", self.dtype, allow_empty=False)
         Ciu = Cui.transpose()
         rng = check_random_state(self.random_state)
         n_users, n_items = Cui.shape
         K = self.factors
-        X = _initial_factors(rng, n_users, K, self.dtype)
-        Y = _initial_factors(rng, n_items, K, self.dtype)
+        X, Y = implicit_initial_factors(rng, n_users, n_items, K, self.dtype)
         self.loss_history = []
         self.clear_cache()
         # solved in place (no second copy of the factors: memory stays ~ input + factors)
         self.user_factors, self.item_factors = X, Y
-        user_blocks, item_blocks = _blocks(Cui), _blocks(Ciu)
+        user_blocks, item_blocks = row_blocks(Cui), row_blocks(Ciu)
         threads = resolve_threads(self.num_threads)
 
         def iteration(_):
@@ -186,51 +189,23 @@ class ImplicitALS(MatrixFactorizationBase):
             run_training("ImplicitALS", self.iterations, iteration, show_progress, callback)
         return self
 
-    def _solve(self, rows_csr, blocks, X, Y, side, threads, gram=None, offset=0,
+    def _solve(self, rows_csr, blocks, X, Y, side, threads, gram=None, first_row=0,
                row_shift=None):
-        """One half-iteration: update every row of X against the fixed Y, block by block.
+        """One half-iteration: every row of X solved in place against the fixed Y, block by
+        block (:meth:`ImplicitBlockSolver.solve` with this model's parameters).
 
-        `gram` is :meth:`_gram` of Y when the caller already has it (fastals.spark computes
-        it once on the driver); `offset` is added to row numbers in error messages (the
-        position of this block of rows in the whole side). `row_shift` (one value per row
-        of X, in the model's dtype) is added to the diagonal of each row's system on top of
-        `gram`: fastals.spark's weighted regularization passes Y^T Y and lambda n_u.
+        `gram` is Y^T Y + regularization I when the caller already has it; `first_row` is
+        the position of X's row 0 in the whole side (for error messages); `row_shift` is
+        added to the diagonal of each row's system.
         """
-        als = kernels("_als")
-        gram = self._gram(Y) if gram is None else gram
-        alpha = self.dtype(self.alpha)
-        if row_shift is not None and (row_shift.shape != (X.shape[0],)
-                                      or row_shift.dtype != X.dtype):
-            raise ValueError(f"row_shift must be a {X.dtype} array of {X.shape[0]} values "
-                             f"(one per row), got {row_shift.dtype} {row_shift.shape}")
-        for lo, hi in blocks:
-            part = rows_csr.rows(lo, hi)
-            status = np.zeros(hi - lo, dtype=np.int8)
-            shift = None if row_shift is None else row_shift[lo:hi]
-            if self.solver == "cg":
-                als.solve_cg(part.indptr, part.indices, part.data, X[lo:hi], Y, gram, alpha,
-                             self.cg_steps, threads, status, shift, self._offset)
-            else:
-                als.solve_cholesky(part.indptr, part.indices, part.data, X[lo:hi], Y, gram,
-                                   alpha, threads, status, shift, self._offset)
-            self._raise_for_status(status, lo + offset, side)
-        if not all_finite(X):
-            raise ModelFitError(
-                f"the {side} factors became non-finite (overflow); the values in user_items "
-                f"or alpha={self.alpha} may be too large for {np.dtype(self.dtype).name}: "
-                "scale the values down, lower alpha, raise regularization or use float64")
-
-    def _raise_for_status(self, status, offset, side):
-        raise_for_status(status, offset, side, self.regularization, self.dtype)
-
-    def _gram(self, Y):
-        """Y^T Y + regularization I, accumulated in float64 blocks, in the model's dtype."""
-        return (_gram(Y) + self.regularization * np.eye(Y.shape[1])).astype(self.dtype)
+        solver = ImplicitBlockSolver.for_model(self)
+        gram = solver.regularized_gram(Y) if gram is None else gram
+        solver.solve(rows_csr, blocks, Y, gram, X, threads, side, first_row, row_shift)
 
     def _loss(self, Cui, X, Y, threads):
         """The objective L divided by the total confidence sum_{u,i} c_ui."""
         out = np.empty(Cui.shape[0], dtype=np.float64)
-        YtY = _gram(Y).astype(self.dtype)
+        YtY = gram_matrix(Y).astype(self.dtype)
         kernels("_als").row_losses(Cui.indptr, Cui.indices, Cui.data, X, Y, YtY,
                                    self.dtype(self.alpha), threads, out, self._offset)
         total = out.sum() + self.regularization * (
@@ -243,13 +218,10 @@ class ImplicitALS(MatrixFactorizationBase):
     def _exact_rows(self, rows, Y):
         """Exact solves of the given rows against fixed factors Y (a fold-in)."""
         X = np.zeros((rows.shape[0], self.factors), dtype=self.dtype)
-        status = np.zeros(rows.shape[0], dtype=np.int8)
+        solver = ImplicitBlockSolver.for_model(self, method="cholesky")
         with single_threaded_blas():
-            gram = self._gram(Y)
-        kernels("_als").solve_cholesky(rows.indptr, rows.indices, rows.data, X, Y, gram,
-                                       self.dtype(self.alpha), resolve_threads(self.num_threads),
-                                       status, None, self._offset)
-        self._raise_for_status(status, 0, "row")
+            gram = solver.regularized_gram(Y)
+        solver.solve_block(rows, Y, gram, X, resolve_threads(self.num_threads), side="row")
         return X
 
     def _recalculate_users(self, rows):
@@ -325,7 +297,7 @@ class ImplicitALS(MatrixFactorizationBase):
         if user_weights is None:
             c_minus_1 = float(self._offset) - 1 + self.alpha * np.abs(values)
             with single_threaded_blas():  # Y^T Y + Y_u^T (C_u - I) Y_u + lambda I
-                A = _gram(self.item_factors) + (Y_u * c_minus_1[:, None]).T @ Y_u \
+                A = gram_matrix(self.item_factors) + (Y_u * c_minus_1[:, None]).T @ Y_u \
                     + self.regularization * np.eye(self.factors)
             try:
                 user_weights = scipy.linalg.cho_factor(A)
@@ -435,35 +407,3 @@ def implicit_switches(solver, use_cg, use_native, use_gpu):
     if use_cg and solver == "cholesky":
         raise ValueError("solver='cholesky' and use_cg=True disagree: give one of them")
     return "cg" if use_cg else "cholesky"
-
-
-def _initial_factors(rng, n, K, dtype):
-    """N(0, 0.01^2) factors drawn directly in `dtype` (no float64 temporary), cache-aligned."""
-    factors = aligned_empty((n, K), dtype)
-    rng.standard_normal(out=factors, dtype=dtype)
-    factors *= dtype(0.01)
-    return factors
-
-
-def _gram(Y):
-    """Y^T Y in float64, accumulated over row blocks of about 512 KiB (bounded temporary
-    memory: matmul copies the transposed block once more)."""
-    K = Y.shape[1]
-    total = np.zeros((K, K), dtype=np.float64)
-    step = max(64, (1 << 16) // max(K, 1))
-    for lo in range(0, Y.shape[0], step):
-        block = Y[lo:lo + step].astype(np.float64)
-        total += block.T @ block
-    return total
-
-
-def _blocks(csr):
-    """Row ranges holding about _BLOCK_NNZ stored values (and at most _BLOCK_ROWS rows)."""
-    n_rows = csr.shape[0]
-    bounds = [0]
-    while bounds[-1] < n_rows:
-        lo = bounds[-1]
-        target = csr.indptr[lo] + _BLOCK_NNZ
-        hi = int(np.searchsorted(csr.indptr, target, side="right")) - 1
-        bounds.append(min(n_rows, max(hi, lo + 1), lo + _BLOCK_ROWS))
-    return list(zip(bounds[:-1], bounds[1:]))

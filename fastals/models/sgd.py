@@ -30,6 +30,9 @@ the order of the dot product's sums). At the end of a fit the rows are unpadded 
 ``strata=1`` gives a uniformly shuffled order swept Hogwild-style instead (threads race on
 shared rows; approximate with more than one thread). Kernels: ``fastals/_kernels/_sgd.pxi``
 (``sgd_epoch``, ``order_ratings``); reference: :func:`fastals.reference.explicit.sgd_epoch`.
+
+Imports the kernels, fastals' validation, array and threading helpers and fastals.models
+(base, explicit, factorization).
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ import numbers
 
 import numpy as np
 
-from fastals._arrays import aligned, aligned_empty, padded_width, unpad_in_place
+from fastals._arrays import aligned, padded_width, unpad_in_place
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
 from fastals._validation import (
@@ -51,8 +54,9 @@ from fastals._validation import (
     check_random_state,
 )
 from fastals.exceptions import ModelFitError
-from fastals.models.base import run_training
+from fastals.models.base import check_fit_arguments, run_training
 from fastals.models.explicit import ExplicitFactorizationBase
+from fastals.models.factorization import normal_rows, scaled_by
 
 kernels("_sgd")  # load the kernel build now, not inside the first fit
 
@@ -94,7 +98,7 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         Fit the global mean and user and item biases (Surprise's ``SVD``); False gives
         Funk's plain p_u . q_i.
     lr_decay : float or sequence of float
-        Learning-rate schedule: a float d in (0, 1] multiplies the rates of epoch e by d**e;
+        Learning-rate multipliers: a float d in (0, 1] multiplies the rates of epoch e by d**e;
         a sequence gives the multiplier of each epoch (at least `epochs` values).
     shuffle : bool
         Draw a new random order of the ratings every epoch (True) or once per fit (False).
@@ -169,7 +173,7 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         self.epochs = check_int("epochs", self.epochs, minimum=0)
         self.init_std = check_float("init_std", self.init_std, minimum=0)
         self.biases = check_bool("biases", self.biases)
-        self._schedule = _schedule(self.lr_decay, self.epochs)
+        self._lr_multipliers = lr_multipliers(self.lr_decay, self.epochs)
         self.shuffle = check_bool("shuffle", self.shuffle)
         if self.strata is not None:
             self.strata = check_int("strata", self.strata, minimum=1)
@@ -179,9 +183,9 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
 
     def _rates(self, epoch):
         """(lr, lr_b, beta, beta_b) of an epoch, in the model dtype."""
-        lr = self.learning_rate * self._schedule[epoch]
+        lr = self.learning_rate * self._lr_multipliers[epoch]
         lr_b = (self.learning_rate if self.bias_learning_rate is None
-                else self.bias_learning_rate) * self._schedule[epoch]
+                else self.bias_learning_rate) * self._lr_multipliers[epoch]
         beta = self.regularization
         beta_b = beta if self.bias_regularization is None else self.bias_regularization
         return tuple(self.dtype(v) for v in (lr, lr_b, beta, beta_b))
@@ -196,9 +200,7 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         diverges, ModelFitError names the epoch and the model is left unfitted.
         """
         self._check_params()
-        check_bool("show_progress", show_progress)
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
+        check_fit_arguments(show_progress, callback)
         R = self._training_ratings(ratings)
         n_users, n_items = R.shape
         rng = check_random_state(self.random_state)
@@ -299,14 +301,8 @@ def _normal_rows(rng, n, factors, init_std, dtype, chunk_bytes=1 << 20):
     width = padded_width(factors, dtype)
     if width > factors * (1 + MAX_PADDING):
         width = factors
-    X = aligned_empty((n, width), dtype)
-    X[:, factors:] = 0
-    step = max(1, chunk_bytes // (factors * X.itemsize))
-    for start in range(0, n, step):
-        block = rng.standard_normal((min(step, n - start), factors), dtype=dtype)
-        block *= dtype(init_std)
-        X[start:start + len(block), :factors] = block
-    return X
+    return normal_rows(rng, n, factors, dtype, scaled_by(init_std, dtype), width=width,
+                       chunk_bytes=chunk_bytes)
 
 
 def epoch_seed(rng):
@@ -394,7 +390,7 @@ def random_schedule(rng, G):
     return np.concatenate([groups * G + sigma[(groups + k) % G] for k in shift]).astype(np.int64)
 
 
-def _schedule(lr_decay, epochs):
+def lr_multipliers(lr_decay, epochs):
     """Per-epoch learning-rate multipliers from a decay factor or an explicit sequence."""
     epochs = check_int("epochs", epochs, minimum=0)
     if isinstance(lr_decay, numbers.Real) and not isinstance(lr_decay, (bool, np.bool_)):

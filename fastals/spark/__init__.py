@@ -33,9 +33,10 @@ Each half-iteration (solving the users, say):
 1. the driver computes the item Gram matrix Y^T Y + lambda I (in float64, once) and
    broadcasts it with the item factors Y;
 2. each task zips its user block with that block's current factors (persisted by the
-   previous half-iteration: CG warm-starts from them) and calls the same
-   ``ImplicitALS._solve`` -> ``_als.solve_cg`` / ``solve_cholesky`` the single-machine model
-   runs, with ``spark.task.cpus`` OpenMP threads;
+   previous half-iteration: CG warm-starts from them) and solves it with the same block
+   solver (:class:`fastals.models.blocksolve.ImplicitBlockSolver` -> ``_als.solve_cg`` /
+   ``solve_cholesky``) the single-machine model runs, with ``spark.task.cpus`` OpenMP
+   threads;
 3. the new factors are persisted and collected to the driver, which needs all of X to
    broadcast it for the item half-iteration.
 
@@ -76,10 +77,11 @@ block), and each user block solves against the factors it received; the Gram mat
 Y^T Y is an aggregate of per-block K x K partial sums. Memory per executor is
 then proportional to its blocks and the factors their rows touch, and no factor passes
 through the driver. fastals can adopt it without touching the kernels:
-the per-block solve already takes the CSR of the block with column indices into "the
-fixed factors" -- with an exchange, those indices would be renumbered into the compact
-array of received factors (local column ids) instead of the full Y, and the Gram matrix
-would be the sum of ``_gram`` over the item blocks (``treeAggregate``). The cost is a
+the per-block solve (``solve_block`` of :mod:`fastals.models.blocksolve`) already takes
+the CSR of the block with column indices into "the fixed factors" -- with an exchange,
+those indices would be renumbered into the compact array of received factors (local
+column ids) instead of the full Y, and the Gram matrix would be the sum of
+``gram_matrix`` over the item blocks (``treeAggregate``). The cost is a
 shuffle of at most min(nnz, n_i x user blocks) K b bytes per half-iteration (a factor
 needed by many users of one block is sent to it once), against a collect to the driver
 and a broadcast here; while the factors fit, the broadcast design is the simpler and
@@ -96,6 +98,8 @@ Y and the item biases, with the mean rating mu fixed from the blocks at set-up; 
 the explicit model's per-row kernel, non-negative with ``nonnegative=True``). The memory
 limit above is the same for both (plus n x b bytes of biases).
 """
+# The package imports only its own modules; they import fastals' models through their
+# public names and fastals.models.blocksolve, and pyspark only inside functions.
 from fastals.spark._estimator import ALS
 from fastals.spark._model import ALSModel, FitSummary, LocalModel
 

@@ -8,8 +8,12 @@ A *block* is a contiguous range [lo, hi) of dense row indices of one side (users
 items) with its interactions as the CSR the kernels read. The solvers
 (:class:`ImplicitSolver`) say what state a row carries (its factor), what the driver
 broadcasts for the fixed side (its factors and Gram matrix), and how a block of rows is
-solved (the single-machine model's own ``_solve``); the distributed loop in
-:mod:`fastals.spark._train` knows nothing else about the model.
+solved (the block solver of the single-machine model, :mod:`fastals.models.blocksolve`);
+the distributed loop in :mod:`fastals.spark._train` knows nothing else about the model.
+
+Imports numpy, scipy, fastals' validation and threading helpers and the models' public
+names and :mod:`fastals.models.blocksolve` (never a model's private method); pyspark,
+pyarrow and pandas only inside functions.
 """
 from __future__ import annotations
 
@@ -22,7 +26,17 @@ import scipy.sparse as sp
 from fastals._threads import resolve_threads, single_threaded_blas
 from fastals._validation import CSR, as_csr, check_random_state
 from fastals.exceptions import ModelFitError
-from fastals.models.implicit_als import ImplicitALS, _blocks, _gram, _initial_factors
+from fastals.models.blocksolve import (
+    ExplicitBlockSolver,
+    ImplicitBlockSolver,
+    explicit_initial_factors,
+    gram_matrix,
+    implicit_initial_factors,
+    publish_explicit,
+    row_blocks,
+)
+from fastals.models.explicit import augmented_items, augmented_users
+from fastals.models.implicit_als import ImplicitALS
 
 USER, ITEM = 0, 1
 SIDES = ("user", "item")
@@ -211,7 +225,7 @@ def solve_pair(pair, solver, fixed_broadcast, side, num_threads):
 
 
 class ImplicitSolver:
-    """Implicit ALS per block: :meth:`ImplicitALS._solve` with the driver's Gram matrix.
+    """Implicit ALS per block: :class:`ImplicitBlockSolver` with the driver's Gram matrix.
 
     A row's state is its factor; the fixed side is broadcast as (factors, Gram matrix).
     With `weighted`, row u is regularized by lambda n_u, n_u its number of positive
@@ -241,6 +255,9 @@ class ImplicitSolver:
     def model(self, **extra) -> ImplicitALS:
         return ImplicitALS(**self.params, **extra)
 
+    def block_solver(self) -> ImplicitBlockSolver:
+        return ImplicitBlockSolver.for_model(self.model())
+
     @property
     def dtype(self):
         return np.dtype(self.params["dtype"]).type
@@ -254,9 +271,8 @@ class ImplicitSolver:
     def initial_state(self, n_users, n_items, random_state, counts=None):
         """Driver: the same initial factors as ImplicitALS.fit draws for this shape."""
         rng = check_random_state(random_state)
-        K, dtype = self.params["factors"], self.dtype
-        X = _initial_factors(rng, n_users, K, dtype)
-        Y = _initial_factors(rng, n_items, K, dtype)
+        X, Y = implicit_initial_factors(rng, n_users, n_items, self.params["factors"],
+                                        self.dtype)
         return (X,), (Y,)
 
     def fixed(self, state):
@@ -264,7 +280,7 @@ class ImplicitSolver:
         (Y, Y^T Y in float64) when each row adds its own lambda n_u."""
         (Y,) = state
         with single_threaded_blas():  # the same summation as the single-machine fit
-            gram = _gram(Y) if self.weighted else self.model()._gram(Y)
+            gram = gram_matrix(Y) if self.weighted else self.block_solver().regularized_gram(Y)
         return Y, gram
 
     def solve(self, block, state, fixed, side, threads):
@@ -275,8 +291,8 @@ class ImplicitSolver:
         if self.weighted:
             solve_weighted(self.model(), csr, X, Y, gram, SIDES[side], threads, block.lo)
         else:
-            self.model()._solve(csr, _blocks(csr), X, Y, SIDES[side], threads, gram=gram,
-                                offset=block.lo)
+            self.block_solver().solve(csr, row_blocks(csr), Y, gram, X, threads, SIDES[side],
+                                      first_row=block.lo)
         return (X,)
 
     @staticmethod
@@ -295,7 +311,7 @@ class ImplicitSolver:
 
 
 class ExplicitSolver:
-    """Explicit ALS per block: :meth:`ExplicitALS._solve` (the ``_explicit.solve_rows``
+    """Explicit ALS per block: :class:`ExplicitBlockSolver` (the ``_explicit.solve_rows``
     kernel), rows holding (factor, bias), the fixed side broadcast as (factors, biases)."""
 
     kind = "explicit"
@@ -337,14 +353,10 @@ class ExplicitSolver:
 
     def initial_state(self, n_users, n_items, random_state, counts):
         """Driver: the initial state ExplicitALS.fit starts from (same draws, same order)."""
-        from fastals.models.explicit_als import initial_item_factors
-
         rng = check_random_state(random_state)
-        K, dtype = self.params["factors"], self.dtype
-        Y = initial_item_factors(rng, counts[1], K, self.params["nonnegative"], dtype)
-        X = np.zeros((n_users, K), dtype=dtype)
-        if self.params["nonnegative"]:
-            X[:] = np.abs(rng.standard_normal((n_users, K)) / np.sqrt(K))
+        dtype = self.dtype
+        X, Y = explicit_initial_factors(rng, n_users, counts[1], self.params["factors"],
+                                        self.params["nonnegative"], dtype)
         return (X, np.zeros(n_users, dtype)), (Y, np.zeros(n_items, dtype))
 
     @staticmethod
@@ -356,16 +368,8 @@ class ExplicitSolver:
         x_bias = np.array(state[1], dtype=self.dtype, copy=True)
         Y, y_bias = fixed
         csr = block.csr()
-        try:
-            self.model()._solve(csr, _blocks(csr), X, x_bias, Y, y_bias, SIDES[side], threads)
-        except ModelFitError as exc:
-            row = getattr(exc, "row", None)
-            if row is None:
-                raise
-            error = ModelFitError(str(exc).replace(f"{SIDES[side]} {row})",
-                                                   f"{SIDES[side]} {row + block.lo})"))
-            error.row = row + block.lo
-            raise error from None
+        ExplicitBlockSolver.for_model(self.model()).solve(
+            csr, row_blocks(csr), Y, y_bias, X, x_bias, threads, SIDES[side], first_row=block.lo)
         return X, x_bias
 
     @staticmethod
@@ -377,16 +381,12 @@ class ExplicitSolver:
         X, bias = state
         if not self.params["biases"]:
             return X
-        ones = np.ones((len(X), 1), dtype=X.dtype)
-        if side == USER:
-            shifted = (self.mean + bias.astype(np.float64)).astype(X.dtype)
-            return np.hstack([X, ones, shifted[:, None]])
-        return np.hstack([X, bias[:, None], ones])
+        return augmented_users(X, bias, self.mean) if side == USER else augmented_items(X, bias)
 
     def local_model(self, user_state, item_state, counts, **extra):
         model = self.model(**extra)
-        model._statistics = (counts[0], counts[1], self.mean, self.value_range)
-        model._publish(user_state[0], item_state[0], user_state[1], item_state[1], copy=False)
+        publish_explicit(model, user_state[0], item_state[0], user_state[1], item_state[1],
+                         (counts[0], counts[1], self.mean, self.value_range))
         return model
 
 
@@ -401,13 +401,16 @@ def positive_counts(csr):
 def solve_weighted(model, csr, X, Y, YtY, side, threads, offset=0):
     """Rows of X solved in place with regularization lambda n_u (ALS-WR, as Spark MLlib).
 
-    One ``ImplicitALS._solve`` with Gram matrix Y^T Y (`YtY`, float64, cast to the model's
-    dtype) and each row's lambda n_u added to its diagonal by the kernel (``row_shift``).
-    A row without positive values gets no regularization, as in MLlib.
+    One :meth:`ImplicitBlockSolver.solve` of the ImplicitALS `model` with Gram matrix Y^T Y
+    (`YtY`, float64, cast to the model's dtype) and each row's lambda n_u added to its
+    diagonal by the kernel (``row_shift``); `offset` is the first row's position in the
+    whole side (its ``first_row``). A row without positive values gets no regularization,
+    as in MLlib.
     """
     shift = (model.regularization * positive_counts(csr)).astype(model.dtype)
-    model._solve(csr, _blocks(csr), X, Y, side, threads, gram=YtY.astype(model.dtype),
-                 offset=offset, row_shift=shift)
+    ImplicitBlockSolver.for_model(model).solve(csr, row_blocks(csr), Y, YtY.astype(model.dtype),
+                                               X, threads, side, first_row=offset,
+                                               row_shift=shift)
 
 
 # --- outputs ----------------------------------------------------------------------------------

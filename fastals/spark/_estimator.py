@@ -1,4 +1,8 @@
-"""``fastals.spark.ALS``: the estimator (parameters, checks, the fit pipeline)."""
+"""``fastals.spark.ALS``: the estimator (parameters, checks, the fit pipeline).
+
+Imports numpy, fastals' validation helpers, fastals.models.base (the fit-argument check)
+and the other fastals.spark modules; pyspark only inside functions.
+"""
 from __future__ import annotations
 
 import time
@@ -12,6 +16,7 @@ from fastals._validation import (
     check_num_threads,
     check_random_state,
 )
+from fastals.models.base import check_callback
 from fastals.spark import _frames
 from fastals.spark._blocks import ITEM, USER, ExplicitSolver, ImplicitSolver, balanced_bounds
 from fastals.spark._model import ALSModel, FitSummary
@@ -248,8 +253,7 @@ class ALS:
         """
         sc = _frames.spark_context(df)
         p = self._resolve()
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
+        check_callback(callback)
         solver = p["engine"]
         user_field = _frames.check_column(df, "userCol", self.userCol, "id")
         item_field = _frames.check_column(df, "itemCol", self.itemCol, "id")

@@ -1,6 +1,7 @@
 """Driver-side DataFrame plumbing of fastals.spark: checks, dense ids, collecting arrays.
 
 pyspark is imported inside the functions, so importing this module never needs it.
+Imports numpy and fastals.spark._blocks.
 """
 from __future__ import annotations
 

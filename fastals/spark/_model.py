@@ -1,4 +1,8 @@
-"""``fastals.spark.ALSModel``: a fitted model, its factor DataFrames and recommendations."""
+"""``fastals.spark.ALSModel``: a fitted model, its factor DataFrames and recommendations.
+
+Imports numpy, fastals' validation helpers and the other fastals.spark modules (the local
+model comes from the solver); pyspark only inside functions.
+"""
 from __future__ import annotations
 
 from functools import partial

@@ -17,6 +17,9 @@ One half-iteration (:meth:`Alternation.half`), solving side S against the fixed 
 So the plan of every half-iteration has the same size, whatever the iteration count. The
 driver always holds a complete copy of both sides: if a job fails (an executor lost with
 its cached state, say), the half-iteration is retried once from that copy.
+
+Imports numpy, fastals.exceptions and fastals.spark._blocks (which holds everything that
+knows the model); pyspark only inside functions.
 """
 from __future__ import annotations
 

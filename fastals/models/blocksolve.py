@@ -1,0 +1,304 @@
+r"""Block solves: the half-iteration step of ALS shared by the ALS models and fastals.spark.
+
+An ALS half-iteration fixes one side (factors Y) and solves every row of the other side
+from that row's stored values alone. :class:`~fastals.ImplicitALS`,
+:class:`~fastals.ExplicitALS` and the distributed loop of :mod:`fastals.spark` all do it
+through this module, so they run the same kernel calls on the same rows and get the same
+bits. It is fastals' internal interface for that step (the names below are what other
+rooms may use; nothing else of the models):
+
+``row_blocks(csr)``
+    the row ranges [lo, hi) a half-iteration solves one kernel call at a time: about
+    ``BLOCK_NNZ`` stored values (at most ``BLOCK_ROWS`` rows) each, so that Ctrl-C is
+    noticed between calls (kernels never check for it) and progress is fine-grained.
+``gram_matrix(Y)``
+    Y^T Y in float64, summed over row blocks in a fixed order (bounded temporary memory).
+``implicit_initial_factors(rng, n_users, n_items, factors, dtype)``,
+``explicit_initial_factors(rng, n_users, item_counts, factors, nonnegative, dtype)``
+    the (X, Y) a fit starts from: the same draws from `rng`, in the same order, wherever
+    the fit runs.
+``ImplicitBlockSolver``, ``ExplicitBlockSolver``
+    one per model kind, holding the parameters of the solve; ``for_model(model)`` takes
+    them from a (validated) model. ``solve_block(csr_block, fixed_factors, ..., out, ...)``
+    overwrites `out` with the solutions of the rows of one CSR block (one kernel call) and
+    turns the kernel's per-row status into an exception naming row ``first_row + k``;
+    ``solve(rows_csr, blocks, ...)`` is a half-iteration: ``solve_block`` over the
+    `blocks` of `rows_csr`, then the check that nothing overflowed.
+``publish_explicit(model, ...)``
+    make solved arrays and the training statistics the fitted state of an explicit model
+    (an implicit model's state is its two public factor arrays).
+
+Conventions. The rows of a CSR block are the rows of `out` (a view into the solved side's
+factors: it is written in place; conjugate gradient and NNLS warm-start from it). Its
+column indices address rows of `fixed_factors`, and the kernels read nothing else of the
+fixed side but the Gram matrix (implicit) or the biases (explicit): `fixed_factors` may be
+the whole fixed side or, for a block-to-block exchange, a compact array of just the rows
+a block needs, with the block's indices renumbered into it (`gram` stays the whole side's
+Y^T Y, a sum of ``gram_matrix`` over its blocks). `side` ("user", "item" or "row") and
+`first_row` only name rows in error messages.
+
+Imports numpy, fastals' array, validation and kernel helpers and
+:mod:`fastals.models.factorization`; never a model module (the models import this one).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from fastals._arrays import aligned_zeros
+from fastals._kernels.dispatch import kernels
+from fastals._validation import all_finite
+from fastals.exceptions import ModelFitError
+from fastals.models.factorization import normal_rows, raise_for_status, scaled_by
+
+# Rows are solved in blocks of about this many stored values (see row_blocks).
+BLOCK_NNZ = 1 << 21
+BLOCK_ROWS = 1 << 16
+
+
+def row_blocks(csr):
+    """Row ranges holding about BLOCK_NNZ stored values (and at most BLOCK_ROWS rows)."""
+    n_rows = csr.shape[0]
+    bounds = [0]
+    while bounds[-1] < n_rows:
+        lo = bounds[-1]
+        target = csr.indptr[lo] + BLOCK_NNZ
+        hi = int(np.searchsorted(csr.indptr, target, side="right")) - 1
+        bounds.append(min(n_rows, max(hi, lo + 1), lo + BLOCK_ROWS))
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def gram_matrix(Y):
+    """Y^T Y in float64, accumulated over row blocks of about 512 KiB (bounded temporary
+    memory: matmul copies the transposed block once more)."""
+    K = Y.shape[1]
+    total = np.zeros((K, K), dtype=np.float64)
+    step = max(64, (1 << 16) // max(K, 1))
+    for lo in range(0, Y.shape[0], step):
+        block = Y[lo:lo + step].astype(np.float64)
+        total += block.T @ block
+    return total
+
+
+# --- initial factors -------------------------------------------------------------------------
+def implicit_initial_rows(rng, n, factors, dtype):
+    """N(0, 0.01^2) factors drawn directly in `dtype` (no float64 temporary), cache-aligned."""
+    return normal_rows(rng, n, factors, dtype, scaled_by(0.01, dtype))
+
+
+def implicit_initial_factors(rng, n_users, n_items, factors, dtype):
+    """The (X, Y) ImplicitALS starts from: X's rows drawn first, then Y's."""
+    X = implicit_initial_rows(rng, n_users, factors, dtype)
+    Y = implicit_initial_rows(rng, n_items, factors, dtype)
+    return X, Y
+
+
+def _explicit_rows(rng, n, factors, nonnegative, dtype):
+    """N(0, 1/K) rows (their absolute values if nonnegative), drawn and scaled in float64,
+    then rounded to `dtype`; cache-aligned."""
+    root = np.sqrt(factors)
+
+    def finish(block):
+        block = block / root
+        return np.abs(block) if nonnegative else block
+
+    return normal_rows(rng, n, factors, dtype, finish, draw_dtype=np.float64)
+
+
+def initial_item_factors(rng, item_counts, factors, nonnegative, dtype):
+    """N(0, 1/K) item factors (their absolute values if nonnegative); zero for unrated items."""
+    Y = _explicit_rows(rng, len(item_counts), factors, nonnegative, dtype)
+    Y[np.asarray(item_counts) == 0] = 0
+    return Y
+
+
+def explicit_initial_factors(rng, n_users, item_counts, factors, nonnegative, dtype):
+    """The (X, Y) ExplicitALS starts from: Y drawn first (:func:`initial_item_factors`); X
+    zero (the exact solve ignores it), or with `nonnegative` (the NNLS solve warm-starts
+    from X: start it feasible, non-zero) |N(0, 1/K)| rows drawn next."""
+    Y = initial_item_factors(rng, item_counts, factors, nonnegative, dtype)
+    if nonnegative:
+        X = _explicit_rows(rng, n_users, factors, True, dtype)
+    else:
+        X = aligned_zeros((n_users, factors), dtype)
+    return X, Y
+
+
+# --- implicit ALS ------------------------------------------------------------------------------
+class ImplicitBlockSolver:
+    r"""Rows of implicit ALS (:mod:`fastals.models.implicit_als`): for each row u,
+
+        (Y^T Y + Y^T (C^u - I) Y + regularization I) x_u = Y^T C^u p(u),
+
+    with c = confidence_offset + alpha |r|, by `cg_steps` conjugate-gradient steps from the
+    current x_u (``method="cg"``) or exactly (``"cholesky"``), in `dtype`.
+    """
+
+    def __init__(self, regularization, alpha, confidence_offset, method, cg_steps, dtype):
+        self.regularization = regularization
+        self.alpha = alpha
+        self.confidence_offset = confidence_offset
+        self.method = method
+        self.cg_steps = cg_steps
+        self.dtype = dtype
+
+    @classmethod
+    def for_model(cls, model, method=None):
+        """The solver of an ImplicitALS's rows (`method` overrides its ``solver``)."""
+        return cls(model.regularization, model.alpha, model._offset,
+                   model.solver if method is None else method, model.cg_steps, model.dtype)
+
+    def regularized_gram(self, Y):
+        """Y^T Y + regularization I, accumulated in float64 blocks, in the solver's dtype."""
+        return (gram_matrix(Y) + self.regularization * np.eye(Y.shape[1])).astype(self.dtype)
+
+    def solve_block(self, csr_block, fixed_factors, gram, out, threads, side="user",
+                    first_row=0, row_shift=None):
+        """Overwrite `out` with the solutions of the rows of `csr_block` against
+        `fixed_factors` (Y), one kernel call on `threads` threads.
+
+        `gram` is :meth:`regularized_gram` of the whole fixed side, or its plain Y^T Y
+        when `row_shift` (one value per row of `out`, in the solver's dtype) adds each
+        row's own regularization to the diagonal of its system (fastals.spark's weighted
+        regularization: lambda n_u).
+        """
+        _check_row_shift(row_shift, out)
+        status = np.zeros(out.shape[0], dtype=np.int8)
+        als = kernels("_als")
+        alpha = self.dtype(self.alpha)
+        if self.method == "cg":
+            als.solve_cg(csr_block.indptr, csr_block.indices, csr_block.data, out,
+                         fixed_factors, gram, alpha, self.cg_steps, threads, status, row_shift,
+                         self.confidence_offset)
+        else:
+            als.solve_cholesky(csr_block.indptr, csr_block.indices, csr_block.data, out,
+                               fixed_factors, gram, alpha, threads, status, row_shift,
+                               self.confidence_offset)
+        raise_for_status(status, first_row, side, self.regularization, self.dtype)
+
+    def solve(self, rows_csr, blocks, fixed_factors, gram, out, threads, side="user",
+              first_row=0, row_shift=None):
+        """One half-iteration: :meth:`solve_block` over the `blocks` (row ranges, e.g.
+        :func:`row_blocks`) of `rows_csr`, whose rows are those of `out`; then `out` must
+        be finite. `first_row` is the position of row 0 of `out` in the whole side."""
+        _check_row_shift(row_shift, out)
+        for lo, hi in blocks:
+            self.solve_block(rows_csr.rows(lo, hi), fixed_factors, gram, out[lo:hi], threads,
+                             side, first_row + lo, None if row_shift is None
+                             else row_shift[lo:hi])
+        if not all_finite(out):
+            raise ModelFitError(
+                f"the {side} factors became non-finite (overflow); the values in user_items "
+                f"or alpha={self.alpha} may be too large for {np.dtype(self.dtype).name}: "
+                "scale the values down, lower alpha, raise regularization or use float64")
+
+
+def _check_row_shift(row_shift, out):
+    """The kernels read row_shift[u] for every row u of `out` unchecked."""
+    if row_shift is not None and (row_shift.shape != (out.shape[0],)
+                                  or row_shift.dtype != out.dtype):
+        raise ValueError(f"row_shift must be a {out.dtype} array of {out.shape[0]} values "
+                         f"(one per row), got {row_shift.dtype} {row_shift.shape}")
+
+
+# --- explicit ALS ------------------------------------------------------------------------------
+class ExplicitBlockSolver:
+    r"""Rows of explicit ALS (:mod:`fastals.models.explicit_als`): for each row u, the ridge
+    solve over its ratings
+
+        (Z_u^T Z_u + s_u diag(lambda, ..., lambda_b)) [x_u, b_u] = Z_u^T (r_u - mu - c),
+
+    Z_u rows [y_j, 1] (no bias column without `biases`), s_u = n_u with `weighted` else 1;
+    under x_u >= 0 with `nonnegative` (NNLS warm-started from the current x_u).
+
+    `regularization` and `bias_regularization` are lambda and lambda_b: one number for
+    both sides, or a (users, items) pair (``side`` picks one). Errors name
+    `reported_regularization` (default: `regularization`), the parameter as the user gave
+    it. With `diagnose_overflow`, a failed solve is first checked for factors too large
+    for the dtype, which is then the error.
+    """
+
+    def __init__(self, regularization, bias_regularization, weighted, biases, nonnegative, mu,
+                 dtype, reported_regularization=None, diagnose_overflow=True):
+        self.regularization = _per_side(regularization)
+        self.bias_regularization = _per_side(bias_regularization)
+        self.weighted = weighted
+        self.biases = biases
+        self.nonnegative = nonnegative
+        self.mu = mu
+        self.dtype = dtype
+        self.reported_regularization = regularization if reported_regularization is None \
+            else reported_regularization
+        self.diagnose_overflow = diagnose_overflow
+
+    @classmethod
+    def for_model(cls, model):
+        """The solver of an ExplicitALS's rows, both sides (mu from its global mean)."""
+        return cls(model._regularization, model._bias_regularization,
+                   model.weighted_regularization, model.biases, model.nonnegative, model._mu,
+                   model.dtype, reported_regularization=model.regularization)
+
+    def solve_block(self, csr_block, fixed_factors, fixed_bias, out, out_bias, threads,
+                    side="user", first_row=0):
+        """Overwrite `out` and `out_bias` with the solutions of the rows of `csr_block`
+        against `fixed_factors` and `fixed_bias` (one value per fixed row; unused without
+        biases), one kernel call on `threads` threads."""
+        status = self._solve_rows(csr_block, fixed_factors, fixed_bias, out, out_bias, threads,
+                                  side)
+        self._check_status(status, first_row, side, fixed_factors, csr_block)
+
+    def solve(self, rows_csr, blocks, fixed_factors, fixed_bias, out, out_bias, threads,
+              side="user", first_row=0):
+        """One half-iteration: :meth:`solve_block` over the `blocks` of `rows_csr`, whose
+        rows are those of `out` and `out_bias`; then both must be finite."""
+        for lo, hi in blocks:
+            status = self._solve_rows(rows_csr.rows(lo, hi), fixed_factors, fixed_bias,
+                                      out[lo:hi], out_bias[lo:hi], threads, side)
+            self._check_status(status, first_row + lo, side, fixed_factors, rows_csr)
+        if not (all_finite(out) and all_finite(out_bias)):
+            raise self._overflow_error(side)
+
+    def _solve_rows(self, csr_block, fixed_factors, fixed_bias, out, out_bias, threads, side):
+        """The kernel call; returns its status per row."""
+        which = 0 if side == "user" else 1
+        status = np.zeros(out.shape[0], dtype=np.int8)
+        kernels("_explicit").solve_rows(
+            csr_block.indptr, csr_block.indices, csr_block.data, out, out_bias, fixed_factors,
+            fixed_bias, self.dtype(self.mu), self.dtype(self.regularization[which]),
+            self.dtype(self.bias_regularization[which]), self.weighted, self.biases,
+            self.nonnegative, threads, status)
+        return status
+
+    def _check_status(self, status, first_row, side, fixed_factors, rows_csr):
+        """raise_for_status, after the overflow diagnosis (over the rows of `rows_csr`)."""
+        if self.diagnose_overflow and status.any() and self._overflows(fixed_factors, rows_csr):
+            raise self._overflow_error(side)  # the magnitude, not the regularisation
+        raise_for_status(status, first_row, side, self.reported_regularization, self.dtype)
+
+    def _overflow_error(self, side):
+        return ModelFitError(
+            f"the {side} factors became non-finite (overflow); the ratings may be too large for "
+            f"{np.dtype(self.dtype).name}: scale them, raise regularization or use float64")
+
+    def _overflows(self, Y, rows_csr):
+        """Whether sums of n y y^T over a row can overflow the dtype (a failed solve's cause)."""
+        largest = float(np.max(np.square(Y, dtype=np.float64).sum(axis=1), initial=0.0))
+        most = float(np.diff(rows_csr.indptr).max(initial=1))
+        return not largest * most < float(np.finfo(self.dtype).max)
+
+
+def _per_side(value):
+    """(users, items) from one number or a pair."""
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def publish_explicit(model, user_factors, item_factors, user_bias, item_bias, statistics,
+                     copy=False):
+    """Make the given arrays (or copies of them) the fitted state of an explicit model, with
+    `statistics` = (user_counts, item_counts, global_mean, rating_range) of its training
+    ratings."""
+    model.user_counts, model.item_counts, model.global_mean, model.rating_range = statistics
+    if copy:
+        user_factors, item_factors = user_factors.copy(), item_factors.copy()
+        user_bias, item_bias = user_bias.copy(), item_bias.copy()
+    model.user_factors, model.item_factors, model.user_bias, model.item_bias = \
+        user_factors, item_factors, user_bias, item_bias
