@@ -42,7 +42,7 @@ from fastals._validation import (
     check_num_threads,
     take_rows,
 )
-from fastals.models.base import RecommenderBase
+from fastals.models.base import RecommenderBase, check_fit_arguments
 from fastals.similarity import (
     as_rows,
     columns_top_k,
@@ -117,10 +117,8 @@ def _owned(csr: CSR, original):
 
 
 def _check_fit_arguments(show_progress, callback):
-    """Validate fit's show_progress and callback; returns the start time."""
-    check_bool("show_progress", show_progress)
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable, got {callback!r}")
+    """Validate fit's show_progress and callback (as every model does); returns the start time."""
+    check_fit_arguments(show_progress, callback)
     return time.perf_counter()
 
 
