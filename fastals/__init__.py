@@ -18,7 +18,8 @@ from fastals.models.knn import (
 from fastals.models.sgd import FunkSVD, SGDMatrixFactorization
 from fastals.similarity import top_k_similarity
 from fastals import data, datasets, evaluation  # noqa: E402  (plumbing: ids, data, metrics)
-from fastals.data import IdRecommender, Interactions
+from fastals.data import Interactions
+from fastals.id_recommender import IdRecommender
 from fastals.evaluation import PopularityBaseline
 
 __version__ = "0.1.0"

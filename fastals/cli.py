@@ -286,7 +286,7 @@ def cmd_models(args, console):
 
 
 def cmd_fit(args, console):
-    from fastals.data import IdRecommender
+    from fastals.id_recommender import IdRecommender
 
     spec_kind = MODELS.get(args.model, ModelSpec("", "implicit", "")).kind
     model = _make_model(args.model, args, args.param)  # unknown / unavailable model: fail early
@@ -303,7 +303,7 @@ def cmd_fit(args, console):
 
 
 def _load_recommender(path):
-    from fastals.data import IdRecommender
+    from fastals.id_recommender import IdRecommender
 
     p = Path(path)
     if not p.exists():
@@ -500,7 +500,7 @@ def cmd_demo(args, console):
 
 def _demo_examples(model, train, console):
     """A user's history and recommendations, and the items similar to the most popular one."""
-    from fastals.data import IdRecommender
+    from fastals.id_recommender import IdRecommender
 
     rec = IdRecommender(model, train)
     counts = np.diff(train.user_items.indptr)

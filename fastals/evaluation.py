@@ -57,7 +57,8 @@ from fastals._validation import (
     check_num_threads,
     check_random_state,
 )
-from fastals.data import IdRecommender, Interactions, canonical_csr, score_pairs
+from fastals.data import Interactions, canonical_csr
+from fastals.id_recommender import IdRecommender, score_pairs
 from fastals.models.base import RecommenderBase
 
 __all__ = [
