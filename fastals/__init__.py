@@ -20,7 +20,7 @@ from fastals.similarity import top_k_similarity
 from fastals import data, datasets, evaluation  # noqa: E402  (plumbing: ids, data, metrics)
 from fastals.data import Interactions
 from fastals.id_recommender import IdRecommender
-from fastals.evaluation import PopularityBaseline
+from fastals.models.popularity import PopularityBaseline
 
 __version__ = "0.1.0"
 

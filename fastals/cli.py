@@ -407,7 +407,8 @@ def _metrics_table(results, K):
 
 
 def cmd_evaluate(args, console):
-    from fastals.evaluation import PopularityBaseline, train_test_split
+    from fastals.evaluation import train_test_split
+    from fastals.models.popularity import PopularityBaseline
 
     spec_kind = MODELS.get(args.model, ModelSpec("", "implicit", "")).kind
     model = _make_model(args.model, args, args.param)
@@ -460,7 +461,8 @@ def _demo_data(args):
 def cmd_demo(args, console):
     import fastals
     from fastals._threads import resolve_threads
-    from fastals.evaluation import PopularityBaseline, train_test_split
+    from fastals.evaluation import train_test_split
+    from fastals.models.popularity import PopularityBaseline
 
     began = time.perf_counter()
     name, data = _demo_data(args)

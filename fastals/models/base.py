@@ -32,6 +32,9 @@ log = logging.getLogger("fastals")
 FORMAT_VERSION = 1
 _HEADER = "__fastals__"
 _MODEL_CLASSES: dict[str, type] = {}
+# Where a class saved under an older name lives now (old files keep loading after a move).
+_MOVED_CLASSES = {"fastals.evaluation.PopularityBaseline":
+                  "fastals.models.popularity.PopularityBaseline"}
 # Dense score blocks are computed this many cells at a time (64 MiB of float32).
 _SCORE_BLOCK_CELLS = 1 << 24
 
@@ -406,8 +409,8 @@ def load(path, expected=None):
     if not isinstance(header.get("params"), dict) or not isinstance(header.get("extra", {}), dict):
         raise ModelFileError(f"{path} is not a readable fastals model: its parameters are "
                              "missing or not a JSON object")
-    cls = _MODEL_CLASSES.get(header.get("class")) if isinstance(header.get("class"), str) \
-        else None
+    key = header.get("class")
+    cls = _MODEL_CLASSES.get(_MOVED_CLASSES.get(key, key)) if isinstance(key, str) else None
     if cls is None or (expected is not None and not issubclass(cls, expected)):
         raise ModelFileError(f"{path} holds a {header.get('class')!r} model, "
                              f"not a {getattr(expected, '__name__', 'known fastals model')}")
