@@ -20,8 +20,7 @@ from collections.abc import Mapping
 import numpy as np
 import scipy.sparse as sp
 
-from fastals._validation import all_finite, check_choice, check_dtype, check_sparse, \
-    is_canonical
+from fastals._validation import all_finite, as_csr, check_choice, check_dtype
 from fastals.data._common import DataWarning, _pandas, _require_pandas
 from fastals.data.ids import IdMapping, _factorize, _id_array, _missing_mask, _object_array
 
@@ -140,25 +139,27 @@ class Interactions:
 def canonical_csr(matrix, name="user_items"):
     """`matrix` as a canonical CSR (sorted indices, duplicates summed), stored zeros kept.
 
-    The caller's arrays are shared when the input is already canonical CSR, and copied
-    before anything would change them otherwise.
+    Checked and canonicalised by :func:`fastals._validation.as_csr` (the values keep their
+    dtype). The caller's matrix itself is returned when it is canonical CSR already;
+    otherwise a new CSR of the caller's kind (``csr_matrix`` or ``csr_array``), so nothing
+    the caller holds is changed.
     """
-    check_sparse(matrix, name)  # also rejects a hand-built matrix scipy would misread
-    if matrix.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers, got dtype {matrix.dtype}")
-    csr = matrix.tocsr() if matrix.format != "csr" else matrix
-    if csr is not matrix:
-        check_sparse(csr, name)
-    if not is_canonical(csr.indptr, csr.indices, csr.nnz):
-        csr = csr.copy() if csr is matrix else csr
-        csr.has_sorted_indices = False  # scipy trusts these flags: make it look
-        csr.has_canonical_format = False
-        csr.sum_duplicates()
-    if csr.indices.shape[0] != csr.nnz or csr.data.shape[0] != csr.nnz:
-        csr = csr.copy() if csr is matrix else csr
-        csr.prune()  # arrays longer than indptr says (a hand-built matrix)
-    if not all_finite(csr.data):
+    rows = as_csr(matrix, name, getattr(matrix, "dtype", None), check_values=False,
+                  keep_zeros=True)
+    if not all_finite(rows.data):
         raise ValueError(f"{name} contains NaN or infinite values")
+    if matrix.format == "csr" and rows.indptr is matrix.indptr \
+            and matrix.indices.shape[0] == matrix.data.shape[0] == rows.nnz \
+            and (rows.nnz == 0 or np.may_share_memory(rows.indices, matrix.indices)
+                 and np.may_share_memory(rows.data, matrix.data)):
+        return matrix  # as_csr changed nothing: these are views of the caller's arrays
+    if matrix.format == "csr":
+        kind = type(matrix)
+    else:
+        kind = sp.csr_array if isinstance(matrix, getattr(sp, "sparray", ())) else sp.csr_matrix
+    csr = kind((rows.data, rows.indices, rows.indptr), shape=rows.shape)
+    csr.indices, csr.indptr = rows.indices, rows.indptr  # scipy would narrow int64 indices
+    csr.has_canonical_format = True
     return csr
 
 
