@@ -60,10 +60,9 @@ def score_pairs(model, userids, itemids, user_items=None):
         if isinstance(result, tuple):  # (predictions, flags) from models that report fallbacks
             result = result[0]
         return np.asarray(result)
-    dtype = model._score_dtype
-    out = np.empty(len(users), dtype=dtype)
     X, Y = getattr(model, "user_factors", None), getattr(model, "item_factors", None)
     if X is not None and Y is not None:
+        out = np.empty(len(users), dtype=np.result_type(X, Y))  # the model's dtype
         step = max(1, _PAIR_BLOCK_CELLS // max(X.shape[1], 1))
         for lo in range(0, len(users), step):
             hi = lo + step
@@ -73,14 +72,12 @@ def score_pairs(model, userids, itemids, user_items=None):
     unique_users, starts = np.unique(users[order], return_index=True)
     bounds = list(starts) + [len(order)]
     step = max(1, _PAIR_BLOCK_CELLS // max(model.n_items, 1))
-    for lo in range(0, len(unique_users), step):
+    out = None
+    for lo in range(0, max(len(unique_users), 1), step):  # once even without pairs: the dtype
         block_users = unique_users[lo:lo + step]
-        rows = None
-        if user_items is not None:
-            rows = model._rows_for(block_users, user_items, "user_items", model.n_users,
-                                   model.n_items)
-        scores = np.asarray(model._user_scores(block_users, rows, model._item_block(None),
-                                               False))
+        scores = model._dense_scores(block_users, user_items)
+        if out is None:
+            out = np.empty(len(users), dtype=scores.dtype)
         pairs = order[bounds[lo]:bounds[lo + len(block_users)]]
         out[pairs] = scores[np.searchsorted(block_users, users[pairs]), items[pairs]]
     return out

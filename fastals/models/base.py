@@ -45,6 +45,10 @@ class RecommenderBase(ABC):
     Subclasses implement :meth:`fit` and the scoring hooks; this class provides
     :meth:`recommend`, :meth:`similar_items`, :meth:`similar_users`, :meth:`save` and
     :meth:`load` on top of them.
+
+    The rooms above the models (:mod:`fastals.id_recommender`, :mod:`fastals.evaluation`)
+    use the public methods, :meth:`_check_fitted` and, for scores other than top-N lists,
+    :meth:`_dense_scores`; the scoring hooks are this class's and its subclasses' only.
     """
 
     #: arrays that make up a fitted model (saved and loaded by name)
@@ -103,6 +107,7 @@ class RecommenderBase(ABC):
         return f"{type(self).__name__}({args})"
 
     def _check_fitted(self):
+        """Raise :class:`NotFittedError` unless the model is fitted."""
         if not self.is_fitted:
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit() first")
 
@@ -209,6 +214,37 @@ class RecommenderBase(ABC):
             return self._similar_scores(axis, ids[lo:hi], candidates)
 
         return self._top_n(score, len(ids), N, candidates, upper, None, blocked, scalar)
+
+    # --- scores for the rooms above the models -----------------------------------------
+    def _dense_scores(self, userids, user_items=None, items=None):
+        """Scores of users for items, as a dense array in the model's score dtype.
+
+        The one way the rooms above the models (``score_pairs``, ``IdRecommender``,
+        :mod:`fastals.evaluation`) score users other than through :meth:`recommend`, so
+        that they never call the hooks (``_rows_for``, ``_item_block``, ``_user_scores``).
+
+        userids : int64 array
+            Known users, validated by the caller.
+        user_items : sparse matrix, optional
+            The users' interactions, as for :meth:`recommend`: one row per id of `userids`
+            or the full users x items matrix. Models that score from a user's history (the
+            neighbourhood models) need it; the others ignore it.
+        items : int64 array, optional
+            Distinct candidate items, validated by the caller; all items when None.
+
+        Returns a (len(userids) x number of candidates) array, possibly a read-only view.
+        """
+        self._check_fitted()
+        n_candidates = self.n_items if items is None else len(items)
+        if not len(userids):
+            return np.zeros((0, n_candidates), dtype=self._score_dtype)
+        rows = None
+        if user_items is not None:
+            rows = self._rows_for(userids, user_items, "user_items", self.n_users, self.n_items)
+        scores = self._user_scores(userids, rows, self._item_block(items), False)
+        if isinstance(scores, FactorScores):
+            scores = scores.queries @ scores.items_t
+        return np.asarray(scores, dtype=self._score_dtype)
 
     # --- shared plumbing ---------------------------------------------------------------
     def _rows_for(self, ids, matrix, name, n_known, n_cols):
