@@ -74,8 +74,12 @@ def log_weight(X, alpha=1.0, epsilon=1.0):
 
 
 def _idf(matrix):
-    """log(N) - log(1 + df) per column, as in `implicit` (N = rows, df = rows using it)."""
-    n_rows = float(matrix.shape[0])
+    """log(N) - log(1 + df) per column, as in `implicit` (N = rows, df = rows using it).
+
+    N is taken as at least 1, as fastals.similarity.weigh does: a matrix without rows has
+    no values to weight, and log(0) would only raise numpy's divide-by-zero warning.
+    """
+    n_rows = float(max(matrix.shape[0], 1))
     df = np.bincount(matrix.indices, minlength=matrix.shape[1])
     idf = np.log(n_rows) - np.log1p(df)
     if (idf[df > 0] <= 0).any():
