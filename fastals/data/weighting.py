@@ -1,13 +1,16 @@
 """Confidence weighting of interaction matrices: linear, log, BM25 and TF-IDF.
 
 * :func:`linear_weight` (``c = 1 + alpha r`` as in Hu et al.) and :func:`log_weight`.
-* :func:`bm25_weight` and :func:`tfidf_weight`, with the formulas of ``implicit``.
+* :func:`bm25_weight` and :func:`tfidf_weight`, with the formulas of ``implicit``; their
+  :func:`term_weights` is also :func:`fastals.similarity.weigh`'s (the neighbourhood
+  models' weighting), so the two agree by construction.
 
 Each takes a scipy sparse matrix or :class:`Interactions` and returns a new one of the same
 kind; the input is never modified.
 
 May import: numpy, scipy, :mod:`fastals._validation`, :mod:`fastals.data._common` and
-``interactions``.
+``interactions``; the similarity kernel and :mod:`fastals._threads` only inside the
+functions that need them (importing this module loads no compiled kernel).
 """
 from __future__ import annotations
 
@@ -16,17 +19,22 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
-from fastals._validation import as_csr, check_float
+from fastals._validation import CSR, as_csr, check_float
 from fastals.data._common import DataWarning
 from fastals.data.interactions import Interactions
 
 
 def _weighting_input(X, name="X"):
-    """(CSR copy as float64, a function that puts a weighted CSR back in X's container)."""
+    """(validated float64 CSR of X, a function that puts new values in X's kind of container).
+
+    The CSR's arrays may be the caller's own: never write to them. The function builds a new
+    matrix from the values given (and copies of the structure), so the input is never
+    modified.
+    """
     if isinstance(X, Interactions):
         data = X
 
-        def wrap(matrix):
+        def container(matrix):
             return data.with_matrix(matrix.astype(data.user_items.dtype), data.timestamps)
         source = X.user_items
     else:
@@ -34,12 +42,14 @@ def _weighting_input(X, name="X"):
             as_csr(X, name, np.float64)  # raises the clear error for dense / wrong input
         source = X
 
-        def wrap(matrix):
+        def container(matrix):
             return matrix
     csr = as_csr(source, name, np.float64)
-    matrix = sp.csr_matrix((csr.data.copy(), csr.indices.copy(), csr.indptr.copy()),
-                           shape=csr.shape)
-    return matrix, wrap
+
+    def wrap(values):
+        return container(sp.csr_matrix((values, csr.indices.copy(), csr.indptr.copy()),
+                                       shape=csr.shape))
+    return csr, wrap
 
 
 def linear_weight(X, alpha=40.0):
@@ -54,9 +64,8 @@ def linear_weight(X, alpha=40.0):
     as a new Interactions with the same ids). The input is never modified.
     """
     alpha = check_float("alpha", alpha, minimum=0, exclusive=True)
-    matrix, wrap = _weighting_input(X)
-    matrix.data *= alpha
-    return wrap(matrix)
+    counts, wrap = _weighting_input(X)
+    return wrap(counts.data * alpha)
 
 
 def log_weight(X, alpha=1.0, epsilon=1.0):
@@ -68,25 +77,68 @@ def log_weight(X, alpha=1.0, epsilon=1.0):
     """
     alpha = check_float("alpha", alpha, minimum=0, exclusive=True)
     epsilon = check_float("epsilon", epsilon, minimum=0, exclusive=True)
-    matrix, wrap = _weighting_input(X)
-    matrix.data = np.sign(matrix.data) * alpha * np.log1p(np.abs(matrix.data) / epsilon)
-    return wrap(matrix)
+    counts, wrap = _weighting_input(X)
+    values = counts.data
+    return wrap(np.sign(values) * alpha * np.log1p(np.abs(values) / epsilon))
 
 
-def _idf(matrix):
-    """log(N) - log(1 + df) per column, as in `implicit` (N = rows, df = rows using it).
+# --- TF-IDF and BM25: the one implementation, also behind fastals.similarity.weigh ----------
+def bm25_parameters(K1, B):
+    """`K1` and `B` checked (K1 >= 0, 0 <= B <= 1), as floats."""
+    return check_float("K1", K1, minimum=0), check_float("B", B, minimum=0, maximum=1)
 
-    N is taken as at least 1, as fastals.similarity.weigh does: a matrix without rows has
-    no values to weight, and log(0) would only raise numpy's divide-by-zero warning.
+
+def term_weights(counts: CSR, scheme, documents="rows", K1=1.2, B=0.75, num_threads=1):
+    r"""TF-IDF or BM25 weights of the stored values of a validated CSR, in either orientation.
+
+    `documents` says whether the rows or the columns of `counts` are the documents (the other
+    axis holds the terms), so that item-item weighting needs no transposed copy. With n
+    documents, df(t) those storing term t and len(d) the total count of document d:
+
+    * idf(t) = log(max(n, 1)) - log(1 + df(t))
+    * TF-IDF:  w = sqrt(x) idf(t)
+    * BM25:    w = x (K1 + 1) / (K1 L(d) + x) idf(t),  L(d) = 1 - B + B len(d) / mean(len)
+      (len(d) itself when the mean length is 0)
+
+    the formulas of ``implicit``. Values, K1 and B are the callers' to check (see
+    :func:`bm25_parameters`). The element-wise formula runs in the compiled similarity
+    kernel (imported here on first use, so that importing this module loads no kernel).
+
+    Returns (weights aligned with ``counts.data``, idf per term, df per term).
     """
-    n_rows = float(max(matrix.shape[0], 1))
-    df = np.bincount(matrix.indices, minlength=matrix.shape[1])
-    idf = np.log(n_rows) - np.log1p(df)
-    if (idf[df > 0] <= 0).any():
-        warnings.warn(f"{int((idf[df > 0] <= 0).sum())} columns are used by (nearly) every row, "
-                      "so their IDF is <= 0 and their weights are <= 0", DataWarning,
-                      stacklevel=3)
-    return idf
+    from fastals._kernels import _similarity
+
+    n_rows, n_cols = counts.shape
+    by_rows = documents == "rows"
+    n_docs = n_rows if by_rows else n_cols
+    df = np.bincount(counts.indices, minlength=n_cols) if by_rows else np.diff(counts.indptr)
+    idf = np.log(max(n_docs, 1)) - np.log1p(df.astype(np.float64))
+    length_norm = np.zeros(0)
+    if scheme == "bm25":
+        if by_rows:
+            length, squares = np.empty(n_rows), np.empty(n_rows)
+            _similarity.row_moments(counts.indptr, counts.data, length, squares, num_threads)
+        else:
+            length = np.zeros(n_cols)
+            _similarity.column_sums(counts.indices, counts.data, length)
+        mean = length.mean() if n_docs else 0.0
+        length_norm = (1.0 - B) + B * (length / mean if mean != 0 else length)
+    weights = np.empty_like(counts.data)
+    _similarity.weigh(counts.indptr, counts.indices, counts.data, scheme == "bm25", by_rows,
+                      idf, length_norm, float(K1), weights, num_threads)
+    return weights, idf, df
+
+
+def _weigh_rows(counts, scheme, K1=1.2, B=0.75):
+    """term_weights of the rows of `counts` on every core, warning about ubiquitous columns."""
+    from fastals._threads import resolve_threads
+
+    weights, idf, df = term_weights(counts, scheme, "rows", K1, B, resolve_threads(0))
+    ubiquitous = int((idf[df > 0] <= 0).sum())
+    if ubiquitous:
+        warnings.warn(f"{ubiquitous} columns are used by (nearly) every row, so their IDF is "
+                      "<= 0 and their weights are <= 0", DataWarning, stacklevel=3)
+    return weights
 
 
 def bm25_weight(X, K1=100.0, B=0.8):
@@ -102,22 +154,13 @@ def bm25_weight(X, K1=100.0, B=0.8):
     matrix; with a users x items matrix write ``bm25_weight(user_items.T).T``. A column
     stored in every row gets a weight <= 0 (a warning says so).
     """
-    K1 = check_float("K1", K1, minimum=0)
-    B = check_float("B", B, minimum=0, maximum=1)
-    matrix, wrap = _weighting_input(X)
-    idf = _idf(matrix)
-    row_sums = np.asarray(matrix.sum(axis=1)).ravel()
-    mean_length = row_sums.mean() if row_sums.size and row_sums.mean() != 0 else 1.0
-    length_norm = (1.0 - B) + B * row_sums / mean_length
-    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
-    r = matrix.data
-    with np.errstate(divide="ignore", invalid="ignore"):
-        weighted = r * (K1 + 1.0) / (K1 * length_norm[rows] + r) * idf[matrix.indices]
-    if not np.isfinite(weighted).all():
+    K1, B = bm25_parameters(K1, B)
+    counts, wrap = _weighting_input(X)
+    weights = _weigh_rows(counts, "bm25", K1, B)
+    if not np.isfinite(weights).all():
         raise ValueError("bm25_weight produced non-finite weights: K1=0 with zero values, or "
                          "negative values; use K1 > 0 and non-negative values")
-    matrix.data = weighted
-    return wrap(matrix)
+    return wrap(weights)
 
 
 def tfidf_weight(X):
@@ -125,9 +168,8 @@ def tfidf_weight(X):
 
     Rows are documents, columns terms; idf as in :func:`bm25_weight`. Values must be >= 0.
     """
-    matrix, wrap = _weighting_input(X)
-    if (matrix.data < 0).any():
+    counts, wrap = _weighting_input(X)
+    if (counts.data < 0).any():
         raise ValueError("tfidf_weight needs non-negative values in X (it takes their square "
                          "root)")
-    matrix.data = np.sqrt(matrix.data) * _idf(matrix)[matrix.indices]
-    return wrap(matrix)
+    return wrap(_weigh_rows(counts, "tfidf"))
