@@ -39,12 +39,15 @@ Examples
 >>> rec = IdRecommender(model).fit(data, show_progress=False)
 >>> items, scores = rec.recommend("ann", N=2)
 """
-from fastals.data._common import DataWarning, _require_pandas
-from fastals.data._common import _find_pandas as _pandas  # the switch: see _common
-from fastals.data.csv_reader import _open_text, read_csv
+# Also importable from here, as when this package was one module: canonical_csr (used by
+# fastals.evaluation), DUPLICATE_POLICIES, _open_text (fastals.datasets), _pandas (the
+# switch described in _common) and _require_pandas.
+from fastals.data._common import DataWarning, _require_pandas  # noqa: F401
+from fastals.data._common import _find_pandas as _pandas  # noqa: F401
+from fastals.data.csv_reader import _open_text, read_csv  # noqa: F401
 from fastals.data.ids import IdMapping
 from fastals.data.interactions import DUPLICATE_POLICIES, Interactions, canonical_csr, \
-    from_arrays, from_dataframe
+    from_arrays, from_dataframe  # noqa: F401
 from fastals.data.weighting import bm25_weight, linear_weight, log_weight, tfidf_weight
 
 __all__ = [

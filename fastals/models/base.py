@@ -10,6 +10,7 @@ filtering and the top-N selection (one compiled kernel for every model), and sav
 """
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import logging
@@ -35,6 +36,10 @@ _MODEL_CLASSES: dict[str, type] = {}
 # Where a class saved under an older name lives now (old files keep loading after a move).
 _MOVED_CLASSES = {"fastals.evaluation.PopularityBaseline":
                   "fastals.models.popularity.PopularityBaseline"}
+# The modules of fastals' own models: load() imports them, so that their classes are
+# registered however little of the package has been imported.
+_MODEL_MODULES = ("fastals.models.explicit_als", "fastals.models.implicit_als",
+                  "fastals.models.knn", "fastals.models.popularity", "fastals.models.sgd")
 # Dense score blocks are computed this many cells at a time (64 MiB of float32).
 _SCORE_BLOCK_CELLS = 1 << 24
 
@@ -445,6 +450,8 @@ def load(path, expected=None):
     if not isinstance(header.get("params"), dict) or not isinstance(header.get("extra", {}), dict):
         raise ModelFileError(f"{path} is not a readable fastals model: its parameters are "
                              "missing or not a JSON object")
+    for module in _MODEL_MODULES:
+        importlib.import_module(module)
     key = header.get("class")
     cls = _MODEL_CLASSES.get(_MOVED_CLASSES.get(key, key)) if isinstance(key, str) else None
     if cls is None or (expected is not None and not issubclass(cls, expected)):
