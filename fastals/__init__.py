@@ -2,24 +2,15 @@
 
 Models share `implicit`'s call shapes: ``fit(user_items)``, ``recommend(userid, user_items)``,
 ``similar_items(itemid)``, each returning ``(ids, scores)``.
+
+Every public name is importable from here (``fastals.ImplicitALS``, ``from fastals import
+*``), but each is loaded on first use (PEP 562): importing :mod:`fastals.data` or
+:mod:`fastals.datasets` to read data loads no model and no compiled kernel.
+
+This file holds public names only. May import: the standard library; the rest of the
+package on first use of a name.
 """
-from fastals.exceptions import IdOutOfRangeError, ModelFileError, ModelFitError, NotFittedError
-from fastals.models.base import RecommenderBase, load
-from fastals.models.explicit_als import ExplicitALS
-from fastals.models.implicit_als import AlternatingLeastSquares, ImplicitALS
-from fastals.models.knn import (
-    BM25Recommender,
-    ContentKNN,
-    CosineRecommender,
-    ItemKNN,
-    TFIDFRecommender,
-    UserKNN,
-)
-from fastals.models.sgd import FunkSVD, SGDMatrixFactorization
-from fastals.similarity import top_k_similarity
-from fastals import data, datasets, evaluation  # noqa: E402  (plumbing: ids, data, metrics)
-from fastals.data import IdRecommender, Interactions
-from fastals.evaluation import PopularityBaseline
+import importlib
 
 __version__ = "0.1.0"
 
@@ -46,3 +37,50 @@ __all__ = [
     "load",
     "top_k_similarity",
 ]
+
+# where each public name is defined
+_HOMES = {
+    "AlternatingLeastSquares": "fastals.models.implicit_als",
+    "BM25Recommender": "fastals.models.knn",
+    "ContentKNN": "fastals.models.knn",
+    "CosineRecommender": "fastals.models.knn",
+    "ExplicitALS": "fastals.models.explicit_als",
+    "FunkSVD": "fastals.models.sgd",
+    "IdOutOfRangeError": "fastals.exceptions",
+    "IdRecommender": "fastals.id_recommender",
+    "ImplicitALS": "fastals.models.implicit_als",
+    "Interactions": "fastals.data",
+    "ItemKNN": "fastals.models.knn",
+    "ModelFileError": "fastals.exceptions",
+    "ModelFitError": "fastals.exceptions",
+    "NotFittedError": "fastals.exceptions",
+    "PopularityBaseline": "fastals.models.popularity",
+    "RecommenderBase": "fastals.models.base",
+    "SGDMatrixFactorization": "fastals.models.sgd",
+    "TFIDFRecommender": "fastals.models.knn",
+    "UserKNN": "fastals.models.knn",
+    "load": "fastals.models.base",
+    "top_k_similarity": "fastals.similarity",
+}
+# submodules that ``import fastals`` made attributes of the package when it loaded them all
+_SUBMODULES = ("_arrays", "_files", "_kernels", "_threads", "_validation", "data", "datasets",
+               "evaluation", "exceptions", "id_recommender", "models", "similarity")
+_loaded = set()
+
+
+def __getattr__(name):
+    if name in _loaded:  # loaded once and deleted since (``del fastals.X``): stays deleted
+        raise AttributeError(f"module 'fastals' has no attribute {name!r}")
+    if name in _HOMES:
+        value = getattr(importlib.import_module(_HOMES[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"fastals.{name}")
+    else:
+        raise AttributeError(f"module 'fastals' has no attribute {name!r}")
+    _loaded.add(name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

@@ -1,14 +1,20 @@
-"""Thread counts and scoped BLAS limits."""
+"""Thread counts and scoped BLAS limits.
+
+May import: threadpoolctl; the CPU-query kernel (:mod:`fastals._kernels._cpu`) only when a
+thread count is resolved, so that importing this module loads no compiled kernel.
+"""
 import contextlib
 
 from threadpoolctl import threadpool_limits
 
-from fastals._kernels import _cpu
-
 
 def resolve_threads(num_threads):
     """0 means every thread OpenMP would use; at least 1."""
-    return num_threads if num_threads > 0 else max(1, _cpu.openmp_threads())
+    if num_threads > 0:
+        return num_threads
+    from fastals._kernels import _cpu
+
+    return max(1, _cpu.openmp_threads())
 
 
 @contextlib.contextmanager

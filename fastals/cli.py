@@ -290,7 +290,7 @@ def cmd_models(args, console):
 
 
 def cmd_fit(args, console):
-    from fastals.data import IdRecommender
+    from fastals.id_recommender import IdRecommender
 
     model = _make_model(args.model, args, args.param)  # an unknown model fails before reading
     out = _check_output(args.output)
@@ -306,7 +306,7 @@ def cmd_fit(args, console):
 
 
 def _load_recommender(path):
-    from fastals.data import IdRecommender
+    from fastals.id_recommender import IdRecommender
 
     p = Path(path)
     if not p.exists():
@@ -410,7 +410,8 @@ def _metrics_table(results, K):
 
 
 def cmd_evaluate(args, console):
-    from fastals.evaluation import PopularityBaseline, train_test_split
+    from fastals.evaluation import train_test_split
+    from fastals.models.popularity import PopularityBaseline
 
     model = _make_model(args.model, args, args.param)
     data = load_data(args.data, args, MODELS[args.model].kind)
@@ -462,7 +463,8 @@ def _demo_data(args):
 def cmd_demo(args, console):
     import fastals
     from fastals._threads import resolve_threads
-    from fastals.evaluation import PopularityBaseline, train_test_split
+    from fastals.evaluation import train_test_split
+    from fastals.models.popularity import PopularityBaseline
 
     began = time.perf_counter()
     name, data = _demo_data(args)
@@ -502,7 +504,7 @@ def cmd_demo(args, console):
 
 def _demo_examples(model, train, console):
     """A user's history and recommendations, and the items similar to the most popular one."""
-    from fastals.data import IdRecommender
+    from fastals.id_recommender import IdRecommender
 
     rec = IdRecommender(model, train)
     counts = np.diff(train.user_items.indptr)

@@ -33,7 +33,12 @@ All of them come from one batch ``recommend`` per block of users and one paralle
 (:mod:`fastals._kernels._metrics`, checked against :mod:`fastals.reference.metrics`).
 
 Rating metrics: :func:`rmse`, :func:`mae` on the stored test values; :func:`cross_validate`
-repeats fit and score over k folds.
+repeats fit and score over k folds. The yardstick model, :class:`PopularityBaseline`, lives
+with the models (:mod:`fastals.models.popularity`) and is re-exported here.
+
+This room sits above the models. May import: numpy, scipy, :mod:`fastals.data`,
+:mod:`fastals.id_recommender`, the models' public interface (:mod:`fastals.models`), the
+metrics kernel and :mod:`fastals._validation` / :mod:`fastals._threads`.
 """
 from __future__ import annotations
 
@@ -50,15 +55,16 @@ from fastals._threads import resolve_threads, single_threaded_blas
 from fastals._validation import (
     as_csr,
     check_bool,
-    check_dtype,
     check_float,
     check_ids,
     check_int,
     check_num_threads,
     check_random_state,
 )
-from fastals.data import IdRecommender, Interactions, canonical_csr, score_pairs
+from fastals.data import Interactions, canonical_csr
+from fastals.id_recommender import IdRecommender, score_pairs
 from fastals.models.base import RecommenderBase
+from fastals.models.popularity import PopularityBaseline  # re-exported: its old home
 
 __all__ = [
     "PopularityBaseline",
@@ -584,69 +590,3 @@ def cross_validate(model, data, folds=5, K=10, measures=None, random_state=None,
         log.info("fold %d/%d: %s", f + 1, folds,
                  ", ".join(f"{m} {results[m][f]:.4f}" for m in measures))
     return results
-
-
-# --- the baseline everything should beat ----------------------------------------------------
-class PopularityBaseline(RecommenderBase):
-    """Recommend the most popular items (most users with a positive value) to everyone.
-
-    The yardstick for ranking metrics: a personalised model that does not beat it has not
-    learnt anything about users. Already-liked items are filtered as for any model.
-    Similarity queries are not defined for it and raise TypeError.
-    """
-
-    _state_names = ("item_popularity", "user_count")
-
-    def __init__(self, dtype=np.float32, num_threads=0):
-        self.dtype = check_dtype("dtype", dtype)
-        self.num_threads = check_num_threads(num_threads)
-        self.item_popularity = None
-        self.user_count = None
-
-    @property
-    def n_users(self):
-        return 0 if self.user_count is None else int(self.user_count[0])
-
-    @property
-    def n_items(self):
-        return 0 if self.item_popularity is None else len(self.item_popularity)
-
-    def fit(self, user_items, show_progress=True, callback=None):
-        """Count, for each item, the users with a positive value. Returns self."""
-        check_bool("show_progress", show_progress)
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
-        csr = as_csr(user_items, "user_items", self.dtype, allow_empty=False)
-        positive = csr.data > 0
-        counts = np.bincount(csr.indices[positive], minlength=csr.shape[1])
-        # break ties between equally popular items by total value, in a way that never
-        # outweighs one more user
-        totals = np.bincount(csr.indices[positive], weights=csr.data[positive],
-                             minlength=csr.shape[1])
-        tie_break = totals / (totals.max() + 1.0) if totals.size and totals.max() > 0 else 0
-        self.item_popularity = (counts + 0.5 * tie_break).astype(self.dtype)
-        self.user_count = np.array([csr.shape[0]], dtype=np.int64)
-        if callback is not None:
-            callback(0, 0.0, None)
-        return self
-
-    def _item_block(self, candidates):
-        return self.item_popularity if candidates is None else self.item_popularity[candidates]
-
-    def _user_scores(self, userids, rows, item_block, recalculate):
-        return np.broadcast_to(item_block, (len(userids), len(item_block)))
-
-    def _similar_scores(self, axis, ids, candidates):
-        raise TypeError("PopularityBaseline has no notion of similar items or users")
-
-    def _restore(self, arrays, extra):
-        super()._restore(arrays, extra)
-        popularity = np.asarray(self.item_popularity)
-        if popularity.ndim != 1 or popularity.dtype.kind not in "iuf" \
-                or not np.isfinite(popularity).all():
-            raise ValueError("item_popularity must be a 1-D array of finite numbers")
-        self.item_popularity = popularity.astype(self.dtype)
-        count = np.asarray(self.user_count)
-        if count.shape != (1,) or count.dtype.kind not in "iu" or count[0] < 0:
-            raise ValueError("user_count must hold one non-negative count")
-        self.user_count = count.astype(np.int64)

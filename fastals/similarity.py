@@ -42,10 +42,10 @@ from fastals._validation import (
     check_bool,
     check_choice,
     check_dtype,
-    check_float,
     check_int,
     check_num_threads,
 )
+from fastals.data.weighting import bm25_parameters, term_weights
 
 SIMILARITIES = ("cosine", "dot", "pearson", "jaccard")
 _MODE = {"dot": "dot", "cosine": "scaled", "pearson": "pearson", "jaccard": "jaccard"}
@@ -427,32 +427,13 @@ def weigh(counts: CSR, scheme, documents="rows", K1=1.2, B=0.75, num_threads=1,
     """The weights of the stored values of a validated CSR, as a new array.
 
     `documents` says whether the rows or the columns of `counts` are the documents; `name`
-    is how errors call `counts`.
+    is how errors call `counts`. The weighting itself is
+    :func:`fastals.data.weighting.term_weights`, the one implementation also behind
+    ``fastals.data.tfidf_weight`` / ``bm25_weight``.
     """
     if scheme == "bm25":
-        K1 = check_float("K1", K1, minimum=0)
-        B = check_float("B", B, minimum=0, maximum=1)
+        K1, B = bm25_parameters(K1, B)
     if counts.nnz and counts.data.min() < 0:
         raise ValueError(f"{scheme} weighting needs non-negative counts in {name}, got "
                          f"{counts.data.min()}")
-    n_rows, n_cols = counts.shape
-    by_rows = documents == "rows"
-    n_docs = n_rows if by_rows else n_cols
-    per_row = np.diff(counts.indptr)
-    per_col = np.bincount(counts.indices, minlength=n_cols)
-    df = per_col if by_rows else per_row
-    idf = np.log(max(n_docs, 1)) - np.log1p(df.astype(np.float64))
-    length_norm = np.zeros(0)
-    if scheme == "bm25":
-        if by_rows:
-            length, squares = np.empty(n_rows), np.empty(n_rows)
-            _similarity.row_moments(counts.indptr, counts.data, length, squares, num_threads)
-        else:
-            length = np.zeros(n_cols)
-            _similarity.column_sums(counts.indices, counts.data, length)
-        mean = length.mean() if n_docs else 0.0
-        length_norm = (1.0 - B) + B * (length / mean if mean > 0 else length)
-    out = np.empty_like(counts.data)
-    _similarity.weigh(counts.indptr, counts.indices, counts.data, scheme == "bm25", by_rows,
-                      idf, length_norm, float(K1), out, num_threads)
-    return out
+    return term_weights(counts, scheme, documents, K1, B, num_threads)[0]

@@ -352,6 +352,15 @@ def test_weighting_keeps_interactions_ids_and_warns_on_ubiquitous_columns():
         linear_weight(np.ones((2, 2)))
 
 
+def test_weighting_a_matrix_without_rows_gives_an_empty_matrix_and_no_warning():
+    for empty in (sp.csr_matrix((0, 4)), sp.csr_matrix((0, 0))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # numpy's divide-by-zero in log(0) was one
+            for weight in (bm25_weight, tfidf_weight):
+                out = weight(empty)
+                assert out.shape == empty.shape and out.nnz == 0
+
+
 # --- IdRecommender ------------------------------------------------------------------------
 def _genres():
     """Six users in two taste groups over string-named items; one item of each user held out."""

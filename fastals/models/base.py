@@ -10,6 +10,7 @@ filtering and the top-N selection (one compiled kernel for every model), and sav
 """
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import logging
@@ -32,6 +33,13 @@ log = logging.getLogger("fastals")
 FORMAT_VERSION = 1
 _HEADER = "__fastals__"
 _MODEL_CLASSES: dict[str, type] = {}
+# Where a class saved under an older name lives now (old files keep loading after a move).
+_MOVED_CLASSES = {"fastals.evaluation.PopularityBaseline":
+                  "fastals.models.popularity.PopularityBaseline"}
+# The modules of fastals' own models: load() imports them, so that their classes are
+# registered however little of the package has been imported.
+_MODEL_MODULES = ("fastals.models.explicit_als", "fastals.models.implicit_als",
+                  "fastals.models.knn", "fastals.models.popularity", "fastals.models.sgd")
 # Dense score blocks are computed this many cells at a time (64 MiB of float32).
 _SCORE_BLOCK_CELLS = 1 << 24
 
@@ -42,6 +50,10 @@ class RecommenderBase(ABC):
     Subclasses implement :meth:`fit` and the scoring hooks; this class provides
     :meth:`recommend`, :meth:`similar_items`, :meth:`similar_users`, :meth:`save` and
     :meth:`load` on top of them.
+
+    The rooms above the models (:mod:`fastals.id_recommender`, :mod:`fastals.evaluation`)
+    use the public methods, :meth:`_check_fitted` and, for scores other than top-N lists,
+    :meth:`_dense_scores`; the scoring hooks are this class's and its subclasses' only.
     """
 
     #: arrays that make up a fitted model (saved and loaded by name)
@@ -100,6 +112,7 @@ class RecommenderBase(ABC):
         return f"{type(self).__name__}({args})"
 
     def _check_fitted(self):
+        """Raise :class:`NotFittedError` unless the model is fitted."""
         if not self.is_fitted:
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit() first")
 
@@ -206,6 +219,37 @@ class RecommenderBase(ABC):
             return self._similar_scores(axis, ids[lo:hi], candidates)
 
         return self._top_n(score, len(ids), N, candidates, upper, None, blocked, scalar)
+
+    # --- scores for the rooms above the models -----------------------------------------
+    def _dense_scores(self, userids, user_items=None, items=None):
+        """Scores of users for items, as a dense array in the model's score dtype.
+
+        The one way the rooms above the models (``score_pairs``, ``IdRecommender``,
+        :mod:`fastals.evaluation`) score users other than through :meth:`recommend`, so
+        that they never call the hooks (``_rows_for``, ``_item_block``, ``_user_scores``).
+
+        userids : int64 array
+            Known users, validated by the caller.
+        user_items : sparse matrix, optional
+            The users' interactions, as for :meth:`recommend`: one row per id of `userids`
+            or the full users x items matrix. Models that score from a user's history (the
+            neighbourhood models) need it; the others ignore it.
+        items : int64 array, optional
+            Distinct candidate items, validated by the caller; all items when None.
+
+        Returns a (len(userids) x number of candidates) array, possibly a read-only view.
+        """
+        self._check_fitted()
+        n_candidates = self.n_items if items is None else len(items)
+        if not len(userids):
+            return np.zeros((0, n_candidates), dtype=self._score_dtype)
+        rows = None
+        if user_items is not None:
+            rows = self._rows_for(userids, user_items, "user_items", self.n_users, self.n_items)
+        scores = self._user_scores(userids, rows, self._item_block(items), False)
+        if isinstance(scores, FactorScores):
+            scores = scores.queries @ scores.items_t
+        return np.asarray(scores, dtype=self._score_dtype)
 
     # --- shared plumbing ---------------------------------------------------------------
     def _rows_for(self, ids, matrix, name, n_known, n_cols):
@@ -418,8 +462,10 @@ def load(path, expected=None):
     if not isinstance(header.get("params"), dict) or not isinstance(header.get("extra", {}), dict):
         raise ModelFileError(f"{path} is not a readable fastals model: its parameters are "
                              "missing or not a JSON object")
-    cls = _MODEL_CLASSES.get(header.get("class")) if isinstance(header.get("class"), str) \
-        else None
+    for module in _MODEL_MODULES:
+        importlib.import_module(module)
+    key = header.get("class")
+    cls = _MODEL_CLASSES.get(_MOVED_CLASSES.get(key, key)) if isinstance(key, str) else None
     if cls is None or (expected is not None and not issubclass(cls, expected)):
         raise ModelFileError(f"{path} holds a {header.get('class')!r} model, "
                              f"not a {getattr(expected, '__name__', 'known fastals model')}")

@@ -1,0 +1,175 @@
+"""Confidence weighting of interaction matrices: linear, log, BM25 and TF-IDF.
+
+* :func:`linear_weight` (``c = 1 + alpha r`` as in Hu et al.) and :func:`log_weight`.
+* :func:`bm25_weight` and :func:`tfidf_weight`, with the formulas of ``implicit``; their
+  :func:`term_weights` is also :func:`fastals.similarity.weigh`'s (the neighbourhood
+  models' weighting), so the two agree by construction.
+
+Each takes a scipy sparse matrix or :class:`Interactions` and returns a new one of the same
+kind; the input is never modified.
+
+May import: numpy, scipy, :mod:`fastals._validation`, :mod:`fastals.data._common` and
+``interactions``; the similarity kernel and :mod:`fastals._threads` only inside the
+functions that need them (importing this module loads no compiled kernel).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+
+from fastals._validation import CSR, as_csr, check_float
+from fastals.data._common import DataWarning
+from fastals.data.interactions import Interactions
+
+
+def _weighting_input(X, name="X"):
+    """(validated float64 CSR of X, a function that puts new values in X's kind of container).
+
+    The CSR's arrays may be the caller's own: never write to them. The function builds a new
+    matrix from the values given (and copies of the structure), so the input is never
+    modified.
+    """
+    if isinstance(X, Interactions):
+        data = X
+
+        def container(matrix):
+            return data.with_matrix(matrix.astype(data.user_items.dtype), data.timestamps)
+        source = X.user_items
+    else:
+        if not sp.issparse(X):
+            as_csr(X, name, np.float64)  # raises the clear error for dense / wrong input
+        source = X
+
+        def container(matrix):
+            return matrix
+    csr = as_csr(source, name, np.float64)
+
+    def wrap(values):
+        return container(sp.csr_matrix((values, csr.indices.copy(), csr.indptr.copy()),
+                                       shape=csr.shape))
+    return csr, wrap
+
+
+def linear_weight(X, alpha=40.0):
+    r"""Scale interactions linearly: stored values become :math:`\alpha r`.
+
+    Hu, Koren & Volinsky's linear confidence is :math:`c = 1 + \alpha r`. fastals'
+    :class:`~fastals.ImplicitALS` adds the 1 itself (``c = 1 + alpha_model * |value|``), so
+    ``ImplicitALS(alpha=1).fit(linear_weight(X, 40))`` trains on ``c = 1 + 40 r`` -- the
+    ``data * alpha`` of `implicit` tutorials -- exactly like ``ImplicitALS(alpha=40).fit(X)``.
+
+    `X` is any scipy sparse matrix (returned as a new CSR) or :class:`Interactions` (returned
+    as a new Interactions with the same ids). The input is never modified.
+    """
+    alpha = check_float("alpha", alpha, minimum=0, exclusive=True)
+    counts, wrap = _weighting_input(X)
+    return wrap(counts.data * alpha)
+
+
+def log_weight(X, alpha=1.0, epsilon=1.0):
+    r"""Logarithmic scaling: stored values become :math:`\alpha \log(1 + r / \epsilon)`.
+
+    Hu et al.'s alternative confidence :math:`c = 1 + \alpha \log(1 + r/\epsilon)` (fit with
+    ``ImplicitALS(alpha=1)``, which adds the 1); it damps heavy users' huge play counts.
+    Negative values keep their sign (``-alpha log(1 + |r|/epsilon)``: a weighted dislike).
+    """
+    alpha = check_float("alpha", alpha, minimum=0, exclusive=True)
+    epsilon = check_float("epsilon", epsilon, minimum=0, exclusive=True)
+    counts, wrap = _weighting_input(X)
+    values = counts.data
+    return wrap(np.sign(values) * alpha * np.log1p(np.abs(values) / epsilon))
+
+
+# --- TF-IDF and BM25: the one implementation, also behind fastals.similarity.weigh ----------
+def bm25_parameters(K1, B):
+    """`K1` and `B` checked (K1 >= 0, 0 <= B <= 1), as floats."""
+    return check_float("K1", K1, minimum=0), check_float("B", B, minimum=0, maximum=1)
+
+
+def term_weights(counts: CSR, scheme, documents="rows", K1=1.2, B=0.75, num_threads=1):
+    r"""TF-IDF or BM25 weights of the stored values of a validated CSR, in either orientation.
+
+    `documents` says whether the rows or the columns of `counts` are the documents (the other
+    axis holds the terms), so that item-item weighting needs no transposed copy. With n
+    documents, df(t) those storing term t and len(d) the total count of document d:
+
+    * idf(t) = log(max(n, 1)) - log(1 + df(t))
+    * TF-IDF:  w = sqrt(x) idf(t)
+    * BM25:    w = x (K1 + 1) / (K1 L(d) + x) idf(t),  L(d) = 1 - B + B len(d) / mean(len)
+      (len(d) itself when the mean length is 0)
+
+    the formulas of ``implicit``. Values, K1 and B are the callers' to check (see
+    :func:`bm25_parameters`). The element-wise formula runs in the compiled similarity
+    kernel (imported here on first use, so that importing this module loads no kernel).
+
+    Returns (weights aligned with ``counts.data``, idf per term, df per term).
+    """
+    from fastals._kernels import _similarity
+
+    n_rows, n_cols = counts.shape
+    by_rows = documents == "rows"
+    n_docs = n_rows if by_rows else n_cols
+    df = np.bincount(counts.indices, minlength=n_cols) if by_rows else np.diff(counts.indptr)
+    idf = np.log(max(n_docs, 1)) - np.log1p(df.astype(np.float64))
+    length_norm = np.zeros(0)
+    if scheme == "bm25":
+        if by_rows:
+            length, squares = np.empty(n_rows), np.empty(n_rows)
+            _similarity.row_moments(counts.indptr, counts.data, length, squares, num_threads)
+        else:
+            length = np.zeros(n_cols)
+            _similarity.column_sums(counts.indices, counts.data, length)
+        mean = length.mean() if n_docs else 0.0
+        length_norm = (1.0 - B) + B * (length / mean if mean != 0 else length)
+    weights = np.empty_like(counts.data)
+    _similarity.weigh(counts.indptr, counts.indices, counts.data, scheme == "bm25", by_rows,
+                      idf, length_norm, float(K1), weights, num_threads)
+    return weights, idf, df
+
+
+def _weigh_rows(counts, scheme, K1=1.2, B=0.75):
+    """term_weights of the rows of `counts` on every core, warning about ubiquitous columns."""
+    from fastals._threads import resolve_threads
+
+    weights, idf, df = term_weights(counts, scheme, "rows", K1, B, resolve_threads(0))
+    ubiquitous = int((idf[df > 0] <= 0).sum())
+    if ubiquitous:
+        warnings.warn(f"{ubiquitous} columns are used by (nearly) every row, so their IDF is "
+                      "<= 0 and their weights are <= 0", DataWarning, stacklevel=3)
+    return weights
+
+
+def bm25_weight(X, K1=100.0, B=0.8):
+    r"""Okapi BM25 weighting of the rows of `X`, with the formula of ``implicit``.
+
+    Rows are documents and columns terms: for row d and column t,
+
+    .. math:: w_{dt} = r_{dt} \frac{K_1 + 1}{K_1 ((1 - B) + B\,|d| / \overline{|d|}) + r_{dt}}
+              \,\mathrm{idf}_t, \qquad \mathrm{idf}_t = \log N - \log(1 + \mathrm{df}_t)
+
+    where :math:`|d|` is the row sum, N the number of rows and :math:`\mathrm{df}_t` the
+    number of rows storing column t. ``implicit``'s Last.fm example weights the items x users
+    matrix; with a users x items matrix write ``bm25_weight(user_items.T).T``. A column
+    stored in every row gets a weight <= 0 (a warning says so).
+    """
+    K1, B = bm25_parameters(K1, B)
+    counts, wrap = _weighting_input(X)
+    weights = _weigh_rows(counts, "bm25", K1, B)
+    if not np.isfinite(weights).all():
+        raise ValueError("bm25_weight produced non-finite weights: K1=0 with zero values, or "
+                         "negative values; use K1 > 0 and non-negative values")
+    return wrap(weights)
+
+
+def tfidf_weight(X):
+    r"""TF-IDF weighting of the rows of `X`, as ``implicit``: :math:`w = \sqrt{r}\,\mathrm{idf}_t`.
+
+    Rows are documents, columns terms; idf as in :func:`bm25_weight`. Values must be >= 0.
+    """
+    counts, wrap = _weighting_input(X)
+    if (counts.data < 0).any():
+        raise ValueError("tfidf_weight needs non-negative values in X (it takes their square "
+                         "root)")
+    return wrap(_weigh_rows(counts, "tfidf"))
