@@ -4,7 +4,9 @@ Every ``fastals/_kernels/*.pyx`` is one extension module. Kernel modules whose a
 profits from wide vectors are written once as ``name.pxi`` and built three times from tiny
 stubs (``name_generic.pyx``, ``name_avx2.pyx``, ``name_avx512.pyx``), each with its own
 instruction-set flags; ``fastals._kernels.dispatch`` picks the best one the running CPU
-supports. So a wheel runs on any x86-64 yet uses AVX2/AVX-512 where present.
+supports. So a wheel runs on any x86-64 yet uses AVX2/AVX-512 where present: on x86-64
+every module is compiled for baseline x86-64 (``-march=x86-64``: SSE2, nothing later) plus
+its variant's flags, whatever the compiler's or Python's default flags would choose.
 
 Optimised builds carry no debug information (Python's own CFLAGS say ``-g``) and are
 stripped of symbols at link time on Linux: the modules are about a fifth of the size.
@@ -31,6 +33,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 KERNELS = Path("fastals") / "_kernels"
+# every module built on x86-64 starts from the baseline instruction set
+BASELINE_X86_64 = ["-march=x86-64"]
 ISA_FLAGS = {
     "generic": [],
     "avx2": ["-mavx2", "-mfma"],
@@ -91,8 +95,13 @@ class BuildExt(build_ext):
             warnings.warn("fastals: the compiler has no OpenMP support; building serial "
                           "kernels (num_threads will have no effect).")
             openmp = []
+        machine = platform.machine().lower()
+        x86 = machine in ("x86_64", "amd64", "i686", "x86")
+        # probed rather than assumed: a cross-compile (macOS arm64 on x86) must not get it
+        baseline = (BASELINE_X86_64 if machine in ("x86_64", "amd64") and not msvc
+                    and not _flag("FASTALS_NATIVE") and self._compiles(BASELINE_X86_64)
+                    else [])
         usable = {"generic"}
-        x86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
         if x86 and not msvc and not debug:
             usable |= {isa for isa in ("avx2", "avx512") if self._compiles(ISA_FLAGS[isa])}
         kept = []
@@ -100,7 +109,7 @@ class BuildExt(build_ext):
             isa = getattr(ext, "isa", "generic")
             if isa not in usable:
                 continue
-            ext.extra_compile_args = base + openmp + ([] if msvc else ISA_FLAGS[isa])
+            ext.extra_compile_args = base + openmp + baseline + ([] if msvc else ISA_FLAGS[isa])
             ext.extra_link_args = (openmp if not msvc else []) + link
             kept.append(ext)
         self.extensions[:] = kept
