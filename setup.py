@@ -19,6 +19,11 @@ Environment switches for the builder:
 * ``FASTALS_SYMBOLS=1``  optimised, but keep symbols and debug information (for profilers).
 * ``FASTALS_SANITIZE=address`` build every variant with AddressSanitizer (``-O1 -g``);
   run with ``LD_PRELOAD=$(gcc -print-file-name=libasan.so)`` (see .ci/sanitize).
+* ``LIBOMP_PREFIX=DIR``  (macOS) where libomp is installed, for Apple clang, which has no
+  OpenMP runtime of its own; default: Homebrew's ``/opt/homebrew/opt/libomp`` or
+  ``/usr/local/opt/libomp``.
+
+Off x86 (aarch64, Apple silicon) only the generic builds are made.
 """
 import os
 import platform
@@ -50,6 +55,13 @@ def _flag(name):
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
+def _libomp_prefixes():
+    """Where libomp may be installed on macOS (LIBOMP_PREFIX first, then Homebrew's)."""
+    prefixes = [os.environ.get("LIBOMP_PREFIX", ""), "/opt/homebrew/opt/libomp",
+                "/usr/local/opt/libomp"]
+    return [p for p in prefixes if p and (Path(p) / "include" / "omp.h").exists()]
+
+
 class BuildExt(build_ext):
     """Choose compiler flags once the compiler is known."""
 
@@ -58,16 +70,30 @@ class BuildExt(build_ext):
         if not self.parallel:  # compile the modules on every core
             self.parallel = os.cpu_count() or 1
 
-    def _compiles(self, flags, code="int main(void){return 0;}\n"):
+    def _compiles(self, flags, code="int main(void){return 0;}\n", link_flags=None):
+        """Whether `code` compiles with `flags` and links with `link_flags` (default: `flags`)."""
         with tempfile.TemporaryDirectory() as tmp:
             src = Path(tmp) / "probe.c"
             src.write_text(code)
             try:
                 objs = self.compiler.compile([str(src)], output_dir=tmp, extra_postargs=flags)
-                self.compiler.link_executable(objs, str(Path(tmp) / "probe"), extra_postargs=flags)
+                self.compiler.link_executable(
+                    objs, str(Path(tmp) / "probe"),
+                    extra_postargs=flags if link_flags is None else link_flags)
             except Exception:
                 return False
         return True
+
+    def _openmp(self):
+        """(compile flags, link flags) that build and link an OpenMP program, or None."""
+        candidates = [(["-fopenmp"], ["-fopenmp"])]
+        if sys.platform == "darwin":  # Apple clang: the preprocessor's OpenMP, and libomp
+            candidates += [(["-Xpreprocessor", "-fopenmp", f"-I{prefix}/include"],
+                            [f"-L{prefix}/lib", "-lomp"]) for prefix in _libomp_prefixes()]
+        for compile_flags, link_flags in candidates:
+            if self._compiles(compile_flags, _OPENMP_PROBE, link_flags):
+                return compile_flags, link_flags
+        return None
 
     def build_extensions(self):
         msvc = self.compiler.compiler_type == "msvc"
@@ -75,9 +101,8 @@ class BuildExt(build_ext):
         sanitize = os.environ.get("FASTALS_SANITIZE", "").strip()
         link = []
         if msvc:
-            base, openmp = ["/O2"], ["/openmp"]
+            base = ["/O2"]
         else:
-            openmp = ["-fopenmp"]
             if debug:
                 base = ["-O0", "-g"]
             elif sanitize:  # keep the vector builds: they are what users run
@@ -91,10 +116,13 @@ class BuildExt(build_ext):
                 link = ["-s"] if sys.platform.startswith("linux") else []
             if _flag("FASTALS_NATIVE"):
                 base.append("-march=native")
-        if _flag("FASTALS_NO_OPENMP") or not (msvc or self._compiles(openmp, _OPENMP_PROBE)):
+        openmp = None
+        if not _flag("FASTALS_NO_OPENMP"):
+            openmp = (["/openmp"], []) if msvc else self._openmp()
+        if openmp is None:
             warnings.warn("fastals: the compiler has no OpenMP support; building serial "
                           "kernels (num_threads will have no effect).")
-            openmp = []
+            openmp = [], []
         machine = platform.machine().lower()
         x86 = machine in ("x86_64", "amd64", "i686", "x86")
         # probed rather than assumed: a cross-compile (macOS arm64 on x86) must not get it
@@ -109,8 +137,9 @@ class BuildExt(build_ext):
             isa = getattr(ext, "isa", "generic")
             if isa not in usable:
                 continue
-            ext.extra_compile_args = base + openmp + baseline + ([] if msvc else ISA_FLAGS[isa])
-            ext.extra_link_args = (openmp if not msvc else []) + link
+            ext.extra_compile_args = (base + openmp[0] + baseline
+                                      + ([] if msvc else ISA_FLAGS[isa]))
+            ext.extra_link_args = openmp[1] + link
             kept.append(ext)
         self.extensions[:] = kept
         super().build_extensions()
