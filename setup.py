@@ -33,7 +33,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
@@ -132,20 +131,30 @@ class BuildExt(build_ext):
         usable = {"generic"}
         if x86 and not msvc and not debug:
             usable |= {isa for isa in ("avx2", "avx512") if self._compiles(ISA_FLAGS[isa])}
-        kept = []
-        for ext in self.extensions:
-            isa = getattr(ext, "isa", "generic")
-            if isa not in usable:
-                continue
+        kept = [ext for ext in self.extensions if ext.isa in usable]
+        for ext in kept:
             ext.extra_compile_args = (base + openmp[0] + baseline
-                                      + ([] if msvc else ISA_FLAGS[isa]))
+                                      + ([] if msvc else ISA_FLAGS[ext.isa]))
             ext.extra_link_args = openmp[1] + link
-            kept.append(ext)
+        _cythonize(kept)
         self.extensions[:] = kept
         super().build_extensions()
 
 
 _OPENMP_PROBE = "#include <omp.h>\nint main(void){return omp_get_max_threads() > 0 ? 0 : 1;}\n"
+
+
+def _cythonize(exts):
+    """Translate the .pyx sources of `exts` to C (where out of date), in place. Done when the
+    modules are built, not when this file is read: making an sdist runs no Cython, and a
+    build translates only the variants it compiles."""
+    from Cython.Build import cythonize
+
+    translated = {e.name: e for e in cythonize(
+        exts, language_level=3, compiler_directives={"embedsignature": True},
+        include_path=[str(KERNELS)], nthreads=os.cpu_count() or 1)}
+    for ext in exts:
+        ext.sources, ext.depends = translated[ext.name].sources, translated[ext.name].depends
 
 
 def extensions():
@@ -154,18 +163,9 @@ def extensions():
         name = ".".join(pyx.with_suffix("").parts)
         ext = Extension(name, [str(pyx)], include_dirs=[np.get_include(), str(KERNELS)],
                         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
-        for isa in ISA_FLAGS:
-            if pyx.stem.endswith("_" + isa):
-                ext.isa = isa
+        ext.isa = next((isa for isa in ISA_FLAGS if pyx.stem.endswith("_" + isa)), "generic")
         exts.append(ext)
     return exts
 
 
-exts = extensions()
-isas = {e.name: getattr(e, "isa", "generic") for e in exts}
-exts = cythonize(exts, language_level=3, compiler_directives={"embedsignature": True},
-                 include_path=[str(KERNELS)], nthreads=os.cpu_count() or 1)
-for e in exts:  # cythonize returns new Extension objects; carry the ISA tag over
-    e.isa = isas[e.name]
-
-setup(ext_modules=exts, cmdclass={"build_ext": BuildExt})
+setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})
