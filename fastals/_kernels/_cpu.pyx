@@ -1,5 +1,12 @@
 # cython: boundscheck=False, wraparound=False
-"""What the running CPU supports, for choosing among the kernel builds."""
+"""What the running CPU supports, for choosing among the kernel builds.
+
+A build is usable when the CPU has its instructions and the OS saves their registers. GCC's
+and clang's ``__builtin_cpu_supports`` see to both: AVX2 and FMA count only when CPUID's
+OSXSAVE bit is set and XCR0 (read with XGETBV) enables the SSE and YMM state, AVX-512 only
+when XCR0 also enables the opmask and ZMM state. tests/test_cpu_dispatch.py runs the kernels
+on emulated CPUs without AVX2, and with AVX2 but no OS support for it.
+"""
 
 cdef extern from *:
     """
