@@ -8,9 +8,10 @@ Every public name is importable from here (``fastals.ImplicitALS``, ``from fasta
 :mod:`fastals.datasets` to read data loads no model and no compiled kernel.
 
 This file holds public names only. May import: the standard library; the rest of the
-package on first use of a name.
+package on first use of a name (and, for type checkers only, the homes of the names).
 """
 import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -65,10 +66,24 @@ _HOMES = {
 # submodules that ``import fastals`` made attributes of the package when it loaded them all
 _SUBMODULES = ("_arrays", "_files", "_kernels", "_threads", "_validation", "data", "datasets",
                "evaluation", "exceptions", "id_recommender", "models", "similarity")
-_loaded = set()
+_loaded: set[str] = set()
+
+if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads each on first use
+    from fastals.data import Interactions
+    from fastals.exceptions import IdOutOfRangeError, ModelFileError, ModelFitError, \
+        NotFittedError
+    from fastals.id_recommender import IdRecommender
+    from fastals.models.base import RecommenderBase, load
+    from fastals.models.explicit_als import ExplicitALS
+    from fastals.models.implicit_als import AlternatingLeastSquares, ImplicitALS
+    from fastals.models.knn import BM25Recommender, ContentKNN, CosineRecommender, ItemKNN, \
+        TFIDFRecommender, UserKNN
+    from fastals.models.popularity import PopularityBaseline
+    from fastals.models.sgd import FunkSVD, SGDMatrixFactorization
+    from fastals.similarity import top_k_similarity
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     if name in _loaded:  # loaded once and deleted since (``del fastals.X``): stays deleted
         raise AttributeError(f"module 'fastals' has no attribute {name!r}")
     if name in _HOMES:
@@ -82,5 +97,5 @@ def __getattr__(name):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__) | set(_SUBMODULES))

@@ -38,13 +38,16 @@ with the models (:mod:`fastals.models.popularity`) and is re-exported here.
 
 This room sits above the models. May import: numpy, scipy, :mod:`fastals.data`,
 :mod:`fastals.id_recommender`, the models' public interface (:mod:`fastals.models`), the
-metrics kernel and :mod:`fastals._validation` / :mod:`fastals._threads`.
+metrics kernel and :mod:`fastals._validation` / :mod:`fastals._threads` /
+:mod:`fastals._typing`.
 """
 from __future__ import annotations
 
 import logging
 import time
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -52,6 +55,7 @@ from tqdm.auto import tqdm
 
 from fastals._kernels import _metrics
 from fastals._threads import resolve_threads, single_threaded_blas
+from fastals._typing import ArrayLike, Indices, InteractionData, SeedLike, SparseMatrix
 from fastals._validation import (
     as_csr,
     check_bool,
@@ -131,7 +135,9 @@ def _split_by_mask(matrix, source, to_test):
 
 
 # --- splits --------------------------------------------------------------------------------
-def train_test_split(data, test_size=None, random_state=None, *, train_percentage=None):
+def train_test_split(data: InteractionData, test_size: float | None = None,
+                     random_state: SeedLike = None, *, train_percentage: float | None = None
+                     ) -> tuple[InteractionData, InteractionData]:
     """Split interactions at random: each goes to test with probability `test_size`.
 
     Parameters
@@ -175,7 +181,9 @@ def train_test_split(data, test_size=None, random_state=None, *, train_percentag
     return _split_by_mask(matrix, source, rng.random(matrix.nnz) < test_size)
 
 
-def leave_k_out_split(data, K=1, train_only_size=0.0, random_state=None, by_time=False):
+def leave_k_out_split(data: InteractionData, K: int = 1, train_only_size: float = 0.0,
+                      random_state: SeedLike = None, by_time: bool = False
+                      ) -> tuple[InteractionData, InteractionData]:
     """Move K interactions of each eligible user to test.
 
     A user is eligible with at least K + 1 interactions (so one stays in train). A fraction
@@ -214,7 +222,8 @@ def leave_k_out_split(data, K=1, train_only_size=0.0, random_state=None, by_time
     return _split_by_mask(matrix, source, is_eligible[rows] & (rank < K))
 
 
-def split_by_time(data, test_size=0.2, cutoff=None, timestamps=None):
+def split_by_time(data: InteractionData, test_size: float = 0.2, cutoff: float | None = None,
+                  timestamps: ArrayLike | None = None) -> tuple[InteractionData, InteractionData]:
     """Put interactions at or after a time cutoff in test, the earlier ones in train.
 
     Parameters
@@ -298,8 +307,11 @@ def _score_block(recommended, test_rows, indptr, indices, n_items, K, threads, o
         raise MemoryError("the metrics kernel could not allocate its scratch memory")
 
 
-def ranking_metrics_at_k(model, train_user_items, test_user_items, K=10, show_progress=False,
-                         num_threads=0, per_user=False):
+def ranking_metrics_at_k(model: RecommenderBase | IdRecommender,
+                         train_user_items: SparseMatrix | Interactions,
+                         test_user_items: SparseMatrix | Interactions, K: int = 10,
+                         show_progress: bool = False, num_threads: int = 0,
+                         per_user: bool = False) -> dict[str, Any]:
     """Precision, recall, MAP, nDCG, AUC and coverage at K, in one pass over the test users.
 
     Every user with a relevant test item (stored value > 0) gets ``model.recommend(users,
@@ -376,8 +388,11 @@ def _per_user(users, per):
             "auc": per[:, 5]}
 
 
-def metrics_from_recommendations(recommended, test_user_items, users=None, K=None,
-                                 n_items=None, num_threads=0, per_user=False):
+def metrics_from_recommendations(recommended: ArrayLike,
+                                 test_user_items: SparseMatrix | Interactions,
+                                 users: Indices | None = None, K: int | None = None,
+                                 n_items: int | None = None, num_threads: int = 0,
+                                 per_user: bool = False) -> dict[str, Any]:
     """Score ready-made top-K lists against held-out items (the kernel behind the metrics).
 
     Parameters
@@ -443,33 +458,51 @@ def _check_distinct_rows(recommended):
         raise ValueError(f"recommended row {row} lists an item twice")
 
 
-def precision_at_k(model, train_user_items, test_user_items, K=10, **kwargs):
+def precision_at_k(model: RecommenderBase | IdRecommender,
+                   train_user_items: SparseMatrix | Interactions,
+                   test_user_items: SparseMatrix | Interactions, K: int = 10,
+                   **kwargs: Any) -> float:
     """Precision at K: hits / min(K, |T|) summed over users (see :func:`ranking_metrics_at_k`)."""
     return ranking_metrics_at_k(model, train_user_items, test_user_items, K, **kwargs)[
         "precision"]
 
 
-def recall_at_k(model, train_user_items, test_user_items, K=10, **kwargs):
+def recall_at_k(model: RecommenderBase | IdRecommender,
+                train_user_items: SparseMatrix | Interactions,
+                test_user_items: SparseMatrix | Interactions, K: int = 10,
+                **kwargs: Any) -> float:
     """Recall at K: the mean over users of hits / |T|."""
     return ranking_metrics_at_k(model, train_user_items, test_user_items, K, **kwargs)["recall"]
 
 
-def mean_average_precision_at_k(model, train_user_items, test_user_items, K=10, **kwargs):
+def mean_average_precision_at_k(model: RecommenderBase | IdRecommender,
+                                train_user_items: SparseMatrix | Interactions,
+                                test_user_items: SparseMatrix | Interactions, K: int = 10,
+                                **kwargs: Any) -> float:
     """MAP at K: the mean over users of AP@K (normalised by min(K, |T|))."""
     return ranking_metrics_at_k(model, train_user_items, test_user_items, K, **kwargs)["map"]
 
 
-def ndcg_at_k(model, train_user_items, test_user_items, K=10, **kwargs):
+def ndcg_at_k(model: RecommenderBase | IdRecommender,
+              train_user_items: SparseMatrix | Interactions,
+              test_user_items: SparseMatrix | Interactions, K: int = 10,
+              **kwargs: Any) -> float:
     """nDCG at K with binary relevance, averaged over users."""
     return ranking_metrics_at_k(model, train_user_items, test_user_items, K, **kwargs)["ndcg"]
 
 
-def auc_at_k(model, train_user_items, test_user_items, K=10, **kwargs):
+def auc_at_k(model: RecommenderBase | IdRecommender,
+             train_user_items: SparseMatrix | Interactions,
+             test_user_items: SparseMatrix | Interactions, K: int = 10,
+             **kwargs: Any) -> float:
     """`implicit`'s limited AUC at K, averaged over users."""
     return ranking_metrics_at_k(model, train_user_items, test_user_items, K, **kwargs)["auc"]
 
 
-def catalog_coverage(model, train_user_items, test_user_items, K=10, **kwargs):
+def catalog_coverage(model: RecommenderBase | IdRecommender,
+                     train_user_items: SparseMatrix | Interactions,
+                     test_user_items: SparseMatrix | Interactions, K: int = 10,
+                     **kwargs: Any) -> float:
     """The fraction of the catalogue that appears in the test users' top-K lists."""
     return ranking_metrics_at_k(model, train_user_items, test_user_items, K, **kwargs)[
         "coverage"]
@@ -513,7 +546,8 @@ def _numbers(name, values):
                         f"matrix): {exc}") from None
 
 
-def rmse(model_or_truth, test_or_predictions):
+def rmse(model_or_truth: RecommenderBase | IdRecommender | ArrayLike,
+         test_or_predictions: SparseMatrix | Interactions | ArrayLike) -> float:
     r"""Root mean squared error :math:`\sqrt{\frac1n \sum (\hat r - r)^2}`.
 
     Either ``rmse(model, test_user_items)`` (the model's predictions of the stored test
@@ -523,15 +557,18 @@ def rmse(model_or_truth, test_or_predictions):
     return float(np.sqrt(np.mean(errors ** 2)))
 
 
-def mae(model_or_truth, test_or_predictions):
+def mae(model_or_truth: RecommenderBase | IdRecommender | ArrayLike,
+        test_or_predictions: SparseMatrix | Interactions | ArrayLike) -> float:
     r"""Mean absolute error :math:`\frac1n \sum |\hat r - r|`; arguments as :func:`rmse`."""
     errors = _rating_errors(model_or_truth, test_or_predictions)
     return float(np.mean(np.abs(errors)))
 
 
 # --- cross-validation ------------------------------------------------------------------------
-def cross_validate(model, data, folds=5, K=10, measures=None, random_state=None,
-                   show_progress=False, num_threads=0):
+def cross_validate(model: RecommenderBase | IdRecommender, data: SparseMatrix | Interactions,
+                   folds: int = 5, K: int = 10, measures: str | Sequence[str] | None = None,
+                   random_state: SeedLike = None, show_progress: bool = False,
+                   num_threads: int = 0) -> dict[str, np.ndarray]:
     """Fit and score a fresh copy of `model` on each of `folds` random folds.
 
     The stored interactions are shuffled with `random_state` and cut into `folds` parts;

@@ -19,11 +19,13 @@ from __future__ import annotations
 import json
 import zipfile
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from fastals._files import atomic_path
+from fastals._typing import ArrayLike, CallerId, CallerIds, Indices, PathLike, Self, SparseMatrix
 from fastals._validation import as_csr, check_ids
 from fastals.data._common import _require_pandas
 from fastals.data.ids import IdMapping, _is_scalar_id
@@ -32,6 +34,9 @@ from fastals.data.interactions import Interactions, _check_info, _info_frame, _l
 from fastals.exceptions import ModelFileError
 from fastals.models.base import RecommenderBase, load as load_model, model_path
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = ["IdRecommender", "score_pairs"]
 
 _IDS_HEADER = "__fastals_ids__"
@@ -39,7 +44,8 @@ _IDS_FORMAT = 1
 _PAIR_BLOCK_CELLS = 1 << 22
 
 
-def score_pairs(model, userids, itemids, user_items=None):
+def score_pairs(model: RecommenderBase, userids: Indices, itemids: Indices,
+                user_items: SparseMatrix | None = None) -> np.ndarray:
     """The model's score of each (user, item) pair, for any fitted recommender.
 
     Uses the model's own ``predict`` when it has one (explicit models predict ratings);
@@ -80,7 +86,7 @@ def score_pairs(model, userids, itemids, user_items=None):
             out = np.empty(len(users), dtype=scores.dtype)
         pairs = order[bounds[lo]:bounds[lo + len(block_users)]]
         out[pairs] = scores[np.searchsorted(block_users, users[pairs]), items[pairs]]
-    return out
+    return out  # type: ignore[return-value]  # not None: the loop runs at least once
 
 
 # --- a recommender that speaks the caller's ids -----------------------------------------------
@@ -117,8 +123,15 @@ class IdRecommender:
     >>> rec.save("model.npz"); IdRecommender.load("model.npz")         # doctest: +SKIP
     """
 
-    def __init__(self, model, data=None, *, users=None, items=None, user_items=None,
-                 item_info=None):
+    users: IdMapping | None
+    items: IdMapping | None
+    user_items: sp.csr_matrix | None
+    item_info: dict[str, np.ndarray]
+
+    def __init__(self, model: RecommenderBase, data: Interactions | SparseMatrix | None = None, *,
+                 users: IdMapping | None = None, items: IdMapping | None = None,
+                 user_items: SparseMatrix | None = None,
+                 item_info: Mapping[str, ArrayLike] | None = None) -> None:
         if not isinstance(model, RecommenderBase):
             raise TypeError(f"model must be a fastals recommender, got {type(model).__name__}")
         self.model = model
@@ -165,7 +178,7 @@ class IdRecommender:
         sizes = "" if self.users is None else f", {len(self.users)} users, {len(self.items)} items"
         return f"IdRecommender({self.model!r}{sizes})"
 
-    def fit(self, data, **fit_kwargs):
+    def fit(self, data: Interactions | SparseMatrix, **fit_kwargs: Any) -> Self:
         """Fit the model on `data` (Interactions or a sparse matrix) and keep its ids; self."""
         self._attach(data)
         self.model.fit(self.user_items, **fit_kwargs)
@@ -173,8 +186,10 @@ class IdRecommender:
         return self
 
     # --- queries ---
-    def recommend(self, user, N=10, filter_already_liked_items=True, filter_items=None,
-                  items=None, history=None, as_frame=False):
+    def recommend(self, user: CallerIds, N: int = 10, filter_already_liked_items: bool = True,
+                  filter_items: CallerIds | None = None, items: CallerIds | None = None,
+                  history: CallerIds | Mapping[CallerId, float] | None = None,
+                  as_frame: bool = False) -> tuple[np.ndarray, np.ndarray] | pd.DataFrame:
         """The N best items for a user (or each of a list of users), by the caller's ids.
 
         Parameters
@@ -220,12 +235,14 @@ class IdRecommender:
             ids, scores = self.model.recommend(idx, user_items, N=N,
                                                filter_already_liked_items=filter_liked,
                                                filter_items=filter_idx, items=items_idx)
-            users_out = [user] if scalar else list(user)
+            users_out = [user] if scalar else list(user)  # type: ignore[arg-type]
         if as_frame:
             return self._frame("user", users_out, ids, scores)
         return self._item_ids(ids), scores
 
-    def similar_items(self, item, N=10, filter_items=None, items=None, as_frame=False):
+    def similar_items(self, item: CallerIds, N: int = 10, filter_items: CallerIds | None = None,
+                      items: CallerIds | None = None, as_frame: bool = False
+                      ) -> tuple[np.ndarray, np.ndarray] | pd.DataFrame:
         """The N items most similar to an item (or to each of a list), by the caller's ids.
 
         The item itself is included (its own best match) unless listed in `filter_items`.
@@ -240,10 +257,12 @@ class IdRecommender:
             self._item_indices(filter_items),
             items=None if items is None else self._item_indices(items))
         if as_frame:
-            return self._frame("query_item", [item] if scalar else list(item), ids, scores)
+            queries = [item] if scalar else list(item)  # type: ignore[arg-type]
+            return self._frame("query_item", queries, ids, scores)
         return self._item_ids(ids), scores
 
-    def similar_users(self, user, N=10, filter_users=None, users=None):
+    def similar_users(self, user: CallerIds, N: int = 10, filter_users: CallerIds | None = None,
+                      users: CallerIds | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The N users most similar to a user (or to each of a list), by the caller's ids."""
         self._require_fitted()
         idx = self.users.index(user)
@@ -253,7 +272,7 @@ class IdRecommender:
             users=None if users is None else np.atleast_1d(self.users.index(_as_list(users))))
         return _map_padded(self.users, ids), scores
 
-    def predict(self, users, items):
+    def predict(self, users: CallerIds, items: CallerIds) -> float | np.ndarray:
         """The model's score for each (user, item) pair, by the caller's ids.
 
         `users` and `items` are equal-length sequences (or one id each, giving a scalar).
@@ -294,7 +313,7 @@ class IdRecommender:
     def _item_ids(self, ids):
         return _map_padded(self.items, ids)
 
-    def item_labels(self, item_ids):
+    def item_labels(self, item_ids: CallerIds) -> np.ndarray:
         """Display names (``title``/``name`` metadata, else the id as text) of item ids."""
         idx = np.atleast_1d(self.items.index(_as_list(item_ids)))
         return _labels(self.items, self.item_info, idx)
@@ -318,12 +337,12 @@ class IdRecommender:
         return frame
 
     @property
-    def item_metadata(self):
+    def item_metadata(self) -> pd.DataFrame:
         """Item metadata as a DataFrame indexed by item id (needs pandas)."""
         return _info_frame(self.items, self.item_info, "item")
 
     # --- files ---
-    def save(self, path, include_interactions=True):
+    def save(self, path: PathLike, include_interactions: bool = True) -> str:
         """Write the model, the ids, the item metadata and (by default) the training
         interactions to one ``.npz`` file, atomically and without pickle. Returns the path.
 
@@ -337,7 +356,7 @@ class IdRecommender:
         extras = {}
         extras.update(self.users._to_arrays("__user_ids__"))
         extras.update(self.items._to_arrays("__item_ids__"))
-        info_columns = []
+        info_columns: list[str] = []
         for column, values in self.item_info.items():
             key = f"__item_info__{len(info_columns)}"
             extras.update(_info_to_arrays(key, values))
@@ -359,7 +378,7 @@ class IdRecommender:
         return path
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: PathLike) -> Self:
         """Read a file written by :meth:`save` (or a plain model file: ids are then 0..n-1)."""
         model = load_model(path)
         path = model_path(path)

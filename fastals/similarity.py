@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from fastals._kernels import _similarity
 from fastals._threads import resolve_threads
+from fastals._typing import ArrayLike, DTypeLike, SparseMatrix
 from fastals._validation import (
     CSR,
     as_csr,
@@ -55,8 +56,10 @@ _BLOCK_WORK = 1 << 27
 _DENSE_FRACTION = 0.25
 
 
-def top_k_similarity(A, B=None, K=20, similarity="cosine", skip_self=None, dtype=np.float32,
-                     num_threads=0, show_progress=False):
+def top_k_similarity(A: SparseMatrix | ArrayLike, B: SparseMatrix | ArrayLike | None = None,
+                     K: int = 20, similarity: str = "cosine", skip_self: bool | None = None,
+                     dtype: DTypeLike = np.float32, num_threads: int = 0,
+                     show_progress: bool = False) -> sp.csr_matrix:
     """The K most similar rows of B for every row of A, as a sparse matrix.
 
     Parameters

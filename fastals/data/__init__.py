@@ -26,8 +26,8 @@ pandas is optional: it is used when installed (faster CSV parsing, DataFrame inp
 output); without it, CSV files are read with the standard ``csv`` module.
 
 May import: numpy, scipy, the standard library, :mod:`fastals._validation`,
-:mod:`fastals._files`, :mod:`fastals.exceptions`; never the models or the kernels
-(except :mod:`fastals.id_recommender` on first use of its two names).
+:mod:`fastals._files`, :mod:`fastals._typing`, :mod:`fastals.exceptions`; never the models or
+the kernels (except :mod:`fastals.id_recommender` on first use of its two names).
 
 Examples
 --------
@@ -39,6 +39,8 @@ Examples
 >>> rec = IdRecommender(model).fit(data, show_progress=False)
 >>> items, scores = rec.recommend("ann", N=2)
 """
+from typing import TYPE_CHECKING, Any
+
 # Also importable from here, as when this package was one module: canonical_csr (used by
 # fastals.evaluation), DUPLICATE_POLICIES, _open_text (fastals.datasets), _pandas (the
 # switch described in _common) and _require_pandas.
@@ -49,6 +51,9 @@ from fastals.data.ids import IdMapping
 from fastals.data.interactions import DUPLICATE_POLICIES, Interactions, canonical_csr, \
     from_arrays, from_dataframe  # noqa: F401
 from fastals.data.weighting import bm25_weight, linear_weight, log_weight, tfidf_weight
+
+if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads them on first use
+    from fastals.id_recommender import IdRecommender, score_pairs
 
 __all__ = [
     "DataWarning",
@@ -69,7 +74,7 @@ __all__ = [
 _ABOVE = {"IdRecommender": "fastals.id_recommender", "score_pairs": "fastals.id_recommender"}
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     module = _ABOVE.get(name)
     if module is None:
         raise AttributeError(f"module 'fastals.data' has no attribute {name!r}")
@@ -80,5 +85,5 @@ def __getattr__(name):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_ABOVE))

@@ -5,8 +5,8 @@ from the extension or the first line; ``.gz``, ``.bz2`` and ``.xz`` files are re
 With pandas the columns are parsed natively (fast); without it, with the standard ``csv``
 module. Errors name the file, and the line or column at fault.
 
-May import: numpy, the standard library, :mod:`fastals.data._common`, ``ids`` and
-``interactions``; nothing that imports a compiled kernel.
+May import: numpy, the standard library, :mod:`fastals._typing`, :mod:`fastals.data._common`,
+``ids`` and ``interactions``; nothing that imports a compiled kernel.
 """
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fastals._typing import DTypeLike, PathLike
 from fastals.data._common import _pandas
-from fastals.data.ids import _INT_TEXT, _missing_mask
+from fastals.data.ids import _INT_TEXT, IdMapping, _missing_mask
 from fastals.data.interactions import Interactions, _BadValue, _numeric_column, _time_column, \
     from_arrays
 
@@ -109,9 +110,12 @@ def _resolve_column(path, spec, what, header, n_fields, guesses):
     raise TypeError(f"{what} column must be a name or a position, got {spec!r}")
 
 
-def read_csv(path, user_col=None, item_col=None, value_col=None, time_col=None, *, sep=None,
-             header="infer", encoding="utf-8", quoting=True, duplicates="sum",
-             dtype=np.float32, user_ids=None, item_ids=None) -> Interactions:
+def read_csv(path: PathLike, user_col: str | int | None = None, item_col: str | int | None = None,
+             value_col: str | int | None = None, time_col: str | int | None = None, *,
+             sep: str | None = None, header: bool | str = "infer", encoding: str = "utf-8",
+             quoting: bool = True, duplicates: str = "sum", dtype: DTypeLike = np.float32,
+             user_ids: IdMapping | None = None, item_ids: IdMapping | None = None
+             ) -> Interactions:
     """Read interaction records from a CSV / TSV file (optionally .gz, .bz2 or .xz).
 
     Parameters

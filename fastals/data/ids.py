@@ -5,17 +5,20 @@ hashable (sha1 strings, artist names, integer ids that do not start at 0). An
 :class:`IdMapping` maps one way and back; :func:`_factorize` builds one from a column of
 records.
 
-May import: numpy, :mod:`fastals._validation`, :mod:`fastals.exceptions` and
-:mod:`fastals.data._common`; nothing that imports a compiled kernel.
+May import: numpy, :mod:`fastals._validation`, :mod:`fastals._typing`,
+:mod:`fastals.exceptions` and :mod:`fastals.data._common`; nothing that imports a compiled
+kernel.
 """
 from __future__ import annotations
 
 import json
 import numbers
 import re
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 
+from fastals._typing import ArrayLike, CallerIds, Indices, Self
 from fastals._validation import check_choice, check_ids
 from fastals.data._common import _pandas
 from fastals.exceptions import IdOutOfRangeError
@@ -112,7 +115,11 @@ class IdMapping:
     (1, ['bob', 'ann'])
     """
 
-    def __init__(self, ids, name="id"):
+    # int ids: (sorted ids, their indices); other ids: a dict id -> index
+    _sorted: tuple[np.ndarray, np.ndarray] | None
+    _lookup: dict[Hashable, int] | None
+
+    def __init__(self, ids: ArrayLike | Sequence[Hashable], name: str = "id") -> None:
         arr = _id_array(ids)
         if arr.ndim != 1:
             raise ValueError(f"{name} ids must be 1-D, got shape {arr.shape}")
@@ -130,7 +137,7 @@ class IdMapping:
             _check_hashable(f"{name} ids", arr)
             if _missing_mask(arr).any():
                 raise ValueError(f"{name} ids contain missing values (None or NaN)")
-            lookup = {}
+            lookup: dict[Hashable, int] = {}
             for k, value in enumerate(arr.tolist()):
                 if lookup.setdefault(value, k) != k:
                     raise ValueError(f"{name} ids are not unique: {value!r} repeats")
@@ -140,32 +147,32 @@ class IdMapping:
         self._ids = arr
 
     @classmethod
-    def range(cls, n, name="id"):
+    def range(cls, n: int, name: str = "id") -> Self:
         """The identity mapping of ``n`` integer ids ``0..n-1``."""
         return cls(np.arange(n, dtype=np.int64), name=name)
 
     # --- basic protocol ---
     @property
-    def ids(self):
+    def ids(self) -> np.ndarray:
         """The ids in index order (read-only)."""
         return self._ids
 
     @property
-    def kind(self):
+    def kind(self) -> str:
         """``"int"`` for int64 ids, else ``"object"``."""
         return "int" if self._ids.dtype == np.int64 else "object"
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._ids)
 
-    def __contains__(self, ident):
+    def __contains__(self, ident: object) -> bool:
         return self._find(ident) >= 0
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, IdMapping) and len(self) == len(other) and \
             self._ids.dtype == other._ids.dtype and bool(np.all(self._ids == other._ids))
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # unhashable, as it compares by value
 
     def __repr__(self):
         head = ", ".join(repr(v) for v in self._ids[:3].tolist())
@@ -196,7 +203,7 @@ class IdMapping:
             found = self._lookup.get(str(ident), -1)
         return found
 
-    def index(self, ids, missing="raise"):
+    def index(self, ids: CallerIds, missing: str = "raise") -> int | np.ndarray:
         """Indices of `ids` (one id gives an int, a sequence an int64 array).
 
         missing : {"raise", "ignore"}
@@ -209,7 +216,8 @@ class IdMapping:
             if found < 0 and missing == "raise":
                 raise IdOutOfRangeError(self._unknown_message(ids, 1))
             return found
-        values = _id_array(list(ids) if not hasattr(ids, "__len__") else ids)
+        values = _id_array(list(ids) if not hasattr(ids, "__len__")  # type: ignore[arg-type]
+                           else ids)
         out = self._index_array(values)
         if missing == "raise" and (out < 0).any():
             bad = values[np.flatnonzero(out < 0)[0]]
@@ -241,7 +249,7 @@ class IdMapping:
         return (f"{self.name} {ident!r} is not known to the model (it was not in the data "
                 f"the model was fit on){more}")
 
-    def to_ids(self, indices):
+    def to_ids(self, indices: Indices) -> Hashable | np.ndarray:
         """The ids at `indices` (an int gives one id, an array an array of ids)."""
         if np.ndim(indices) == 0:
             idx, _ = check_ids(f"{self.name} index", indices, len(self))
@@ -250,7 +258,7 @@ class IdMapping:
         idx, _ = check_ids(f"{self.name} indices", indices, len(self), allow_scalar=False)
         return self._ids[idx]
 
-    def extend(self, new_ids):
+    def extend(self, new_ids: ArrayLike | Sequence[Hashable]) -> IdMapping:
         """A new mapping with `new_ids` appended (ids already present are skipped)."""
         new = _id_array(new_ids)
         known = self._index_array(new) >= 0 if len(new) else np.zeros(0, dtype=bool)

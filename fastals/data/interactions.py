@@ -8,21 +8,27 @@
   dropped and counted in one :class:`DataWarning`.
 * :func:`canonical_csr` -- a caller's sparse matrix as canonical CSR, stored zeros kept.
 
-May import: numpy, scipy, :mod:`fastals._validation` and the modules of
-:mod:`fastals.data` below it (``_common``, ``ids``); nothing that imports a compiled kernel.
+May import: numpy, scipy, :mod:`fastals._validation`, :mod:`fastals._typing` and the
+modules of :mod:`fastals.data` below it (``_common``, ``ids``); nothing that imports a
+compiled kernel.
 """
 from __future__ import annotations
 
 import numbers
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
+from fastals._typing import ArrayLike, DTypeLike, SparseMatrix
 from fastals._validation import all_finite, as_csr, check_choice, check_dtype
 from fastals.data._common import DataWarning, _pandas, _require_pandas
 from fastals.data.ids import IdMapping, _factorize, _id_array, _missing_mask, _object_array
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DUPLICATE_POLICIES = ("sum", "mean", "max", "min", "first", "last", "error")
 _MISSING_TEXT = frozenset({"", "nan", "NaN", "NAN", "NA", "N/A", "n/a", "null", "NULL", "None"})
@@ -56,8 +62,10 @@ class Interactions:
     integer ids ``0..n-1``.
     """
 
-    def __init__(self, user_items, users=None, items=None, timestamps=None, item_info=None,
-                 user_info=None):
+    def __init__(self, user_items: SparseMatrix, users: IdMapping | None = None,
+                 items: IdMapping | None = None, timestamps: ArrayLike | None = None,
+                 item_info: Mapping[str, ArrayLike] | None = None,
+                 user_info: Mapping[str, ArrayLike] | None = None) -> None:
         matrix = canonical_csr(user_items, "user_items")
         if matrix.dtype.kind not in "biuf":
             raise TypeError(f"user_items must hold real numbers, got dtype {matrix.dtype}")
@@ -83,19 +91,19 @@ class Interactions:
         self.user_info = _check_info(user_info, n_users, "user_info")
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, int]:
         return self.user_items.shape
 
     @property
-    def nnz(self):
+    def nnz(self) -> int:
         return self.user_items.nnz
 
     @property
-    def n_users(self):
+    def n_users(self) -> int:
         return self.user_items.shape[0]
 
     @property
-    def n_items(self):
+    def n_items(self) -> int:
         return self.user_items.shape[1]
 
     def __repr__(self):
@@ -104,28 +112,29 @@ class Interactions:
         return (f"Interactions({self.n_users} users x {self.n_items} items, "
                 f"{self.nnz} stored values{extra})")
 
-    def with_matrix(self, user_items, timestamps=None):
+    def with_matrix(self, user_items: SparseMatrix, timestamps: ArrayLike | None = None
+                    ) -> Interactions:
         """A new Interactions with the same ids and metadata and another matrix (same shape)."""
         if user_items.shape != self.shape:
             raise ValueError(f"user_items must have shape {self.shape}, got {user_items.shape}")
         return Interactions(user_items, self.users, self.items, timestamps, self.item_info,
                             self.user_info)
 
-    def item_labels(self, indices=None):
+    def item_labels(self, indices: ArrayLike | None = None) -> np.ndarray:
         """Display names of items: the ``title`` or ``name`` metadata, else the ids as text."""
         return _labels(self.items, self.item_info, indices)
 
     @property
-    def item_metadata(self):
+    def item_metadata(self) -> pd.DataFrame:
         """The item metadata as a DataFrame indexed by item id (needs pandas)."""
         return _info_frame(self.items, self.item_info, "item")
 
     @property
-    def user_metadata(self):
+    def user_metadata(self) -> pd.DataFrame:
         """The user metadata as a DataFrame indexed by user id (needs pandas)."""
         return _info_frame(self.users, self.user_info, "user")
 
-    def to_dataframe(self):
+    def to_dataframe(self) -> pd.DataFrame:
         """One row per stored value: user, item, value (and timestamp) with the caller's ids."""
         pd = _require_pandas("Interactions.to_dataframe")
         coo = self.user_items.tocoo()
@@ -136,7 +145,7 @@ class Interactions:
         return pd.DataFrame(frame)
 
 
-def canonical_csr(matrix, name="user_items"):
+def canonical_csr(matrix: SparseMatrix, name: str = "user_items") -> SparseMatrix:
     """`matrix` as a canonical CSR (sorted indices, duplicates summed), stored zeros kept.
 
     Checked and canonicalised by :func:`fastals._validation.as_csr` (the values keep their
@@ -196,9 +205,12 @@ def _info_frame(mapping, info, what):
 
 
 # --- building -------------------------------------------------------------------------------
-def from_arrays(users, items, values=None, timestamps=None, *, duplicates="sum",
-                dtype=np.float32, user_ids=None, item_ids=None, item_metadata=None,
-                item_key=None, _where=None) -> Interactions:
+def from_arrays(users: ArrayLike | Sequence[Hashable], items: ArrayLike | Sequence[Hashable],
+                values: ArrayLike | None = None, timestamps: ArrayLike | None = None, *,
+                duplicates: str = "sum", dtype: DTypeLike = np.float32,
+                user_ids: IdMapping | None = None, item_ids: IdMapping | None = None,
+                item_metadata: pd.DataFrame | None = None, item_key: Hashable | None = None,
+                _where: Callable[[int], str] | None = None) -> Interactions:
     """Build :class:`Interactions` from parallel arrays of (user, item, value) records.
 
     Parameters
@@ -461,9 +473,12 @@ def _combine(ucodes, icodes, values, timestamps, n_users, n_items, policy, dtype
     return matrix, timestamps
 
 
-def from_dataframe(df, user_col="user", item_col="item", value_col=None, time_col=None, *,
-                   duplicates="sum", dtype=np.float32, user_ids=None, item_ids=None,
-                   item_metadata=None, item_key=None) -> Interactions:
+def from_dataframe(df: pd.DataFrame, user_col: Hashable = "user", item_col: Hashable = "item",
+                   value_col: Hashable | None = None, time_col: Hashable | None = None, *,
+                   duplicates: str = "sum", dtype: DTypeLike = np.float32,
+                   user_ids: IdMapping | None = None, item_ids: IdMapping | None = None,
+                   item_metadata: pd.DataFrame | None = None, item_key: Hashable | None = None
+                   ) -> Interactions:
     """Build :class:`Interactions` from a pandas DataFrame of records.
 
     Parameters

@@ -8,9 +8,10 @@
 Each takes a scipy sparse matrix or :class:`Interactions` and returns a new one of the same
 kind; the input is never modified.
 
-May import: numpy, scipy, :mod:`fastals._validation`, :mod:`fastals.data._common` and
-``interactions``; the similarity kernel and :mod:`fastals._threads` only inside the
-functions that need them (importing this module loads no compiled kernel).
+May import: numpy, scipy, :mod:`fastals._validation`, :mod:`fastals._typing`,
+:mod:`fastals.data._common` and ``interactions``; the similarity kernel and
+:mod:`fastals._threads` only inside the functions that need them (importing this module
+loads no compiled kernel).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
+from fastals._typing import InteractionData
 from fastals._validation import CSR, as_csr, check_float
 from fastals.data._common import DataWarning
 from fastals.data.interactions import Interactions
@@ -52,7 +54,7 @@ def _weighting_input(X, name="X"):
     return csr, wrap
 
 
-def linear_weight(X, alpha=40.0):
+def linear_weight(X: InteractionData, alpha: float = 40.0) -> InteractionData:
     r"""Scale interactions linearly: stored values become :math:`\alpha r`.
 
     Hu, Koren & Volinsky's linear confidence is :math:`c = 1 + \alpha r`. fastals'
@@ -68,7 +70,8 @@ def linear_weight(X, alpha=40.0):
     return wrap(counts.data * alpha)
 
 
-def log_weight(X, alpha=1.0, epsilon=1.0):
+def log_weight(X: InteractionData, alpha: float = 1.0, epsilon: float = 1.0
+               ) -> InteractionData:
     r"""Logarithmic scaling: stored values become :math:`\alpha \log(1 + r / \epsilon)`.
 
     Hu et al.'s alternative confidence :math:`c = 1 + \alpha \log(1 + r/\epsilon)` (fit with
@@ -141,7 +144,7 @@ def _weigh_rows(counts, scheme, K1=1.2, B=0.75):
     return weights
 
 
-def bm25_weight(X, K1=100.0, B=0.8):
+def bm25_weight(X: InteractionData, K1: float = 100.0, B: float = 0.8) -> InteractionData:
     r"""Okapi BM25 weighting of the rows of `X`, with the formula of ``implicit``.
 
     Rows are documents and columns terms: for row d and column t,
@@ -163,7 +166,7 @@ def bm25_weight(X, K1=100.0, B=0.8):
     return wrap(weights)
 
 
-def tfidf_weight(X):
+def tfidf_weight(X: InteractionData) -> InteractionData:
     r"""TF-IDF weighting of the rows of `X`, as ``implicit``: :math:`w = \sqrt{r}\,\mathrm{idf}_t`.
 
     Rows are documents, columns terms; idf as in :func:`bm25_weight`. Values must be >= 0.

@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from abc import ABC, abstractmethod
+from typing import Any, TypeVar, overload
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,6 +26,7 @@ from tqdm.auto import tqdm
 from fastals._files import atomic_path
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
+from fastals._typing import FitCallback, IdsAndScores, Indices, PathLike, Self, SparseMatrix
 from fastals._validation import CSR, as_csr, check_bool, check_ids, check_int, take_rows
 from fastals.exceptions import ModelFileError, NotFittedError
 
@@ -32,7 +34,7 @@ log = logging.getLogger("fastals")
 
 FORMAT_VERSION = 1
 _HEADER = "__fastals__"
-_MODEL_CLASSES: dict[str, type] = {}
+_MODEL_CLASSES: dict[str, type[RecommenderBase]] = {}
 # Where a class saved under an older name lives now (old files keep loading after a move).
 _MOVED_CLASSES = {"fastals.evaluation.PopularityBaseline":
                   "fastals.models.popularity.PopularityBaseline"}
@@ -57,7 +59,7 @@ class RecommenderBase(ABC):
     """
 
     #: arrays that make up a fitted model (saved and loaded by name)
-    _state_names: tuple = ()
+    _state_names: tuple[str, ...] = ()
     #: whether a stored zero in user_items is an observation (explicit ratings) or nothing
     _stored_zeros_are_data = False
 
@@ -67,7 +69,8 @@ class RecommenderBase(ABC):
 
     # --- what subclasses provide ---------------------------------------------------------
     @abstractmethod
-    def fit(self, user_items, show_progress=True, callback=None):
+    def fit(self, user_items: SparseMatrix, show_progress: bool = True,
+            callback: FitCallback | None = None) -> Self:
         """Learn from a users x items sparse matrix; returns self."""
 
     @property
@@ -100,7 +103,7 @@ class RecommenderBase(ABC):
         for _user_scores."""
 
     # --- parameters ------------------------------------------------------------------------
-    def get_params(self) -> dict:
+    def get_params(self) -> dict[str, Any]:
         """The constructor's parameters, as stored in a saved model."""
         signature = inspect.signature(type(self).__init__).parameters.values()
         names = [p.name for p in signature  # keyword-only: another library's switches,
@@ -117,8 +120,10 @@ class RecommenderBase(ABC):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit() first")
 
     # --- recommend --------------------------------------------------------------------------
-    def recommend(self, userid, user_items=None, N=10, filter_already_liked_items=True,
-                  filter_items=None, recalculate_user=False, items=None):
+    def recommend(self, userid: Indices, user_items: SparseMatrix | None = None, N: int = 10,
+                  filter_already_liked_items: bool = True, filter_items: Indices | None = None,
+                  recalculate_user: bool = False, items: Indices | None = None
+                  ) -> IdsAndScores:
         """The N best items for one user or a batch of users.
 
         Parameters
@@ -176,8 +181,9 @@ class RecommenderBase(ABC):
         return self._top_n(score, len(userids), N, candidates, self.n_items, exclude, blocked,
                            scalar)
 
-    def similar_items(self, itemid, N=10, filter_items=None, items=None, recalculate_item=False,
-                      item_users=None):
+    def similar_items(self, itemid: Indices, N: int = 10, filter_items: Indices | None = None,
+                      items: Indices | None = None, recalculate_item: bool = False,
+                      item_users: SparseMatrix | None = None) -> IdsAndScores:
         """The N items most similar to an item (or to each of a batch), best first.
 
         The item itself is included (it is its own best match), as in `implicit`; pass it in
@@ -201,7 +207,8 @@ class RecommenderBase(ABC):
             vectors = np.atleast_2d(self.recalculate_item(ids, item_users))
         return self._similar("item", itemid, N, filter_items, items, self.n_items, vectors)
 
-    def similar_users(self, userid, N=10, filter_users=None, users=None):
+    def similar_users(self, userid: Indices, N: int = 10, filter_users: Indices | None = None,
+                      users: Indices | None = None) -> IdsAndScores:
         """The N users most similar to a user (or to each of a batch), best first."""
         return self._similar("user", userid, N, filter_users, users, self.n_users)
 
@@ -335,7 +342,7 @@ class RecommenderBase(ABC):
         return np.dtype(getattr(self, "dtype", np.float32)).type
 
     # --- save / load -------------------------------------------------------------------------
-    def save(self, path):
+    def save(self, path: PathLike) -> str:
         """Write the model to `path` (``.npz`` is appended if missing) without pickle.
 
         The file is written to a temporary name beside `path` and renamed into place, so a
@@ -354,7 +361,7 @@ class RecommenderBase(ABC):
         return path
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: PathLike) -> Self:
         """Read a model written by :meth:`save`. Never executes code from the file."""
         return load(path, expected=cls)
 
@@ -433,7 +440,14 @@ def model_path(path):
     return path
 
 
-def load(path, expected=None):
+_Model = TypeVar("_Model", bound=RecommenderBase)
+
+
+@overload
+def load(path: PathLike, expected: None = None) -> RecommenderBase: ...
+@overload
+def load(path: PathLike, expected: type[_Model]) -> _Model: ...
+def load(path: PathLike, expected: type[RecommenderBase] | None = None) -> RecommenderBase:
     """Load any fastals model saved with ``model.save(path)``.
 
     Reads only arrays (``allow_pickle=False``) and a JSON header; the class is looked up

@@ -29,6 +29,7 @@ import numpy as np
 from fastals._kernels import _similarity
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
+from fastals._typing import Indices, SparseMatrix
 from fastals._validation import as_ratings, check_bool, check_ids
 from fastals.exceptions import ModelFitError
 from fastals.models.base import FactorScores
@@ -55,12 +56,12 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
     _state_names = ("user_factors", "item_factors", "user_bias", "item_bias",
                     "user_counts", "item_counts")
     _stored_zeros_are_data = True
-    user_bias = None
-    item_bias = None
-    user_counts = None
-    item_counts = None
-    global_mean = 0.0
-    rating_range = (0.0, 0.0)
+    user_bias: np.ndarray | None = None
+    item_bias: np.ndarray | None = None
+    user_counts: np.ndarray | None = None
+    item_counts: np.ndarray | None = None
+    global_mean: float = 0.0
+    rating_range: tuple[float, float] = (0.0, 0.0)
 
     # --- shared by the fit() of subclasses ----------------------------------------------------
     def _training_ratings(self, ratings):
@@ -84,7 +85,9 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
         return self.global_mean if self.biases else 0.0
 
     # --- prediction --------------------------------------------------------------------------
-    def predict(self, user_ids, item_ids, clip=True, return_known=False):
+    def predict(self, user_ids: Indices, item_ids: Indices, clip: bool = True,
+                return_known: bool = False
+                ) -> float | np.ndarray | tuple[float, bool] | tuple[np.ndarray, np.ndarray]:
         """Predicted ratings of (user, item) pairs, vectorised.
 
         Parameters
@@ -154,7 +157,7 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
         return out, known
 
     # --- evaluation ----------------------------------------------------------------------------
-    def evaluate(self, ratings, clip=True):
+    def evaluate(self, ratings: SparseMatrix, clip: bool = True) -> dict[str, float]:
         """RMSE and MAE on the stored ratings of a users x items test matrix.
 
         Returns a dict with ``rmse``, ``mae``, ``n_ratings`` and ``n_unknown`` (ratings of
@@ -175,11 +178,11 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
                 "mae": float(np.mean(np.abs(errors))),
                 "n_ratings": int(errors.size), "n_unknown": n_unknown}
 
-    def rmse(self, ratings, clip=True) -> float:
+    def rmse(self, ratings: SparseMatrix, clip: bool = True) -> float:
         """Root mean squared error on the stored ratings of a test matrix (see evaluate)."""
         return self.evaluate(ratings, clip)["rmse"]
 
-    def mae(self, ratings, clip=True) -> float:
+    def mae(self, ratings: SparseMatrix, clip: bool = True) -> float:
         """Mean absolute error on the stored ratings of a test matrix (see evaluate)."""
         return self.evaluate(ratings, clip)["mae"]
 

@@ -25,11 +25,14 @@ explicit, blocksolve).
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads, single_threaded_blas
+from fastals._typing import DTypeLike, FitCallback, SeedLike, Self, SparseMatrix
 from fastals._validation import (
     check_bool,
     check_dtype,
@@ -114,10 +117,14 @@ class ExplicitALS(ExplicitFactorizationBase):
     >>> ids, scores = model.recommend(0, ratings[0], N=5)
     """
 
-    def __init__(self, factors=64, regularization=0.12, bias_regularization=None,
-                 weighted_regularization=True, biases=True, nonnegative=False, iterations=15,
-                 dtype=np.float32, random_state=None, num_threads=0,
-                 calculate_training_loss=False):
+    loss_history: list[float]
+
+    def __init__(self, factors: int = 64, regularization: float | Sequence[float] = 0.12,
+                 bias_regularization: float | Sequence[float] | None = None,
+                 weighted_regularization: bool = True, biases: bool = True,
+                 nonnegative: bool = False, iterations: int = 15, dtype: DTypeLike = np.float32,
+                 random_state: SeedLike = None, num_threads: int = 0,
+                 calculate_training_loss: bool = False) -> None:
         self.factors = factors
         self.regularization = regularization
         self.bias_regularization = bias_regularization
@@ -149,7 +156,8 @@ class ExplicitALS(ExplicitFactorizationBase):
         check_random_state(self.random_state)
 
     # --- training ----------------------------------------------------------------------------
-    def fit(self, ratings, show_progress=True, callback=None):
+    def fit(self, ratings: SparseMatrix, show_progress: bool = True,
+            callback: FitCallback | None = None) -> Self:
         """Fit to `ratings` (users x items, any scipy sparse format; stored entries are ratings).
 
         Starts from fresh random item factors on every call; the input is never modified.
@@ -211,7 +219,7 @@ class ExplicitALS(ExplicitFactorizationBase):
         return self._regularization[0], self._bias_regularization[0], \
             self.weighted_regularization
 
-    def get_params(self):
+    def get_params(self) -> dict[str, Any]:
         params = super().get_params()
         for name in ("regularization", "bias_regularization"):
             if isinstance(params[name], (tuple, np.ndarray)):

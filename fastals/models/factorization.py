@@ -25,16 +25,16 @@ class MatrixFactorizationBase(RecommenderBase):
     item_factors : ndarray (n_items, factors)
     """
 
-    _state_names = ("user_factors", "item_factors")
-    user_factors = None
-    item_factors = None
+    _state_names: tuple[str, ...] = ("user_factors", "item_factors")
+    user_factors: np.ndarray | None = None
+    item_factors: np.ndarray | None = None
 
     @property
-    def n_users(self):
+    def n_users(self) -> int:
         return 0 if self.user_factors is None else self.user_factors.shape[0]
 
     @property
-    def n_items(self):
+    def n_items(self) -> int:
         return 0 if self.item_factors is None else self.item_factors.shape[0]
 
     def _recalculate_users(self, rows):
@@ -52,7 +52,7 @@ class MatrixFactorizationBase(RecommenderBase):
         cache[name] = (source, value)
         return value
 
-    def clear_cache(self):
+    def clear_cache(self) -> None:
         """Forget arrays derived from the factors (transposes, normalised copies)."""
         self.__dict__.pop("_cache", None)
 

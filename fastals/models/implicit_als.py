@@ -25,6 +25,7 @@ import numpy as np
 from fastals._arrays import aligned, aligned_zeros
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads, single_threaded_blas
+from fastals._typing import DTypeLike, FitCallback, Indices, SeedLike, Self, SparseMatrix
 from fastals._validation import (
     as_csr,
     check_bool,
@@ -105,10 +106,14 @@ class ImplicitALS(MatrixFactorizationBase):
     >>> ids, scores = model.recommend(0, user_items[0], N=5)
     """
 
-    def __init__(self, factors=100, regularization=0.01, alpha=1.0, iterations=15, cg_steps=3,
-                 solver="cg", dtype=np.float32, random_state=None, num_threads=0,
-                 calculate_training_loss=False, confidence="1+alpha", *, use_cg=None,
-                 use_native=None, use_gpu=None):
+    loss_history: list[float]
+
+    def __init__(self, factors: int = 100, regularization: float = 0.01, alpha: float = 1.0,
+                 iterations: int = 15, cg_steps: int = 3, solver: str = "cg",
+                 dtype: DTypeLike = np.float32, random_state: SeedLike = None,
+                 num_threads: int = 0, calculate_training_loss: bool = False,
+                 confidence: str = "1+alpha", *, use_cg: bool | None = None,
+                 use_native: bool | None = None, use_gpu: bool | None = None) -> None:
         self.factors = factors
         self.regularization = regularization
         self.alpha = alpha
@@ -149,7 +154,8 @@ class ImplicitALS(MatrixFactorizationBase):
         return self.dtype(1 if self.confidence == "1+alpha" else 0)
 
     # --- training ----------------------------------------------------------------------------
-    def fit(self, user_items, show_progress=True, callback=None):
+    def fit(self, user_items: SparseMatrix, show_progress: bool = True,
+            callback: FitCallback | None = None) -> Self:
         """Fit the factors to `user_items` (users x items, any scipy sparse format).
 
         Starts from fresh random factors (seeded by `random_state`) on every call; the
@@ -227,7 +233,7 @@ class ImplicitALS(MatrixFactorizationBase):
     def _recalculate_users(self, rows):
         return self._exact_rows(rows, self.item_factors)
 
-    def recalculate_user(self, userid, user_items):
+    def recalculate_user(self, userid: Indices, user_items: SparseMatrix) -> np.ndarray:
         """Factors of users computed from their interactions against the item factors.
 
         `user_items` has one row per requested user (or is the full users x items matrix).
@@ -239,7 +245,7 @@ class ImplicitALS(MatrixFactorizationBase):
         X = self._recalculate_users(rows)
         return X[0] if scalar else X
 
-    def recalculate_item(self, itemid, item_users):
+    def recalculate_item(self, itemid: Indices, item_users: SparseMatrix) -> np.ndarray:
         """Factors of items computed from their interactions (items x users) with the users."""
         self._check_fitted()
         ids, scalar = check_ids("itemid", itemid, np.iinfo(np.int64).max)
@@ -247,7 +253,9 @@ class ImplicitALS(MatrixFactorizationBase):
         Y = self._exact_rows(rows, self.user_factors)
         return Y[0] if scalar else Y
 
-    def explain(self, userid, user_items, itemid, user_weights=None, N=10):
+    def explain(self, userid: int, user_items: SparseMatrix, itemid: int,
+                user_weights: tuple[np.ndarray, bool] | None = None, N: int = 10
+                ) -> tuple[float, list[tuple[int, float]], tuple[np.ndarray, bool]]:
         """Why the user scores the item as it does, as in `implicit` (Hu, Koren & Volinsky,
         section 5).
 
@@ -317,7 +325,7 @@ class ImplicitALS(MatrixFactorizationBase):
         return (float(contributions.sum()),
                 [(int(liked_items[k]), float(contributions[k])) for k in top], user_weights)
 
-    def partial_fit_users(self, userids, user_items):
+    def partial_fit_users(self, userids: Indices, user_items: SparseMatrix) -> Self:
         """Fold in (or refresh) users from their interactions; new ids grow the model.
 
         Row k of `user_items` (rows x n_items) holds the interactions of `userids[k]`. Each
@@ -328,7 +336,7 @@ class ImplicitALS(MatrixFactorizationBase):
                                               self.user_factors, self.item_factors)
         return self
 
-    def partial_fit_items(self, itemids, item_users):
+    def partial_fit_items(self, itemids: Indices, item_users: SparseMatrix) -> Self:
         """Fold in (or refresh) items from their interactions (items x n_users)."""
         self.item_factors = self._partial_fit(itemids, item_users, "itemids", "item_users",
                                               self.item_factors, self.user_factors)
@@ -369,10 +377,12 @@ class AlternatingLeastSquares(ImplicitALS):
     describes.
     """
 
-    def __init__(self, factors=100, regularization=0.01, alpha=1.0, iterations=15, cg_steps=3,
-                 solver="cg", dtype=np.float32, random_state=None, num_threads=0,
-                 calculate_training_loss=False, confidence="alpha", *, use_cg=None,
-                 use_native=None, use_gpu=None):
+    def __init__(self, factors: int = 100, regularization: float = 0.01, alpha: float = 1.0,
+                 iterations: int = 15, cg_steps: int = 3, solver: str = "cg",
+                 dtype: DTypeLike = np.float32, random_state: SeedLike = None,
+                 num_threads: int = 0, calculate_training_loss: bool = False,
+                 confidence: str = "alpha", *, use_cg: bool | None = None,
+                 use_native: bool | None = None, use_gpu: bool | None = None) -> None:
         super().__init__(factors, regularization, alpha, iterations, cg_steps, solver, dtype,
                          random_state, num_threads, calculate_training_loss, confidence,
                          use_cg=use_cg, use_native=use_native, use_gpu=use_gpu)

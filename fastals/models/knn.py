@@ -25,11 +25,21 @@ through them; no kernel module and no private name of it is imported here), the 
 from __future__ import annotations
 
 import time
+from typing import NoReturn
 
 import numpy as np
 import scipy.sparse as sp
 
 from fastals._threads import resolve_threads
+from fastals._typing import (
+    ArrayLike,
+    DTypeLike,
+    FitCallback,
+    IdsAndScores,
+    Indices,
+    Self,
+    SparseMatrix,
+)
 from fastals._validation import (
     CSR,
     as_csr,
@@ -78,9 +88,9 @@ def _store(owner, name, matrix):
     owner.__dict__.pop("_matrices", None)
 
 
-def _stored_matrix(name, doc):
+def _stored_matrix(name: str, doc: str) -> property:
     """A read-only property: the scipy CSR matrix over the arrays stored under `name`."""
-    def get(self):
+    def get(self) -> sp.csr_matrix | None:
         if getattr(self, f"{name}_data", None) is None:
             return None
         cache = self.__dict__.setdefault("_matrices", {})
@@ -150,8 +160,10 @@ class _SimilarItemsModel(RecommenderBase):
     documented by the subclasses.
     """
 
-    def __init__(self, K=20, similarity="cosine", K1=1.2, B=0.75, dtype=np.float32,
-                 num_threads=0):
+    similarity_shape: np.ndarray  # (n_items, n_items) once fitted: see _store
+
+    def __init__(self, K: int = 20, similarity: str = "cosine", K1: float = 1.2, B: float = 0.75,
+                 dtype: DTypeLike = np.float32, num_threads: int = 0) -> None:
         self.K = K
         self.similarity = similarity
         self.K1 = K1
@@ -173,7 +185,7 @@ class _SimilarItemsModel(RecommenderBase):
         self.self_similarity = np.asarray(self_similarity, dtype=self.dtype)
 
     @property
-    def n_items(self):
+    def n_items(self) -> int:
         return 0 if getattr(self, "similarity_shape", None) is None else int(self.similarity_shape[0])
 
     def _item_block(self, candidates):
@@ -252,8 +264,10 @@ class ItemKNN(_SimilarItemsModel):
     _state_names = ("similarity_indptr", "similarity_indices", "similarity_data",
                     "similarity_shape", "self_similarity", "user_items_indptr",
                     "user_items_indices", "user_items_data", "user_items_shape")
+    user_items_shape: np.ndarray
 
-    def fit(self, user_items, show_progress=True, callback=None):
+    def fit(self, user_items: SparseMatrix, show_progress: bool = True,
+            callback: FitCallback | None = None) -> Self:
         """Compute each item's K neighbours from `user_items` (users x items, any sparse format).
 
         The input is never modified; the model keeps a copy of it to score users.
@@ -275,7 +289,7 @@ class ItemKNN(_SimilarItemsModel):
     user_items = _stored_matrix("user_items", "The training interactions (a copy).")
 
     @property
-    def n_users(self):
+    def n_users(self) -> int:
         return 0 if getattr(self, "user_items_shape", None) is None else int(self.user_items_shape[0])
 
     def _stored_user_rows(self, userids):
@@ -305,21 +319,22 @@ class ItemKNN(_SimilarItemsModel):
 class CosineRecommender(ItemKNN):
     """Item-item cosine neighbours: ``implicit.nearest_neighbours.CosineRecommender``."""
 
-    def __init__(self, K=20, num_threads=0, dtype=np.float32):
+    def __init__(self, K: int = 20, num_threads: int = 0, dtype: DTypeLike = np.float32) -> None:
         super().__init__(K=K, similarity="cosine", dtype=dtype, num_threads=num_threads)
 
 
 class TFIDFRecommender(ItemKNN):
     """Item-item cosine after TF-IDF weighting: ``implicit``'s ``TFIDFRecommender``."""
 
-    def __init__(self, K=20, num_threads=0, dtype=np.float32):
+    def __init__(self, K: int = 20, num_threads: int = 0, dtype: DTypeLike = np.float32) -> None:
         super().__init__(K=K, similarity="tfidf", dtype=dtype, num_threads=num_threads)
 
 
 class BM25Recommender(ItemKNN):
     """Item-item dot product after BM25 weighting: ``implicit``'s ``BM25Recommender``."""
 
-    def __init__(self, K=20, K1=1.2, B=0.75, num_threads=0, dtype=np.float32):
+    def __init__(self, K: int = 20, K1: float = 1.2, B: float = 0.75, num_threads: int = 0,
+                 dtype: DTypeLike = np.float32) -> None:
         super().__init__(K=K, similarity="bm25", K1=K1, B=B, dtype=dtype,
                          num_threads=num_threads)
 
@@ -360,7 +375,8 @@ class ContentKNN(_SimilarItemsModel):
                     "similarity_shape", "self_similarity", "features_indptr",
                     "features_indices", "features_data", "features_shape")
 
-    def fit(self, item_features, show_progress=True, callback=None):
+    def fit(self, item_features: SparseMatrix | ArrayLike, show_progress: bool = True,
+            callback: FitCallback | None = None) -> Self:
         """Compute each item's K neighbours from `item_features` (items x features).
 
         `item_features` may be a dense array or any scipy sparse matrix (one-hot genres,
@@ -387,11 +403,13 @@ class ContentKNN(_SimilarItemsModel):
         return self
 
     @property
-    def n_users(self):
+    def n_users(self) -> int:
         return 0
 
-    def recommend(self, userid, user_items=None, N=10, filter_already_liked_items=True,
-                  filter_items=None, recalculate_user=False, items=None):
+    def recommend(self, userid: Indices, user_items: SparseMatrix | None = None, N: int = 10,
+                  filter_already_liked_items: bool = True, filter_items: Indices | None = None,
+                  recalculate_user: bool = False, items: Indices | None = None
+                  ) -> IdsAndScores:
         """The N best items for users given by their interactions (see RecommenderBase).
 
         `user_items` is required: one row per requested user, or a matrix holding the
@@ -409,7 +427,8 @@ class ContentKNN(_SimilarItemsModel):
         return super().recommend(userid, user_items, N, filter_already_liked_items,
                                  filter_items, True, items)
 
-    def similar_users(self, userid, N=10, filter_users=None, users=None):
+    def similar_users(self, userid: Indices, N: int = 10, filter_users: Indices | None = None,
+                      users: Indices | None = None) -> NoReturn:
         raise TypeError("ContentKNN has no users: it compares items by their features")
 
     features = _stored_matrix("features", "The items' (weighted) feature rows.")
@@ -465,9 +484,10 @@ class UserKNN(RecommenderBase):
     _state_names = ("ratings_indptr", "ratings_indices", "ratings_data", "ratings_shape",
                     "neighbours_indptr", "neighbours_indices", "neighbours_data",
                     "neighbours_shape")
+    ratings_shape: np.ndarray
 
-    def __init__(self, K=40, similarity="cosine", mean_centered=False, dtype=np.float32,
-                 num_threads=0):
+    def __init__(self, K: int = 40, similarity: str = "cosine", mean_centered: bool = False,
+                 dtype: DTypeLike = np.float32, num_threads: int = 0) -> None:
         self.K = K
         self.similarity = similarity
         self.mean_centered = mean_centered
@@ -479,7 +499,8 @@ class UserKNN(RecommenderBase):
         _check_knn_params(self, USER_SIMILARITIES)
         self.mean_centered = check_bool("mean_centered", self.mean_centered)
 
-    def fit(self, user_items, show_progress=True, callback=None):
+    def fit(self, user_items: SparseMatrix, show_progress: bool = True,
+            callback: FitCallback | None = None) -> Self:
         """Store the ratings (users x items) and find each user's K nearest users."""
         self._check_params()
         start = _check_fit_arguments(show_progress, callback)
@@ -509,15 +530,17 @@ class UserKNN(RecommenderBase):
         self.global_mean = float((self.user_means * counts).sum() / max(counts.sum(), 1))
 
     @property
-    def n_users(self):
+    def n_users(self) -> int:
         return 0 if getattr(self, "ratings_shape", None) is None else int(self.ratings_shape[0])
 
     @property
-    def n_items(self):
+    def n_items(self) -> int:
         return 0 if getattr(self, "ratings_shape", None) is None else int(self.ratings_shape[1])
 
     # --- explicit ratings ------------------------------------------------------------------
-    def predict(self, userid, itemid, user_items=None, return_neighbours=False):
+    def predict(self, userid: Indices, itemid: Indices,
+                user_items: SparseMatrix | ArrayLike | None = None, return_neighbours: bool = False
+                ) -> float | np.ndarray | tuple[float, int] | tuple[np.ndarray, np.ndarray]:
         """Predicted ratings of `itemid` by `userid` (scalars, or arrays of equal length).
 
         With `user_items` (one row of ratings per prediction, in the order of `userid`), the
@@ -567,7 +590,7 @@ class UserKNN(RecommenderBase):
                                   self.mean_centered, self.K, resolve_threads(self.num_threads))
 
     # --- new users ----------------------------------------------------------------------------
-    def most_similar_users(self, vector, N=10):
+    def most_similar_users(self, vector: SparseMatrix | ArrayLike, N: int = 10) -> IdsAndScores:
         """The N training users most similar to a new user's rating vector, best first.
 
         `vector` is a 1-D array of n_items ratings (0 = not rated) or a sparse 1 x n_items

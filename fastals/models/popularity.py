@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fastals._typing import DTypeLike, FitCallback, Self, SparseMatrix
 from fastals._validation import as_csr, check_bool, check_dtype, check_num_threads
 from fastals.models.base import RecommenderBase
 
@@ -24,22 +25,25 @@ class PopularityBaseline(RecommenderBase):
     """
 
     _state_names = ("item_popularity", "user_count")
+    item_popularity: np.ndarray | None
+    user_count: np.ndarray | None
 
-    def __init__(self, dtype=np.float32, num_threads=0):
+    def __init__(self, dtype: DTypeLike = np.float32, num_threads: int = 0) -> None:
         self.dtype = check_dtype("dtype", dtype)
         self.num_threads = check_num_threads(num_threads)
         self.item_popularity = None
         self.user_count = None
 
     @property
-    def n_users(self):
+    def n_users(self) -> int:
         return 0 if self.user_count is None else int(self.user_count[0])
 
     @property
-    def n_items(self):
+    def n_items(self) -> int:
         return 0 if self.item_popularity is None else len(self.item_popularity)
 
-    def fit(self, user_items, show_progress=True, callback=None):
+    def fit(self, user_items: SparseMatrix, show_progress: bool = True,
+            callback: FitCallback | None = None) -> Self:
         """Count, for each item, the users with a positive value. Returns self."""
         check_bool("show_progress", show_progress)
         if callback is not None and not callable(callback):

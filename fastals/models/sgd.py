@@ -38,12 +38,15 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from fastals._arrays import aligned, padded_width, unpad_in_place
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
+from fastals._typing import DTypeLike, FitCallback, SeedLike, Self, SparseMatrix
 from fastals._validation import (
     all_finite,
     check_bool,
@@ -138,10 +141,15 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
     >>> stars = model.predict([0, 1], [3, 4])
     """
 
-    def __init__(self, factors=100, learning_rate=0.01, regularization=0.15,
-                 bias_learning_rate=None, bias_regularization=None, epochs=20, init_std=0.05,
-                 biases=True, lr_decay=0.95, shuffle=True, strata=None, dtype=np.float32,
-                 random_state=None, num_threads=0):
+    training_rmse_history: list[float]
+
+    def __init__(self, factors: int = 100, learning_rate: float = 0.01,
+                 regularization: float = 0.15, bias_learning_rate: float | None = None,
+                 bias_regularization: float | None = None, epochs: int = 20,
+                 init_std: float = 0.05, biases: bool = True,
+                 lr_decay: float | Sequence[float] = 0.95, shuffle: bool = True,
+                 strata: int | None = None, dtype: DTypeLike = np.float32,
+                 random_state: SeedLike = None, num_threads: int = 0) -> None:
         self.factors = factors
         self.learning_rate = learning_rate
         self.regularization = regularization
@@ -191,7 +199,8 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         return tuple(self.dtype(v) for v in (lr, lr_b, beta, beta_b))
 
     # --- training ----------------------------------------------------------------------------
-    def fit(self, ratings, show_progress=True, callback=None):
+    def fit(self, ratings: SparseMatrix, show_progress: bool = True,
+            callback: FitCallback | None = None) -> Self:
         """Fit to `ratings` (users x items, any scipy sparse format; stored entries are ratings).
 
         Starts from fresh random factors on every call; the input is never modified.
@@ -277,7 +286,7 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
             else self.bias_regularization
         return self.regularization / 2, beta_b / 2, True
 
-    def get_params(self):
+    def get_params(self) -> dict[str, Any]:
         params = super().get_params()
         if not isinstance(params["lr_decay"], numbers.Real):
             params["lr_decay"] = [float(v) for v in params["lr_decay"]]

@@ -1,14 +1,18 @@
 """``fastals.spark.ALS``: the estimator (parameters, checks, the fit pipeline).
 
 Imports numpy, fastals' validation helpers, fastals.models.base (the fit-argument check)
-and the other fastals.spark modules; pyspark only inside functions.
+and the other fastals.spark modules; pyspark only inside functions (and its types for the
+hints, under ``TYPE_CHECKING``).
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fastals._typing import DTypeLike, FitCallback, SeedLike, Self
 from fastals._validation import (
     check_bool,
     check_choice,
@@ -21,6 +25,10 @@ from fastals.spark import _frames
 from fastals.spark._blocks import ITEM, USER, ExplicitSolver, ImplicitSolver, balanced_bounds
 from fastals.spark._model import ALSModel, FitSummary
 from fastals.spark._train import Alternation, build_blocks
+
+if TYPE_CHECKING:
+    from pyspark import StorageLevel
+    from pyspark.sql import DataFrame
 
 #: MLlib's parameter names and the fastals names they stand for
 ALIASES = {"rank": "factors", "maxIter": "iterations", "regParam": "regularization",
@@ -103,14 +111,21 @@ class ALS:
     >>> local = model.to_local()       # fastals.ImplicitALS + the id arrays  # doctest: +SKIP
     """
 
-    def __init__(self, factors=None, regularization=None, alpha=1.0, iterations=None,
-                 cg_steps=3, solver="cg", dtype=np.float32, random_state=None, num_threads=0,
-                 weighted_regularization=None, biases=True, bias_regularization=None, *,
-                 userCol="user", itemCol="item", ratingCol="rating",
-                 predictionCol="prediction", implicitPrefs=True, nonnegative=False,
-                 numUserBlocks=None, numItemBlocks=None, checkpointInterval=10,
-                 coldStartStrategy="nan", intermediateStorageLevel="MEMORY_AND_DISK",
-                 rank=None, maxIter=None, regParam=None, seed=None):
+    def __init__(self, factors: int | None = None,
+                 regularization: float | Sequence[float] | None = None, alpha: float = 1.0,
+                 iterations: int | None = None, cg_steps: int = 3, solver: str = "cg",
+                 dtype: DTypeLike = np.float32, random_state: SeedLike = None,
+                 num_threads: int = 0, weighted_regularization: bool | None = None,
+                 biases: bool = True,
+                 bias_regularization: float | Sequence[float] | None = None, *,
+                 userCol: str = "user", itemCol: str = "item", ratingCol: str | None = "rating",
+                 predictionCol: str = "prediction", implicitPrefs: bool = True,
+                 nonnegative: bool = False, numUserBlocks: int | None = None,
+                 numItemBlocks: int | None = None, checkpointInterval: int = 10,
+                 coldStartStrategy: str = "nan",
+                 intermediateStorageLevel: str | StorageLevel = "MEMORY_AND_DISK",
+                 rank: int | None = None, maxIter: int | None = None,
+                 regParam: float | None = None, seed: SeedLike = None) -> None:
         self.factors = factors
         self.regularization = regularization
         self.alpha = alpha
@@ -146,10 +161,10 @@ class ALS:
 
         return [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
 
-    def get_params(self) -> dict:
+    def get_params(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self._param_names()}
 
-    def setParams(self, **params):
+    def setParams(self, **params: Any) -> Self:
         """Set parameters by name (fastals or MLlib names); returns self."""
         known = set(self._param_names())
         for name, value in params.items():
@@ -243,7 +258,7 @@ class ALS:
         return p
 
     # --- fit ---------------------------------------------------------------------------------
-    def fit(self, df, callback=None) -> ALSModel:
+    def fit(self, df: DataFrame, callback: FitCallback | None = None) -> ALSModel:
         """Fit to the interactions in `df` (one row per user-item interaction).
 
         `callback(iteration, seconds, None)` runs on the driver after each iteration (the
@@ -277,7 +292,7 @@ class ALS:
         ids = (user_ids, item_ids)
         shape = (len(user_ids), len(item_ids))
         row_cost = solver.row_cost()
-        bounds = [None, None]
+        bounds: list[Any] = [None, None]
         bounds[USER] = balanced_bounds(user_counts, p["numUserBlocks"] or sc.defaultParallelism,
                                        row_cost)
         bounds[ITEM] = balanced_bounds(item_counts, p["numItemBlocks"] or sc.defaultParallelism,
@@ -287,7 +302,7 @@ class ALS:
         def describe_row(side, row):
             return f"{names[side]}={ids[side][row]!r}"
 
-        seconds = []
+        seconds: list[float] = []
 
         def on_iteration(iteration, elapsed):
             seconds.append(elapsed - sum(seconds))

@@ -1,12 +1,13 @@
 """``fastals.spark.ALSModel``: a fitted model, its factor DataFrames and recommendations.
 
 Imports numpy, fastals' validation helpers and the other fastals.spark modules (the local
-model comes from the solver); pyspark only inside functions.
+model comes from the solver); pyspark only inside functions (and its types for the hints,
+under ``TYPE_CHECKING``).
 """
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -15,11 +16,17 @@ from fastals.spark import _frames
 from fastals.spark._blocks import (
     ITEM,
     USER,
+    ExplicitSolver,
+    ImplicitSolver,
     balanced_bounds,
     factor_batches,
     recommendation_batches,
     subset_recommendation_batches,
 )
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructField
 
 
 class FitSummary(NamedTuple):
@@ -57,9 +64,14 @@ class ALSModel:
     out (MLlib's behaviour).
     """
 
-    def __init__(self, spark, solver, params, userCol, itemCol, predictionCol,
-                 coldStartStrategy, user_field, item_field, user_ids, item_ids, user_state,
-                 item_state, counts, summary):
+    _broadcasts: dict[tuple[int, bool], Any]  # (side, scoring) -> a pyspark Broadcast
+
+    def __init__(self, spark: SparkSession, solver: ImplicitSolver | ExplicitSolver,
+                 params: dict[str, Any], userCol: str, itemCol: str, predictionCol: str,
+                 coldStartStrategy: str, user_field: StructField, item_field: StructField,
+                 user_ids: np.ndarray, item_ids: np.ndarray, user_state: tuple[np.ndarray, ...],
+                 item_state: tuple[np.ndarray, ...], counts: tuple[np.ndarray, np.ndarray],
+                 summary: FitSummary) -> None:
         self._spark = spark
         self._solver = solver
         self._params = params
@@ -90,12 +102,12 @@ class ALSModel:
         return self._solver.factors(self._state[ITEM])
 
     @property
-    def user_bias(self):
+    def user_bias(self) -> np.ndarray | None:
         """Explicit ratings: the user biases (None for implicit feedback)."""
         return self._state[USER][1] if len(self._state[USER]) > 1 else None
 
     @property
-    def item_bias(self):
+    def item_bias(self) -> np.ndarray | None:
         """Explicit ratings: the item biases (None for implicit feedback)."""
         return self._state[ITEM][1] if len(self._state[ITEM]) > 1 else None
 
@@ -123,12 +135,12 @@ class ALSModel:
 
     # --- factor DataFrames -------------------------------------------------------------------
     @property
-    def userFactors(self):
+    def userFactors(self) -> DataFrame:
         """DataFrame (id, features): one row per user."""
         return self._factor_frame(USER)
 
     @property
-    def itemFactors(self):
+    def itemFactors(self) -> DataFrame:
         """DataFrame (id, features): one row per item."""
         return self._factor_frame(ITEM)
 
@@ -151,7 +163,7 @@ class ALSModel:
         return DoubleType() if self._solver.dtype == np.float64 else FloatType()
 
     # --- predictions -------------------------------------------------------------------------
-    def transform(self, dataset):
+    def transform(self, dataset: DataFrame) -> DataFrame:
         """`dataset` with `predictionCol` added: the score x_u . y_i of each row's pair
         (explicit ratings: the predicted rating mu + b_u + c_i + x_u . y_i, not clipped).
 
@@ -179,20 +191,20 @@ class ALSModel:
         return out
 
     # --- recommendations ---------------------------------------------------------------------
-    def recommendForAllUsers(self, numItems):
+    def recommendForAllUsers(self, numItems: int) -> DataFrame:
         """DataFrame (userCol, recommendations): the `numItems` best items of every user."""
         return self._recommend_all(USER, numItems, "numItems")
 
-    def recommendForAllItems(self, numUsers):
+    def recommendForAllItems(self, numUsers: int) -> DataFrame:
         """DataFrame (itemCol, recommendations): the `numUsers` best users of every item."""
         return self._recommend_all(ITEM, numUsers, "numUsers")
 
-    def recommendForUserSubset(self, dataset, numItems):
+    def recommendForUserSubset(self, dataset: DataFrame, numItems: int) -> DataFrame:
         """Recommendations for the distinct users in ``dataset[userCol]``; unknown users are
         left out."""
         return self._recommend_subset(USER, dataset, numItems, "numItems")
 
-    def recommendForItemSubset(self, dataset, numUsers):
+    def recommendForItemSubset(self, dataset: DataFrame, numUsers: int) -> DataFrame:
         """The best users for the distinct items in ``dataset[itemCol]``."""
         return self._recommend_subset(ITEM, dataset, numUsers, "numUsers")
 
@@ -245,7 +257,7 @@ class ALSModel:
             self._broadcasts[key] = self._spark.sparkContext.broadcast((ids, vectors))
         return self._broadcasts[key]
 
-    def unpersist(self):
+    def unpersist(self) -> None:
         """Free the broadcast copies of the factors (made again if the model is used;
         DataFrames obtained before then can no longer be evaluated)."""
         for broadcast in self._broadcasts.values():
