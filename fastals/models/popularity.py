@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from fastals._typing import DTypeLike, FitCallback, Self, SparseMatrix
-from fastals._validation import as_csr, check_bool, check_dtype, check_num_threads
-from fastals.models.base import RecommenderBase
+from fastals._validation import as_csr, check_dtype, check_num_threads
+from fastals.models.base import RecommenderBase, check_fit_arguments
 
 
 class PopularityBaseline(RecommenderBase):
@@ -45,9 +45,7 @@ class PopularityBaseline(RecommenderBase):
     def fit(self, user_items: SparseMatrix, show_progress: bool = True,
             callback: FitCallback | None = None) -> Self:
         """Count, for each item, the users with a positive value. Returns self."""
-        check_bool("show_progress", show_progress)
-        if callback is not None and not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
+        check_fit_arguments(show_progress, callback)
         csr = as_csr(user_items, "user_items", self.dtype, allow_empty=False)
         positive = csr.data > 0
         counts = np.bincount(csr.indices[positive], minlength=csr.shape[1])
