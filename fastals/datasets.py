@@ -291,13 +291,13 @@ def make_synthetic(n_users: int = 3000, n_items: int = 1200, n_groups: int = 8,
 
     Items belong to named groups (``"jazz-017"`` is item 17 of the jazz group); each user has
     a taste over the groups drawn from a Dirichlet with `taste_concentration` (small: one or
-    two favourite groups). A user with activity :math:`n_u` (log-normal around
-    `interactions_per_user`) picks :math:`n_u` distinct items with probability
+    two favourite groups). A user with activity n_u (log-normal around
+    `interactions_per_user`) picks n_u distinct items with probability
 
-    .. math:: P(i \mid u) \propto \mathrm{pop}_i \big((1 - \epsilon)\,\theta_{u,g(i)}
-              + \epsilon / G\big), \qquad \mathrm{pop}_i = (\mathrm{rank}_i + 5)^{-s}
+        P(i | u) proportional to pop_i ((1 - epsilon) theta_{u, g(i)} + epsilon / G),
+        pop_i = (rank_i + 5)^(-s)
 
-    with power-law popularity of exponent `popularity_exponent` (s), noise :math:`\epsilon`
+    with power-law popularity of exponent `popularity_exponent` (s), noise epsilon
     and G groups. Values are play counts (``kind="implicit"``: 1 + geometric, larger for
     favourite groups) or 1-5 stars (``kind="explicit"``: liking the group, item quality and
     user bias plus noise). Interactions carry timestamps over one year.
@@ -403,8 +403,8 @@ def synthetic_ratings(n_users: int, n_items: int, nnz: int, rank: int = 10, nois
     item popularity, log-normal user activity); pairs are over-drawn, then `nnz` of them
     kept, so the matrix holds `nnz` ratings unless the popularity law cannot give that many
     distinct pairs. Each stored rating is
-    ``clip(round(3.5 + b_u + c_i + u_u . v_i + noise * N(0, 1)), 1, 5)`` with user and item
-    biases b ~ N(0, 0.4^2), c ~ N(0, 0.5^2) and rank-`rank` factors whose dot products have
+    ``clip(round(3.5 + b_u + b_i + x_u . y_i + noise * N(0, 1)), 1, 5)`` with user and item
+    biases b_u ~ N(0, 0.4^2), b_i ~ N(0, 0.5^2) and rank-`rank` factors whose dot products have
     standard deviation 0.6. Deterministic in its arguments.
     """
     rank = check_int("rank", rank, minimum=1)

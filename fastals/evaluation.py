@@ -548,7 +548,7 @@ def _numbers(name, values):
 
 def rmse(model_or_truth: RecommenderBase | IdRecommender | ArrayLike,
          test_or_predictions: SparseMatrix | Interactions | ArrayLike) -> float:
-    r"""Root mean squared error :math:`\sqrt{\frac1n \sum (\hat r - r)^2}`.
+    r"""Root mean squared error sqrt(1/n sum (r^ - r)^2).
 
     Either ``rmse(model, test_user_items)`` (the model's predictions of the stored test
     values, through its ``predict`` or its scores) or ``rmse(y_true, y_pred)`` (arrays).
@@ -559,7 +559,7 @@ def rmse(model_or_truth: RecommenderBase | IdRecommender | ArrayLike,
 
 def mae(model_or_truth: RecommenderBase | IdRecommender | ArrayLike,
         test_or_predictions: SparseMatrix | Interactions | ArrayLike) -> float:
-    r"""Mean absolute error :math:`\frac1n \sum |\hat r - r|`; arguments as :func:`rmse`."""
+    r"""Mean absolute error 1/n sum |r^ - r|; arguments as :func:`rmse`."""
     errors = _rating_errors(model_or_truth, test_or_predictions)
     return float(np.mean(np.abs(errors)))
 

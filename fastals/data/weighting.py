@@ -55,9 +55,9 @@ def _weighting_input(X, name="X"):
 
 
 def linear_weight(X: InteractionData, alpha: float = 40.0) -> InteractionData:
-    r"""Scale interactions linearly: stored values become :math:`\alpha r`.
+    r"""Scale interactions linearly: stored values become alpha r.
 
-    Hu, Koren & Volinsky's linear confidence is :math:`c = 1 + \alpha r`. fastals'
+    Hu, Koren & Volinsky's linear confidence is c_ui = 1 + alpha r_ui. fastals'
     :class:`~fastals.ImplicitALS` adds the 1 itself (``c = 1 + alpha_model * |value|``), so
     ``ImplicitALS(alpha=1).fit(linear_weight(X, 40))`` trains on ``c = 1 + 40 r`` -- the
     ``data * alpha`` of `implicit` tutorials -- exactly like ``ImplicitALS(alpha=40).fit(X)``.
@@ -72,9 +72,9 @@ def linear_weight(X: InteractionData, alpha: float = 40.0) -> InteractionData:
 
 def log_weight(X: InteractionData, alpha: float = 1.0, epsilon: float = 1.0
                ) -> InteractionData:
-    r"""Logarithmic scaling: stored values become :math:`\alpha \log(1 + r / \epsilon)`.
+    r"""Logarithmic scaling: stored values become alpha log(1 + r / epsilon).
 
-    Hu et al.'s alternative confidence :math:`c = 1 + \alpha \log(1 + r/\epsilon)` (fit with
+    Hu et al.'s alternative confidence c_ui = 1 + alpha log(1 + r_ui / epsilon) (fit with
     ``ImplicitALS(alpha=1)``, which adds the 1); it damps heavy users' huge play counts.
     Negative values keep their sign (``-alpha log(1 + |r|/epsilon)``: a weighted dislike).
     """
@@ -149,10 +149,10 @@ def bm25_weight(X: InteractionData, K1: float = 100.0, B: float = 0.8) -> Intera
 
     Rows are documents and columns terms: for row d and column t,
 
-    .. math:: w_{dt} = r_{dt} \frac{K_1 + 1}{K_1 ((1 - B) + B\,|d| / \overline{|d|}) + r_{dt}}
-              \,\mathrm{idf}_t, \qquad \mathrm{idf}_t = \log N - \log(1 + \mathrm{df}_t)
+        w_dt = r_dt (K1 + 1) / (K1 ((1 - B) + B |d| / mean |d|) + r_dt) idf_t,
+        idf_t = log N - log(1 + df_t)
 
-    where :math:`|d|` is the row sum, N the number of rows and :math:`\mathrm{df}_t` the
+    where |d| is the row sum, N the number of rows and df_t the
     number of rows storing column t. ``implicit``'s Last.fm example weights the items x users
     matrix; with a users x items matrix write ``bm25_weight(user_items.T).T``. A column
     stored in every row gets a weight <= 0 (a warning says so).
@@ -167,7 +167,7 @@ def bm25_weight(X: InteractionData, K1: float = 100.0, B: float = 0.8) -> Intera
 
 
 def tfidf_weight(X: InteractionData) -> InteractionData:
-    r"""TF-IDF weighting of the rows of `X`, as ``implicit``: :math:`w = \sqrt{r}\,\mathrm{idf}_t`.
+    r"""TF-IDF weighting of the rows of `X`, as ``implicit``: w_dt = sqrt(r_dt) idf_t.
 
     Rows are documents, columns terms; idf as in :func:`bm25_weight`. Values must be >= 0.
     """

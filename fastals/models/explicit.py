@@ -2,9 +2,9 @@ r"""What the explicit-ratings models share: prediction, evaluation, ranking, fol
 
 A model of explicit ratings (stars, scores) predicts
 
-    r^_ui = mu + b_u + c_i + x_u . y_i        (mu, b, c are 0 for a model without biases)
+    r^_ui = mu + b_u + b_i + x_u . y_i        (mu, b_u, b_i are 0 without biases)
 
-where mu is the mean training rating, b_u / c_i the user / item biases and x_u / y_i the
+where mu is the mean training rating, b_u / b_i the user / item biases and x_u / y_i the
 factors. Ratings are the *stored* entries of a sparse matrix: an explicit zero is a rating
 of 0, and a (user, item) pair stored twice is an error rather than a silent sum.
 
@@ -13,7 +13,7 @@ Users or items that had no rating in training (or ids beyond the training matrix
 biases that are known) and says so, with a mask (``return_known=True``) or a warning.
 
 For ranking (:meth:`recommend`), the biases enter the scores by augmenting the factors,
-[x_u, 1, mu + b_u] . [y_i, c_i, 1] = r^_ui, so the shared top-N kernel ranks by predicted
+[x_u, 1, mu + b_u] . [y_i, b_i, 1] = r^_ui, so the shared top-N kernel ranks by predicted
 rating. :meth:`similar_items` compares the factors only (cosine), as for every model.
 
 Imports the kernels, fastals' validation and threading helpers and fastals.models (base,
@@ -188,7 +188,7 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
 
     # --- ranking: biases enter through augmented factors -------------------------------------
     def _item_block(self, candidates):
-        """[y_i, c_i, 1] per candidate item, transposed (the top-N kernel's layout)."""
+        """[y_i, b_i, 1] per candidate item, transposed (the top-N kernel's layout)."""
         if candidates is None:
             return self._derived("items_augmented_t", self.item_factors,
                                  lambda _: self._augmented_items(None))
@@ -203,7 +203,7 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
         return np.ascontiguousarray(Y.T)
 
     def _user_scores(self, userids, rows, item_block, recalculate):
-        """[x_u, 1, mu + b_u] . [y_i, c_i, 1] = the predicted rating, unclipped."""
+        """[x_u, 1, mu + b_u] . [y_i, b_i, 1] = the predicted rating, unclipped."""
         if recalculate:
             X, b = self._recalculate_users(rows)
         else:
@@ -261,13 +261,13 @@ __all__ = ["ExplicitFactorizationBase"]
 
 def augmented_users(X, user_bias, global_mean):
     """[x_u, 1, mu + b_u] per user: its dot product with :func:`augmented_items`'s
-    [y_i, c_i, 1] is the predicted rating mu + b_u + c_i + x_u . y_i."""
+    [y_i, b_i, 1] is the predicted rating mu + b_u + b_i + x_u . y_i."""
     shifted = (global_mean + user_bias.astype(np.float64))[:, None].astype(X.dtype)
     return np.hstack([X, np.ones((len(user_bias), 1), dtype=X.dtype), shifted])
 
 
 def augmented_items(Y, item_bias):
-    """[y_i, c_i, 1] per item (see :func:`augmented_users`)."""
+    """[y_i, b_i, 1] per item (see :func:`augmented_users`)."""
     return np.hstack([Y, item_bias[:, None], np.ones((len(item_bias), 1), dtype=Y.dtype)])
 
 

@@ -1,10 +1,10 @@
 r"""Alternating least squares for explicit ratings: ridge, ALS-WR, biases, non-negative.
 
-Objective, over the observed ratings r_ui only (r^_ui = mu + b_u + c_i + x_u . y_i, with
+Objective, over the observed ratings r_ui only (r^_ui = mu + b_u + b_i + x_u . y_i, with
 mu = b = c = 0 when ``biases=False``):
 
     L = sum_obs (r_ui - r^_ui)^2
-        + sum_u s_u (lambda_U |x_u|^2 + lambda_bU b_u^2) + sum_i s_i (lambda_I |y_i|^2 + lambda_bI c_i^2)
+        + sum_u s_u (lambda_U |x_u|^2 + lambda_bU b_u^2) + sum_i s_i (lambda_I |y_i|^2 + lambda_bI b_i^2)
 
 s_u = n_u (the number of ratings of u) with ``weighted_regularization`` (ALS-WR, as Spark
 MLlib), else 1; mu is the mean training rating. Each half-iteration fixes one side and,

@@ -1,14 +1,14 @@
 r"""Matrix factorisation of explicit ratings by stochastic gradient descent (Funk-style SVD).
 
-For each observed rating r_ui, visited in a shuffled order, with r^_ui = mu + b_u + c_i +
-p_u . q_i (mu = b = c = 0 when ``biases=False``; mu is the mean training rating):
+For each observed rating r_ui, visited in a shuffled order, with r^_ui = mu + b_u + b_i +
+x_u . y_i (mu = b_u = b_i = 0 when ``biases=False``; mu is the mean training rating):
 
     e_ui = r_ui - r^_ui
-    b_u += lr_b (2 e_ui - beta_b b_u)          c_i += lr_b (2 e_ui - beta_b c_i)
-    p_u += lr   (2 e_ui q_i - beta p_u)        q_i += lr   (2 e_ui p_u - beta q_i)
+    b_u += lr_b (2 e_ui - beta_b b_u)          b_i += lr_b (2 e_ui - beta_b b_i)
+    x_u += lr   (2 e_ui y_i - beta x_u)        y_i += lr   (2 e_ui x_u - beta y_i)
 
-(the p_u and q_i updates both use the values from before the step): one gradient step on
-e_ui^2 + beta/2 (|p_u|^2 + |q_i|^2) + beta_b/2 (b_u^2 + c_i^2), the rule of Au Yeung (2010);
+(the x_u and y_i updates both use the values from before the step): one gradient step on
+e_ui^2 + beta/2 (|x_u|^2 + |y_i|^2) + beta_b/2 (b_u^2 + b_i^2), the rule of Au Yeung (2010);
 scikit-surprise's ``SVD`` takes the step on e^2/2, so its ``lr_all`` and ``reg_all`` are
 ``2 * learning_rate`` and ``regularization / 2`` here.
 
@@ -99,7 +99,7 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         Standard deviation of the normal initial factors (mean 0).
     biases : bool
         Fit the global mean and user and item biases (Surprise's ``SVD``); False gives
-        Funk's plain p_u . q_i.
+        Funk's plain x_u . y_i.
     lr_decay : float or sequence of float
         Learning-rate multipliers: a float d in (0, 1] multiplies the rates of epoch e by d**e;
         a sequence gives the multiplier of each epoch (at least `epochs` values).

@@ -2,6 +2,39 @@
 
 They are written to read like the mathematics, not to be fast: dense per-row systems, Python
 loops over rows. Use them on small inputs to check results, never for real training.
+
+May import: numpy, scipy and :mod:`fastals.exceptions`; never a kernel or a model (an oracle
+that shared code with what it checks would check nothing).
+
+Symbols
+-------
+Every kernel header, reference and model docstring writes the mathematics in plain text with
+these symbols (code names in brackets where they differ):
+
+=================  ===========================================================================
+u, i               a user (row) and an item (column); j an item sampled as a negative
+n_users, n_items   the matrix shape; n_u, n_i the stored values of row u / column i
+F                  the number of factors inside kernels [``factors`` in the public API];
+                   K is only ever a number of neighbours (KNN, top-K)
+r_ui               the stored value of (u, i): a rating, a count or a weight
+x_u, y_i           the factor rows of user u and item i [rows of ``X`` / ``Y``,
+                   ``user_factors`` / ``item_factors``]
+b_u, b_i, mu       user bias, item bias, global mean of the ratings (explicit models)
+r^_ui              a prediction: x_u . y_i, plus mu + b_u + b_i with biases
+e_ui               the error r_ui - r^_ui (explicit models)
+p_ui               the preference [r_ui > 0] (implicit models)
+c_ui               the confidence of (u, i): 1 + alpha |r_ui| (``"1+alpha"``) or alpha |r_ui|
+                   (``"alpha"``); 1 for unobserved pairs
+alpha              the confidence scale [``alpha``]
+lambda             the regularization [``regularization``]; lambda_U, lambda_I, lambda_bU,
+                   lambda_bI its per-side / bias parts; s_u, s_i the ALS-WR row weights
+lr, beta           SGD's learning rate and L2 weight; lr_b, beta_b those of the biases
+YtY                the Gram matrix Y^T Y (float64 where it is accumulated)
+sim(a, b)          a similarity of two sparse rows; for Pearson,
+                   sim = (a . b) scale_a scale_b - shift_a shift_b with
+                   scale = 1 / |a - mean_a| and shift = sqrt(n) mean_a scale (both >= 0 terms,
+                   the minus sign is the formula's)
+=================  ===========================================================================
 """
 from fastals.reference.explicit import (
     explicit_als_fit,

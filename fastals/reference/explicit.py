@@ -3,12 +3,12 @@ r"""Explicit-ratings matrix factorisation in plain numpy: ALS (ridge, ALS-WR, NN
 For a ratings matrix R (users x items) whose *stored* entries r_ui are the observed ratings
 (an explicit zero is a rating), a model predicts
 
-    r^_ui = mu + b_u + c_i + x_u . y_i          (mu = b = c = 0 without biases)
+    r^_ui = mu + b_u + b_i + x_u . y_i          (mu = b_u = b_i = 0 without biases)
 
 **ALS** minimises over the observed entries only
 
     L = sum_obs (r_ui - r^_ui)^2
-        + sum_u s_u (lambda_U |x_u|^2 + lambda_bU b_u^2) + sum_i s_i (lambda_I |y_i|^2 + lambda_bI c_i^2)
+        + sum_u s_u (lambda_U |x_u|^2 + lambda_bU b_u^2) + sum_i s_i (lambda_I |y_i|^2 + lambda_bI b_i^2)
 
 with s_u = n_u (the row's number of ratings) under weighted regularisation (ALS-WR, Zhou et
 al. 2008, as Spark MLlib does) and s_u = 1 otherwise; mu is the mean rating, kept fixed.
@@ -24,7 +24,7 @@ A row without ratings gets x_u = 0, b_u = 0.
 **SGD** (Funk 2006; Au Yeung 2010) visits the ratings in a given order and, for each,
 
     e = r_ui - r^_ui
-    b_u += lr_b (2 e - beta_b b_u);  c_i += lr_b (2 e - beta_b c_i)
+    b_u += lr_b (2 e - beta_b b_u);  b_i += lr_b (2 e - beta_b b_i)
     x_u += lr (2 e y_i - beta x_u);  y_i += lr (2 e x_u - beta y_i)   (both from the old values)
 """
 import numpy as np

@@ -377,7 +377,7 @@ class ExplicitSolver:
         return state[0]
 
     def scoring(self, state, side):
-        """[x_u, 1, mu + b_u] and [y_i, c_i, 1]: their dot product is the predicted rating."""
+        """[x_u, 1, mu + b_u] and [y_i, b_i, 1]: their dot product is the predicted rating."""
         X, bias = state
         if not self.params["biases"]:
             return X

@@ -165,7 +165,7 @@ class ALSModel:
     # --- predictions -------------------------------------------------------------------------
     def transform(self, dataset: DataFrame) -> DataFrame:
         """`dataset` with `predictionCol` added: the score x_u . y_i of each row's pair
-        (explicit ratings: the predicted rating mu + b_u + c_i + x_u . y_i, not clipped).
+        (explicit ratings: the predicted rating mu + b_u + b_i + x_u . y_i, not clipped).
 
         Unknown users or items get NaN (coldStartStrategy="nan") or are dropped ("drop").
         """
