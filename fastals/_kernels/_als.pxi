@@ -14,28 +14,23 @@
 #   b_u      = sum_i c_ui p_ui y_i
 #   x_u      = A_u^{-1} b_u
 # Kernels take one block of rows in CSR form (indptr, indices, values) and write the
-# solved rows into X in place; `status[row]` is set to a non-zero code on failure
-# (1: not positive definite, 2: out of memory, 3: the system overflows the dtype), which
-# the Python layer turns into errors.
+# solved rows into X in place; `status[row]` is set to a Status (_status.pxd) other than OK
+# on failure (NOT_POSITIVE_DEFINITE, OUT_OF_MEMORY, OVERFLOW: the system overflows the
+# dtype), which the Python layer turns into errors.
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, sqrt
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
 from fastals._kernels._common cimport (axpy, cholesky_solve_upper, dot, floating, index_t,
                                        prefetch_row, rank_update_upper, symv)
+from fastals._kernels._status cimport (NOT_POSITIVE_DEFINITE, OK, OUT_OF_MEMORY, OVERFLOW,
+                                       Status, scratch_malloc)
 
 # how many stored values ahead the rows of Y are prefetched
 DEF PREFETCH_AHEAD = 8
 # rows of Y of the next CSR row prefetched ahead of its gather
 DEF PREFETCH_NEXT_ROWS = 64
-
-cdef enum:
-    OK = 0
-    NOT_POSITIVE_DEFINITE = 1
-    OUT_OF_MEMORY = 2
-    OVERFLOW = 3
-
 
 cdef inline void confidence(floating value, floating alpha, floating offset,
                             floating* c_minus_1, floating* c_times_p) noexcept nogil:
@@ -48,10 +43,10 @@ cdef inline void confidence(floating value, floating alpha, floating offset,
         c_times_p[0] = 0
 
 
-cdef int cg_row(floating* x, const floating* Y, const floating* gram, floating shift,
-                const index_t* cols, const floating* values, Py_ssize_t nnz,
-                floating alpha, floating offset, int K, int cg_steps,
-                floating* residual, floating* direction, floating* A_direction) noexcept nogil:
+cdef Status cg_row(floating* x, const floating* Y, const floating* gram, floating shift,
+                   const index_t* cols, const floating* values, Py_ssize_t nnz,
+                   floating alpha, floating offset, int K, int cg_steps,
+                   floating* residual, floating* direction, floating* A_direction) noexcept nogil:
     """`cg_steps` conjugate-gradient steps on A_u x = b_u, warm-started from x."""
     cdef Py_ssize_t j
     cdef int k, step
@@ -109,10 +104,10 @@ cdef int cg_row(floating* x, const floating* Y, const floating* gram, floating s
     return OK
 
 
-cdef int cholesky_row(floating* x, const floating* Y, const floating* gram, floating shift,
-                      const index_t* cols, const floating* values, Py_ssize_t nnz,
-                      floating alpha, floating offset, int K, floating* A, floating* Z,
-                      floating* Z_negative, int chunk) noexcept nogil:
+cdef Status cholesky_row(floating* x, const floating* Y, const floating* gram, floating shift,
+                         const index_t* cols, const floating* values, Py_ssize_t nnz,
+                         floating alpha, floating offset, int K, floating* A, floating* Z,
+                         floating* Z_negative, int chunk) noexcept nogil:
     """Exact x = A_u^{-1} b_u.
 
     A_u = gram + Z^T Z with rows z_i = sqrt(c_ui - 1) y_i, gathered `chunk` rows at a time
@@ -198,8 +193,8 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
     cdef bint shifted = row_shift is not None
     cdef floating shift
     with nogil, parallel(num_threads=num_threads):
-        scratch = <floating*> malloc((3 * K + gather_rows * K) * sizeof(floating))
-        identity = <index_t*> malloc(gather_rows * sizeof(index_t))
+        scratch = <floating*> scratch_malloc((3 * K + gather_rows * K) * sizeof(floating))
+        identity = <index_t*> scratch_malloc(gather_rows * sizeof(index_t))
         try:
             if identity != NULL:
                 for i in range(gather_rows):
@@ -251,8 +246,8 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
     cdef bint shifted = row_shift is not None
     cdef floating shift
     with nogil, parallel(num_threads=num_threads):
-        scratch = <floating*> malloc((<Py_ssize_t> K * K + 2 * <Py_ssize_t> chunk * K)
-                                     * sizeof(floating))
+        scratch = <floating*> scratch_malloc(
+            (<Py_ssize_t> K * K + 2 * <Py_ssize_t> chunk * K) * sizeof(floating))
         try:
             for u in prange(n_rows, schedule="dynamic", chunksize=8):
                 if scratch == NULL:
@@ -283,7 +278,7 @@ def row_losses(const index_t[::1] indptr, const index_t[::1] indices, const floa
     cdef double total
     cdef const floating* x
     with nogil, parallel(num_threads=num_threads):
-        tmp = <floating*> malloc(K * sizeof(floating))
+        tmp = <floating*> scratch_malloc(K * sizeof(floating))
         try:
             for u in prange(n_rows, schedule="dynamic", chunksize=64):
                 if tmp == NULL:

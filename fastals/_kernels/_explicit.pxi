@@ -16,21 +16,20 @@
 #   b_u        sum_j t_uj z_j
 #   [x_u, b_u] = A_u^{-1} b_u, or with nonnegative=True argmin_{x >= 0} (1/2 w^T A_u w - b_u^T w)
 #              over w = [x, bias] (the bias stays free), by cyclic coordinate descent.
-# A row without ratings gets x_u = 0 and bias 0. `status[row]` reports failures
-# (1: not positive definite, 2: out of memory) for the Python layer to raise.
+# A row without ratings gets x_u = 0 and bias 0. `status[row]` reports failures (a Status of
+# _status.pxd: NOT_POSITIVE_DEFINITE, OUT_OF_MEMORY) for the Python layer to raise.
 from cython.parallel cimport parallel, prange
 from libc.math cimport fabs
 from libc.stdint cimport int64_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
 from fastals._kernels._common cimport (axpy, cholesky_solve_upper, dot, floating, gram16_f32,
                                        gram16_f64, index_t, prefetch_row, rank_update_upper)
+from fastals._kernels._status cimport (NOT_POSITIVE_DEFINITE, OK, OUT_OF_MEMORY, Status,
+                                       scratch_calloc)
 
 cdef enum:
-    OK = 0
-    NOT_POSITIVE_DEFINITE = 1
-    OUT_OF_MEMORY = 2
     # how many ratings ahead the rows of Y are prefetched
     PREFETCH_AHEAD = 4
     # coordinate-descent sweeps of the non-negative solve before giving up on the tolerance
@@ -88,8 +87,8 @@ cdef void normal_equations(floating* A, floating* b, const floating* Y, const fl
         add_gram(A, Z, filled, D)
 
 
-cdef int nonnegative_solve(floating* A, const floating* b, floating* w, int D, int K,
-                           floating tolerance, floating* gradient) noexcept nogil:
+cdef Status nonnegative_solve(floating* A, const floating* b, floating* w, int D, int K,
+                              floating tolerance, floating* gradient) noexcept nogil:
     """argmin_{w[:K] >= 0} 1/2 w^T A w - b^T w by cyclic coordinate descent, warm-started from w.
 
     A is symmetric positive definite with its upper triangle filled on entry (it is
@@ -126,13 +125,14 @@ cdef int nonnegative_solve(floating* A, const floating* b, floating* w, int D, i
     return OK
 
 
-cdef int solve_row(floating* x, floating* x_bias, const floating* Y, const floating* y_bias,
-                   const index_t* cols, const floating* ratings, Py_ssize_t n,
-                   floating mu, floating reg, floating reg_bias, bint weighted, bint biases,
-                   bint nonnegative, floating tolerance, int K, floating* scratch,
-                   int chunk) noexcept nogil:
+cdef Status solve_row(floating* x, floating* x_bias, const floating* Y, const floating* y_bias,
+                      const index_t* cols, const floating* ratings, Py_ssize_t n,
+                      floating mu, floating reg, floating reg_bias, bint weighted, bint biases,
+                      bint nonnegative, floating tolerance, int K, floating* scratch,
+                      int chunk) noexcept nogil:
     """Solve row u (module notation) into x (and x_bias[0] with biases)."""
-    cdef int D = K + biases, i, status
+    cdef int D = K + biases, i
+    cdef Status status
     cdef floating scale = n if weighted else 1
     cdef floating* A = scratch
     cdef floating* w = A + <Py_ssize_t> D * D  # b, then the solution
@@ -185,7 +185,7 @@ def solve_rows(const index_t[::1] indptr, const index_t[::1] indices,
     cdef floating tolerance = 1e-6 if sizeof(floating) == 4 else 1e-12
     cdef floating* scratch
     with nogil, parallel(num_threads=num_threads):
-        scratch = <floating*> calloc(scratch_size, sizeof(floating))  # zero padding
+        scratch = <floating*> scratch_calloc(scratch_size, sizeof(floating))  # zero padding
         try:
             for u in prange(n_rows, schedule="dynamic", chunksize=8):
                 if scratch == NULL:

@@ -10,11 +10,11 @@ neither are columns excluded for the row (a CSR of columns per row) or for all r
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
-from libc.stdlib cimport calloc, free, malloc
-
+from libc.stdlib cimport free
 from libc.string cimport memset
 
 from fastals._kernels._common cimport floating, index_t, tile
+from fastals._kernels._status cimport OK, OUT_OF_MEMORY, Status, scratch_calloc, scratch_malloc
 
 # dot_topn blocks: queries per thread task, and columns per cache block of item factors
 DEF QUERY_BLOCK = 16
@@ -104,7 +104,7 @@ def select_topn(const floating[:, ::1] scores, const index_t[::1] exclude_indptr
     if n_rows == 0 or N == 0:
         return
     with nogil, parallel(num_threads=num_threads):
-        excluded = <unsigned char*> calloc(n_cols + 1, 1)
+        excluded = <unsigned char*> scratch_calloc(n_cols + 1, 1)
         try:
             for row in prange(n_rows, schedule="dynamic", chunksize=4):
                 if excluded == NULL:
@@ -158,8 +158,8 @@ def dot_topn(const floating[:, ::1] U, const floating[:, ::1] Yt,
     """Best columns of U @ Yt per row of U, without forming U @ Yt.
 
     U is n_queries x K, Yt is K x n_cols (the item factors transposed). Exclusions, padding
-    and ties as in select_topn. Returns 0, or -1 if scratch memory ran out (rows then
-    keep their -1 padding).
+    and ties as in select_topn. Returns OK, or OUT_OF_MEMORY if scratch memory ran out (rows
+    then keep their -1 padding).
     """
     cdef Py_ssize_t n_queries = U.shape[0], n_cols = Yt.shape[1], block, j
     cdef int K = U.shape[1], N = out_ids.shape[1], rows, q, k, count
@@ -170,12 +170,13 @@ def dot_topn(const floating[:, ::1] U, const floating[:, ::1] Yt,
     cdef floating* Ut
     cdef unsigned char* excluded
     cdef int failed = 0
+    cdef Status status = OK
     if n_queries == 0 or N == 0 or n_cols == 0:
-        return 0
+        return status
     with nogil, parallel(num_threads=num_threads):
-        scores = <floating*> malloc(QUERY_BLOCK * n_cols * sizeof(floating))
-        Ut = <floating*> malloc(QUERY_BLOCK * (K + 1) * sizeof(floating))
-        excluded = <unsigned char*> calloc(n_cols + 1, 1)
+        scores = <floating*> scratch_malloc(QUERY_BLOCK * n_cols * sizeof(floating))
+        Ut = <floating*> scratch_malloc(QUERY_BLOCK * (K + 1) * sizeof(floating))
+        excluded = <unsigned char*> scratch_calloc(n_cols + 1, 1)
         try:
             for block in prange(n_blocks, schedule="dynamic", chunksize=1):
                 if scores == NULL or Ut == NULL or excluded == NULL:
@@ -204,4 +205,6 @@ def dot_topn(const floating[:, ::1] U, const floating[:, ::1] Yt,
             free(scores)
             free(Ut)
             free(excluded)
-    return -1 if failed else 0
+    if failed:
+        status = OUT_OF_MEMORY
+    return status

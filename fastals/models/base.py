@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from fastals._files import atomic_path
 from fastals._kernels.dispatch import kernels
+from fastals._kernels.status import raise_for_status
 from fastals._threads import resolve_threads
 from fastals._validation import CSR, as_csr, check_bool, check_ids, check_int, take_rows
 from fastals.exceptions import ModelFileError, NotFittedError
@@ -268,8 +269,7 @@ class RecommenderBase(ABC):
             if isinstance(block, FactorScores):
                 status = topn.dot_topn(block.queries, block.items_t, indptr, indices, blocked,
                                        ids[lo:hi], scores[lo:hi], threads)
-                if status:
-                    raise MemoryError("not enough memory for the top-N scoring scratch")
+                raise_for_status(status, "the top-N kernel")
             else:
                 block = np.ascontiguousarray(block, dtype=dtype)
                 topn.select_topn(block, indptr, indices, blocked, ids[lo:hi], scores[lo:hi],

@@ -25,11 +25,12 @@ import numpy as np
 
 from fastals._kernels import _similarity
 from fastals._kernels.dispatch import kernels
+from fastals._kernels.status import raise_for_status
 from fastals._threads import resolve_threads
 from fastals._validation import as_ratings, check_bool, check_ids
 from fastals.exceptions import ModelFitError
 from fastals.models.base import FactorScores
-from fastals.models.factorization import MatrixFactorizationBase, raise_for_status
+from fastals.models.factorization import MatrixFactorizationBase, solve_hint
 
 log = logging.getLogger("fastals")
 
@@ -227,7 +228,8 @@ class ExplicitFactorizationBase(MatrixFactorizationBase):
             self.dtype(self._mu), self.dtype(reg), self.dtype(reg_bias), weighted, self.biases,
             bool(getattr(self, "nonnegative", False)), resolve_threads(self.num_threads),
             status)
-        raise_for_status(status, 0, "user", reg, self.dtype)
+        raise_for_status(status, "the ALS kernel", "user", 0, solve_hint(reg, self.dtype),
+                         self.dtype)
         return X, b
 
     # --- save / load ---------------------------------------------------------------------------

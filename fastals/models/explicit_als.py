@@ -25,6 +25,7 @@ import numbers
 import numpy as np
 
 from fastals._kernels.dispatch import kernels
+from fastals._kernels.status import raise_for_status
 from fastals._threads import resolve_threads, single_threaded_blas
 from fastals._validation import (
     all_finite,
@@ -38,7 +39,7 @@ from fastals._validation import (
 from fastals.exceptions import ModelFitError
 from fastals.models.base import run_training
 from fastals.models.explicit import ExplicitFactorizationBase
-from fastals.models.factorization import raise_for_status
+from fastals.models.factorization import solve_hint
 
 kernels("_explicit")  # load the kernel build now, not inside the first fit
 
@@ -207,7 +208,8 @@ class ExplicitALS(ExplicitFactorizationBase):
                            threads, status)
             if status.any() and self._overflows(Y, rows_csr):
                 raise self._overflow_error(side)  # the magnitude, not the regularisation
-            raise_for_status(status, lo, side, self.regularization, self.dtype)
+            raise_for_status(status, "the ALS kernel", side, lo,
+                             solve_hint(self.regularization, self.dtype), self.dtype)
         if not (all_finite(X) and all_finite(x_bias)):
             raise self._overflow_error(side)
 

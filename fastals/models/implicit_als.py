@@ -20,6 +20,7 @@ import numpy as np
 
 from fastals._arrays import aligned, aligned_empty, aligned_zeros
 from fastals._kernels.dispatch import kernels
+from fastals._kernels.status import raise_for_status
 from fastals._threads import resolve_threads, single_threaded_blas
 from fastals._validation import (
     all_finite,
@@ -35,7 +36,7 @@ from fastals._validation import (
 )
 from fastals.exceptions import ModelFitError
 from fastals.models.base import run_training
-from fastals.models.factorization import MatrixFactorizationBase, raise_for_status
+from fastals.models.factorization import MatrixFactorizationBase, solve_hint
 
 kernels("_als")  # load the kernel build now, not inside the first fit
 
@@ -221,7 +222,8 @@ class ImplicitALS(MatrixFactorizationBase):
                 "scale the values down, lower alpha, raise regularization or use float64")
 
     def _raise_for_status(self, status, offset, side):
-        raise_for_status(status, offset, side, self.regularization, self.dtype)
+        raise_for_status(status, "the ALS kernel", side, offset,
+                         solve_hint(self.regularization, self.dtype), self.dtype)
 
     def _gram(self, Y):
         """Y^T Y + regularization I, accumulated in float64 blocks, in the model's dtype."""
