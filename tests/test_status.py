@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import fastals
-from fastals._kernels import _status
+from fastals._kernels import _similarity, _status, checked
+from fastals._kernels.dispatch import kernels
 from fastals._kernels.status import Status, raise_for_status
 from fastals.evaluation import metrics_from_recommendations
 from fastals.exceptions import ModelFitError
@@ -105,3 +106,27 @@ def test_metrics_out_of_memory_is_a_memory_error():
     with out_of_memory(), pytest.raises(MemoryError, match="the metrics kernel could not allocate"):
         metrics_from_recommendations(lists, R)
     assert metrics_from_recommendations(lists, R)["users"] > 0
+
+
+def test_sgd_group_labels_out_of_range_are_a_status_then_a_value_error():
+    """The SGD kernels do not validate: a check kernel reports the status, the checked entry
+    point names the id."""
+    users, items = np.array([0, 1, 2], np.int32), np.array([0, 4, 1], np.int32)
+    ratings = np.ones(3)
+    sgd = kernels("_sgd")
+    assert sgd.check_groups(users, np.zeros(3, np.int32), 2) == Status.OK
+    assert sgd.check_groups(items, np.zeros(3, np.int32), 2) == Status.INDEX_OUT_OF_RANGE
+    assert sgd.check_groups(users, np.array([0, 2, 1], np.int32), 2) == Status.INDEX_OUT_OF_RANGE
+    out = tuple(np.empty_like(a) for a in (users, items, ratings))
+    with pytest.raises(ValueError, match=r"^item 4 has no group in \[0, 2\) \(item_group has 3 "
+                                         r"entries\)$"):
+        checked.order_ratings(users, items, ratings, *out, 1, 1, np.zeros(3, np.int32),
+                              np.zeros(3, np.int32), 2)
+
+
+def test_column_counts_out_of_range_is_a_status_then_a_value_error():
+    counts = np.zeros(5, np.int64)
+    assert _similarity.column_counts(np.array([1, 9, 2], np.int32), counts) \
+        == Status.INDEX_OUT_OF_RANGE
+    with pytest.raises(ValueError, match=r"^column index -1 is outside \[0, 5\)$"):
+        checked.column_counts(np.array([1, -1], np.int64), np.zeros(5, np.int64))

@@ -2,6 +2,8 @@
 
 Compiled (``*.pyx``, ``*.pxi``, ``*.pxd``): the kernels trust their arguments (bounds checks
 are off; callers validate first, see fastals._validation) and report failure only by a
-status (``_status.pxd``). Python: ``dispatch`` (which instruction-set build to load) and
-``status`` (a status into the exception the user sees). Imports numpy and fastals.exceptions only; nothing here imports the models.
+status (``_status.pxd``). Python: ``dispatch`` (which instruction-set build to load),
+``status`` (a status into the exception the user sees) and ``checked`` (the kernels that
+trust model-built arrays such as SGD block schedules, behind the checks of those arrays).
+Imports numpy and fastals.exceptions only; nothing here imports the models.
 """

@@ -45,6 +45,7 @@ from fastals._kernels._common cimport (
     sgd_step_f32,
     sgd_step_f64,
 )
+from fastals._kernels._status cimport INDEX_OUT_OF_RANGE, OK, Status
 
 cdef extern from "sync.h" nogil:
     ctypedef struct fastals_lock_t:
@@ -127,6 +128,7 @@ def sgd_epoch(const index_t[::1] users, const index_t[::1] items, const floating
 
     Updates P, Q (and the biases if `biases`) in place. Returns the sum over the ratings of
     e_ui^2 measured just before each update (the running training error of the epoch).
+    The arrays are trusted: fastals._kernels.checked.sgd_epoch checks them first.
     """
     cdef Py_ssize_t n = users.shape[0], t, G = 0, k, block, n_blocks
     cdef int K = P.shape[1]
@@ -137,14 +139,10 @@ def sgd_epoch(const index_t[::1] users, const index_t[::1] items, const floating
     cdef signed char[::1] taken
     cdef fastals_lock_t lock
     cdef int tid
-    if (block_start is None) != (schedule is None):
-        raise ValueError("give both block_start and schedule, or neither")
-    if items.shape[0] != n or ratings.shape[0] != n:
-        raise ValueError("users, items and ratings differ in length")
     if n == 0:
         return 0.0
-    if block_start is not None:
-        G = check_schedule(block_start, schedule, n)
+    if block_start is not None:  # G * G blocks
+        G = <Py_ssize_t> ((block_start.shape[0] - 1) ** 0.5 + 0.5)
     if G <= 1:
         with nogil:
             for t in prange(0, n, CHUNK, num_threads=num_threads, schedule="dynamic"):
@@ -240,29 +238,6 @@ def block_dependencies(const int64_t[::1] schedule, Py_ssize_t G):
     return pending_array, next_user_array, next_item_array
 
 
-cdef Py_ssize_t check_schedule(const int64_t[::1] block_start, const int64_t[::1] schedule,
-                               Py_ssize_t n) except -1:
-    """G, after checking that the blocks cover the ratings and the schedule lists each once."""
-    cdef Py_ssize_t blocks = block_start.shape[0] - 1
-    cdef Py_ssize_t G = <Py_ssize_t> (max(blocks, 0) ** 0.5 + 0.5), k, b
-    if G < 1 or G * G != blocks:
-        raise ValueError(f"block_start must hold G * G + 1 offsets, got {blocks + 1}")
-    if block_start[0] != 0 or block_start[blocks] != n:
-        raise ValueError("block_start does not cover the ratings")
-    for b in range(blocks):
-        if block_start[b] > block_start[b + 1]:
-            raise ValueError("block_start must be non-decreasing")
-    if schedule.shape[0] != blocks:
-        raise ValueError(f"schedule must hold the {blocks} blocks, got {schedule.shape[0]}")
-    cdef unsigned char[::1] seen = np.zeros(blocks, dtype=np.uint8)
-    for k in range(blocks):
-        b = schedule[k]
-        if b < 0 or b >= blocks or seen[b]:
-            raise ValueError("schedule must hold every block exactly once")
-        seen[b] = 1
-    return G
-
-
 # --- orders ---------------------------------------------------------------------------------
 # A random order of the ratings, computed in parallel yet identical for any number of threads
 # (Rao-Sandelius / Sanders 1998): every rating is assigned a bucket, the ratings are scattered
@@ -323,6 +298,7 @@ def order_ratings(const index_t[::1] users, const index_t[::1] items,
     [0, strata)): the ratings block by block (block user group * strata + item group), each
     block shuffled uniformly. Returns the strata * strata + 1 block offsets (int64), or None without groups.
     The order depends only on the seed, the triples and the groups (not on num_threads).
+    The groups are trusted: fastals._kernels.checked.order_ratings checks them first.
     """
     cdef Py_ssize_t n = users.shape[0], G = 0
     cdef Py_ssize_t n_buckets, n_chunks
@@ -333,20 +309,13 @@ def order_ratings(const index_t[::1] users, const index_t[::1] items,
     cdef uint64_t state
     cdef const int32_t* ug = NULL
     cdef const int32_t* ig = NULL
-    if (user_group is None) != (item_group is None):
-        raise ValueError("give both user_group and item_group, or neither")
     if user_group is not None:
-        if strata < 1:
-            raise ValueError(f"strata must be >= 1 with groups, got {strata}")
         G = strata
         n_buckets = G * G
         if user_group.shape[0]:
             ug = &user_group[0]
         if item_group.shape[0]:
             ig = &item_group[0]
-        # every id in range, every group in [0, G): the scatter writes where they say
-        check_groups(users, user_group, G, "user")
-        check_groups(items, item_group, G, "item")
     else:
         n_buckets = max(1, (n + BUCKET_SIZE - 1) // BUCKET_SIZE)
     n_chunks = max(1, min(<Py_ssize_t> MAX_CHUNKS, (n + BUCKET_SIZE - 1) // BUCKET_SIZE))
@@ -390,16 +359,9 @@ def shuffle_blocks(index_t[::1] users, index_t[::1] items, floating[::1] ratings
                    const int64_t[::1] block_start, uint64_t seed, int num_threads):
     """Shuffle each block users[block_start[b]:block_start[b + 1]] (and items, ratings) in place.
 
-    A new order within the blocks of `order_ratings`, depending only on the seed.
+    A new order within the blocks of `order_ratings`, depending only on the seed (the
+    offsets are trusted: fastals._kernels.checked.shuffle_blocks checks them first).
     """
-    cdef Py_ssize_t b, n = users.shape[0]
-    if items.shape[0] != n or ratings.shape[0] != n:
-        raise ValueError("users, items and ratings differ in length")
-    if block_start.shape[0] < 1 or block_start[0] != 0 or block_start[block_start.shape[0] - 1] != n:
-        raise ValueError("block_start does not cover the ratings")
-    for b in range(block_start.shape[0] - 1):
-        if block_start[b] > block_start[b + 1]:
-            raise ValueError("block_start must be non-decreasing")
     shuffle_within(users, items, ratings, block_start, seed, 0, num_threads)
 
 
@@ -451,16 +413,14 @@ cdef inline void shuffle_bucket(index_t* users, index_t* items, floating* rating
         ratings[j] = swap_rating
 
 
-cdef int check_groups(const index_t[::1] ids, const int32_t[::1] group, Py_ssize_t G,
-                      str side) except -1:
+def check_groups(const index_t[::1] ids, const int32_t[::1] group, Py_ssize_t G):
+    """OK if every id is in [0, len(group)) and its group in [0, G) (`order_ratings` scatters
+    a rating where its groups say), else INDEX_OUT_OF_RANGE. Reads only."""
     cdef Py_ssize_t t, n = ids.shape[0], size = group.shape[0]
-    cdef bint bad = False
+    cdef Status status = OK
     with nogil:
         for t in range(n):
             if ids[t] < 0 or ids[t] >= size or group[ids[t]] < 0 or group[ids[t]] >= G:
-                bad = True
+                status = INDEX_OUT_OF_RANGE
                 break
-    if bad:
-        raise ValueError(f"{side} {ids[t]} has no group in [0, {G}) "
-                         f"({side}_group has {size} entries)")
-    return 0
+    return status

@@ -45,6 +45,7 @@ from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memset
 
 from fastals._kernels._common cimport floating, index_t, prefetch, prefetch_bytes
+from fastals._kernels._status cimport INDEX_OUT_OF_RANGE, OK, Status
 
 cdef enum:
     PREFETCH = 8  # rows of B^T fetched ahead of their use
@@ -621,17 +622,18 @@ def scale_columns(const index_t[::1] indptr, const index_t[::1] indices,
 
 def column_counts(const index_t[::1] indices, int64_t[::1] out):
     """out[column] += the number of stored values in that column (serial; no copy of the
-    indices, unlike numpy's bincount, which first widens them to int64)."""
+    indices, unlike numpy's bincount, which first widens them to int64). Returns OK, or
+    INDEX_OUT_OF_RANGE at the first index outside [0, len(out)) (the ones before it are
+    counted); fastals._kernels.checked.column_counts names it."""
     cdef Py_ssize_t p, n_cols = out.shape[0]
-    cdef bint bad = False
+    cdef Status status = OK
     with nogil:
         for p in range(indices.shape[0]):
             if indices[p] < 0 or indices[p] >= n_cols:
-                bad = True
+                status = INDEX_OUT_OF_RANGE
                 break
             out[indices[p]] += 1
-    if bad:
-        raise ValueError(f"column index {indices[p]} is outside [0, {n_cols})")
+    return status
 
 
 def column_sums(const index_t[::1] indices, const floating[::1] data, double[::1] out):

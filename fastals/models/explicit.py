@@ -23,7 +23,7 @@ import warnings
 
 import numpy as np
 
-from fastals._kernels import _similarity
+from fastals._kernels import checked
 from fastals._kernels.dispatch import kernels
 from fastals._kernels.status import raise_for_status
 from fastals._threads import resolve_threads
@@ -265,5 +265,5 @@ __all__ = ["ExplicitFactorizationBase"]
 def column_counts(R):
     """Stored values per column of a CSR (int64), without widening its indices."""
     counts = np.zeros(R.shape[1], dtype=np.int64)
-    _similarity.column_counts(R.indices, counts)
+    checked.column_counts(R.indices, counts)
     return counts
