@@ -100,6 +100,23 @@ def test_top_n_by_factors_out_of_memory_is_a_memory_error_not_empty_rows():
     assert (model.recommend(np.arange(30), R, N=5)[0] >= 0).all()
 
 
+def test_top_n_by_scores_out_of_memory_is_a_memory_error_not_empty_rows():
+    """select_topn (models that score densely, e.g. ItemKNN) skipped a row whose scratch it
+    could not allocate, and the user silently got an empty recommendation list."""
+    R = random_interactions(30, 20, 0.3, 4)
+    model = fastals.ItemKNN(K=5).fit(R, show_progress=False)
+    expected = model.recommend(np.arange(30), R, N=5)
+    with out_of_memory():
+        with pytest.raises(MemoryError, match="the top-N kernel could not allocate"):
+            model.recommend(np.arange(30), R, N=5)
+        with pytest.raises(MemoryError, match="the top-N kernel could not allocate"):
+            model.recommend(3, R[3], N=5)
+        with pytest.raises(MemoryError, match="the top-N kernel could not allocate"):
+            model.similar_items(np.arange(20), N=5)
+    got = model.recommend(np.arange(30), R, N=5)
+    np.testing.assert_array_equal(got[0], expected[0])
+
+
 def test_metrics_out_of_memory_is_a_memory_error():
     R = random_interactions(40, 30, 0.2, 3)
     lists = np.tile(np.arange(5), (40, 1))

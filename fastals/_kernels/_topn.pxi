@@ -94,21 +94,25 @@ def select_topn(const floating[:, ::1] scores, const index_t[::1] exclude_indptr
 
     `exclude_indptr` has one entry per row plus one (or is empty for no per-row exclusions);
     the exclusion columns must lie in [0, n_cols). Rows with fewer selectable columns than N
-    are padded with id -1 and score -inf. Returns nothing; outputs are written in place.
+    are padded with id -1 and score -inf; outputs are written in place. Returns OK, or
+    OUT_OF_MEMORY if scratch memory ran out (rows then keep whatever they held).
     """
     cdef Py_ssize_t n_rows = scores.shape[0], n_cols = scores.shape[1], row, j
     cdef int N = out_ids.shape[1], count, k
     cdef bint per_row = exclude_indptr.shape[0] > 0
     cdef const unsigned char* blocked_ptr = &blocked[0] if blocked.shape[0] > 0 else NULL
     cdef unsigned char* excluded
+    cdef int failed = 0
+    cdef Status status = OK
     if n_rows == 0 or N == 0:
-        return
+        return status
     with nogil, parallel(num_threads=num_threads):
         excluded = <unsigned char*> scratch_calloc(n_cols + 1, 1)
         try:
             for row in prange(n_rows, schedule="dynamic", chunksize=4):
                 if excluded == NULL:
-                    continue  # reported below: the row keeps its -1 padding
+                    failed += 1  # a reduction: any thread without scratch reports it
+                    continue
                 if per_row:
                     for j in range(exclude_indptr[row], exclude_indptr[row + 1]):
                         excluded[exclude_indices[j]] = 1
@@ -122,6 +126,9 @@ def select_topn(const floating[:, ::1] scores, const index_t[::1] exclude_indptr
                         excluded[exclude_indices[j]] = 0
         finally:
             free(excluded)
+    if failed:
+        status = OUT_OF_MEMORY
+    return status
 
 
 cdef void score_block(const floating* Ut, int n_queries, const floating* Yt, int K,

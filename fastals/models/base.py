@@ -269,11 +269,11 @@ class RecommenderBase(ABC):
             if isinstance(block, FactorScores):
                 status = topn.dot_topn(block.queries, block.items_t, indptr, indices, blocked,
                                        ids[lo:hi], scores[lo:hi], threads)
-                raise_for_status(status, "the top-N kernel")
             else:
                 block = np.ascontiguousarray(block, dtype=dtype)
-                topn.select_topn(block, indptr, indices, blocked, ids[lo:hi], scores[lo:hi],
-                                 threads)
+                status = topn.select_topn(block, indptr, indices, blocked, ids[lo:hi],
+                                          scores[lo:hi], threads)
+            raise_for_status(status, "the top-N kernel")
         if candidates is not None:
             _rank_the_rest(ids, scores, blocked, len(candidates))
             found = ids >= 0
