@@ -82,6 +82,19 @@ def test_implicit_als_out_of_memory_is_a_memory_error(solver):
         model.recalculate_user(0, R[0])
 
 
+def test_implicit_als_loss_out_of_memory_is_a_status_not_nan():
+    """row_losses wrote NaN for the rows it had no scratch for; it reports OUT_OF_MEMORY
+    (ImplicitALS raises it as MemoryError instead of logging a NaN loss)."""
+    R = random_interactions(30, 20, 0.2, 5)
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((30, 4)), rng.standard_normal((20, 4))
+    out = np.zeros(30)
+    args = (R.indptr, R.indices, R.data, X, Y, Y.T @ Y, 2.0, 2, out)
+    with out_of_memory():
+        assert kernels("_als").row_losses(*args) == Status.OUT_OF_MEMORY
+    assert kernels("_als").row_losses(*args) == Status.OK and np.isfinite(out).all()
+
+
 def test_explicit_als_out_of_memory_is_a_memory_error():
     R = random_interactions(30, 20, 0.3, 1)
     model = fastals.ExplicitALS(factors=4, iterations=1, random_state=0)

@@ -270,6 +270,7 @@ def row_losses(const index_t[::1] indptr, const index_t[::1] indices, const floa
 
     Expanded so that only stored entries are visited:
     x_u^T YtY x_u + sum_{i stored} [(c-1)(x.y)^2 - 2 c p (x.y) + c p].
+    Returns OK, or OUT_OF_MEMORY if scratch memory ran out (`out` is then incomplete).
     """
     cdef Py_ssize_t n_rows = X.shape[0], u, j
     cdef int K = X.shape[1]
@@ -277,12 +278,14 @@ def row_losses(const index_t[::1] indptr, const index_t[::1] indices, const floa
     cdef floating c_minus_1, c_times_p, xy
     cdef double total
     cdef const floating* x
+    cdef int failed = 0
+    cdef Status status = OK
     with nogil, parallel(num_threads=num_threads):
         tmp = <floating*> scratch_malloc(K * sizeof(floating))
         try:
             for u in prange(n_rows, schedule="dynamic", chunksize=64):
                 if tmp == NULL:
-                    out[u] = 0.0 / 0.0
+                    failed += 1  # a reduction: any thread without scratch reports it
                     continue
                 x = &X[u, 0]
                 symv(&YtY[0, 0], x, tmp, K)
@@ -294,3 +297,6 @@ def row_losses(const index_t[::1] indptr, const index_t[::1] indices, const floa
                 out[u] = total
         finally:
             free(tmp)
+    if failed:
+        status = OUT_OF_MEMORY
+    return status

@@ -233,8 +233,9 @@ class ImplicitALS(MatrixFactorizationBase):
         """The objective L divided by the total confidence sum_{u,i} c_ui."""
         out = np.empty(Cui.shape[0], dtype=np.float64)
         YtY = _gram(Y).astype(self.dtype)
-        kernels("_als").row_losses(Cui.indptr, Cui.indices, Cui.data, X, Y, YtY,
-                                   self.dtype(self.alpha), threads, out, self._offset)
+        status = kernels("_als").row_losses(Cui.indptr, Cui.indices, Cui.data, X, Y, YtY,
+                                            self.dtype(self.alpha), threads, out, self._offset)
+        raise_for_status(status, "the ALS loss kernel")
         total = out.sum() + self.regularization * (
             np.square(X, dtype=np.float64).sum() + np.square(Y, dtype=np.float64).sum())
         weight = (Cui.shape[0] * Cui.shape[1] + (float(self._offset) - 1) * Cui.nnz
