@@ -13,9 +13,10 @@ accumulated into a per-thread dense array `acc` of n_b values, then turned into 
     PEARSON  s = dot * row_scale[i] * col_scale[j] + row_shift[i] * col_shift[j]
     JACCARD  s = dot / (row_count[i] + col_count[j] - dot)          (dot counts shared columns)
 
-and the K best (s, j) of the row are kept by a bounded min-heap: larger s first, equal s by
-the lower j. Similarities that are exactly 0 are never stored (a sparse matrix's absent
-entries are zeros). The row's own column j == i is skipped when `skip_self` is set.
+and the K best (s, j) of the row are kept by a bounded min-heap (_heap.pxd): larger s
+first, equal s by the lower j. Similarities that are exactly 0 are never stored (a sparse
+matrix's absent entries are zeros). The row's own column j == i is skipped when `skip_self`
+is set.
 
 PEARSON scores are non-zero also for pairs sharing no column (dot = 0): they equal
 row_shift[i] * col_shift[j]. Those candidates are visited through `walk_up` / `walk_down`,
@@ -45,6 +46,7 @@ from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memset
 
 from fastals._kernels._common cimport floating, index_t, prefetch, prefetch_bytes
+from fastals._kernels._heap cimport offer, sort_by_id
 from fastals._kernels._status cimport INDEX_OUT_OF_RANGE, OK, Status
 
 cdef enum:
@@ -58,89 +60,6 @@ cdef enum:
     JACCARD = 3
 
 MODES = {"dot": DOT, "scaled": SCALED, "pearson": PEARSON, "jaccard": JACCARD}
-
-
-# --- bounded heap of the K best (score, column) pairs; the worst sits at the root --------
-cdef inline bint worse(floating score_a, index_t id_a, floating score_b, index_t id_b) noexcept nogil:
-    return score_a < score_b or (score_a == score_b and id_a > id_b)
-
-
-cdef inline void sift_down(floating* scores, index_t* ids, int parent, int count) noexcept nogil:
-    cdef int child
-    cdef floating s = scores[parent]
-    cdef index_t i = ids[parent]
-    while True:
-        child = 2 * parent + 1
-        if child >= count:
-            break
-        if child + 1 < count and worse(scores[child + 1], ids[child + 1], scores[child], ids[child]):
-            child += 1
-        if not worse(scores[child], ids[child], s, i):
-            break
-        scores[parent] = scores[child]
-        ids[parent] = ids[child]
-        parent = child
-    scores[parent] = s
-    ids[parent] = i
-
-
-cdef inline int offer(floating* scores, index_t* ids, int count, int K,
-                      floating s, index_t j) noexcept nogil:
-    """Offer (s, j) to a heap holding `count` of at most K entries; return the new count."""
-    cdef int pos, parent
-    if count < K:
-        pos = count
-        while pos > 0:  # sift up
-            parent = (pos - 1) >> 1
-            if not worse(s, j, scores[parent], ids[parent]):
-                break
-            scores[pos] = scores[parent]
-            ids[pos] = ids[parent]
-            pos = parent
-        scores[pos] = s
-        ids[pos] = j
-        return count + 1
-    if worse(scores[0], ids[0], s, j):
-        scores[0] = s
-        ids[0] = j
-        sift_down(scores, ids, 0, K)
-    return count
-
-
-cdef inline void sort_by_column(floating* scores, index_t* ids, int count) noexcept nogil:
-    """Order the first `count` pairs by increasing column (heapsort on the ids)."""
-    cdef int start, end, root, child
-    cdef floating s
-    cdef index_t i
-    if count < 2:
-        return
-    # build a max-heap on ids, then move the largest to the back
-    start = count // 2
-    end = count
-    while end > 1:
-        if start > 0:
-            start -= 1
-            root = start
-        else:
-            end -= 1
-            s = scores[0]; scores[0] = scores[end]; scores[end] = s
-            i = ids[0]; ids[0] = ids[end]; ids[end] = i
-            root = 0
-        s = scores[root]
-        i = ids[root]
-        while True:
-            child = 2 * root + 1
-            if child >= end:
-                break
-            if child + 1 < end and ids[child + 1] > ids[child]:
-                child += 1
-            if ids[child] <= i:
-                break
-            scores[root] = scores[child]
-            ids[root] = ids[child]
-            root = child
-        scores[root] = s
-        ids[root] = i
 
 
 # --- accumulation -------------------------------------------------------------------------
@@ -345,7 +264,7 @@ cdef int top_k_row(Py_ssize_t i, const index_t* a_indptr, const index_t* a_indic
                                col_shift, col_count)
                 if s != 0 and (count < K or s >= heap_scores[0]):
                     count = offer(heap_scores, heap_ids, count, K, s, j)
-    sort_by_column(heap_scores, heap_ids, count)
+    sort_by_id(heap_scores, heap_ids, count)
     return count
 
 

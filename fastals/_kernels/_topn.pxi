@@ -1,8 +1,8 @@
 # Top-N kernels; built per instruction set from the _topn_<isa>.pyx stubs.
 """Top-N selection over the rows of a dense score matrix, and fused scoring + selection.
 
-Each row keeps a bounded min-heap of its N best (score, column) pairs while scanning the
-columns once: O(n_cols) for typical rows, O(n_cols log N) at worst, never a full sort.
+Each row keeps a bounded min-heap (_heap.pxd) of its N best (score, column) pairs while
+scanning the columns once: O(n_cols) for typical rows, O(n_cols log N) at worst, never a full sort.
 Ties are broken by the lower column index. NaN and -inf scores are never selected, and
 neither are columns excluded for the row (a CSR of columns per row) or for all rows
 (`blocked`, a byte mask with one entry per column, or empty).
@@ -14,6 +14,7 @@ from libc.stdlib cimport free
 from libc.string cimport memset
 
 from fastals._kernels._common cimport floating, index_t, tile
+from fastals._kernels._heap cimport push, replace_worst, sort_best_first
 from fastals._kernels._status cimport OK, OUT_OF_MEMORY, Status, scratch_calloc, scratch_malloc
 
 # dot_topn blocks: queries per thread task, and columns per cache block of item factors
@@ -21,49 +22,13 @@ DEF QUERY_BLOCK = 16
 DEF COLUMN_BLOCK = 512
 
 
-cdef inline bint worse(floating score_a, int64_t id_a, floating score_b, int64_t id_b) noexcept nogil:
-    return score_a < score_b or (score_a == score_b and id_a > id_b)
-
-
-cdef void sift_down(floating* scores, int64_t* ids, int start, int count) noexcept nogil:
-    """Restore the min-heap (worst element at the root) below position `start`."""
-    cdef int parent = start, child
-    cdef floating s
-    cdef int64_t i
-    while True:
-        child = 2 * parent + 1
-        if child >= count:
-            return
-        if child + 1 < count and worse(scores[child + 1], ids[child + 1], scores[child], ids[child]):
-            child += 1
-        if not worse(scores[child], ids[child], scores[parent], ids[parent]):
-            return
-        s = scores[child]; scores[child] = scores[parent]; scores[parent] = s
-        i = ids[child]; ids[child] = ids[parent]; ids[parent] = i
-        parent = child
-
-
-cdef void sift_up(floating* scores, int64_t* ids, int pos) noexcept nogil:
-    cdef int parent
-    cdef floating s
-    cdef int64_t i
-    while pos > 0:
-        parent = (pos - 1) // 2
-        if not worse(scores[pos], ids[pos], scores[parent], ids[parent]):
-            return
-        s = scores[pos]; scores[pos] = scores[parent]; scores[parent] = s
-        i = ids[pos]; ids[pos] = ids[parent]; ids[parent] = i
-        pos = parent
-
-
 cdef int select_row(const floating* row, Py_ssize_t n_cols, int N, const unsigned char* blocked,
                     const unsigned char* excluded, floating* heap_scores,
                     int64_t* heap_ids) noexcept nogil:
     """Fill heap_scores/heap_ids with the row's best entries, best first; return their count."""
-    cdef int count = 0, end
+    cdef int count = 0
     cdef Py_ssize_t col
     cdef floating s
-    cdef int64_t i
     for col in range(n_cols):
         s = row[col]
         if not s > -INFINITY:  # NaN or -inf
@@ -71,19 +36,10 @@ cdef int select_row(const floating* row, Py_ssize_t n_cols, int N, const unsigne
         if (blocked != NULL and blocked[col]) or excluded[col]:
             continue
         if count < N:
-            heap_scores[count] = s
-            heap_ids[count] = col
-            sift_up(heap_scores, heap_ids, count)
-            count += 1
-        elif s > heap_scores[0]:
-            heap_scores[0] = s
-            heap_ids[0] = col
-            sift_down(heap_scores, heap_ids, 0, count)
-    # heap sort: move the worst to the back until the array is ordered best first
-    for end in range(count - 1, 0, -1):
-        s = heap_scores[0]; heap_scores[0] = heap_scores[end]; heap_scores[end] = s
-        i = heap_ids[0]; heap_ids[0] = heap_ids[end]; heap_ids[end] = i
-        sift_down(heap_scores, heap_ids, 0, end)
+            count = push(heap_scores, heap_ids, count, s, <int64_t> col)
+        elif s > heap_scores[0]:  # columns come in increasing order: a tie never wins
+            replace_worst(heap_scores, heap_ids, count, s, <int64_t> col)
+    sort_best_first(heap_scores, heap_ids, count)
     return count
 
 
