@@ -27,10 +27,11 @@ from fastals._kernels._common cimport (axpy, cholesky_solve_upper, dot, floating
 from fastals._kernels._status cimport (NOT_POSITIVE_DEFINITE, OK, OUT_OF_MEMORY, OVERFLOW,
                                        Status, scratch_malloc)
 
-# how many stored values ahead the rows of Y are prefetched
-DEF PREFETCH_AHEAD = 8
-# rows of Y of the next CSR row prefetched ahead of its gather
-DEF PREFETCH_NEXT_ROWS = 64
+cdef enum:
+    # how many stored values ahead the rows of Y are prefetched
+    PREFETCH_AHEAD = 8
+    # rows of Y of the next CSR row prefetched ahead of its gather
+    PREFETCH_NEXT_ROWS = 64
 
 cdef inline void confidence(floating value, floating alpha, floating offset,
                             floating* c_minus_1, floating* c_times_p) noexcept nogil:

@@ -17,9 +17,10 @@ from fastals._kernels._common cimport floating, index_t, tile
 from fastals._kernels._heap cimport push, replace_worst, sort_best_first
 from fastals._kernels._status cimport OK, OUT_OF_MEMORY, Status, scratch_calloc, scratch_malloc
 
-# dot_topn blocks: queries per thread task, and columns per cache block of item factors
-DEF QUERY_BLOCK = 16
-DEF COLUMN_BLOCK = 512
+cdef enum:
+    # dot_topn blocks: queries per thread task, and columns per cache block of item factors
+    QUERY_BLOCK = 16
+    COLUMN_BLOCK = 512
 
 
 cdef int select_row(const floating* row, Py_ssize_t n_cols, int N, const unsigned char* blocked,
@@ -99,12 +100,14 @@ cdef void score_block(const floating* Ut, int n_queries, const floating* Yt, int
     cdef int q0, q, k
     cdef floating total
     memset(scores, 0, QUERY_BLOCK * n_cols * sizeof(floating))
-    for c0 in range(0, n_cols, COLUMN_BLOCK):
+    c0 = 0
+    while c0 < n_cols:  # (a range() needs a literal step)
         c_end = min(c0 + COLUMN_BLOCK, n_cols)
         full_end = c0 + ((c_end - c0) // 16) * 16
         for q0 in range(0, n_queries, 4):
             for c in range(c0, full_end, 16):
                 tile(scores + q0 * n_cols + c, n_cols, Ut + q0, QUERY_BLOCK, Yt + c, n_cols, K)
+        c0 += COLUMN_BLOCK
     full_end = (n_cols // 16) * 16
     for q in range(n_queries):
         for c in range(full_end, n_cols):
