@@ -21,7 +21,8 @@ cdef inline void sift_down(floating* scores, index_t* ids, int parent, int count
         child = 2 * parent + 1
         if child >= count:
             break
-        if child + 1 < count and worse(scores[child + 1], ids[child + 1], scores[child], ids[child]):
+        if child + 1 < count and worse(scores[child + 1], ids[child + 1], scores[child],
+                                       ids[child]):
             child += 1
         if not worse(scores[child], ids[child], s, i):
             break

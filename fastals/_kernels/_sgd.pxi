@@ -11,7 +11,8 @@
 #               b_i  += lr_b (2 e_ui - beta_b b_i)
 #               p_u  += lr   (2 e_ui q_i - beta p_u)    (with the q_i of before this update)
 #               q_i  += lr   (2 e_ui p_u - beta q_i)    (with the p_u of before this update)
-# i.e. one gradient step on e_ui^2 + beta/2 (|p_u|^2 + |q_i|^2) + beta_b/2 (b_u^2 + b_i^2).
+# i.e. one gradient step on e_ui^2 + beta/2 (|p_u|^2 + |q_i|^2) + beta_b/2 (b_u^2 + b_i^2),
+# where p_u and q_i have F entries (the number of factors).
 #
 # Two ways to share a sweep between threads:
 # * stratified (Gemulla et al. 2011, "DSGD"; Zhuang et al. 2013, "FPSGD"): users and items are
@@ -70,7 +71,7 @@ cdef enum:
 cdef inline floating sgd_step(floating rating, floating* p, floating* q, floating* b_u,
                               floating* b_i, floating mu, floating lr, floating lr_b,
                               floating beta, floating beta_b, bint biases,
-                              int K) noexcept nogil:
+                              int F) noexcept nogil:
     """The updates (module notation) for one rating; returns its error before the step.
 
     The factor half is microkernels.h's fastals_sgd_step (rows kept in registers).
@@ -81,9 +82,9 @@ cdef inline floating sgd_step(floating rating, floating* p, floating* q, floatin
         bias_i = b_i[0]
         base = rating - (mu + bias_u + bias_i)
     if floating is float:
-        error = sgd_step_f32(p, q, base, lr, beta, K, &two_error)
+        error = sgd_step_f32(p, q, base, lr, beta, F, &two_error)
     else:
-        error = sgd_step_f64(p, q, base, lr, beta, K, &two_error)
+        error = sgd_step_f64(p, q, base, lr, beta, F, &two_error)
     if biases:
         b_u[0] = bias_u + lr_b * (two_error - beta_b * bias_u)
         b_i[0] = bias_i + lr_b * (two_error - beta_b * bias_i)
@@ -94,7 +95,7 @@ cdef inline double sgd_run(const index_t* users, const index_t* items, const flo
                            Py_ssize_t start, Py_ssize_t stop, floating* P, floating* Q,
                            floating* user_bias, floating* item_bias, floating mu, floating lr,
                            floating lr_b, floating beta, floating beta_b, bint biases,
-                           int K, bint prefetch) noexcept nogil:
+                           int F, bint prefetch) noexcept nogil:
     """The steps for ratings start .. stop-1 in order; returns the sum of their e^2."""
     cdef Py_ssize_t t, ahead
     cdef index_t u, i
@@ -103,12 +104,12 @@ cdef inline double sgd_run(const index_t* users, const index_t* items, const flo
     for t in range(start, stop):
         ahead = t + PREFETCH_DISTANCE
         if prefetch and ahead < stop:
-            prefetch_row_write(P + <Py_ssize_t> users[ahead] * K, K)
-            prefetch_row_write(Q + <Py_ssize_t> items[ahead] * K, K)
+            prefetch_row_write(P + <Py_ssize_t> users[ahead] * F, F)
+            prefetch_row_write(Q + <Py_ssize_t> items[ahead] * F, F)
         u = users[t]
         i = items[t]
-        error = sgd_step(ratings[t], P + <Py_ssize_t> u * K, Q + <Py_ssize_t> i * K,
-                         user_bias + u, item_bias + i, mu, lr, lr_b, beta, beta_b, biases, K)
+        error = sgd_step(ratings[t], P + <Py_ssize_t> u * F, Q + <Py_ssize_t> i * F,
+                         user_bias + u, item_bias + i, mu, lr, lr_b, beta, beta_b, biases, F)
         total += <double> error * error
     return total
 
@@ -131,9 +132,9 @@ def sgd_epoch(const index_t[::1] users, const index_t[::1] items, const floating
     The arrays are trusted: fastals._kernels.checked.sgd_epoch checks them first.
     """
     cdef Py_ssize_t n = users.shape[0], t, G = 0, k, block, n_blocks
-    cdef int K = P.shape[1]
+    cdef int F = P.shape[1]
     cdef double total = 0
-    cdef bint prefetch = (P.shape[0] + Q.shape[0]) * K * sizeof(floating) > PREFETCH_ABOVE_BYTES
+    cdef bint prefetch = (P.shape[0] + Q.shape[0]) * F * sizeof(floating) > PREFETCH_ABOVE_BYTES
     cdef double[::1] block_error
     cdef int64_t[::1] pending, next_user, next_item, progress
     cdef signed char[::1] taken
@@ -149,7 +150,7 @@ def sgd_epoch(const index_t[::1] users, const index_t[::1] items, const floating
                 total += sgd_run(&users[0], &items[0], &ratings[0], t, min(t + CHUNK, n),
                                  &P[0, 0], &Q[0, 0], &user_bias[0], &item_bias[0], mu,
                                  learning_rate, bias_learning_rate, regularization,
-                                 bias_regularization, biases, K, prefetch)
+                                 bias_regularization, biases, F, prefetch)
         return total
     n_blocks = G * G
     pending, next_user, next_item = block_dependencies(schedule, G)
@@ -173,7 +174,7 @@ def sgd_epoch(const index_t[::1] users, const index_t[::1] items, const floating
             block_error[k] = sgd_run(
                 &users[0], &items[0], &ratings[0], block_start[block], block_start[block + 1],
                 &P[0, 0], &Q[0, 0], &user_bias[0], &item_bias[0], mu, learning_rate,
-                bias_learning_rate, regularization, bias_regularization, biases, K, prefetch)
+                bias_learning_rate, regularization, bias_regularization, biases, F, prefetch)
             fastals_lock(&lock)  # (taking and releasing the lock orders the factor writes)
             progress[0] += 1
             if next_user[k] >= 0:

@@ -88,11 +88,11 @@ def select_topn(const floating[:, ::1] scores, const index_t[::1] exclude_indptr
     return status
 
 
-cdef void score_block(const floating* Ut, int n_queries, const floating* Yt, int K,
+cdef void score_block(const floating* Ut, int n_queries, const floating* Yt, int F,
                       Py_ssize_t n_cols, floating* scores) noexcept nogil:
     """scores[q, c] = sum_k Ut[k, q] Yt[k, c] for a block of up to QUERY_BLOCK queries.
 
-    Ut is K x QUERY_BLOCK (zero-padded), Yt is K x n_cols; scores is QUERY_BLOCK x n_cols.
+    Ut is F x QUERY_BLOCK (zero-padded), Yt is F x n_cols; scores is QUERY_BLOCK x n_cols.
     Every score is summed over k in ascending order whatever the blocking, so a query
     scores identically alone or in any batch.
     """
@@ -106,13 +106,13 @@ cdef void score_block(const floating* Ut, int n_queries, const floating* Yt, int
         full_end = c0 + ((c_end - c0) // 16) * 16
         for q0 in range(0, n_queries, 4):
             for c in range(c0, full_end, 16):
-                tile(scores + q0 * n_cols + c, n_cols, Ut + q0, QUERY_BLOCK, Yt + c, n_cols, K)
+                tile(scores + q0 * n_cols + c, n_cols, Ut + q0, QUERY_BLOCK, Yt + c, n_cols, F)
         c0 += COLUMN_BLOCK
     full_end = (n_cols // 16) * 16
     for q in range(n_queries):
         for c in range(full_end, n_cols):
             total = 0
-            for k in range(K):
+            for k in range(F):
                 total = total + Ut[k * QUERY_BLOCK + q] * Yt[k * n_cols + c]
             scores[q * n_cols + c] = total
 
@@ -123,12 +123,12 @@ def dot_topn(const floating[:, ::1] U, const floating[:, ::1] Yt,
              floating[:, ::1] out_scores, int num_threads):
     """Best columns of U @ Yt per row of U, without forming U @ Yt.
 
-    U is n_queries x K, Yt is K x n_cols (the item factors transposed). Exclusions, padding
-    and ties as in select_topn. Returns OK, or OUT_OF_MEMORY if scratch memory ran out (rows
-    then keep their -1 padding).
+    U is n_queries x F, Yt is F x n_cols (the item factors transposed; F factors).
+    Exclusions, padding and ties as in select_topn. Returns OK, or OUT_OF_MEMORY if scratch
+    memory ran out (rows then keep their -1 padding).
     """
     cdef Py_ssize_t n_queries = U.shape[0], n_cols = Yt.shape[1], block, j
-    cdef int K = U.shape[1], N = out_ids.shape[1], rows, q, k, count
+    cdef int F = U.shape[1], N = out_ids.shape[1], rows, q, k, count
     cdef Py_ssize_t n_blocks = (n_queries + QUERY_BLOCK - 1) // QUERY_BLOCK, row
     cdef bint per_row = exclude_indptr.shape[0] > 0
     cdef const unsigned char* blocked_ptr = &blocked[0] if blocked.shape[0] > 0 else NULL
@@ -141,7 +141,7 @@ def dot_topn(const floating[:, ::1] U, const floating[:, ::1] Yt,
         return status
     with nogil, parallel(num_threads=num_threads):
         scores = <floating*> scratch_malloc(QUERY_BLOCK * n_cols * sizeof(floating))
-        Ut = <floating*> scratch_malloc(QUERY_BLOCK * (K + 1) * sizeof(floating))
+        Ut = <floating*> scratch_malloc(QUERY_BLOCK * (F + 1) * sizeof(floating))
         excluded = <unsigned char*> scratch_calloc(n_cols + 1, 1)
         try:
             for block in prange(n_blocks, schedule="dynamic", chunksize=1):
@@ -149,11 +149,11 @@ def dot_topn(const floating[:, ::1] U, const floating[:, ::1] Yt,
                     failed += 1
                     continue
                 rows = <int> min(QUERY_BLOCK, n_queries - block * QUERY_BLOCK)
-                memset(Ut, 0, QUERY_BLOCK * K * sizeof(floating))
+                memset(Ut, 0, QUERY_BLOCK * F * sizeof(floating))
                 for q in range(rows):
-                    for k in range(K):
+                    for k in range(F):
                         Ut[k * QUERY_BLOCK + q] = U[block * QUERY_BLOCK + q, k]
-                score_block(Ut, rows, &Yt[0, 0], K, n_cols, scores)
+                score_block(Ut, rows, &Yt[0, 0], F, n_cols, scores)
                 for q in range(rows):
                     row = block * QUERY_BLOCK + q
                     if per_row:
