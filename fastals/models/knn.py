@@ -571,17 +571,16 @@ class UserKNN(RecommenderBase):
         out = np.empty(len(items))
         voters = np.zeros(len(items), dtype=np.int64)
         _similarity.predict_neighbours(
-            Q.indptr.astype(index), Q.indices.astype(index), Q.data, self_ids, pair_indptr,
-            items[order].astype(index), columns.indptr.astype(index),
-            columns.indices.astype(index), columns.data, _similarity.MODES[_MODE[self.similarity]],
-            self.similarity == "jaccard", queries.get("scale", none),
-            -queries["shift"] if "shift" in queries else none, queries.get("count", none),
-            per_user("scale"), per_user("shift"), per_user("count"), q_mean, q_fallback,
-            self.user_means, bool(self.mean_centered),
-            np.zeros((workers, self.n_users), dtype=self.dtype),
-            np.empty((workers, self.n_users), dtype=index),
-            np.empty((workers, K), dtype=self.dtype), np.empty((workers, K), dtype=index),
-            out, voters, workers)
+            (Q.indptr.astype(index), Q.indices.astype(index), Q.data),
+            (columns.indptr.astype(index), columns.indices.astype(index), columns.data),
+            (self_ids, pair_indptr, items[order].astype(index)),
+            _similarity.MODES[_MODE[self.similarity]], self.similarity == "jaccard",
+            bool(self.mean_centered),
+            (queries.get("scale", none), -queries["shift"] if "shift" in queries else none,
+             queries.get("count", none), q_mean, q_fallback),
+            (per_user("scale"), per_user("shift"), per_user("count"), self.user_means), K,
+            np.zeros((workers, self.n_users + K), dtype=self.dtype),  # accumulators, heap
+            np.empty((workers, self.n_users + K), dtype=index), out, voters, workers)
         estimates = np.empty(len(items))
         estimates[order] = out
         counted = np.empty(len(items), dtype=np.int64)
