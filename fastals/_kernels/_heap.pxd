@@ -2,7 +2,7 @@
 # similarity kernels (_similarity.pyx). The worst kept pair sits at the root, so a candidate
 # is compared with one pair; "better" means the larger score, and among equal scores the
 # lower id, so the kept set and its order are exact and deterministic. Everything is inline:
-# the heap is in the hot loop of top-N selection.
+# the heap is in the hot loop of top-N selection. Cimports _common (the fused types) only.
 from fastals._kernels._common cimport floating, index_t
 
 

@@ -5,7 +5,8 @@
 # signed char (int8) array the caller provides; OK is 0, so `status.any()` tests a per-row
 # array. Kernels that cannot fail (no scratch, no data-dependent failure) return their result.
 # The compiled fastals._kernels._status exports the enum to Python (the IntEnum `Status`),
-# and fastals._kernels.status turns a status into the exception the user sees.
+# and fastals._kernels.status turns a status into the exception the user sees. Every kernel
+# module cimports this one; it cimports only libc.
 
 cpdef enum Status:
     OK = 0
