@@ -54,6 +54,7 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from fastals._kernels import _metrics
+from fastals._kernels.status import raise_for_status
 from fastals._threads import resolve_threads, single_threaded_blas
 from fastals._typing import ArrayLike, Indices, InteractionData, SeedLike, SparseMatrix
 from fastals._validation import (
@@ -303,8 +304,7 @@ def _summarise(per_user, K, coverage):
 def _score_block(recommended, test_rows, indptr, indices, n_items, K, threads, out):
     status = _metrics.ranking_metrics(recommended, test_rows, indptr, indices, n_items, K,
                                       threads, out)
-    if status:
-        raise MemoryError("the metrics kernel could not allocate its scratch memory")
+    raise_for_status(status, "the metrics kernel")
 
 
 def ranking_metrics_at_k(model: RecommenderBase | IdRecommender,

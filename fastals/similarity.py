@@ -298,25 +298,23 @@ def top_k_csr(A: CSR, Bt: CSR, K, similarity, stats_a, stats_b, skip_self, num_t
     _similarity.row_work(a_indptr, a_indices, bt_indptr, work, num_threads)
     order = np.argsort(-work, kind="stable").astype(index)  # heaviest rows first
     threads = max(1, min(num_threads, n_a))
-    acc = np.zeros((threads, n_b), dtype=dtype)
-    touched = np.empty((threads, n_b), dtype=index)
-    heap_scores = np.empty((threads, max(K, 1)), dtype=dtype)
-    heap_ids = np.empty((threads, max(K, 1)), dtype=index)
+    # per thread: n_b accumulators (all-zero), then the heap of K
+    scratch = np.zeros((threads, n_b + K), dtype=dtype)
+    scratch_ids = np.empty((threads, n_b + K), dtype=index)
     out_ids = np.empty((n_a, K), dtype=index)
     out_scores = np.empty((n_a, K), dtype=dtype)
     counts = np.zeros(n_a, dtype=index)
     dense_threshold = max(1, int(_DENSE_FRACTION * n_b))
     mode = _similarity.MODES[_MODE[similarity]]
-    args = (a_indptr, a_indices, a_data, bt_indptr, bt_indices, bt_data, mode,
-            row_array("scale"), row_array("shift", -1.0), row_array("count"),
-            col_array("scale"), col_array("shift"), col_array("count"), walk_up, walk_down,
-            bool(skip_self), work, dense_threshold, acc, touched, heap_scores, heap_ids,
-            out_ids, out_scores, counts, threads)
+    args = ((a_indptr, a_indices, a_data), (bt_indptr, bt_indices, bt_data), mode,
+            bool(skip_self), (row_array("scale"), row_array("shift", -1.0), row_array("count")),
+            (col_array("scale"), col_array("shift"), col_array("count")), (walk_up, walk_down),
+            work, dense_threshold, scratch, scratch_ids, out_ids, out_scores, counts, threads)
     with tqdm(total=n_a, disable=not show_progress, desc=desc, unit="row") as bar:
         for lo, hi in _work_ranges(work[order], _BLOCK_WORK):
             _similarity.top_k_rows(order[lo:hi], *args)
             bar.update(hi - lo)
-    del acc, touched, args, bt_indices, bt_data
+    del scratch, scratch_ids, args, bt_indices, bt_data
     indptr = np.zeros(n_a + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     indices = np.empty(indptr[-1], dtype=index)
@@ -364,17 +362,15 @@ def predict_neighbours(Q: CSR, self_ids, rows_of, items, Rt: CSR, similarity, st
     out = np.empty(len(items))
     voters = np.zeros(len(items), dtype=np.int64)
     _similarity.predict_neighbours(
-        Q.indptr.astype(index), Q.indices.astype(index), Q.data, self_ids, pair_indptr,
-        items[order].astype(index), Rt.indptr.astype(index),
-        Rt.indices.astype(index), Rt.data, _similarity.MODES[_MODE[similarity]],
-        similarity == "jaccard", queries.get("scale", none),
-        -queries["shift"] if "shift" in queries else none, queries.get("count", none),
-        per_user("scale"), per_user("shift"), per_user("count"), q_mean, q_fallback,
-        user_mean, bool(mean_centered),
-        np.zeros((workers, n_users), dtype=dtype),
-        np.empty((workers, n_users), dtype=index),
-        np.empty((workers, K), dtype=dtype), np.empty((workers, K), dtype=index),
-        out, voters, workers)
+        (Q.indptr.astype(index), Q.indices.astype(index), Q.data),
+        (Rt.indptr.astype(index), Rt.indices.astype(index), Rt.data),
+        (self_ids, pair_indptr, items[order].astype(index)),
+        _similarity.MODES[_MODE[similarity]], similarity == "jaccard", bool(mean_centered),
+        (queries.get("scale", none), -queries["shift"] if "shift" in queries else none,
+         queries.get("count", none), q_mean, q_fallback),
+        (per_user("scale"), per_user("shift"), per_user("count"), user_mean), K,
+        np.zeros((workers, n_users + K), dtype=dtype),  # accumulators, then the heap
+        np.empty((workers, n_users + K), dtype=index), out, voters, workers)
     estimates = np.empty(len(items))
     estimates[order] = out
     counted = np.empty(len(items), dtype=np.int64)

@@ -219,10 +219,10 @@ def test_noise_free_ratings_with_biases_are_recovered():
 def test_column_counts_match_bincount(index_dtype):
     """The explicit models count ratings per item with a kernel that does not widen the
     indices (numpy's bincount copies them to int64 first)."""
-    from fastals._kernels import _similarity
+    from fastals._kernels import checked
     from fastals.models.explicit import column_counts
     R = sp.random(300, 70, density=0.1, format="csr", random_state=4)
     R.indices = R.indices.astype(index_dtype)
     np.testing.assert_array_equal(column_counts(R), np.bincount(R.indices, minlength=70))
     with pytest.raises(ValueError, match="column index 70 is outside"):
-        _similarity.column_counts(np.array([1, 70], dtype=index_dtype), np.zeros(70, np.int64))
+        checked.column_counts(np.array([1, 70], dtype=index_dtype), np.zeros(70, np.int64))

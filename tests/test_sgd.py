@@ -6,6 +6,7 @@ from explicit_contract import ExplicitModelContract, star_ratings
 
 import fastals
 from fastals._arrays import aligned_empty, padded_width, unpad_in_place
+from fastals._kernels import checked
 from fastals._kernels.dispatch import available_isas, kernels
 from fastals.exceptions import ModelFitError, NotFittedError
 from fastals.models.sgd import (
@@ -346,7 +347,7 @@ def test_random_schedule_is_race_free(G):
 
 
 def test_order_and_epoch_reject_inconsistent_blocks():
-    sgd = kernels("_sgd")
+    sgd = checked  # the _sgd kernels behind the checks of what they trust
     triples = coo_triples(star_ratings(10, 8, 0.5, 8))
     n = len(triples[0])
     out = tuple(np.empty_like(a) for a in triples)

@@ -1,1 +1,9 @@
-"""Compiled kernels: nogil arithmetic over typed arrays, no validation (see fastals._validation)."""
+"""The kernel room: compiled nogil arithmetic over typed arrays, and its small Python side.
+
+Compiled (``*.pyx``, ``*.pxi``, ``*.pxd``): the kernels trust their arguments (bounds checks
+are off; callers validate first, see fastals._validation) and report failure only by a
+status (``_status.pxd``). Python: ``dispatch`` (which instruction-set build to load),
+``status`` (a status into the exception the user sees) and ``checked`` (the kernels that
+trust model-built arrays such as SGD block schedules, behind the checks of those arrays).
+Imports numpy and fastals.exceptions only; nothing here imports the models.
+"""

@@ -13,29 +13,26 @@
 #            s_u = lambda n_u it is ALS-WR's weighted regularization (fastals.spark)
 #   b_u      = sum_i c_ui p_ui y_i
 #   x_u      = A_u^{-1} b_u
+#   F        the number of factors: x_u and y_i have F entries, gram and A_u are F x F
 # Kernels take one block of rows in CSR form (indptr, indices, values) and write the
-# solved rows into X in place; `status[row]` is set to a non-zero code on failure
-# (1: not positive definite, 2: out of memory, 3: the system overflows the dtype), which
-# the Python layer turns into errors.
+# solved rows into X in place; `status[row]` is set to a Status (_status.pxd) other than OK
+# on failure (NOT_POSITIVE_DEFINITE, OUT_OF_MEMORY, OVERFLOW: the system overflows the
+# dtype), which the Python layer turns into errors.
 from cython.parallel cimport parallel, prange
 from libc.math cimport INFINITY, sqrt
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
 from fastals._kernels._common cimport (axpy, cholesky_solve_upper, dot, floating, index_t,
                                        prefetch_row, rank_update_upper, symv)
-
-# how many stored values ahead the rows of Y are prefetched
-DEF PREFETCH_AHEAD = 8
-# rows of Y of the next CSR row prefetched ahead of its gather
-DEF PREFETCH_NEXT_ROWS = 64
+from fastals._kernels._status cimport (NOT_POSITIVE_DEFINITE, OK, OUT_OF_MEMORY, OVERFLOW,
+                                       Status, scratch_malloc)
 
 cdef enum:
-    OK = 0
-    NOT_POSITIVE_DEFINITE = 1
-    OUT_OF_MEMORY = 2
-    OVERFLOW = 3
-
+    # how many stored values ahead the rows of Y are prefetched
+    PREFETCH_AHEAD = 8
+    # rows of Y of the next CSR row prefetched ahead of its gather
+    PREFETCH_NEXT_ROWS = 64
 
 cdef inline void confidence(floating value, floating alpha, floating offset,
                             floating* c_minus_1, floating* c_times_p) noexcept nogil:
@@ -48,10 +45,10 @@ cdef inline void confidence(floating value, floating alpha, floating offset,
         c_times_p[0] = 0
 
 
-cdef int cg_row(floating* x, const floating* Y, const floating* gram, floating shift,
-                const index_t* cols, const floating* values, Py_ssize_t nnz,
-                floating alpha, floating offset, int K, int cg_steps,
-                floating* residual, floating* direction, floating* A_direction) noexcept nogil:
+cdef Status cg_row(floating* x, const floating* Y, const floating* gram, floating shift,
+                   const index_t* cols, const floating* values, Py_ssize_t nnz,
+                   floating alpha, floating offset, int F, int cg_steps,
+                   floating* residual, floating* direction, floating* A_direction) noexcept nogil:
     """`cg_steps` conjugate-gradient steps on A_u x = b_u, warm-started from x."""
     cdef Py_ssize_t j
     cdef int k, step
@@ -59,20 +56,20 @@ cdef int cg_row(floating* x, const floating* Y, const floating* gram, floating s
     cdef const floating* y
 
     # residual = b_u - A_u x
-    symv(gram, x, residual, K)
-    for k in range(K):
+    symv(gram, x, residual, F)
+    for k in range(F):
         residual[k] = -residual[k]
     if shift != 0:
-        axpy(-shift, x, residual, K)
+        axpy(-shift, x, residual, F)
     for j in range(nnz):
         if j + PREFETCH_AHEAD < nnz:
-            prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * K, K)
-        y = Y + <Py_ssize_t> cols[j] * K
+            prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * F, F)
+        y = Y + <Py_ssize_t> cols[j] * F
         confidence(values[j], alpha, offset, &c_minus_1, &c_times_p)
-        axpy(c_times_p - c_minus_1 * dot(y, x, K), y, residual, K)
+        axpy(c_times_p - c_minus_1 * dot(y, x, F), y, residual, F)
 
-    memcpy(direction, residual, K * sizeof(floating))
-    rs_old = dot(residual, residual, K)
+    memcpy(direction, residual, F * sizeof(floating))
+    rs_old = dot(residual, residual, F)
     rs_first = rs_old
     if not rs_old < INFINITY:  # b_u or A_u x overflowed (or is NaN)
         return OVERFLOW
@@ -80,17 +77,17 @@ cdef int cg_row(floating* x, const floating* Y, const floating* gram, floating s
         return OK
     for step in range(cg_steps):
         # A_direction = A_u direction
-        symv(gram, direction, A_direction, K)
+        symv(gram, direction, A_direction, F)
         if shift != 0:
-            axpy(shift, direction, A_direction, K)
+            axpy(shift, direction, A_direction, F)
         for j in range(nnz):
             if j + PREFETCH_AHEAD < nnz:
-                prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * K, K)
-            y = Y + <Py_ssize_t> cols[j] * K
+                prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * F, F)
+            y = Y + <Py_ssize_t> cols[j] * F
             c_minus_1 = (offset - 1) + (alpha * values[j] if values[j] > 0
                                         else -alpha * values[j])
-            axpy(c_minus_1 * dot(y, direction, K), y, A_direction, K)
-        pAp = dot(direction, A_direction, K)
+            axpy(c_minus_1 * dot(y, direction, F), y, A_direction, F)
+        pAp = dot(direction, A_direction, F)
         if not pAp < INFINITY:  # a step of 0 would leave x stale and pass for a solve
             return OVERFLOW
         if not pAp > 0:
@@ -98,21 +95,21 @@ cdef int cg_row(floating* x, const floating* Y, const floating* gram, floating s
             # singular or indefinite; after convergence it is only round-off
             return OK if rs_old <= rs_first * 1e-12 else NOT_POSITIVE_DEFINITE
         step_size = rs_old / pAp
-        axpy(step_size, direction, x, K)
-        axpy(-step_size, A_direction, residual, K)
-        rs_new = dot(residual, residual, K)
+        axpy(step_size, direction, x, F)
+        axpy(-step_size, A_direction, residual, F)
+        rs_new = dot(residual, residual, F)
         if rs_new < 1e-20:
             break
-        for k in range(K):
+        for k in range(F):
             direction[k] = residual[k] + (rs_new / rs_old) * direction[k]
         rs_old = rs_new
     return OK
 
 
-cdef int cholesky_row(floating* x, const floating* Y, const floating* gram, floating shift,
-                      const index_t* cols, const floating* values, Py_ssize_t nnz,
-                      floating alpha, floating offset, int K, floating* A, floating* Z,
-                      floating* Z_negative, int chunk) noexcept nogil:
+cdef Status cholesky_row(floating* x, const floating* Y, const floating* gram, floating shift,
+                         const index_t* cols, const floating* values, Py_ssize_t nnz,
+                         floating alpha, floating offset, int F, floating* A, floating* Z,
+                         floating* Z_negative, int chunk) noexcept nogil:
     """Exact x = A_u^{-1} b_u.
 
     A_u = gram + Z^T Z with rows z_i = sqrt(c_ui - 1) y_i, gathered `chunk` rows at a time
@@ -126,52 +123,52 @@ cdef int cholesky_row(floating* x, const floating* Y, const floating* gram, floa
     cdef const floating* y
     cdef floating* z
 
-    memcpy(A, gram, <Py_ssize_t> K * K * sizeof(floating))
+    memcpy(A, gram, <Py_ssize_t> F * F * sizeof(floating))
     if shift != 0:
-        for k in range(K):
-            A[k * K + k] += shift
-    memset(x, 0, K * sizeof(floating))
+        for k in range(F):
+            A[k * F + k] += shift
+    memset(x, 0, F * sizeof(floating))
     for j in range(nnz):
         if j + PREFETCH_AHEAD < nnz:
-            prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * K, K)
-        y = Y + <Py_ssize_t> cols[j] * K
+            prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * F, F)
+        y = Y + <Py_ssize_t> cols[j] * F
         confidence(values[j], alpha, offset, &c_minus_1, &c_times_p)
         if c_times_p != 0:
-            axpy(c_times_p, y, x, K)
+            axpy(c_times_p, y, x, F)
         if c_minus_1 > 0:
             scale = sqrt(c_minus_1)
-            z = Z + <Py_ssize_t> n * K
-            for k in range(K):
+            z = Z + <Py_ssize_t> n * F
+            for k in range(F):
                 z[k] = scale * y[k]
             n += 1
             if n == chunk:
-                rank_update_upper(A, Z, n, K)
+                rank_update_upper(A, Z, n, F)
                 n = 0
         elif c_minus_1 < 0:
             scale = sqrt(-c_minus_1)
-            z = Z_negative + <Py_ssize_t> n_negative * K
-            for k in range(K):
+            z = Z_negative + <Py_ssize_t> n_negative * F
+            for k in range(F):
                 z[k] = scale * y[k]
             n_negative += 1
             if n_negative == chunk:
-                rank_downdate_upper(A, Z_negative, n_negative, K)
+                rank_downdate_upper(A, Z_negative, n_negative, F)
                 n_negative = 0
     if n:
-        rank_update_upper(A, Z, n, K)
+        rank_update_upper(A, Z, n, F)
     if n_negative:
-        rank_downdate_upper(A, Z_negative, n_negative, K)
-    for k in range(K):  # an infinite (or NaN) diagonal or right-hand side: overflow
-        if not (A[<Py_ssize_t> k * K + k] < INFINITY and -INFINITY < x[k] < INFINITY):
+        rank_downdate_upper(A, Z_negative, n_negative, F)
+    for k in range(F):  # an infinite (or NaN) diagonal or right-hand side: overflow
+        if not (A[<Py_ssize_t> k * F + k] < INFINITY and -INFINITY < x[k] < INFINITY):
             return OVERFLOW
-    return OK if cholesky_solve_upper(A, x, K) else NOT_POSITIVE_DEFINITE
+    return OK if cholesky_solve_upper(A, x, F) else NOT_POSITIVE_DEFINITE
 
 
-cdef inline void rank_downdate_upper(floating* A, const floating* Z, int n, int K) noexcept nogil:
+cdef inline void rank_downdate_upper(floating* A, const floating* Z, int n, int F) noexcept nogil:
     """A -= Z^T Z (upper triangle), as -((-A) + Z^T Z): negation is exact."""
-    cdef Py_ssize_t k, size = <Py_ssize_t> K * K
+    cdef Py_ssize_t k, size = <Py_ssize_t> F * F
     for k in range(size):
         A[k] = -A[k]
-    rank_update_upper(A, Z, n, K)
+    rank_update_upper(A, Z, n, F)
     for k in range(size):
         A[k] = -A[k]
 
@@ -190,16 +187,16 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
     sequential memory instead of gathering from all of Y each time.
     """
     cdef Py_ssize_t n_rows = X.shape[0], u, j, i, nnz
-    cdef int K = X.shape[1]
-    cdef Py_ssize_t gather_rows = max(64, (1 << 18) // (K * sizeof(floating)))
+    cdef int F = X.shape[1]
+    cdef Py_ssize_t gather_rows = max(64, (1 << 18) // (F * sizeof(floating)))
     cdef floating* scratch
     cdef floating* gathered
     cdef index_t* identity
     cdef bint shifted = row_shift is not None
     cdef floating shift
     with nogil, parallel(num_threads=num_threads):
-        scratch = <floating*> malloc((3 * K + gather_rows * K) * sizeof(floating))
-        identity = <index_t*> malloc(gather_rows * sizeof(index_t))
+        scratch = <floating*> scratch_malloc((3 * F + gather_rows * F) * sizeof(floating))
+        identity = <index_t*> scratch_malloc(gather_rows * sizeof(index_t))
         try:
             if identity != NULL:
                 for i in range(gather_rows):
@@ -213,25 +210,25 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
                 if nnz > gather_rows:
                     status[u] = cg_row(&X[u, 0], &Y[0, 0], &gram[0, 0], shift,
                                        &indices[0] + indptr[u], &values[0] + indptr[u],
-                                       nnz, alpha, offset, K, cg_steps,
-                                       scratch, scratch + K, scratch + 2 * K)
+                                       nnz, alpha, offset, F, cg_steps,
+                                       scratch, scratch + F, scratch + 2 * F)
                 else:
-                    gathered = scratch + 3 * K
+                    gathered = scratch + 3 * F
                     for j in range(nnz):
                         if j + PREFETCH_AHEAD < nnz:
-                            prefetch_row(&Y[indices[indptr[u] + j + PREFETCH_AHEAD], 0], K)
-                        memcpy(gathered + j * K, &Y[indices[indptr[u] + j], 0],
-                               K * sizeof(floating))
+                            prefetch_row(&Y[indices[indptr[u] + j + PREFETCH_AHEAD], 0], F)
+                        memcpy(gathered + j * F, &Y[indices[indptr[u] + j], 0],
+                               F * sizeof(floating))
                     # the next row's rows of Y load while this row's CG computes on the
                     # gathered copy (the gathers wait on memory, the CG on arithmetic)
                     if u + 1 < n_rows:
                         for j in range(indptr[u + 1], min(indptr[u + 2],
                                                           indptr[u + 1] + PREFETCH_NEXT_ROWS)):
-                            prefetch_row(&Y[indices[j], 0], K)
+                            prefetch_row(&Y[indices[j], 0], F)
                     status[u] = cg_row(&X[u, 0], gathered, &gram[0, 0], shift,
                                        identity, &values[0] + indptr[u],
-                                       nnz, alpha, offset, K, cg_steps,
-                                       scratch, scratch + K, scratch + 2 * K)
+                                       nnz, alpha, offset, F, cg_steps,
+                                       scratch, scratch + F, scratch + 2 * F)
         finally:
             free(scratch)
             free(identity)
@@ -245,14 +242,14 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
     """Overwrite every row of X with the exact solution of its normal equations
     (`row_shift`, `offset`: as in :func:`solve_cg`)."""
     cdef Py_ssize_t n_rows = X.shape[0], u
-    cdef int K = X.shape[1]
-    cdef int chunk = max(16, 8192 // K)
+    cdef int F = X.shape[1]
+    cdef int chunk = max(16, 8192 // F)
     cdef floating* scratch
     cdef bint shifted = row_shift is not None
     cdef floating shift
     with nogil, parallel(num_threads=num_threads):
-        scratch = <floating*> malloc((<Py_ssize_t> K * K + 2 * <Py_ssize_t> chunk * K)
-                                     * sizeof(floating))
+        scratch = <floating*> scratch_malloc(
+            (<Py_ssize_t> F * F + 2 * <Py_ssize_t> chunk * F) * sizeof(floating))
         try:
             for u in prange(n_rows, schedule="dynamic", chunksize=8):
                 if scratch == NULL:
@@ -261,9 +258,9 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
                 shift = row_shift[u] if shifted else 0
                 status[u] = cholesky_row(&X[u, 0], &Y[0, 0], &gram[0, 0], shift,
                                          &indices[0] + indptr[u], &values[0] + indptr[u],
-                                         indptr[u + 1] - indptr[u], alpha, offset, K,
-                                         scratch, scratch + <Py_ssize_t> K * K,
-                                         scratch + <Py_ssize_t> K * K + chunk * K, chunk)
+                                         indptr[u + 1] - indptr[u], alpha, offset, F,
+                                         scratch, scratch + <Py_ssize_t> F * F,
+                                         scratch + <Py_ssize_t> F * F + chunk * F, chunk)
         finally:
             free(scratch)
 
@@ -275,27 +272,33 @@ def row_losses(const index_t[::1] indptr, const index_t[::1] indices, const floa
 
     Expanded so that only stored entries are visited:
     x_u^T YtY x_u + sum_{i stored} [(c-1)(x.y)^2 - 2 c p (x.y) + c p].
+    Returns OK, or OUT_OF_MEMORY if scratch memory ran out (`out` is then incomplete).
     """
     cdef Py_ssize_t n_rows = X.shape[0], u, j
-    cdef int K = X.shape[1]
+    cdef int F = X.shape[1]
     cdef floating* tmp
     cdef floating c_minus_1, c_times_p, xy
     cdef double total
     cdef const floating* x
+    cdef int failed = 0
+    cdef Status status = OK
     with nogil, parallel(num_threads=num_threads):
-        tmp = <floating*> malloc(K * sizeof(floating))
+        tmp = <floating*> scratch_malloc(F * sizeof(floating))
         try:
             for u in prange(n_rows, schedule="dynamic", chunksize=64):
                 if tmp == NULL:
-                    out[u] = 0.0 / 0.0
+                    failed += 1  # a reduction: any thread without scratch reports it
                     continue
                 x = &X[u, 0]
-                symv(&YtY[0, 0], x, tmp, K)
-                total = dot(x, tmp, K)
+                symv(&YtY[0, 0], x, tmp, F)
+                total = dot(x, tmp, F)
                 for j in range(indptr[u], indptr[u + 1]):
                     confidence(values[j], alpha, offset, &c_minus_1, &c_times_p)
-                    xy = dot(x, &Y[0, 0] + <Py_ssize_t> indices[j] * K, K)
+                    xy = dot(x, &Y[0, 0] + <Py_ssize_t> indices[j] * F, F)
                     total = total + c_minus_1 * xy * xy - 2 * c_times_p * xy + c_times_p
                 out[u] = total
         finally:
             free(tmp)
+    if failed:
+        status = OUT_OF_MEMORY
+    return status

@@ -58,9 +58,9 @@ cdef extern from "microkernels.h" nogil:
     void gram16_f32 "fastals_gram16_f32"(float* A, int D, const float* Z, Py_ssize_t n)
     void gram16_f64 "fastals_gram16_f64"(double* A, int D, const double* Z, Py_ssize_t n)
     float sgd_step_f32 "fastals_sgd_step_f32"(float* p, float* q, float base, float lr,
-                                              float beta, int K, float* two_error)
+                                              float beta, int F, float* two_error)
     double sgd_step_f64 "fastals_sgd_step_f64"(double* p, double* q, double base, double lr,
-                                               double beta, int K, double* two_error)
+                                               double beta, int F, double* two_error)
 
 
 cdef inline void symv(const floating* A, const floating* x, floating* out, int n) noexcept nogil:
@@ -112,30 +112,30 @@ cdef inline void tile(floating* C, Py_ssize_t ldc, const floating* A, Py_ssize_t
 # --- dense solves shared by the ALS kernels (_als.pxi, _explicit.pxi) -------------------
 
 cdef inline void rank_update_upper(floating* A, const floating* Z, Py_ssize_t n,
-                                   int K) noexcept nogil:
+                                   int D) noexcept nogil:
     """A[i, k] += sum_j Z[j, i] Z[j, k] for k >= i: the upper triangle of A += Z^T Z.
 
-    A is K x K and Z is n x K, both row-major. Full tiles of 4 rows x 16 columns keep their
+    A is D x D and Z is n x D, both row-major. Full tiles of 4 rows x 16 columns keep their
     sums in registers while streaming over the n rows of Z (microkernels.h); edge tiles
     fall back to axpy.
     """
     cdef int i0, k0, r, rows, width
     cdef Py_ssize_t j
     cdef const floating* z
-    for i0 in range(0, K, 4):
-        rows = min(4, K - i0)
-        for k0 in range(i0, K, 16):
-            width = min(16, K - k0)
+    for i0 in range(0, D, 4):
+        rows = min(4, D - i0)
+        for k0 in range(i0, D, 16):
+            width = min(16, D - k0)
             if rows == 4 and width == 16:
-                tile(A + <Py_ssize_t> i0 * K + k0, K, Z + i0, K, Z + k0, K, n)
+                tile(A + <Py_ssize_t> i0 * D + k0, D, Z + i0, D, Z + k0, D, n)
             else:
                 for r in range(rows):
                     for j in range(n):
-                        z = Z + j * K
-                        axpy(z[i0 + r], z + k0, A + <Py_ssize_t> (i0 + r) * K + k0, width)
+                        z = Z + j * D
+                        axpy(z[i0 + r], z + k0, A + <Py_ssize_t> (i0 + r) * D + k0, width)
 
 
-cdef inline bint cholesky_solve_upper(floating* A, floating* b, int K) noexcept nogil:
+cdef inline bint cholesky_solve_upper(floating* A, floating* b, int D) noexcept nogil:
     """Solve A x = b in place (x in b), A symmetric positive definite given by its upper
     triangle (row-major). A is overwritten by U with A = U^T U (right-looking Cholesky: each
     step is a contiguous axpy, no reductions). Returns False if A is not positive definite
@@ -143,20 +143,20 @@ cdef inline bint cholesky_solve_upper(floating* A, floating* b, int K) noexcept 
     cdef int i, k
     cdef floating d
     cdef floating* row_k
-    for k in range(K):
-        row_k = A + <Py_ssize_t> k * K
+    for k in range(D):
+        row_k = A + <Py_ssize_t> k * D
         if not (row_k[k] > 0 and row_k[k] < INFINITY):
             return False
         d = sqrt(row_k[k])
         row_k[k] = d
-        for i in range(k + 1, K):
+        for i in range(k + 1, D):
             row_k[i] = row_k[i] / d
-        for i in range(k + 1, K):
-            axpy(-row_k[i], row_k + i, A + <Py_ssize_t> i * K + i, K - i)
+        for i in range(k + 1, D):
+            axpy(-row_k[i], row_k + i, A + <Py_ssize_t> i * D + i, D - i)
     # U^T z = b (forward, by columns of U^T = rows of U), then U x = z (backward)
-    for k in range(K):
-        b[k] = b[k] / A[k * K + k]
-        axpy(-b[k], A + <Py_ssize_t> k * K + k + 1, b + k + 1, K - k - 1)
-    for i in range(K - 1, -1, -1):
-        b[i] = (b[i] - dot(A + <Py_ssize_t> i * K + i + 1, b + i + 1, K - i - 1)) / A[i * K + i]
+    for k in range(D):
+        b[k] = b[k] / A[k * D + k]
+        axpy(-b[k], A + <Py_ssize_t> k * D + k + 1, b + k + 1, D - k - 1)
+    for i in range(D - 1, -1, -1):
+        b[i] = (b[i] - dot(A + <Py_ssize_t> i * D + i + 1, b + i + 1, D - i - 1)) / A[i * D + i]
     return True

@@ -18,9 +18,10 @@ The numpy oracle is :func:`fastals.reference.metrics.ranking_metrics_loop`.
 from cython.parallel cimport parallel, prange
 from libc.math cimport NAN, log2
 from libc.stdint cimport int64_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport free
 
 from fastals._kernels._common cimport index_t
+from fastals._kernels._status cimport OK, OUT_OF_MEMORY, Status, scratch_calloc
 
 cdef enum:
     HITS = 0
@@ -78,21 +79,23 @@ def ranking_metrics(const int64_t[:, ::1] recommended, const int64_t[::1] test_r
     Row k is scored against the relevant items ``test_indices[test_indptr[r]:test_indptr[r+1]]``
     of ``r = test_rows[k]`` (non-empty, distinct, in [0, n_items)). Ids in `recommended` are
     -1 (padding) or in [0, n_items) and distinct per row; ``recommended.shape[1] <= K``.
-    Returns 0, or 1 if scratch memory could not be allocated (then ``out`` is incomplete).
+    Returns OK, or OUT_OF_MEMORY if scratch memory could not be allocated (then ``out`` is
+    incomplete).
     """
     cdef Py_ssize_t n_lists = recommended.shape[0], k, j
     cdef int width = recommended.shape[1]
     cdef int64_t row
     cdef int failed = 0
+    cdef Status status = OUT_OF_MEMORY
     cdef unsigned char* relevant
-    cdef double* discount = <double*> calloc(K + 1, sizeof(double))
+    cdef double* discount = <double*> scratch_calloc(K + 1, sizeof(double))
     if discount == NULL:
-        return 1
+        return status
     for j in range(K):
         discount[j] = 1.0 / log2(j + 2.0)
     try:
         with nogil, parallel(num_threads=num_threads):
-            relevant = <unsigned char*> calloc(n_items + 1, 1)
+            relevant = <unsigned char*> scratch_calloc(n_items + 1, 1)
             try:
                 for k in prange(n_lists, schedule="dynamic", chunksize=64):
                     if relevant == NULL:
@@ -110,4 +113,6 @@ def ranking_metrics(const int64_t[:, ::1] recommended, const int64_t[::1] test_r
                 free(relevant)
     finally:
         free(discount)
-    return 1 if failed else 0
+    if not failed:
+        status = OK
+    return status

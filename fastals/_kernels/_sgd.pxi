@@ -11,7 +11,8 @@
 #               b_i  += lr_b (2 e_ui - beta_b b_i)
 #               p_u  += lr   (2 e_ui q_i - beta p_u)    (with the q_i of before this update)
 #               q_i  += lr   (2 e_ui p_u - beta q_i)    (with the p_u of before this update)
-# i.e. one gradient step on e_ui^2 + beta/2 (|p_u|^2 + |q_i|^2) + beta_b/2 (b_u^2 + b_i^2).
+# i.e. one gradient step on e_ui^2 + beta/2 (|p_u|^2 + |q_i|^2) + beta_b/2 (b_u^2 + b_i^2),
+# where p_u and q_i have F entries (the number of factors).
 #
 # Two ways to share a sweep between threads:
 # * stratified (Gemulla et al. 2011, "DSGD"; Zhuang et al. 2013, "FPSGD"): users and items are
@@ -45,6 +46,7 @@ from fastals._kernels._common cimport (
     sgd_step_f32,
     sgd_step_f64,
 )
+from fastals._kernels._status cimport INDEX_OUT_OF_RANGE, OK, Status
 
 cdef extern from "sync.h" nogil:
     ctypedef struct fastals_lock_t:
@@ -69,7 +71,7 @@ cdef enum:
 cdef inline floating sgd_step(floating rating, floating* p, floating* q, floating* b_u,
                               floating* b_i, floating mu, floating lr, floating lr_b,
                               floating beta, floating beta_b, bint biases,
-                              int K) noexcept nogil:
+                              int F) noexcept nogil:
     """The updates (module notation) for one rating; returns its error before the step.
 
     The factor half is microkernels.h's fastals_sgd_step (rows kept in registers).
@@ -80,9 +82,9 @@ cdef inline floating sgd_step(floating rating, floating* p, floating* q, floatin
         bias_i = b_i[0]
         base = rating - (mu + bias_u + bias_i)
     if floating is float:
-        error = sgd_step_f32(p, q, base, lr, beta, K, &two_error)
+        error = sgd_step_f32(p, q, base, lr, beta, F, &two_error)
     else:
-        error = sgd_step_f64(p, q, base, lr, beta, K, &two_error)
+        error = sgd_step_f64(p, q, base, lr, beta, F, &two_error)
     if biases:
         b_u[0] = bias_u + lr_b * (two_error - beta_b * bias_u)
         b_i[0] = bias_i + lr_b * (two_error - beta_b * bias_i)
@@ -93,7 +95,7 @@ cdef inline double sgd_run(const index_t* users, const index_t* items, const flo
                            Py_ssize_t start, Py_ssize_t stop, floating* P, floating* Q,
                            floating* user_bias, floating* item_bias, floating mu, floating lr,
                            floating lr_b, floating beta, floating beta_b, bint biases,
-                           int K, bint prefetch) noexcept nogil:
+                           int F, bint prefetch) noexcept nogil:
     """The steps for ratings start .. stop-1 in order; returns the sum of their e^2."""
     cdef Py_ssize_t t, ahead
     cdef index_t u, i
@@ -102,12 +104,12 @@ cdef inline double sgd_run(const index_t* users, const index_t* items, const flo
     for t in range(start, stop):
         ahead = t + PREFETCH_DISTANCE
         if prefetch and ahead < stop:
-            prefetch_row_write(P + <Py_ssize_t> users[ahead] * K, K)
-            prefetch_row_write(Q + <Py_ssize_t> items[ahead] * K, K)
+            prefetch_row_write(P + <Py_ssize_t> users[ahead] * F, F)
+            prefetch_row_write(Q + <Py_ssize_t> items[ahead] * F, F)
         u = users[t]
         i = items[t]
-        error = sgd_step(ratings[t], P + <Py_ssize_t> u * K, Q + <Py_ssize_t> i * K,
-                         user_bias + u, item_bias + i, mu, lr, lr_b, beta, beta_b, biases, K)
+        error = sgd_step(ratings[t], P + <Py_ssize_t> u * F, Q + <Py_ssize_t> i * F,
+                         user_bias + u, item_bias + i, mu, lr, lr_b, beta, beta_b, biases, F)
         total += <double> error * error
     return total
 
@@ -127,31 +129,28 @@ def sgd_epoch(const index_t[::1] users, const index_t[::1] items, const floating
 
     Updates P, Q (and the biases if `biases`) in place. Returns the sum over the ratings of
     e_ui^2 measured just before each update (the running training error of the epoch).
+    The arrays are trusted: fastals._kernels.checked.sgd_epoch checks them first.
     """
     cdef Py_ssize_t n = users.shape[0], t, G = 0, k, block, n_blocks
-    cdef int K = P.shape[1]
+    cdef int F = P.shape[1]
     cdef double total = 0
-    cdef bint prefetch = (P.shape[0] + Q.shape[0]) * K * sizeof(floating) > PREFETCH_ABOVE_BYTES
+    cdef bint prefetch = (P.shape[0] + Q.shape[0]) * F * sizeof(floating) > PREFETCH_ABOVE_BYTES
     cdef double[::1] block_error
     cdef int64_t[::1] pending, next_user, next_item, progress
     cdef signed char[::1] taken
     cdef fastals_lock_t lock
     cdef int tid
-    if (block_start is None) != (schedule is None):
-        raise ValueError("give both block_start and schedule, or neither")
-    if items.shape[0] != n or ratings.shape[0] != n:
-        raise ValueError("users, items and ratings differ in length")
     if n == 0:
         return 0.0
-    if block_start is not None:
-        G = check_schedule(block_start, schedule, n)
+    if block_start is not None:  # G * G blocks
+        G = <Py_ssize_t> ((block_start.shape[0] - 1) ** 0.5 + 0.5)
     if G <= 1:
         with nogil:
             for t in prange(0, n, CHUNK, num_threads=num_threads, schedule="dynamic"):
                 total += sgd_run(&users[0], &items[0], &ratings[0], t, min(t + CHUNK, n),
                                  &P[0, 0], &Q[0, 0], &user_bias[0], &item_bias[0], mu,
                                  learning_rate, bias_learning_rate, regularization,
-                                 bias_regularization, biases, K, prefetch)
+                                 bias_regularization, biases, F, prefetch)
         return total
     n_blocks = G * G
     pending, next_user, next_item = block_dependencies(schedule, G)
@@ -175,7 +174,7 @@ def sgd_epoch(const index_t[::1] users, const index_t[::1] items, const floating
             block_error[k] = sgd_run(
                 &users[0], &items[0], &ratings[0], block_start[block], block_start[block + 1],
                 &P[0, 0], &Q[0, 0], &user_bias[0], &item_bias[0], mu, learning_rate,
-                bias_learning_rate, regularization, bias_regularization, biases, K, prefetch)
+                bias_learning_rate, regularization, bias_regularization, biases, F, prefetch)
             fastals_lock(&lock)  # (taking and releasing the lock orders the factor writes)
             progress[0] += 1
             if next_user[k] >= 0:
@@ -240,29 +239,6 @@ def block_dependencies(const int64_t[::1] schedule, Py_ssize_t G):
     return pending_array, next_user_array, next_item_array
 
 
-cdef Py_ssize_t check_schedule(const int64_t[::1] block_start, const int64_t[::1] schedule,
-                               Py_ssize_t n) except -1:
-    """G, after checking that the blocks cover the ratings and the schedule lists each once."""
-    cdef Py_ssize_t blocks = block_start.shape[0] - 1
-    cdef Py_ssize_t G = <Py_ssize_t> (max(blocks, 0) ** 0.5 + 0.5), k, b
-    if G < 1 or G * G != blocks:
-        raise ValueError(f"block_start must hold G * G + 1 offsets, got {blocks + 1}")
-    if block_start[0] != 0 or block_start[blocks] != n:
-        raise ValueError("block_start does not cover the ratings")
-    for b in range(blocks):
-        if block_start[b] > block_start[b + 1]:
-            raise ValueError("block_start must be non-decreasing")
-    if schedule.shape[0] != blocks:
-        raise ValueError(f"schedule must hold the {blocks} blocks, got {schedule.shape[0]}")
-    cdef unsigned char[::1] seen = np.zeros(blocks, dtype=np.uint8)
-    for k in range(blocks):
-        b = schedule[k]
-        if b < 0 or b >= blocks or seen[b]:
-            raise ValueError("schedule must hold every block exactly once")
-        seen[b] = 1
-    return G
-
-
 # --- orders ---------------------------------------------------------------------------------
 # A random order of the ratings, computed in parallel yet identical for any number of threads
 # (Rao-Sandelius / Sanders 1998): every rating is assigned a bucket, the ratings are scattered
@@ -323,6 +299,7 @@ def order_ratings(const index_t[::1] users, const index_t[::1] items,
     [0, strata)): the ratings block by block (block user group * strata + item group), each
     block shuffled uniformly. Returns the strata * strata + 1 block offsets (int64), or None without groups.
     The order depends only on the seed, the triples and the groups (not on num_threads).
+    The groups are trusted: fastals._kernels.checked.order_ratings checks them first.
     """
     cdef Py_ssize_t n = users.shape[0], G = 0
     cdef Py_ssize_t n_buckets, n_chunks
@@ -333,20 +310,13 @@ def order_ratings(const index_t[::1] users, const index_t[::1] items,
     cdef uint64_t state
     cdef const int32_t* ug = NULL
     cdef const int32_t* ig = NULL
-    if (user_group is None) != (item_group is None):
-        raise ValueError("give both user_group and item_group, or neither")
     if user_group is not None:
-        if strata < 1:
-            raise ValueError(f"strata must be >= 1 with groups, got {strata}")
         G = strata
         n_buckets = G * G
         if user_group.shape[0]:
             ug = &user_group[0]
         if item_group.shape[0]:
             ig = &item_group[0]
-        # every id in range, every group in [0, G): the scatter writes where they say
-        check_groups(users, user_group, G, "user")
-        check_groups(items, item_group, G, "item")
     else:
         n_buckets = max(1, (n + BUCKET_SIZE - 1) // BUCKET_SIZE)
     n_chunks = max(1, min(<Py_ssize_t> MAX_CHUNKS, (n + BUCKET_SIZE - 1) // BUCKET_SIZE))
@@ -390,16 +360,9 @@ def shuffle_blocks(index_t[::1] users, index_t[::1] items, floating[::1] ratings
                    const int64_t[::1] block_start, uint64_t seed, int num_threads):
     """Shuffle each block users[block_start[b]:block_start[b + 1]] (and items, ratings) in place.
 
-    A new order within the blocks of `order_ratings`, depending only on the seed.
+    A new order within the blocks of `order_ratings`, depending only on the seed (the
+    offsets are trusted: fastals._kernels.checked.shuffle_blocks checks them first).
     """
-    cdef Py_ssize_t b, n = users.shape[0]
-    if items.shape[0] != n or ratings.shape[0] != n:
-        raise ValueError("users, items and ratings differ in length")
-    if block_start.shape[0] < 1 or block_start[0] != 0 or block_start[block_start.shape[0] - 1] != n:
-        raise ValueError("block_start does not cover the ratings")
-    for b in range(block_start.shape[0] - 1):
-        if block_start[b] > block_start[b + 1]:
-            raise ValueError("block_start must be non-decreasing")
     shuffle_within(users, items, ratings, block_start, seed, 0, num_threads)
 
 
@@ -451,16 +414,14 @@ cdef inline void shuffle_bucket(index_t* users, index_t* items, floating* rating
         ratings[j] = swap_rating
 
 
-cdef int check_groups(const index_t[::1] ids, const int32_t[::1] group, Py_ssize_t G,
-                      str side) except -1:
+def check_groups(const index_t[::1] ids, const int32_t[::1] group, Py_ssize_t G):
+    """OK if every id is in [0, len(group)) and its group in [0, G) (`order_ratings` scatters
+    a rating where its groups say), else INDEX_OUT_OF_RANGE. Reads only."""
     cdef Py_ssize_t t, n = ids.shape[0], size = group.shape[0]
-    cdef bint bad = False
+    cdef Status status = OK
     with nogil:
         for t in range(n):
             if ids[t] < 0 or ids[t] >= size or group[ids[t]] < 0 or group[ids[t]] >= G:
-                bad = True
+                status = INDEX_OUT_OF_RANGE
                 break
-    if bad:
-        raise ValueError(f"{side} {ids[t]} has no group in [0, {G}) "
-                         f"({side}_group has {size} entries)")
-    return 0
+    return status

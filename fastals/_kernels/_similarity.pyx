@@ -13,9 +13,10 @@ accumulated into a per-thread dense array `acc` of n_b values, then turned into 
     PEARSON  s = dot * row_scale[i] * col_scale[j] + row_shift[i] * col_shift[j]
     JACCARD  s = dot / (row_count[i] + col_count[j] - dot)          (dot counts shared columns)
 
-and the K best (s, j) of the row are kept by a bounded min-heap: larger s first, equal s by
-the lower j. Similarities that are exactly 0 are never stored (a sparse matrix's absent
-entries are zeros). The row's own column j == i is skipped when `skip_self` is set.
+and the K best (s, j) of the row are kept by a bounded min-heap (_heap.pxd): larger s
+first, equal s by the lower j. Similarities that are exactly 0 are never stored (a sparse
+matrix's absent entries are zeros). The row's own column j == i is skipped when `skip_self`
+is set.
 
 PEARSON scores are non-zero also for pairs sharing no column (dot = 0): they equal
 row_shift[i] * col_shift[j]. Those candidates are visited through `walk_up` / `walk_down`,
@@ -45,6 +46,8 @@ from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memset
 
 from fastals._kernels._common cimport floating, index_t, prefetch, prefetch_bytes
+from fastals._kernels._heap cimport offer, sort_by_id
+from fastals._kernels._status cimport INDEX_OUT_OF_RANGE, OK, Status
 
 cdef enum:
     PREFETCH = 8  # rows of B^T fetched ahead of their use
@@ -57,89 +60,6 @@ cdef enum:
     JACCARD = 3
 
 MODES = {"dot": DOT, "scaled": SCALED, "pearson": PEARSON, "jaccard": JACCARD}
-
-
-# --- bounded heap of the K best (score, column) pairs; the worst sits at the root --------
-cdef inline bint worse(floating score_a, index_t id_a, floating score_b, index_t id_b) noexcept nogil:
-    return score_a < score_b or (score_a == score_b and id_a > id_b)
-
-
-cdef inline void sift_down(floating* scores, index_t* ids, int parent, int count) noexcept nogil:
-    cdef int child
-    cdef floating s = scores[parent]
-    cdef index_t i = ids[parent]
-    while True:
-        child = 2 * parent + 1
-        if child >= count:
-            break
-        if child + 1 < count and worse(scores[child + 1], ids[child + 1], scores[child], ids[child]):
-            child += 1
-        if not worse(scores[child], ids[child], s, i):
-            break
-        scores[parent] = scores[child]
-        ids[parent] = ids[child]
-        parent = child
-    scores[parent] = s
-    ids[parent] = i
-
-
-cdef inline int offer(floating* scores, index_t* ids, int count, int K,
-                      floating s, index_t j) noexcept nogil:
-    """Offer (s, j) to a heap holding `count` of at most K entries; return the new count."""
-    cdef int pos, parent
-    if count < K:
-        pos = count
-        while pos > 0:  # sift up
-            parent = (pos - 1) >> 1
-            if not worse(s, j, scores[parent], ids[parent]):
-                break
-            scores[pos] = scores[parent]
-            ids[pos] = ids[parent]
-            pos = parent
-        scores[pos] = s
-        ids[pos] = j
-        return count + 1
-    if worse(scores[0], ids[0], s, j):
-        scores[0] = s
-        ids[0] = j
-        sift_down(scores, ids, 0, K)
-    return count
-
-
-cdef inline void sort_by_column(floating* scores, index_t* ids, int count) noexcept nogil:
-    """Order the first `count` pairs by increasing column (heapsort on the ids)."""
-    cdef int start, end, root, child
-    cdef floating s
-    cdef index_t i
-    if count < 2:
-        return
-    # build a max-heap on ids, then move the largest to the back
-    start = count // 2
-    end = count
-    while end > 1:
-        if start > 0:
-            start -= 1
-            root = start
-        else:
-            end -= 1
-            s = scores[0]; scores[0] = scores[end]; scores[end] = s
-            i = ids[0]; ids[0] = ids[end]; ids[end] = i
-            root = 0
-        s = scores[root]
-        i = ids[root]
-        while True:
-            child = 2 * root + 1
-            if child >= end:
-                break
-            if child + 1 < end and ids[child + 1] > ids[child]:
-                child += 1
-            if ids[child] <= i:
-                break
-            scores[root] = scores[child]
-            ids[root] = ids[child]
-            root = child
-        scores[root] = s
-        ids[root] = i
 
 
 # --- accumulation -------------------------------------------------------------------------
@@ -344,7 +264,7 @@ cdef int top_k_row(Py_ssize_t i, const index_t* a_indptr, const index_t* a_indic
                                col_shift, col_count)
                 if s != 0 and (count < K or s >= heap_scores[0]):
                     count = offer(heap_scores, heap_ids, count, K, s, j)
-    sort_by_column(heap_scores, heap_ids, count)
+    sort_by_id(heap_scores, heap_ids, count)
     return count
 
 
@@ -356,30 +276,38 @@ cdef inline const index_t* optional_index(const index_t[::1] values) noexcept no
     return &values[0] if values.shape[0] > 0 else NULL
 
 
-def top_k_rows(const index_t[::1] rows,
-               const index_t[::1] a_indptr, const index_t[::1] a_indices, const floating[::1] a_data,
-               const index_t[::1] bt_indptr, const index_t[::1] bt_indices,
-               const floating[::1] bt_data, int mode, const double[::1] row_scale,
-               const double[::1] row_shift, const double[::1] row_count,
-               const floating[::1] col_scale, const floating[::1] col_shift,
-               const floating[::1] col_count, const index_t[::1] walk_up,
-               const index_t[::1] walk_down, bint skip_self, const int64_t[::1] work,
-               int64_t dense_threshold, floating[:, ::1] acc, index_t[:, ::1] touched,
-               floating[:, ::1] heap_scores, index_t[:, ::1] heap_ids,
+def top_k_rows(const index_t[::1] rows, tuple a, tuple bt, int mode, bint skip_self,
+               tuple row_stats, tuple col_stats, tuple walks, const int64_t[::1] work,
+               int64_t dense_threshold, floating[:, ::1] scratch, index_t[:, ::1] scratch_ids,
                index_t[:, ::1] out_ids, floating[:, ::1] out_scores, index_t[::1] out_counts,
                int num_threads):
     """The K = out_ids.shape[1] most similar rows of B for each row of A listed in `rows`.
 
-    Empty `a_data`/`bt_data` mean binary matrices (every stored value is 1). The per-row
-    arrays (row_*) are indexed by row of A, the per-column ones (col_*) by row of B; those a
-    mode does not use may be empty. With skip_self, row i is never paired with row i of B.
-    Row i's result goes to out_ids[i, :out_counts[i]] and out_scores[i, ...], by increasing
-    column. `acc` (threads x n_b) must be all-zero and is left so; `touched` is threads x
-    n_b and heap_* are threads x K scratch. `work[i]` is row i's number of multiply-adds;
-    rows with at least `dense_threshold` are accumulated and scanned densely.
+    a, bt        A and B^T as their CSR arrays (indptr, indices, data); an empty data array
+                 means a binary matrix (every stored value is 1)
+    mode         DOT, SCALED, PEARSON or JACCARD (module docstring); with `skip_self`, row i
+                 is never paired with row i of B
+    row_stats    (scale, shift, count) of each row of A, float64; col_stats the same of each
+                 row of B, in the float dtype; those the mode does not use may be empty
+    walks        (up, down): for PEARSON, the columns with col shift != 0 by increasing and by
+                 decreasing shift (ties by index); else empty
+    work         row i's number of multiply-adds; rows with at least `dense_threshold` are
+                 accumulated and scanned densely
+    scratch      per thread (threads x (n_b + K)): the n_b accumulators, all-zero and left
+                 so, then the K heap scores; scratch_ids: the touched columns, then the heap ids
+    out_*        row i's result: out_ids[i, :out_counts[i]] and out_scores[i, ...], by
+                 increasing column
     """
-    cdef Py_ssize_t n_rows = rows.shape[0], n_b = acc.shape[1], k, i, n_walk
+    cdef Py_ssize_t n_rows = rows.shape[0], k, i, n_walk
     cdef int K = out_ids.shape[1], t, c, count
+    cdef Py_ssize_t n_b = scratch.shape[1] - K
+    cdef const index_t[::1] a_indptr = a[0], a_indices = a[1], bt_indptr = bt[0]
+    cdef const index_t[::1] bt_indices = bt[1], walk_up = walks[0], walk_down = walks[1]
+    cdef const floating[::1] a_data = a[2], bt_data = bt[2]
+    cdef const double[::1] row_scale = row_stats[0], row_shift = row_stats[1]
+    cdef const double[::1] row_count = row_stats[2]
+    cdef const floating[::1] col_scale = col_stats[0], col_shift = col_stats[1]
+    cdef const floating[::1] col_count = col_stats[2]
     cdef const floating* a_values = optional(a_data)
     cdef const floating* bt_values = optional(bt_data)
     cdef const floating* cscale = optional(col_scale)
@@ -389,7 +317,7 @@ def top_k_rows(const index_t[::1] rows,
     cdef const index_t* down = optional_index(walk_down)
     cdef const index_t* walk
     cdef double scale, shift, row_n
-    if n_rows == 0 or K == 0 or n_b == 0:
+    if n_rows == 0 or K == 0 or n_b <= 0:
         return
     with nogil, parallel(num_threads=num_threads):
         for k in prange(n_rows, schedule="dynamic", chunksize=1):
@@ -410,42 +338,54 @@ def top_k_rows(const index_t[::1] rows,
                               &bt_indices[0], bt_values, n_b, mode, <floating> scale,
                               <floating> shift, <floating> row_n, cscale, cshift, ccount, walk,
                               n_walk, i if skip_self else -1, work[i] >= dense_threshold, K,
-                              &acc[t, 0], &touched[t, 0], &heap_scores[t, 0], &heap_ids[t, 0])
+                              &scratch[t, 0], &scratch_ids[t, 0], &scratch[t, n_b],
+                              &scratch_ids[t, n_b])
             out_counts[i] = count
             for c in range(count):
-                out_ids[i, c] = heap_ids[t, c]
-                out_scores[i, c] = heap_scores[t, c]
+                out_ids[i, c] = scratch_ids[t, n_b + c]
+                out_scores[i, c] = scratch[t, n_b + c]
 
 
 # --- user-based rating prediction -----------------------------------------------------------
-def predict_neighbours(const index_t[::1] q_indptr, const index_t[::1] q_indices,
-                       const floating[::1] q_data, const int64_t[::1] self_ids,
-                       const index_t[::1] pair_indptr, const index_t[::1] pair_items,
-                       const index_t[::1] rt_indptr, const index_t[::1] rt_indices,
-                       const floating[::1] rt_data, int mode, bint binary,
-                       const double[::1] q_scale, const double[::1] q_shift,
-                       const double[::1] q_count, const floating[::1] col_scale,
-                       const floating[::1] col_shift, const floating[::1] col_count,
-                       const double[::1] q_mean, const double[::1] q_fallback,
-                       const double[::1] user_mean, bint mean_centered,
-                       floating[:, ::1] acc, index_t[:, ::1] touched,
-                       floating[:, ::1] heap_scores, index_t[:, ::1] heap_ids,
-                       double[::1] out, int64_t[::1] out_neighbours, int num_threads):
+def predict_neighbours(tuple q, tuple rt, tuple pairs, int mode, bint binary,
+                       bint mean_centered, tuple q_stats, tuple user_stats, int K,
+                       floating[:, ::1] scratch, index_t[:, ::1] scratch_ids, double[::1] out,
+                       int64_t[::1] out_neighbours, int num_threads):
     """Ratings of items by query users, from the K most similar users who rated each item.
 
-    Query user q has the ratings in row q of Q (q_*) and is training user self_ids[q] (or
-    -1). Its items to predict are pair_items[pair_indptr[q]:pair_indptr[q+1]], and the
-    predictions go to the same positions of `out`. R^T (items x training users, rt_*) gives
-    each item's raters. For each pair the neighbours are the K = heap_ids.shape[1] raters v
-    with the largest similarity s_qv (ties: lower v); those with s_qv > 0 vote:
+    q, rt        Q (queries x items: the query users' ratings) and R^T (items x training
+                 users: each item's raters) as their CSR arrays (indptr, indices, data)
+    pairs        (self_ids, pair_indptr, pair_items): query q is training user self_ids[q]
+                 (or -1); its items to predict are pair_items[pair_indptr[q]:pair_indptr[q+1]],
+                 and the predictions go to the same positions of `out`
+    q_stats      (scale, shift, count, mean, fallback) of each query, float64; user_stats
+                 (scale, shift, count) of each training user in the float dtype, and their
+                 mean in float64; similarity statistics the mode does not use may be empty
+    scratch      per thread (threads x (n_users + K)): the n_users accumulators, all-zero
+                 and left so, then the K heap scores; scratch_ids: the touched users, then
+                 the heap's positions in R^T
+
+    For each pair the neighbours are the K raters v with the largest similarity s_qv (ties:
+    lower v); those with s_qv > 0 vote:
 
         out = [mu_q] + sum_v s_qv (r_vi - [mu_v]) / sum_v s_qv     ([.] if mean_centered)
 
-    or q_fallback[q] when none votes; out_neighbours counts the voters. With `binary`, the
-    similarity counts shared items (Jaccard) while the votes still use the ratings.
+    or the query's fallback when none votes; out_neighbours counts the voters. With
+    `binary`, the similarity counts shared items (Jaccard) while the votes still use the
+    ratings.
     """
-    cdef Py_ssize_t n_q = q_indptr.shape[0] - 1, n_users = acc.shape[1], q, pair, p, n_touched
-    cdef int K = heap_ids.shape[1], t, count, c
+    cdef const index_t[::1] q_indptr = q[0], q_indices = q[1], rt_indptr = rt[0]
+    cdef const index_t[::1] rt_indices = rt[1], pair_indptr = pairs[1], pair_items = pairs[2]
+    cdef const floating[::1] q_data = q[2], rt_data = rt[2]
+    cdef const int64_t[::1] self_ids = pairs[0]
+    cdef const double[::1] q_scale = q_stats[0], q_shift = q_stats[1], q_count = q_stats[2]
+    cdef const double[::1] q_mean = q_stats[3], q_fallback = q_stats[4]
+    cdef const floating[::1] col_scale = user_stats[0], col_shift = user_stats[1]
+    cdef const floating[::1] col_count = user_stats[2]
+    cdef const double[::1] user_mean = user_stats[3]
+    cdef Py_ssize_t n_q = q_indptr.shape[0] - 1, n_users = scratch.shape[1] - K
+    cdef Py_ssize_t query, pair, p, n_touched
+    cdef int t, count, c
     cdef index_t item
     cdef int64_t me
     cdef bint dense
@@ -458,54 +398,62 @@ def predict_neighbours(const index_t[::1] q_indptr, const index_t[::1] q_indices
     cdef const floating* cshift = optional(col_shift)
     cdef const floating* ccount = optional(col_count)
     cdef double scale, shift, row_n
-    if n_q == 0 or K == 0 or n_users == 0:
+    cdef floating* acc
+    cdef index_t* touched
+    cdef floating* heap_scores
+    cdef index_t* heap_ids
+    if n_q == 0 or K == 0 or n_users <= 0:
         return
     if not binary:
         q_values = optional(q_data)
         rt_values = optional(rt_data)
     with nogil, parallel(num_threads=num_threads):
-        for q in prange(n_q, schedule="dynamic", chunksize=1):
+        for query in prange(n_q, schedule="dynamic", chunksize=1):
             t = threadid()
-            if pair_indptr[q] == pair_indptr[q + 1]:
+            if pair_indptr[query] == pair_indptr[query + 1]:
                 continue
+            acc = &scratch[t, 0]
+            touched = &scratch_ids[t, 0]
+            heap_scores = &scratch[t, n_users]
+            heap_ids = &scratch_ids[t, n_users]
             work = 0
-            for p in range(q_indptr[q], q_indptr[q + 1]):
+            for p in range(q_indptr[query], q_indptr[query + 1]):
                 work = work + rt_indptr[q_indices[p] + 1] - rt_indptr[q_indices[p]]
-            scale = q_scale[q] if q_scale.shape[0] > 0 else 1
-            shift = q_shift[q] if q_shift.shape[0] > 0 else 0
-            row_n = q_count[q] if q_count.shape[0] > 0 else 0
-            me = self_ids[q]
+            scale = q_scale[query] if q_scale.shape[0] > 0 else 1
+            shift = q_shift[query] if q_shift.shape[0] > 0 else 0
+            row_n = q_count[query] if q_count.shape[0] > 0 else 0
+            me = self_ids[query]
             dense = work * 4 >= n_users
-            n_touched = accumulate(q_indptr[q], q_indptr[q + 1], &q_indices[0], q_values,
-                                   &rt_indptr[0], &rt_indices[0], rt_values, n_users, &dense,
-                                   &acc[t, 0], &touched[t, 0])
-            for pair in range(pair_indptr[q], pair_indptr[q + 1]):
+            n_touched = accumulate(q_indptr[query], q_indptr[query + 1], &q_indices[0],
+                                   q_values, &rt_indptr[0], &rt_indices[0], rt_values, n_users,
+                                   &dense, acc, touched)
+            for pair in range(pair_indptr[query], pair_indptr[query + 1]):
                 item = pair_items[pair]
                 count = 0
                 for p in range(rt_indptr[item], rt_indptr[item + 1]):
                     if rt_indices[p] == me:
                         continue
-                    s = similarity(mode, acc[t, rt_indices[p]], <floating> scale,
+                    s = similarity(mode, acc[rt_indices[p]], <floating> scale,
                                    <floating> shift, <floating> row_n, rt_indices[p], cscale,
                                    cshift, ccount)
-                    count = offer(&heap_scores[t, 0], &heap_ids[t, 0], count, K, s, <index_t> p)
+                    count = offer(heap_scores, heap_ids, count, K, s, <index_t> p)
                 num = 0
                 den = 0
                 out_neighbours[pair] = 0
                 for c in range(count):
-                    if heap_scores[t, c] > 0:
-                        p = heap_ids[t, c]
+                    if heap_scores[c] > 0:
+                        p = heap_ids[c]
                         vote = rt_data[p]
                         if mean_centered:
                             vote = vote - user_mean[rt_indices[p]]
-                        num = num + heap_scores[t, c] * vote
-                        den = den + heap_scores[t, c]
+                        num = num + heap_scores[c] * vote
+                        den = den + heap_scores[c]
                         out_neighbours[pair] += 1
                 if den > 0:
-                    out[pair] = (q_mean[q] if mean_centered else 0) + num / den
+                    out[pair] = (q_mean[query] if mean_centered else 0) + num / den
                 else:
-                    out[pair] = q_fallback[q]
-            clear(&acc[t, 0], n_users, &touched[t, 0], n_touched, dense)
+                    out[pair] = q_fallback[query]
+            clear(acc, n_users, touched, n_touched, dense)
 
 
 # --- per-row statistics, scheduling and output assembly ------------------------------------
@@ -621,17 +569,18 @@ def scale_columns(const index_t[::1] indptr, const index_t[::1] indices,
 
 def column_counts(const index_t[::1] indices, int64_t[::1] out):
     """out[column] += the number of stored values in that column (serial; no copy of the
-    indices, unlike numpy's bincount, which first widens them to int64)."""
+    indices, unlike numpy's bincount, which first widens them to int64). Returns OK, or
+    INDEX_OUT_OF_RANGE at the first index outside [0, len(out)) (the ones before it are
+    counted); fastals._kernels.checked.column_counts names it."""
     cdef Py_ssize_t p, n_cols = out.shape[0]
-    cdef bint bad = False
+    cdef Status status = OK
     with nogil:
         for p in range(indices.shape[0]):
             if indices[p] < 0 or indices[p] >= n_cols:
-                bad = True
+                status = INDEX_OUT_OF_RANGE
                 break
             out[indices[p]] += 1
-    if bad:
-        raise ValueError(f"column index {indices[p]} is outside [0, {n_cols})")
+    return status
 
 
 def column_sums(const index_t[::1] indices, const floating[::1] data, double[::1] out):

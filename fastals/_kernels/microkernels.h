@@ -17,14 +17,14 @@
  * zero): the Gram matrix of short rows (small factor counts), one native vector of columns
  * per row of A in registers, instead of scalar edge tiles.
  *
- * fastals_sgd_step_*(p, q, base, lr, beta, K, &two_error): one SGD step on a rating whose
+ * fastals_sgd_step_*(p, q, base, lr, beta, F, &two_error): one SGD step on a rating whose
  * prediction is base + p . q (base = rating - mu - b_u - b_i): e = base - p . q, then
  * p, q = c1 p + c2 q, c1 q + c2 p with c1 = 1 - lr beta, c2 = 2 e lr (both from the old p
  * and q), i.e. p += lr (2 e q - beta p). Returns e and stores 2 e in *two_error. Rows of up
  * to 8 native vectors (128 float32 with AVX-512) are loaded once and kept in registers
  * between the dot product and the update, by unrolled instances for each vector count
  * (a step is then bound by its stores, not by reloading the rows); longer rows take two
- * passes. The last K mod W elements (W floats per register) are one masked register in the
+ * passes. The last F mod W elements (W floats per register) are one masked register in the
  * AVX2 and AVX-512 builds (masked loads and stores never touch memory past the row), and
  * scalar code in the baseline build.
  */
@@ -142,16 +142,16 @@ static inline void fastals_tail_store_f64(double *d, __m256d v, int n)
 #define FASTALS_MASKED_TAIL 0
 #endif
 
-/* One step with rows of N whole vectors and a tail of K - N W < W elements, the N-vector
+/* One step with rows of N whole vectors and a tail of F - N W < W elements, the N-vector
  * loops unrolled so that p and q stay in registers (N is a constant in each instance). The
  * tail is one more (masked) register where the build has masked loads and stores. */
 #define FASTALS_DEFINE_SGD_FIXED(NAME, T, SUFFIX, N)                                       \
-    static inline T NAME##_##N(T *restrict p, T *restrict q, T base, T c1, T lr, int K,      \
+    static inline T NAME##_##N(T *restrict p, T *restrict q, T base, T c1, T lr, int F,      \
                                T *two_error)                                                \
     {                                                                                       \
         NAME##_vec x[N + 1], y[N + 1], a0 = {0}, a1 = {0}, xn, yn;                          \
         T dot = 0, e, c2;                                                                   \
-        const int tail = K - N * NAME##_W;                                                  \
+        const int tail = F - N * NAME##_W;                                                  \
         _Pragma("GCC unroll 8")                                                             \
         for (int c = 0; c < N; c++) {                                                       \
             memcpy(&x[c], p + c * NAME##_W, sizeof x[c]);                                   \
@@ -163,7 +163,7 @@ static inline void fastals_tail_store_f64(double *d, __m256d v, int n)
             FASTALS_TAIL_LOAD(SUFFIX, y[N], q + N * NAME##_W, tail);                        \
             if (N & 1) a1 += x[N] * y[N]; else a0 += x[N] * y[N];                           \
         } else {                                                                            \
-            for (int f = N * NAME##_W; f < K; f++) dot += p[f] * q[f];                      \
+            for (int f = N * NAME##_W; f < F; f++) dot += p[f] * q[f];                      \
         }                                                                                   \
         dot += NAME##_sum(a0 + a1);                                                         \
         e = base - dot;                                                                     \
@@ -182,7 +182,7 @@ static inline void fastals_tail_store_f64(double *d, __m256d v, int n)
             FASTALS_TAIL_STORE(SUFFIX, p + N * NAME##_W, xn, tail);                         \
             FASTALS_TAIL_STORE(SUFFIX, q + N * NAME##_W, yn, tail);                         \
         } else {                                                                            \
-            for (int f = N * NAME##_W; f < K; f++) {                                        \
+            for (int f = N * NAME##_W; f < F; f++) {                                        \
                 T pf = p[f], qf = q[f];                                                     \
                 p[f] = c1 * pf + c2 * qf;                                                   \
                 q[f] = c1 * qf + c2 * pf;                                                   \
@@ -227,24 +227,24 @@ static inline void fastals_tail_store_f64(double *d, __m256d v, int n)
     FASTALS_DEFINE_SGD_FIXED(NAME, T, SUFFIX, 6)                                       \
     FASTALS_DEFINE_SGD_FIXED(NAME, T, SUFFIX, 7)                                       \
     FASTALS_DEFINE_SGD_FIXED(NAME, T, SUFFIX, 8)                                       \
-    static inline T NAME(T *restrict p, T *restrict q, T base, T lr, T beta, int K,         \
+    static inline T NAME(T *restrict p, T *restrict q, T base, T lr, T beta, int F,         \
                          T *two_error)                                                      \
     {                                                                                       \
-        const int C = K / NAME##_W;                                                         \
+        const int C = F / NAME##_W;                                                         \
         const T c1 = 1 - lr * beta;                                                         \
         NAME##_vec xv, yv, xn, yn, a0 = {0}, a1 = {0};                                      \
         T dot = 0, e, c2;                                                                   \
         int f;                                                                              \
         switch (C) {                                                                        \
-        case 0: return NAME##_0(p, q, base, c1, lr, K, two_error);                          \
-        case 1: return NAME##_1(p, q, base, c1, lr, K, two_error);                          \
-        case 2: return NAME##_2(p, q, base, c1, lr, K, two_error);                          \
-        case 3: return NAME##_3(p, q, base, c1, lr, K, two_error);                          \
-        case 4: return NAME##_4(p, q, base, c1, lr, K, two_error);                          \
-        case 5: return NAME##_5(p, q, base, c1, lr, K, two_error);                          \
-        case 6: return NAME##_6(p, q, base, c1, lr, K, two_error);                          \
-        case 7: return NAME##_7(p, q, base, c1, lr, K, two_error);                          \
-        case 8: return NAME##_8(p, q, base, c1, lr, K, two_error);                          \
+        case 0: return NAME##_0(p, q, base, c1, lr, F, two_error);                          \
+        case 1: return NAME##_1(p, q, base, c1, lr, F, two_error);                          \
+        case 2: return NAME##_2(p, q, base, c1, lr, F, two_error);                          \
+        case 3: return NAME##_3(p, q, base, c1, lr, F, two_error);                          \
+        case 4: return NAME##_4(p, q, base, c1, lr, F, two_error);                          \
+        case 5: return NAME##_5(p, q, base, c1, lr, F, two_error);                          \
+        case 6: return NAME##_6(p, q, base, c1, lr, F, two_error);                          \
+        case 7: return NAME##_7(p, q, base, c1, lr, F, two_error);                          \
+        case 8: return NAME##_8(p, q, base, c1, lr, F, two_error);                          \
         default: break;                                                                     \
         }                                                                                   \
         /* longer rows: two passes, reloading p and q */                                    \
@@ -253,7 +253,7 @@ static inline void fastals_tail_store_f64(double *d, __m256d v, int n)
             memcpy(&yv, q + c * NAME##_W, sizeof yv);                                       \
             if (c & 1) a1 += xv * yv; else a0 += xv * yv;                                   \
         }                                                                                   \
-        for (f = C * NAME##_W; f < K; f++) dot += p[f] * q[f];                              \
+        for (f = C * NAME##_W; f < F; f++) dot += p[f] * q[f];                              \
         dot += NAME##_sum(a0 + a1);                                                         \
         e = base - dot;                                                                     \
         *two_error = e + e;                                                                 \
@@ -266,7 +266,7 @@ static inline void fastals_tail_store_f64(double *d, __m256d v, int n)
             memcpy(p + c * NAME##_W, &xn, sizeof xn);                                       \
             memcpy(q + c * NAME##_W, &yn, sizeof yn);                                       \
         }                                                                                   \
-        for (f = C * NAME##_W; f < K; f++) {                                                \
+        for (f = C * NAME##_W; f < F; f++) {                                                \
             T pf = p[f], qf = q[f];                                                         \
             p[f] = c1 * pf + c2 * qf;                                                       \
             q[f] = c1 * qf + c2 * pf;                                                       \
@@ -285,14 +285,14 @@ static inline void fastals_tail_store_f64(double *d, __m256d v, int n)
     }
 
 #define FASTALS_DEFINE_SGD_STEP(NAME, T, SUFFIX)                                           \
-    static T NAME(T *p, T *q, T base, T lr, T beta, int K, T *two_error)                   \
+    static T NAME(T *p, T *q, T base, T lr, T beta, int F, T *two_error)                   \
     {                                                                                       \
         T dot = 0, e, c1 = 1 - lr * beta, c2;                                               \
-        for (int f = 0; f < K; f++) dot += p[f] * q[f];                                     \
+        for (int f = 0; f < F; f++) dot += p[f] * q[f];                                     \
         e = base - dot;                                                                     \
         *two_error = e + e;                                                                 \
         c2 = lr * *two_error;                                                               \
-        for (int f = 0; f < K; f++) {                                                       \
+        for (int f = 0; f < F; f++) {                                                       \
             T pf = p[f], qf = q[f];                                                         \
             p[f] = c1 * pf + c2 * qf;                                                       \
             q[f] = c1 * qf + c2 * pf;                                                       \

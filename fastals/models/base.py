@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from fastals._files import atomic_path
 from fastals._kernels.dispatch import kernels
+from fastals._kernels.status import raise_for_status
 from fastals._threads import resolve_threads
 from fastals._typing import FitCallback, IdsAndScores, Indices, PathLike, Self, SparseMatrix
 from fastals._validation import CSR, as_csr, check_bool, check_ids, check_int, take_rows
@@ -319,12 +320,11 @@ class RecommenderBase(ABC):
             if isinstance(block, FactorScores):
                 status = topn.dot_topn(block.queries, block.items_t, indptr, indices, blocked,
                                        ids[lo:hi], scores[lo:hi], threads)
-                if status:
-                    raise MemoryError("not enough memory for the top-N scoring scratch")
             else:
                 block = np.ascontiguousarray(block, dtype=dtype)
-                topn.select_topn(block, indptr, indices, blocked, ids[lo:hi], scores[lo:hi],
-                                 threads)
+                status = topn.select_topn(block, indptr, indices, blocked, ids[lo:hi],
+                                          scores[lo:hi], threads)
+            raise_for_status(status, "the top-N kernel")
         if candidates is not None:
             _rank_the_rest(ids, scores, blocked, len(candidates))
             found = ids >= 0

@@ -46,9 +46,10 @@ import numpy as np
 
 from fastals._arrays import aligned_zeros
 from fastals._kernels.dispatch import kernels
+from fastals._kernels.status import raise_for_status
 from fastals._validation import all_finite
 from fastals.exceptions import ModelFitError
-from fastals.models.factorization import normal_rows, raise_for_status, scaled_by
+from fastals.models.factorization import normal_rows, scaled_by, solve_hint
 
 # Rows are solved in blocks of about this many stored values (see row_blocks).
 BLOCK_NNZ = 1 << 21
@@ -173,7 +174,8 @@ class ImplicitBlockSolver:
             als.solve_cholesky(csr_block.indptr, csr_block.indices, csr_block.data, out,
                                fixed_factors, gram, alpha, threads, status, row_shift,
                                self.confidence_offset)
-        raise_for_status(status, first_row, side, self.regularization, self.dtype)
+        raise_for_status(status, "the ALS kernel", side, first_row,
+                         solve_hint(self.regularization, self.dtype), self.dtype)
 
     def solve(self, rows_csr, blocks, fixed_factors, gram, out, threads, side="user",
               first_row=0, row_shift=None):
@@ -272,7 +274,8 @@ class ExplicitBlockSolver:
         """raise_for_status, after the overflow diagnosis (over the rows of `rows_csr`)."""
         if self.diagnose_overflow and status.any() and self._overflows(fixed_factors, rows_csr):
             raise self._overflow_error(side)  # the magnitude, not the regularisation
-        raise_for_status(status, first_row, side, self.reported_regularization, self.dtype)
+        raise_for_status(status, "the ALS kernel", side, first_row,
+                         solve_hint(self.reported_regularization, self.dtype), self.dtype)
 
     def _overflow_error(self, side):
         return ModelFitError(

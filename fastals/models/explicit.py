@@ -26,7 +26,7 @@ import warnings
 
 import numpy as np
 
-from fastals._kernels import _similarity
+from fastals._kernels import checked
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
 from fastals._typing import Indices, SparseMatrix
@@ -274,5 +274,5 @@ def augmented_items(Y, item_bias):
 def column_counts(R):
     """Stored values per column of a CSR (int64), without widening its indices."""
     counts = np.zeros(R.shape[1], dtype=np.int64)
-    _similarity.column_counts(R.indices, counts)
+    checked.column_counts(R.indices, counts)
     return counts

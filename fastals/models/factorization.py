@@ -1,19 +1,17 @@
 """Shared behaviour of the matrix-factorisation models: scores are x_u . y_i.
 
 Holds MatrixFactorizationBase, the initial factor draws of every factor model
-(:func:`normal_rows`) and the status check of the per-row solve kernels. Imports numpy,
-fastals' array helpers and fastals.models.base.
+(:func:`normal_rows`) and what to change when the per-row solve kernels fail
+(:func:`solve_hint`, for fastals._kernels.status.raise_for_status). Imports numpy, fastals'
+array helpers, fastals._kernels.status and fastals.models.base.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from fastals._arrays import aligned_empty
-from fastals.exceptions import ModelFitError
+from fastals._kernels.status import Status
 from fastals.models.base import FactorScores, RecommenderBase
-
-# status codes of the per-row solve kernels (_als.pxi, _explicit.pxi)
-STATUS_NOT_POSITIVE_DEFINITE, STATUS_NO_MEMORY, STATUS_OVERFLOW = 1, 2, 3
 
 
 class MatrixFactorizationBase(RecommenderBase):
@@ -118,33 +116,15 @@ def scaled_by(std, dtype):
     return finish
 
 
-def raise_for_status(status, offset, side, regularization, dtype=None):
-    """Turn the status codes of a block of row solves into an exception naming the first row.
-
-    The hint suggests float64 to a float32 model; a float64 model is told to raise the
-    regularization or scale very large values down.
-    """
-    if not status.any():
-        return
-    failed = np.flatnonzero(status)
-    first = int(failed[0]) + offset
-    if (status == STATUS_NO_MEMORY).any():
-        raise MemoryError(f"the ALS kernel could not allocate scratch memory ({side} {first})")
-    overflowed = np.flatnonzero(status == STATUS_OVERFLOW)
-    if overflowed.size:
-        name = np.dtype(dtype).name if dtype is not None else "the dtype"
-        error = ModelFitError(
-            f"the normal equations of {overflowed.size} {side}(s) overflow {name} (first: "
-            f"{side} {int(overflowed[0]) + offset}): the values (times alpha) are too large; "
-            "scale them down, lower alpha"
-            + (" or use float64" if name != "float64" else ""))
-        error.row = int(overflowed[0]) + offset
-        raise error
-    error = ModelFitError(
-        f"the normal equations of {len(failed)} {side}(s) are not positive definite "
-        f"(first: {side} {first}) with regularization={regularization}; "
-        + ("raise regularization, or scale the values down if they are very large"
-           if dtype is not None and np.dtype(dtype) == np.float64
-           else "raise regularization (or use float64)"))
-    error.row = first  # the failing row, for callers that name rows differently
-    raise error
+def solve_hint(regularization, dtype):
+    """What to change when row solves of a factor model fail, per status (the `hint` of
+    :func:`fastals._kernels.status.raise_for_status`): a float32 model is told to try
+    float64; a float64 model to raise the regularization or scale very large values down."""
+    float64 = np.dtype(dtype) == np.float64
+    return {
+        Status.OVERFLOW: ": the values (times alpha) are too large; scale them down, lower alpha"
+                         + ("" if float64 else " or use float64"),
+        Status.NOT_POSITIVE_DEFINITE: f" with regularization={regularization}; " + (
+            "raise regularization, or scale the values down if they are very large" if float64
+            else "raise regularization (or use float64)"),
+    }

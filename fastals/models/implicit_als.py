@@ -24,6 +24,7 @@ import numpy as np
 
 from fastals._arrays import aligned, aligned_zeros
 from fastals._kernels.dispatch import kernels
+from fastals._kernels.status import raise_for_status
 from fastals._threads import resolve_threads, single_threaded_blas
 from fastals._typing import DTypeLike, FitCallback, Indices, SeedLike, Self, SparseMatrix
 from fastals._validation import (
@@ -212,8 +213,9 @@ class ImplicitALS(MatrixFactorizationBase):
         """The objective L divided by the total confidence sum_{u,i} c_ui."""
         out = np.empty(Cui.shape[0], dtype=np.float64)
         YtY = gram_matrix(Y).astype(self.dtype)
-        kernels("_als").row_losses(Cui.indptr, Cui.indices, Cui.data, X, Y, YtY,
-                                   self.dtype(self.alpha), threads, out, self._offset)
+        status = kernels("_als").row_losses(Cui.indptr, Cui.indices, Cui.data, X, Y, YtY,
+                                            self.dtype(self.alpha), threads, out, self._offset)
+        raise_for_status(status, "the ALS loss kernel")
         total = out.sum() + self.regularization * (
             np.square(X, dtype=np.float64).sum() + np.square(Y, dtype=np.float64).sum())
         weight = (Cui.shape[0] * Cui.shape[1] + (float(self._offset) - 1) * Cui.nnz

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from fastals._arrays import aligned, padded_width, unpad_in_place
+from fastals._kernels import checked
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
 from fastals._typing import DTypeLike, FitCallback, SeedLike, Self, SparseMatrix
@@ -222,7 +223,6 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
         b_user = np.zeros(n_users, dtype=self.dtype)
         b_item = np.zeros(n_items, dtype=self.dtype)
         mu = self.dtype(self._statistics[2] if self.biases else 0.0)
-        sgd = kernels("_sgd")
         strata = min(self.strata or auto_strata(n_users, n_items, self.factors, self.dtype),
                      n_users, n_items, MAX_STRATA)
         threads = min(resolve_threads(self.num_threads), -(-R.nnz // MIN_RATINGS_PER_THREAD))
@@ -244,9 +244,9 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
             if e == 0 or self.shuffle:
                 order.draw()
             lr, lr_b, beta, beta_b = self._rates(e)
-            squared_error = sgd.sgd_epoch(*order.triples, P, Q, b_user, b_item, mu, lr, lr_b,
-                                          beta, beta_b, self.biases, threads,
-                                          order.block_start, order.schedule)
+            squared_error = checked.sgd_epoch(*order.triples, P, Q, b_user, b_item, mu, lr,
+                                              lr_b, beta, beta_b, self.biases, threads,
+                                              order.block_start, order.schedule)
             # a non-finite value met by any update shows in the error sum; the arrays
             # themselves are scanned after the last epoch
             self._check_divergence(e, squared_error, lr,
@@ -362,7 +362,7 @@ class RatingOrder:
         self.triples = self.block_start = self.schedule = None
 
     def draw(self):
-        sgd, rng, G = kernels("_sgd"), self.rng, self.strata
+        sgd, rng, G = checked, self.rng, self.strata  # the _sgd kernels, checked
         if G == 1:
             if self.triples is None:
                 self.triples = tuple(np.empty_like(a) for a in self.source)

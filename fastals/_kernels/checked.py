@@ -1,0 +1,109 @@
+"""The kernels that trust arrays a wrong caller could make them write out of bounds with,
+behind the checks of those arrays.
+
+Each function takes the arguments of the compiled kernel of the same name (the SGD sweep and
+orders of ``_sgd``, the column counts of ``_similarity``), checks what that kernel trusts
+(lengths, block offsets, the block schedule, group labels, index ranges), raises ValueError
+naming the argument and the value, and calls the kernel, which only does arithmetic. These
+arrays are built by the models themselves (user input is validated before, by
+fastals._validation): the checks catch a caller's bug before it corrupts memory. They cost
+O(blocks) numpy per sweep, and one nogil pass (a check kernel) over the group labels.
+
+Part of the kernel room (its Python side); imports numpy and the kernel room only.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from fastals._kernels import _similarity
+from fastals._kernels.dispatch import kernels
+from fastals._kernels.status import Status, raise_for_status
+
+
+def sgd_epoch(users, items, ratings, P, Q, user_bias, item_bias, mu, learning_rate,
+              bias_learning_rate, regularization, bias_regularization, biases, num_threads,
+              block_start=None, schedule=None):
+    """The ``_sgd`` kernel's epoch, after checking its ratings, blocks and schedule."""
+    if (block_start is None) != (schedule is None):
+        raise ValueError("give both block_start and schedule, or neither")
+    _check_lengths(users, items, ratings)
+    if block_start is not None and len(users):
+        _check_schedule(np.asarray(block_start), np.asarray(schedule), len(users))
+    return kernels("_sgd").sgd_epoch(
+        users, items, ratings, P, Q, user_bias, item_bias, mu, learning_rate,
+        bias_learning_rate, regularization, bias_regularization, biases, num_threads,
+        block_start, schedule)
+
+
+def order_ratings(users, items, ratings, out_users, out_items, out_ratings, seed, num_threads,
+                  user_group=None, item_group=None, strata=0):
+    """The ``_sgd`` kernel's rating order, after checking that every user and item has a
+    group in [0, strata)."""
+    if (user_group is None) != (item_group is None):
+        raise ValueError("give both user_group and item_group, or neither")
+    sgd = kernels("_sgd")
+    if user_group is not None:
+        if strata < 1:
+            raise ValueError(f"strata must be >= 1 with groups, got {strata}")
+        # every id in range, every group in [0, strata): the scatter writes where they say
+        for side, ids, group in (("user", users, user_group), ("item", items, item_group)):
+            status = sgd.check_groups(ids, group, strata)
+            if status != Status.OK:
+                raise_for_status(status, "check_groups",
+                                 message=_no_group(side, np.asarray(ids), np.asarray(group),
+                                                   strata))
+    return sgd.order_ratings(users, items, ratings, out_users, out_items, out_ratings, seed,
+                             num_threads, user_group, item_group, strata)
+
+
+def shuffle_blocks(users, items, ratings, block_start, seed, num_threads):
+    """The ``_sgd`` kernel's in-block shuffle, after checking the block offsets."""
+    _check_lengths(users, items, ratings)
+    _check_offsets(np.asarray(block_start), len(users))
+    return kernels("_sgd").shuffle_blocks(users, items, ratings, block_start, seed, num_threads)
+
+
+def column_counts(indices, out):
+    """The ``_similarity`` kernel's column counts; an index outside [0, len(out)) is named."""
+    status = _similarity.column_counts(indices, out)
+    if status != Status.OK:
+        indices = np.asarray(indices)
+        bad = indices[(indices < 0) | (indices >= len(out))][0]
+        raise_for_status(status, "column_counts",
+                         message=f"column index {bad} is outside [0, {len(out)})")
+
+
+def _check_lengths(users, items, ratings):
+    if not len(users) == len(items) == len(ratings):
+        raise ValueError("users, items and ratings differ in length")
+
+
+def _check_offsets(block_start, n):
+    """Block offsets from 0 to n, never decreasing."""
+    if len(block_start) < 1 or block_start[0] != 0 or block_start[-1] != n:
+        raise ValueError("block_start does not cover the ratings")
+    if (np.diff(block_start) < 0).any():
+        raise ValueError("block_start must be non-decreasing")
+
+
+def _check_schedule(block_start, schedule, n):
+    """G * G blocks covering the n ratings, and a schedule listing each block once."""
+    blocks = len(block_start) - 1
+    G = int(max(blocks, 0) ** 0.5 + 0.5)
+    if G < 1 or G * G != blocks:
+        raise ValueError(f"block_start must hold G * G + 1 offsets, got {blocks + 1}")
+    _check_offsets(block_start, n)
+    if len(schedule) != blocks:
+        raise ValueError(f"schedule must hold the {blocks} blocks, got {len(schedule)}")
+    if schedule.min() < 0 or schedule.max() >= blocks \
+            or (np.bincount(schedule, minlength=blocks) != 1).any():
+        raise ValueError("schedule must hold every block exactly once")
+
+
+def _no_group(side, ids, group, G):
+    """The message for the first id without a group in [0, G) (check_groups found one)."""
+    known = (ids >= 0) & (ids < len(group))
+    labels = np.full(len(ids), -1, dtype=np.int64)
+    labels[known] = group[ids[known]]
+    t = int(np.argmax(~known | (labels < 0) | (labels >= G)))
+    return f"{side} {ids[t]} has no group in [0, {G}) ({side}_group has {len(group)} entries)"
