@@ -46,7 +46,7 @@ from fastals._validation import (
     check_int,
     check_num_threads,
 )
-from fastals.data.weighting import bm25_parameters, term_weights
+from fastals.data.weighting import bm25_parameters
 
 SIMILARITIES = ("cosine", "dot", "pearson", "jaccard")
 _MODE = {"dot": "dot", "cosine": "scaled", "pearson": "pearson", "jaccard": "jaccard"}
@@ -421,14 +421,53 @@ def _binary(matrix):
 
 
 # --- term weightings --------------------------------------------------------------------------
+def term_weights(counts: CSR, scheme, documents="rows", K1=1.2, B=0.75, num_threads=1):
+    r"""TF-IDF or BM25 weights of the stored values of a validated CSR, in either orientation.
+
+    `documents` says whether the rows or the columns of `counts` are the documents (the other
+    axis holds the terms), so that item-item weighting needs no transposed copy. With n
+    documents, df(t) those storing term t and len(d) the total count of document d:
+
+    * idf(t) = log(max(n, 1)) - log(1 + df(t))
+    * TF-IDF:  w = sqrt(x) idf(t)
+    * BM25:    w = x (K1 + 1) / (K1 L(d) + x) idf(t),  L(d) = 1 - B + B len(d) / mean(len)
+      (len(d) itself when the mean length is 0)
+
+    the formulas of ``implicit``. Values, K1 and B are the callers' to check (see
+    :func:`fastals.data.weighting.bm25_parameters`). The element-wise formula runs in the
+    compiled similarity kernel. This is the one implementation: the weightings of
+    :mod:`fastals.data` (``bm25_weight``, ``tfidf_weight``) call it too.
+
+    Returns (weights aligned with ``counts.data``, idf per term, df per term).
+    """
+    n_rows, n_cols = counts.shape
+    by_rows = documents == "rows"
+    n_docs = n_rows if by_rows else n_cols
+    df = np.bincount(counts.indices, minlength=n_cols) if by_rows else np.diff(counts.indptr)
+    idf = np.log(max(n_docs, 1)) - np.log1p(df.astype(np.float64))
+    length_norm = np.zeros(0)
+    if scheme == "bm25":
+        if by_rows:
+            length, squares = np.empty(n_rows), np.empty(n_rows)
+            _similarity.row_moments(counts.indptr, counts.data, length, squares, num_threads)
+        else:
+            length = np.zeros(n_cols)
+            _similarity.column_sums(counts.indices, counts.data, length)
+        mean = length.mean() if n_docs else 0.0
+        length_norm = (1.0 - B) + B * (length / mean if mean != 0 else length)
+    weights = np.empty_like(counts.data)
+    _similarity.weigh(counts.indptr, counts.indices, counts.data, scheme == "bm25", by_rows,
+                      idf, length_norm, float(K1), weights, num_threads)
+    return weights, idf, df
+
+
 def weigh(counts: CSR, scheme, documents="rows", K1=1.2, B=0.75, num_threads=1,
           name="counts"):
     """The weights of the stored values of a validated CSR, as a new array.
 
     `documents` says whether the rows or the columns of `counts` are the documents; `name`
-    is how errors call `counts`. The weighting itself is
-    :func:`fastals.data.weighting.term_weights`, the one implementation also behind
-    ``fastals.data.tfidf_weight`` / ``bm25_weight``.
+    is how errors call `counts`. The weighting itself is :func:`term_weights`, the one
+    implementation, also behind ``fastals.data.tfidf_weight`` / ``bm25_weight``.
     """
     if scheme == "bm25":
         K1, B = bm25_parameters(K1, B)

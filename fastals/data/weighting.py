@@ -1,17 +1,17 @@
 """Confidence weighting of interaction matrices: linear, log, BM25 and TF-IDF.
 
 * :func:`linear_weight` (``c = 1 + alpha r`` as in Hu et al.) and :func:`log_weight`.
-* :func:`bm25_weight` and :func:`tfidf_weight`, with the formulas of ``implicit``; their
-  :func:`term_weights` is also :func:`fastals.similarity.weigh`'s (the neighbourhood
-  models' weighting), so the two agree by construction.
+* :func:`bm25_weight` and :func:`tfidf_weight`, with the formulas of ``implicit``; they
+  run :func:`fastals.similarity.term_weights`, the one TF-IDF / BM25 implementation, which
+  is also the neighbourhood models' weighting, so the two agree by construction.
 
 Each takes a scipy sparse matrix or :class:`Interactions` and returns a new one of the same
 kind; the input is never modified.
 
 May import: numpy, scipy, :mod:`fastals._validation`, :mod:`fastals._typing`,
-:mod:`fastals.data._common` and ``interactions``; the similarity kernel and
-:mod:`fastals._threads` only inside the functions that need them (importing this module
-loads no compiled kernel).
+:mod:`fastals.data._common` and ``interactions``; :mod:`fastals.similarity` (which runs the
+compiled kernel) and :mod:`fastals._threads` only inside the functions that need them, so
+importing this module loads no compiled kernel. Never a kernel module directly.
 """
 from __future__ import annotations
 
@@ -85,56 +85,16 @@ def log_weight(X: InteractionData, alpha: float = 1.0, epsilon: float = 1.0
     return wrap(np.sign(values) * alpha * np.log1p(np.abs(values) / epsilon))
 
 
-# --- TF-IDF and BM25: the one implementation, also behind fastals.similarity.weigh ----------
+# --- TF-IDF and BM25: fastals.similarity.term_weights, the one implementation ---------------
 def bm25_parameters(K1, B):
     """`K1` and `B` checked (K1 >= 0, 0 <= B <= 1), as floats."""
     return check_float("K1", K1, minimum=0), check_float("B", B, minimum=0, maximum=1)
 
 
-def term_weights(counts: CSR, scheme, documents="rows", K1=1.2, B=0.75, num_threads=1):
-    r"""TF-IDF or BM25 weights of the stored values of a validated CSR, in either orientation.
-
-    `documents` says whether the rows or the columns of `counts` are the documents (the other
-    axis holds the terms), so that item-item weighting needs no transposed copy. With n
-    documents, df(t) those storing term t and len(d) the total count of document d:
-
-    * idf(t) = log(max(n, 1)) - log(1 + df(t))
-    * TF-IDF:  w = sqrt(x) idf(t)
-    * BM25:    w = x (K1 + 1) / (K1 L(d) + x) idf(t),  L(d) = 1 - B + B len(d) / mean(len)
-      (len(d) itself when the mean length is 0)
-
-    the formulas of ``implicit``. Values, K1 and B are the callers' to check (see
-    :func:`bm25_parameters`). The element-wise formula runs in the compiled similarity
-    kernel (imported here on first use, so that importing this module loads no kernel).
-
-    Returns (weights aligned with ``counts.data``, idf per term, df per term).
-    """
-    from fastals._kernels import _similarity
-
-    n_rows, n_cols = counts.shape
-    by_rows = documents == "rows"
-    n_docs = n_rows if by_rows else n_cols
-    df = np.bincount(counts.indices, minlength=n_cols) if by_rows else np.diff(counts.indptr)
-    idf = np.log(max(n_docs, 1)) - np.log1p(df.astype(np.float64))
-    length_norm = np.zeros(0)
-    if scheme == "bm25":
-        if by_rows:
-            length, squares = np.empty(n_rows), np.empty(n_rows)
-            _similarity.row_moments(counts.indptr, counts.data, length, squares, num_threads)
-        else:
-            length = np.zeros(n_cols)
-            _similarity.column_sums(counts.indices, counts.data, length)
-        mean = length.mean() if n_docs else 0.0
-        length_norm = (1.0 - B) + B * (length / mean if mean != 0 else length)
-    weights = np.empty_like(counts.data)
-    _similarity.weigh(counts.indptr, counts.indices, counts.data, scheme == "bm25", by_rows,
-                      idf, length_norm, float(K1), weights, num_threads)
-    return weights, idf, df
-
-
 def _weigh_rows(counts, scheme, K1=1.2, B=0.75):
     """term_weights of the rows of `counts` on every core, warning about ubiquitous columns."""
     from fastals._threads import resolve_threads
+    from fastals.similarity import term_weights  # the similarity room runs the kernel
 
     weights, idf, df = term_weights(counts, scheme, "rows", K1, B, resolve_threads(0))
     ubiquitous = int((idf[df > 0] <= 0).sum())
