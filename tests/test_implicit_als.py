@@ -549,3 +549,27 @@ def test_ids_are_int32_as_in_implicit():
     assert model.recommend(0, R[0])[0].dtype == np.int32
     assert model.recommend([0, 1], R[[0, 1]])[0].dtype == np.int32
     assert model.similar_items(2)[0].dtype == np.int32
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_row_losses_do_not_depend_on_the_thread_count(isa):
+    """The per-row losses of 2 threads equal those of 1 bit for bit (once, c - 1 and c p
+    were shared between the threads of the kernel's prange: a race)."""
+    rng = np.random.default_rng(11)
+    n_users, n_items, F = 600, 400, 8
+    dense = np.where(rng.random((n_users, n_items)) < 0.4,
+                     rng.integers(1, 50, (n_users, n_items)), 0).astype(np.float64)
+    R = sp.csr_matrix(dense)
+    X = rng.standard_normal((n_users, F))
+    Y = rng.standard_normal((n_items, F))
+    als = kernels("_als", isa)
+    outs = []
+    for threads in (1,) + (2,) * 8:  # a race shows in some runs, not all
+        out = np.empty(n_users)
+        assert als.row_losses(R.indptr, R.indices, R.data, X, Y, Y.T @ Y, 0.3, threads,
+                              out, 1.0) == 0
+        outs.append(out)
+    for out in outs[1:]:
+        np.testing.assert_array_equal(out, outs[0])
+    expected = implicit_als_loss(R, X, Y, 0.0, 0.3)
+    assert outs[0].sum() == pytest.approx(expected, rel=1e-9)

@@ -265,6 +265,18 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
             free(scratch)
 
 
+cdef inline double add_stored_loss(double total, floating value, floating alpha,
+                                   floating offset, floating xy) noexcept nogil:
+    """total + (c-1)(x.y)^2 - 2 c p (x.y) + c p for one stored value.
+
+    A function of its own so that c - 1 and c p are its locals: written through pointers
+    inside a prange body, Cython would share them between the threads (a race).
+    """
+    cdef floating c_minus_1, c_times_p
+    confidence(value, alpha, offset, &c_minus_1, &c_times_p)
+    return total + c_minus_1 * xy * xy - 2 * c_times_p * xy + c_times_p
+
+
 def row_losses(const index_t[::1] indptr, const index_t[::1] indices, const floating[::1] values,
                const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::1] YtY,
                floating alpha, int num_threads, double[::1] out, floating offset=1):
@@ -277,7 +289,7 @@ def row_losses(const index_t[::1] indptr, const index_t[::1] indices, const floa
     cdef Py_ssize_t n_rows = X.shape[0], u, j
     cdef int F = X.shape[1]
     cdef floating* tmp
-    cdef floating c_minus_1, c_times_p, xy
+    cdef floating xy
     cdef double total
     cdef const floating* x
     cdef int failed = 0
@@ -293,9 +305,8 @@ def row_losses(const index_t[::1] indptr, const index_t[::1] indices, const floa
                 symv(&YtY[0, 0], x, tmp, F)
                 total = dot(x, tmp, F)
                 for j in range(indptr[u], indptr[u + 1]):
-                    confidence(values[j], alpha, offset, &c_minus_1, &c_times_p)
                     xy = dot(x, &Y[0, 0] + <Py_ssize_t> indices[j] * F, F)
-                    total = total + c_minus_1 * xy * xy - 2 * c_times_p * xy + c_times_p
+                    total = add_stored_loss(total, values[j], alpha, offset, xy)
                 out[u] = total
         finally:
             free(tmp)
