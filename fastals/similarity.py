@@ -288,8 +288,9 @@ def top_k_csr(A: CSR, Bt: CSR, K, similarity, stats_a, stats_b, skip_self, num_t
         _similarity.scale_columns(bt_indptr, bt_indices, bt_data, factors, scaled, num_threads)
         bt_data = scaled
 
-    def row_array(name, sign=1.0):
-        return sign * stats_a[name] if name in stats_a else np.zeros(0)
+    def row_array(name):
+        return np.ascontiguousarray(stats_a[name], dtype=np.float64) if name in stats_a \
+            else np.zeros(0)
 
     def col_array(name):
         return col[name].astype(dtype) if name in col else empty
@@ -307,7 +308,7 @@ def top_k_csr(A: CSR, Bt: CSR, K, similarity, stats_a, stats_b, skip_self, num_t
     dense_threshold = max(1, int(_DENSE_FRACTION * n_b))
     mode = _similarity.MODES[_MODE[similarity]]
     args = ((a_indptr, a_indices, a_data), (bt_indptr, bt_indices, bt_data), mode,
-            bool(skip_self), (row_array("scale"), row_array("shift", -1.0), row_array("count")),
+            bool(skip_self), (row_array("scale"), row_array("shift"), row_array("count")),
             (col_array("scale"), col_array("shift"), col_array("count")), (walk_up, walk_down),
             work, dense_threshold, scratch, scratch_ids, out_ids, out_scores, counts, threads)
     with tqdm(total=n_a, disable=not show_progress, desc=desc, unit="row") as bar:
@@ -366,7 +367,7 @@ def predict_neighbours(Q: CSR, self_ids, rows_of, items, Rt: CSR, similarity, st
         (Rt.indptr.astype(index), Rt.indices.astype(index), Rt.data),
         (self_ids, pair_indptr, items[order].astype(index)),
         _similarity.MODES[_MODE[similarity]], similarity == "jaccard", bool(mean_centered),
-        (queries.get("scale", none), -queries["shift"] if "shift" in queries else none,
+        (queries.get("scale", none), queries.get("shift", none),
          queries.get("count", none), q_mean, q_fallback),
         (per_user("scale"), per_user("shift"), per_user("count"), user_mean), K,
         np.zeros((workers, n_users + K), dtype=dtype),  # accumulators, then the heap

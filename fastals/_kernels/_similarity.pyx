@@ -10,7 +10,7 @@ accumulated into a per-thread dense array `acc` of n_b values, then turned into 
 
     DOT      s = dot
     SCALED   s = dot * row_scale[i] * col_scale[j]                 (cosine: 1 / norms)
-    PEARSON  s = dot * row_scale[i] * col_scale[j] + row_shift[i] * col_shift[j]
+    PEARSON  s = dot * row_scale[i] * col_scale[j] - row_shift[i] * col_shift[j]
     JACCARD  s = dot / (row_count[i] + col_count[j] - dot)          (dot counts shared columns)
 
 and the K best (s, j) of the row are kept by a bounded min-heap (_heap.pxd): larger s
@@ -19,7 +19,8 @@ matrix's absent entries are zeros). The row's own column j == i is skipped when 
 is set.
 
 PEARSON scores are non-zero also for pairs sharing no column (dot = 0): they equal
-row_shift[i] * col_shift[j]. Those candidates are visited through `walk_up` / `walk_down`,
+-row_shift[i] * col_shift[j]. (scale = 1 / |a - mean_a| and shift = sqrt(f) mean_a scale, as
+fastals.similarity.row_statistics computes them: the minus sign is Pearson's own.) Those candidates are visited through `walk_up` / `walk_down`,
 the columns with col_shift != 0 sorted by increasing / decreasing col_shift (ties by index),
 so that the best K of them are found without touching all n_b columns.
 
@@ -104,7 +105,7 @@ cdef inline floating similarity(int mode, floating dot, floating scale, floating
     if mode == SCALED:
         return dot * scale * col_scale[j]
     if mode == PEARSON:
-        return dot * scale * col_scale[j] + shift * col_shift[j]
+        return dot * scale * col_scale[j] - shift * col_shift[j]
     return dot / (count + col_count[j] - dot)
 
 
@@ -244,7 +245,7 @@ cdef int top_k_row(Py_ssize_t i, const index_t* a_indptr, const index_t* a_indic
             j = walk[q]
             if acc[j] != 0 or j == self_col:
                 continue
-            s = shift * col_shift[j]
+            s = -shift * col_shift[j]
             if taken >= K and s != last:
                 break
             count = offer(heap_scores, heap_ids, count, K, s, j)
@@ -328,12 +329,12 @@ def top_k_rows(const index_t[::1] rows, tuple a, tuple bt, int mode, bint skip_s
             row_n = row_count[i] if row_count.shape[0] > 0 else 0
             walk = NULL
             n_walk = 0
-            if mode == PEARSON and shift > 0:
-                walk = down
-                n_walk = walk_down.shape[0]
-            elif mode == PEARSON and shift < 0:
+            if mode == PEARSON and shift > 0:  # -shift * col_shift is largest first going up
                 walk = up
                 n_walk = walk_up.shape[0]
+            elif mode == PEARSON and shift < 0:
+                walk = down
+                n_walk = walk_down.shape[0]
             count = top_k_row(i, &a_indptr[0], &a_indices[0], a_values, &bt_indptr[0],
                               &bt_indices[0], bt_values, n_b, mode, <floating> scale,
                               <floating> shift, <floating> row_n, cscale, cshift, ccount, walk,
