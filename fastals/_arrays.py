@@ -3,6 +3,8 @@
 numpy places large arrays 16 bytes past a page boundary, so a factor row of 64 float32
 (256 bytes) spans 5 cache lines instead of 4: a quarter more memory traffic for every row
 the kernels gather. Factor matrices are allocated here on 64-byte boundaries instead.
+
+May import: numpy only (the bottom floor: every room may use it).
 """
 import numpy as np
 

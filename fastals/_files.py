@@ -1,4 +1,7 @@
-"""Writing files so that a crash never leaves a half-written one behind."""
+"""Writing files so that a crash never leaves a half-written one behind.
+
+May import: the standard library only (the bottom floor: every room may use it).
+"""
 import contextlib
 import os
 import secrets

@@ -3,6 +3,9 @@
 Kernels trust their inputs (bounds checks are off), so everything a user can pass is checked
 here first. Errors name the argument and the offending value. Nothing passed in is modified:
 when a conversion is needed, a copy is made.
+
+May import: numpy, scipy and :mod:`fastals.exceptions`; never a kernel or a model (every
+room, the data room included, validates through it).
 """
 from __future__ import annotations
 

@@ -15,6 +15,9 @@ loader                     files                                             val
 :func:`make_synthetic`     generated: planted tastes over named item         plays or stars
                            groups, power-law popularity
 =========================  ================================================  ==============
+
+This room sits above the models' floor but uses none of them. May import: numpy, scipy,
+:mod:`fastals._validation` and :mod:`fastals.data`; never a kernel (importing it loads none).
 """
 from __future__ import annotations
 

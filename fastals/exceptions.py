@@ -1,4 +1,7 @@
-"""Errors fastals raises beyond the built-in ValueError and TypeError."""
+"""Errors fastals raises beyond the built-in ValueError and TypeError.
+
+May import: nothing (the bottom floor: every room may raise these).
+"""
 
 
 class ModelFitError(ArithmeticError):

@@ -27,6 +27,12 @@ either orientation, so that item-item weighting needs no transposed copy:
 The kernel (:mod:`fastals._kernels._similarity`) multiplies row by row against B^T into a
 per-thread dense accumulator of n_b values and keeps a bounded heap per row, so memory is
 O(threads x n_b + output). Its numpy oracle is :mod:`fastals.reference.similarity`.
+
+This room sits between the data and the models: every call of the similarity kernels goes
+through it (the neighbourhood models and the TF-IDF / BM25 weighting of :mod:`fastals.data`
+use its functions). May import: numpy, scipy, the kernel room, :mod:`fastals._threads`,
+:mod:`fastals._validation` and :mod:`fastals.data.weighting` (its parameter checks); never
+a model.
 """
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 # Included by _als_generic.pyx, _als_avx2.pyx and _als_avx512.pyx, which differ only in the
 # instruction set they are compiled for; fastals._kernels.dispatch picks one at import.
 #
-# Notation (one row u of the interaction matrix, solved against the fixed factors Y):
+# Notation (the symbols of fastals/reference/__init__.py; one row u of the interaction
+# matrix, solved against the fixed factors Y):
 #   r_ui     stored value (the interaction strength; stored zeros are removed before the call)
 #   c_ui     confidence  = offset + alpha * |r_ui|   (offset 1: Hu et al.; 0: `implicit`'s alpha r)
 #   p_ui     preference  = 1 if r_ui > 0 else 0   (negative values: confident dislike)
@@ -11,8 +12,8 @@
 #   A_u      = gram + s_u I + sum_i (c_ui - 1) y_i y_i^T    (never formed by the CG solver)
 #   s_u      optional per-row shift (`row_shift`; 0 without it): with gram = Y^T Y and
 #            s_u = lambda n_u it is ALS-WR's weighted regularization (fastals.spark)
-#   b_u      = sum_i c_ui p_ui y_i
-#   x_u      = A_u^{-1} b_u
+#   rhs_u    = sum_i c_ui p_ui y_i                 (the right-hand side)
+#   x_u      = A_u^{-1} rhs_u
 #   F        the number of factors: x_u and y_i have F entries, gram and A_u are F x F
 # Kernels take one block of rows in CSR form (indptr, indices, values) and write the
 # solved rows into X in place; `status[row]` is set to a Status (_status.pxd) other than OK
@@ -49,13 +50,13 @@ cdef Status cg_row(floating* x, const floating* Y, const floating* gram, floatin
                    const index_t* cols, const floating* values, Py_ssize_t nnz,
                    floating alpha, floating offset, int F, int cg_steps,
                    floating* residual, floating* direction, floating* A_direction) noexcept nogil:
-    """`cg_steps` conjugate-gradient steps on A_u x = b_u, warm-started from x."""
+    """`cg_steps` conjugate-gradient steps on A_u x = rhs_u, warm-started from x."""
     cdef Py_ssize_t j
     cdef int k, step
     cdef floating c_minus_1, c_times_p, step_size, rs_old, rs_new, rs_first, pAp
     cdef const floating* y
 
-    # residual = b_u - A_u x
+    # residual = rhs_u - A_u x
     symv(gram, x, residual, F)
     for k in range(F):
         residual[k] = -residual[k]
@@ -71,7 +72,7 @@ cdef Status cg_row(floating* x, const floating* Y, const floating* gram, floatin
     memcpy(direction, residual, F * sizeof(floating))
     rs_old = dot(residual, residual, F)
     rs_first = rs_old
-    if not rs_old < INFINITY:  # b_u or A_u x overflowed (or is NaN)
+    if not rs_old < INFINITY:  # rhs_u or A_u x overflowed (or is NaN)
         return OVERFLOW
     if rs_old < 1e-20:
         return OK
@@ -110,11 +111,11 @@ cdef Status cholesky_row(floating* x, const floating* Y, const floating* gram, f
                          const index_t* cols, const floating* values, Py_ssize_t nnz,
                          floating alpha, floating offset, int F, floating* A, floating* Z,
                          floating* Z_negative, int chunk) noexcept nogil:
-    """Exact x = A_u^{-1} b_u.
+    """Exact x = A_u^{-1} rhs_u.
 
     A_u = gram + Z^T Z with rows z_i = sqrt(c_ui - 1) y_i, gathered `chunk` rows at a time
     and added by a register-tiled rank-k update; then A_u = U^T U and two triangular
-    solves. b_u is accumulated in x. Confidences below 1 (possible with offset 0) go to
+    solves. rhs_u is accumulated in x. Confidences below 1 (possible with offset 0) go to
     Z_negative, rows sqrt(1 - c_ui) y_i, whose Z^T Z is subtracted.
     """
     cdef Py_ssize_t j

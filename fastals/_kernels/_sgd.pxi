@@ -4,15 +4,16 @@
 # Included by _sgd_generic.pyx, _sgd_avx2.pyx and _sgd_avx512.pyx (one build per
 # instruction set; fastals._kernels.dispatch picks one).
 #
-# Notation (one rating r_ui, in the order the COO arrays hold them):
-#   prediction  r^_ui = mu + b_u + b_i + p_u . q_i        (mu, b_u, b_i are 0 without biases)
+# Notation (the symbols of fastals/reference/__init__.py; one rating r_ui, in the order
+# the COO arrays hold them):
+#   prediction  r^_ui = mu + b_u + b_i + x_u . y_i        (mu, b_u, b_i are 0 without biases)
 #   error       e_ui  = r_ui - r^_ui
 #   updates     b_u  += lr_b (2 e_ui - beta_b b_u)
 #               b_i  += lr_b (2 e_ui - beta_b b_i)
-#               p_u  += lr   (2 e_ui q_i - beta p_u)    (with the q_i of before this update)
-#               q_i  += lr   (2 e_ui p_u - beta q_i)    (with the p_u of before this update)
-# i.e. one gradient step on e_ui^2 + beta/2 (|p_u|^2 + |q_i|^2) + beta_b/2 (b_u^2 + b_i^2),
-# where p_u and q_i have F entries (the number of factors).
+#               x_u  += lr   (2 e_ui y_i - beta x_u)    (with the y_i of before this update)
+#               y_i  += lr   (2 e_ui x_u - beta y_i)    (with the x_u of before this update)
+# i.e. one gradient step on e_ui^2 + beta/2 (|x_u|^2 + |y_i|^2) + beta_b/2 (b_u^2 + b_i^2),
+# where x_u and y_i have F entries (the number of factors).
 #
 # Two ways to share a sweep between threads:
 # * stratified (Gemulla et al. 2011, "DSGD"; Zhuang et al. 2013, "FPSGD"): users and items are

@@ -4,6 +4,9 @@ Families built per instruction set (``_als_generic``, ``_als_avx2``, ``_als_avx5
 are loaded through :func:`kernels`. ``FASTALS_ISA=generic|avx2|avx512`` forces a choice
 (it must be supported by the CPU and present in the build), which is how the tests check
 every build against the reference.
+
+Part of the kernel room (its Python side); imports the standard library and the compiled
+``_cpu`` only.
 """
 import importlib
 import os

@@ -7,6 +7,10 @@ The call shapes follow `implicit` so that switching is a rename:
 
 Subclasses provide scores; this module does the validation, the id bookkeeping, the
 filtering and the top-N selection (one compiled kernel for every model), and save/load.
+
+May import: numpy, scipy, tqdm, the kernel room (dispatch, status), fastals' validation,
+file, threading and typing helpers and :mod:`fastals.exceptions`; the model modules only
+inside :func:`load` (to find a saved file's class).
 """
 from __future__ import annotations
 
