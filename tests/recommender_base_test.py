@@ -4,6 +4,8 @@ A test class defines `make_model()` (an unfitted model with a fixed seed; for fa
 use as many factors as the checkerboard's rank, 2, so the held-out cell is not fitted); the
 checks use only the public API: what a user sees.
 """
+import io
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -113,6 +115,34 @@ class RecommenderBaseTestMixin:
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
         assert type(model).load(path).get_params() == loaded.get_params()
+
+    def test_save_load_with_file_objects(self, tmp_path):
+        """As in `implicit`: an open binary file instead of a path, written and read at its
+        current position and left open."""
+        model, data = self.fitted()
+        expected = model.recommend([0, 5], data[[0, 5]], N=5)
+        buffer = io.BytesIO()
+        buffer.write(b"the caller's own bytes first")
+        start = buffer.tell()
+        assert model.save(buffer) is buffer and not buffer.closed
+        buffer.seek(start)
+        loaded = type(model).load(buffer)
+        assert not buffer.closed and type(loaded) is type(model)
+        assert loaded.get_params() == model.get_params()
+        got = loaded.recommend([0, 5], data[[0, 5]], N=5)
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+        path = tmp_path / "model.npz"
+        with open(path, "wb") as f:
+            model.save(f)
+            assert not f.closed
+        with open(path, "rb") as f:
+            from_file = fastals.load(f)
+        np.testing.assert_array_equal(from_file.recommend([0, 5], data[[0, 5]], N=5)[0],
+                                      expected[0])
+        assert fastals.load(path).get_params() == model.get_params()  # the same bytes as a path
+        with open(tmp_path / "text.npz", "w") as f, pytest.raises(TypeError, match="binary"):
+            model.save(f)
 
     def test_bad_ids_and_arguments(self):
         model, data = self.fitted()

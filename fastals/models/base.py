@@ -14,7 +14,6 @@ import importlib
 import inspect
 import json
 import logging
-import os
 import time
 from abc import ABC, abstractmethod
 
@@ -22,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from fastals._files import atomic_path
+from fastals._files import describe, file_path, load_path, save_path, write_npz
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
 from fastals._validation import CSR, as_csr, check_bool, check_ids, check_int, take_rows
@@ -336,26 +335,27 @@ class RecommenderBase(ABC):
 
     # --- save / load -------------------------------------------------------------------------
     def save(self, path):
-        """Write the model to `path` (``.npz`` is appended if missing) without pickle.
+        """Write the model without pickle to `path`: a path (``.npz`` is appended if
+        missing) or a binary file object open for writing, as in `implicit`.
 
-        The file is written to a temporary name beside `path` and renamed into place, so a
-        crash never leaves a half-written model. Returns the path written.
+        A path is written to a temporary name beside it and renamed into place, so a crash
+        never leaves a half-written model; returns the path written. A file object is
+        written at its current position (an ``.npz`` archive, as numpy.savez writes it) and
+        left open; returns the file object.
         """
         self._check_fitted()
-        path = model_path(path)
-        if not path.endswith(".npz"):
-            path += ".npz"
+        file = save_path(path)
         params = {k: _jsonable(k, v) for k, v in self.get_params().items()}
         header = {"format": FORMAT_VERSION, "class": _class_key(type(self)), "params": params,
                   "extra": self._extra_state()}
         arrays = {name: getattr(self, name) for name in self._state_names}
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **{_HEADER: np.array(json.dumps(header))}, **arrays)
-        return path
+        return write_npz(file, {_HEADER: np.array(json.dumps(header)), **arrays})
 
     @classmethod
     def load(cls, path):
-        """Read a model written by :meth:`save`. Never executes code from the file."""
+        """Read a model written by :meth:`save` from a path or a binary file object open
+        for reading (read from its current position; left open). Never executes code from
+        the file."""
         return load(path, expected=cls)
 
     def _extra_state(self) -> dict:
@@ -422,28 +422,24 @@ def _class_key(cls):
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def model_path(path):
-    """`path` as a str, or a TypeError naming it."""
-    try:
-        path = os.fspath(path)
-    except TypeError:
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}") from None
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    return path
+#: `path` as a str, or a TypeError naming it (its home is fastals._files)
+model_path = file_path
 
 
 def load(path, expected=None):
     """Load any fastals model saved with ``model.save(path)``.
 
+    `path` is a path or a binary file object open for reading; a file object is read from
+    its current position (the model must run to its end, as for numpy.load) and left open.
     Reads only arrays (``allow_pickle=False``) and a JSON header; the class is looked up
     among fastals' own models, never imported by name, so a load never executes code from
     the file. Raises :class:`ModelFileError` naming the problem for anything that is not a
     fastals model of this format (``FileNotFoundError`` if there is no file).
     """
-    path = model_path(path)
+    source = load_path(path)
+    path = describe(source)
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with np.load(source, allow_pickle=False) as npz:
             if _HEADER not in npz.files:
                 raise ModelFileError(f"{path} is not a fastals model (no {_HEADER} entry)")
             header = json.loads(str(npz[_HEADER]))
