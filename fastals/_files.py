@@ -61,14 +61,19 @@ def save_path(file):
 
 def load_path(file):
     """Where a load reads: a binary file object (a seekable one: a stream that cannot seek
-    is read into memory first, as the zip's directory is at its end), or the path as a str."""
+    is read into memory first, as the zip's directory is at its end), or the path as a str;
+    a path without ``.npz`` that does not exist means the file a save of it wrote, with
+    ``.npz`` appended (`implicit` always appends it)."""
     if is_file_object(file, "read"):
         _check_binary(file)
         seekable = getattr(file, "seekable", None)
         if callable(seekable) and not seekable():
             return io.BytesIO(file.read())
         return file
-    return file_path(file)
+    path = file_path(file)
+    if not path.endswith(".npz") and not os.path.exists(path):
+        return path + ".npz"
+    return path
 
 
 def write_npz(file, arrays):

@@ -115,6 +115,8 @@ class RecommenderBaseTestMixin:
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
         assert type(model).load(path).get_params() == loaded.get_params()
+        # as in implicit, the name given to save loads what it wrote (".npz" appended)
+        assert fastals.load(tmp_path / "model").get_params() == loaded.get_params()
 
     def test_save_load_with_file_objects(self, tmp_path):
         """As in `implicit`: an open binary file instead of a path, written and read at its
