@@ -146,6 +146,25 @@ class RecommenderBaseTestMixin:
         with open(tmp_path / "text.npz", "w") as f, pytest.raises(TypeError, match="binary"):
             model.save(f)
 
+    def test_an_unfitted_model_saves_and_loads_unfitted(self, tmp_path):
+        """As in `implicit`: the parameters are saved, and the loaded model is unfitted,
+        with equal parameters, and fits as a new one does."""
+        model = self.make_model()
+        path = model.save(tmp_path / "unfitted")
+        buffer = io.BytesIO()
+        model.save(buffer)
+        buffer.seek(0)
+        for loaded in (fastals.load(path), type(model).load(buffer)):
+            assert type(loaded) is type(model) and not loaded.is_fitted
+            assert loaded.get_params() == model.get_params()
+            with pytest.raises(fastals.NotFittedError):
+                loaded.similar_items(0)
+        refit, data = self.fitted()
+        loaded.fit(data, show_progress=False)
+        users = np.arange(0, self.n, 5)
+        np.testing.assert_array_equal(loaded.recommend(users, data[users], N=5)[0],
+                                      refit.recommend(users, data[users], N=5)[0])
+
     def test_bad_ids_and_arguments(self):
         model, data = self.fitted()
         with pytest.raises(ValueError, match="userid"):

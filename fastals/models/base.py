@@ -342,13 +342,19 @@ class RecommenderBase(ABC):
         never leaves a half-written model; returns the path written. A file object is
         written at its current position (an ``.npz`` archive, as numpy.savez writes it) and
         left open; returns the file object.
+
+        An unfitted model is saved too, as in `implicit`: its parameters only, and it loads
+        as an unfitted model with the same parameters.
         """
-        self._check_fitted()
         file = save_path(path)
         params = {k: _jsonable(k, v) for k, v in self.get_params().items()}
-        header = {"format": FORMAT_VERSION, "class": _class_key(type(self)), "params": params,
-                  "extra": self._extra_state()}
-        arrays = {name: getattr(self, name) for name in self._state_names}
+        header = {"format": FORMAT_VERSION, "class": _class_key(type(self)), "params": params}
+        arrays = {}
+        if self.is_fitted:
+            header["extra"] = self._extra_state()
+            arrays = {name: getattr(self, name) for name in self._state_names}
+        else:
+            header["fitted"] = False
         return write_npz(file, {_HEADER: np.array(json.dumps(header)), **arrays})
 
     @classmethod
@@ -465,12 +471,17 @@ def load(path, expected=None):
     if cls is None or (expected is not None and not issubclass(cls, expected)):
         raise ModelFileError(f"{path} holds a {header.get('class')!r} model, "
                              f"not a {getattr(expected, '__name__', 'known fastals model')}")
+    fitted = header.get("fitted", True)  # files of models saved unfitted say so
+    if not isinstance(fitted, bool):
+        raise ModelFileError(f"{path} is not a readable fastals model: its 'fitted' entry "
+                             f"must be true or false, got {fitted!r}")
     missing = [name for name in cls._state_names if name not in arrays]
-    if missing:
+    if missing and fitted:
         raise ModelFileError(f"{path} is missing the arrays {missing}")
     try:
         model = cls(**header["params"])
-        model._restore(arrays, header.get("extra", {}))
+        if fitted:
+            model._restore(arrays, header.get("extra", {}))
     except MemoryError:
         raise
     except Exception as exc:  # parameters or arrays the model rejects
