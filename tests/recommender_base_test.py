@@ -5,6 +5,7 @@ use as many factors as the checkerboard's rank, 2, so the held-out cell is not f
 checks use only the public API: what a user sees.
 """
 import io
+import logging
 
 import numpy as np
 import pytest
@@ -164,6 +165,23 @@ class RecommenderBaseTestMixin:
         users = np.arange(0, self.n, 5)
         np.testing.assert_array_equal(loaded.recommend(users, data[users], N=5)[0],
                                       refit.recommend(users, data[users], N=5)[0])
+
+    def test_other_formats_are_converted_and_the_conversion_is_logged(self, caplog):
+        """`implicit` warns when fit gets a matrix that is not CSR; fastals converts any
+        format and says what it converted at debug level (the "fastals" logger)."""
+        model, data = self.fitted()
+        with caplog.at_level(logging.DEBUG, logger="fastals"):
+            from_coo = self.make_model().fit(sp.coo_matrix(data), show_progress=False)
+        messages = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+        assert any("COO matrix of float64" in m and "to CSR of" in m for m in messages), messages
+        users = np.arange(0, self.n, 7)
+        np.testing.assert_array_equal(from_coo.recommend(users, data[users], N=5)[0],
+                                      model.recommend(users, data[users], N=5)[0])
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="fastals"):
+            ids, _ = model.recommend(users, data.tocsc(), N=5)  # accepted, unlike implicit
+        assert any("CSC matrix" in r.getMessage() for r in caplog.records)
+        np.testing.assert_array_equal(ids, model.recommend(users, data[users], N=5)[0])
 
     def test_bad_ids_and_arguments(self):
         model, data = self.fitted()
