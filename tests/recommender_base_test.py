@@ -23,8 +23,16 @@ def checkerboard(n, held_out_diagonal=True):
     return sp.csr_matrix(liked.astype(np.float64))
 
 
+def without(data, index):
+    """`data` with row and column `index` emptied (no stored value, not even a zero)."""
+    coo = data.tocoo()
+    keep = (coo.row != index) & (coo.col != index)
+    return sp.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=data.shape)
+
+
 class RecommenderBaseTestMixin:
     n = 50
+    has_users = True  # similar_users is defined
 
     def make_model(self):
         raise NotImplementedError
@@ -104,6 +112,33 @@ class RecommenderBaseTestMixin:
         assert 2 not in ids
         ids, _ = model.similar_items(2, N=5, items=[1, 3, 5])
         assert set(ids) <= {1, 3, 5}
+
+    def test_no_similarity_for_items_and_users_without_interactions(self, tmp_path):
+        """An item with no stored value in the training data has no meaningful similarity:
+        it is never anyone's neighbour (with items= and filter_items= too), and its own
+        neighbours are none (empty, or a padded row in a batch). Likewise for users."""
+        _, data = self.fitted()
+        empty = self.n - 8
+        model = self.make_model().fit(without(data, empty), show_progress=False)
+        others = np.delete(np.arange(self.n), empty)
+        loaded = fastals.load(model.save(tmp_path / "model"))
+        axes = [("item", "similar_items", "filter_items", "items")]
+        if self.has_users:
+            axes.append(("user", "similar_users", "filter_users", "users"))
+        for m in (model, loaded):
+            for axis, method, filter_name, subset_name in axes:
+                similar = getattr(m, method)
+                ids, _ = similar(others, N=self.n)
+                assert empty not in ids, f"{axis} {empty} is among the neighbours"
+                ids, _ = similar(3, N=self.n, **{subset_name: [1, 3, empty, 7]})
+                assert empty not in ids and 3 in ids
+                ids, _ = similar(4, N=self.n, **{filter_name: [0]})
+                assert empty not in ids and 0 not in ids
+                ids, scores = similar(empty, N=5)
+                assert ids.shape == scores.shape == (0,), f"{axis} {empty} has neighbours"
+                ids, scores = similar([others[0], empty], N=5)
+                assert ids.shape == (2, 5) and (ids[0] >= 0).all()
+                assert (ids[1] == -1).all() and np.isneginf(scores[1]).all()
 
     def test_save_load_roundtrip(self, tmp_path):
         model, data = self.fitted()

@@ -543,6 +543,40 @@ def test_similar_items_with_recalculated_items():
         sgd.similar_items(3, recalculate_item=True, item_users=item_users[3])
 
 
+def test_who_has_interactions_is_kept_through_fold_in_save_and_old_files(tmp_path):
+    """user_counts / item_counts (stored training values) come from fit, follow fold-ins
+    (rows added in between have none), are saved; a file saved before they were kept takes
+    the users and items whose factors are all zero as the ones without interactions (with
+    the exact solver, those are the empty ones)."""
+    R = random_interactions(30, 20, 0.3, 5)
+    R = R.multiply(sp.csr_matrix(np.where(np.arange(20) == 4, 0.0, 1.0))).tocsr()
+    R = sp.csr_matrix(R.multiply(np.where(np.arange(30) == 7, 0.0, 1.0)[:, None]))
+    R.eliminate_zeros()
+    assert R[:, 4].nnz == 0 and R[7].nnz == 0
+    model = fastals.ImplicitALS(factors=4, iterations=3, solver="cholesky", random_state=0)
+    model.fit(R, show_progress=False)
+    np.testing.assert_array_equal(model.user_counts, np.diff(R.indptr))
+    np.testing.assert_array_equal(model.item_counts, np.diff(R.tocsc().indptr))
+    path = model.save(tmp_path / "model")
+    assert 4 not in model.similar_items(0, N=20)[0] and 7 not in model.similar_users(0, N=30)[0]
+    model.partial_fit_items([4], sp.csr_matrix(R[:, 0].T))  # now item 4 has interactions
+    assert model.item_counts[4] == R[:, 0].nnz and 4 in model.similar_items(0, N=20)[0]
+    model.partial_fit_users([33], R[[0]])  # users 30..32 come in between, without any
+    assert model.user_counts[30:].tolist() == [0, 0, 0, R[0].nnz]
+    ids, _ = model.similar_users(0, N=40)
+    assert 33 in ids and not {7, 30, 31, 32} & set(ids)
+    ids, _ = model.similar_items(0, N=20, recalculate_item=True,
+                                 item_users=sp.csr_matrix((1, 34)))  # a query without any
+    assert ids.shape == (0,)
+    with np.load(path, allow_pickle=False) as npz:  # as fastals wrote it before
+        arrays = {k: npz[k] for k in npz.files if not k.endswith("_counts")}
+    np.savez(tmp_path / "old.npz", **arrays)
+    old = fastals.load(tmp_path / "old.npz")
+    assert old.item_counts is None and old.user_counts is None
+    assert 4 not in old.similar_items(0, N=20)[0] and 7 not in old.similar_users(0, N=30)[0]
+    assert fastals.load(path).item_counts.tolist() == np.diff(R.tocsc().indptr).tolist()
+
+
 def test_ids_are_int32_as_in_implicit():
     R = random_interactions(20, 15, 0.3, 2)
     model = fastals.ImplicitALS(factors=3, iterations=2, random_state=0).fit(R, show_progress=False)

@@ -57,6 +57,8 @@ class RecommenderBase(ABC):
 
     #: arrays that make up a fitted model (saved and loaded by name)
     _state_names: tuple = ()
+    #: arrays saved when not None and restored as None from files without them
+    _optional_state_names: tuple = ()
     #: whether a stored zero in user_items is an observation (explicit ratings) or nothing
     _stored_zeros_are_data = False
 
@@ -97,6 +99,13 @@ class RecommenderBase(ABC):
     def _similar_scores(self, axis, ids, candidates):
         """Similarities of the given items (axis='item') or users to the candidates, as
         for _user_scores."""
+
+    def _without_interactions(self, axis):
+        """A bool mask over the items (axis='item') or the users: True for those with no
+        stored value in the training data. Their similarity to anything is undefined, so
+        similar_items / similar_users never return them and return nothing for them. None
+        when the model knows of none."""
+        return None
 
     # --- parameters ------------------------------------------------------------------------
     def get_params(self) -> dict:
@@ -181,6 +190,9 @@ class RecommenderBase(ABC):
 
         The item itself is included (it is its own best match), as in `implicit`; pass it in
         `filter_items` to leave it out. Returns (ids, scores) like :meth:`recommend`.
+        Items without interactions in the training data (no stored value in their column)
+        have no similarity: they are never returned, and asking for their neighbours
+        returns none (empty arrays; in a batch, a row of padding: id -1, score -inf).
         With ``recalculate_item=True`` the query items' factors are first solved from
         `item_users` (their rows of the items x users matrix, or all of it), as
         :meth:`recalculate_item` does, for models that can; `item_users` is otherwise
@@ -197,27 +209,46 @@ class RecommenderBase(ABC):
                                  "interactions with the users (items x users)")
             self._check_fitted()
             ids, _ = check_ids("itemid", itemid, np.iinfo(np.int64).max)
-            vectors = np.atleast_2d(self.recalculate_item(ids, item_users))
+            rows = self._rows_for(ids, item_users, "item_users", self.n_items, self.n_users)
+            vectors = np.atleast_2d(self.recalculate_item(ids, rows.to_scipy()))
+            vectors = (vectors, np.diff(rows.indptr) == 0)  # and which have no interactions
         return self._similar("item", itemid, N, filter_items, items, self.n_items, vectors)
 
     def similar_users(self, userid, N=10, filter_users=None, users=None):
-        """The N users most similar to a user (or to each of a batch), best first."""
+        """The N users most similar to a user (or to each of a batch), best first.
+
+        As for :meth:`similar_items`: the user itself comes first, and users without
+        interactions in the training data are never returned and have no neighbours.
+        """
         return self._similar("user", userid, N, filter_users, users, self.n_users)
 
-    def _similar(self, axis, ident, N, filter_ids, subset, upper, vectors=None):
+    def _similar(self, axis, ident, N, filter_ids, subset, upper, recalculated=None):
+        """similar_items / similar_users; `recalculated` is (the queries' recalculated
+        factors, which of them have no interactions) or None."""
         self._check_fitted()
         N = check_int("N", N, minimum=1)
-        ids, scalar = check_ids(f"{axis}id", ident, upper if vectors is None else
+        ids, scalar = check_ids(f"{axis}id", ident, upper if recalculated is None else
                                 np.iinfo(np.int64).max)
         candidates = self._candidates(f"{axis}s", subset, upper)
         blocked = self._blocked(f"filter_{axis}s", filter_ids, upper, candidates)
+        empty = self._without_interactions(axis)
+        silent = None  # the queries without interactions
+        if empty is not None and empty.any():
+            if recalculated is None:
+                silent = empty[ids]
+            empty = (empty if candidates is None else empty[candidates]).astype(np.uint8)
+            blocked = empty if not blocked.size else blocked | empty
+        vectors = None
+        if recalculated is not None:
+            vectors, silent = recalculated
 
         def score(lo, hi):
             if vectors is not None:  # recalculated factors of the queries
                 return self._similar_scores(axis, ids[lo:hi], candidates, vectors[lo:hi])
             return self._similar_scores(axis, ids[lo:hi], candidates)
 
-        return self._top_n(score, len(ids), N, candidates, upper, None, blocked, scalar)
+        return self._top_n(score, len(ids), N, candidates, upper, None, blocked, scalar,
+                           silent)
 
     # --- scores for the rooms above the models -----------------------------------------
     def _dense_scores(self, userids, user_items=None, items=None):
@@ -286,7 +317,10 @@ class RecommenderBase(ABC):
         mask[ids] = 1
         return mask if candidates is None else mask[candidates]
 
-    def _top_n(self, score, n_queries, N, candidates, upper, exclude, blocked, scalar):
+    def _top_n(self, score, n_queries, N, candidates, upper, exclude, blocked, scalar,
+               silent=None):
+        """The top-N selection of every query. `silent` (bool per query, optional) marks
+        queries that get no results at all."""
         n_cols = upper if candidates is None else len(candidates)
         width = min(N, n_cols)
         dtype = self._score_dtype
@@ -321,6 +355,9 @@ class RecommenderBase(ABC):
             _rank_the_rest(ids, scores, blocked, len(candidates))
             found = ids >= 0
             ids[found] = candidates[ids[found]]
+        if silent is not None:
+            ids[silent] = -1
+            scores[silent] = -np.inf
         if upper <= np.iinfo(np.int32).max:  # implicit's id dtype, so that code written for
             ids = ids.astype(np.int32)  # it (e.g. its evaluation functions) takes ours
         counts = (ids >= 0).sum(axis=1)
@@ -353,6 +390,8 @@ class RecommenderBase(ABC):
         if self.is_fitted:
             header["extra"] = self._extra_state()
             arrays = {name: getattr(self, name) for name in self._state_names}
+            arrays.update({name: getattr(self, name) for name in self._optional_state_names
+                           if getattr(self, name, None) is not None})
         else:
             header["fitted"] = False
         return write_npz(file, {_HEADER: np.array(json.dumps(header)), **arrays})
@@ -371,6 +410,8 @@ class RecommenderBase(ABC):
     def _restore(self, arrays, extra):
         for name in self._state_names:
             setattr(self, name, arrays[name])
+        for name in self._optional_state_names:
+            setattr(self, name, arrays.get(name))
 
 
 class FactorScores:

@@ -23,11 +23,18 @@ class MatrixFactorizationBase(RecommenderBase):
     ----------
     user_factors : ndarray (n_users, factors)
     item_factors : ndarray (n_items, factors)
+    user_counts, item_counts : ndarray (n,) of int64, or None
+        Stored training values per user / item; zero for the ones without interactions,
+        whose factors were never solved from data (similar_items / similar_users leave them
+        out). None when unknown (a file saved before fastals kept them): then the rows of
+        all-zero factors are taken as the ones without interactions.
     """
 
     _state_names = ("user_factors", "item_factors")
     user_factors = None
     item_factors = None
+    user_counts = None
+    item_counts = None
 
     @property
     def n_users(self):
@@ -56,6 +63,13 @@ class MatrixFactorizationBase(RecommenderBase):
         """Forget arrays derived from the factors (transposes, normalised copies)."""
         self.__dict__.pop("_cache", None)
 
+    def _without_interactions(self, axis):
+        counts = getattr(self, f"{axis}_counts")
+        if counts is not None:
+            return self._derived(f"{axis}_without_interactions", counts, _is_zero)
+        factors = self.item_factors if axis == "item" else self.user_factors
+        return self._derived(f"{axis}_zero_rows", factors, _zero_rows)
+
     def _item_block(self, candidates):
         if candidates is None:
             return self._derived("items_t", self.item_factors, _transpose)
@@ -76,6 +90,30 @@ class MatrixFactorizationBase(RecommenderBase):
 
 def _transpose(factors):
     return np.ascontiguousarray(factors.T)
+
+
+def _is_zero(counts):
+    return np.asarray(counts) == 0
+
+
+def _zero_rows(factors):
+    return ~np.asarray(factors).any(axis=1)
+
+
+def interaction_counts(rows):
+    """Stored values per row of a CSR (int64): a factor model's user_counts / item_counts."""
+    return np.diff(rows.indptr).astype(np.int64)
+
+
+def check_counts(name, counts, n):
+    """A saved user_counts / item_counts array as int64, or None when the file has none."""
+    if counts is None:
+        return None
+    counts = np.asarray(counts)
+    if counts.shape != (n,) or counts.dtype.kind not in "iu" or (counts < 0).any():
+        raise ValueError(f"{name} must hold {n} non-negative integer counts, got "
+                         f"{counts.dtype} {counts.shape}")
+    return counts.astype(np.int64)
 
 
 def _normalise(factors):

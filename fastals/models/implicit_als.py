@@ -46,7 +46,11 @@ from fastals.models.blocksolve import (
 )
 # the per-side draw, under the name it had here before blocksolve.py held it
 from fastals.models.blocksolve import implicit_initial_rows as _initial_factors  # noqa: F401
-from fastals.models.factorization import MatrixFactorizationBase
+from fastals.models.factorization import (
+    MatrixFactorizationBase,
+    check_counts,
+    interaction_counts,
+)
 
 kernels("_als")  # load the kernel build now, not inside the first fit
 
@@ -104,6 +108,10 @@ class ImplicitALS(MatrixFactorizationBase):
     >>> model = model.fit(user_items, show_progress=False)
     >>> ids, scores = model.recommend(0, user_items[0], N=5)
     """
+
+    #: interactions per user / item, kept since they decide who has a similarity (files
+    #: saved before have none: see MatrixFactorizationBase)
+    _optional_state_names = ("user_counts", "item_counts")
 
     def __init__(self, factors=100, regularization=0.01, alpha=1.0, iterations=15, cg_steps=3,
                  solver="cg", dtype=np.float32, random_state=None, num_threads=0,
@@ -174,6 +182,7 @@ class ImplicitALS(MatrixFactorizationBase):
         self.clear_cache()
         # solved in place (no second copy of the factors: memory stays ~ input + factors)
         self.user_factors, self.item_factors = X, Y
+        self.user_counts, self.item_counts = interaction_counts(Cui), interaction_counts(Ciu)
         user_blocks, item_blocks = row_blocks(Cui), row_blocks(Ciu)
         threads = resolve_threads(self.num_threads)
 
@@ -324,30 +333,38 @@ class ImplicitALS(MatrixFactorizationBase):
         user's factor is solved exactly against the current item factors; ids beyond the
         current number of users add rows (users in between get zero factors).
         """
-        self.user_factors = self._partial_fit(userids, user_items, "userids", "user_items",
-                                              self.user_factors, self.item_factors)
+        self.user_factors, self.user_counts = self._partial_fit(
+            userids, user_items, "userids", "user_items", self.user_factors, self.item_factors,
+            self.user_counts)
         return self
 
     def partial_fit_items(self, itemids, item_users):
         """Fold in (or refresh) items from their interactions (items x n_users)."""
-        self.item_factors = self._partial_fit(itemids, item_users, "itemids", "item_users",
-                                              self.item_factors, self.user_factors)
+        self.item_factors, self.item_counts = self._partial_fit(
+            itemids, item_users, "itemids", "item_users", self.item_factors, self.user_factors,
+            self.item_counts)
         return self
 
-    def _partial_fit(self, ids, matrix, ids_name, matrix_name, own, other):
+    def _partial_fit(self, ids, matrix, ids_name, matrix_name, own, other, counts):
+        """(the side's new factors, its new interaction counts: those of the folded rows
+        are their stored values, rows added in between have none; None stays None)."""
         self._check_fitted()
         ids, _ = check_ids(ids_name, ids, np.iinfo(np.int32).max, allow_scalar=True)
         if len(np.unique(ids)) != len(ids):
             raise ValueError(f"{ids_name} contains duplicate ids")
         rows = as_csr(matrix, matrix_name, self.dtype, shape=(len(ids), other.shape[0]))
         solved = self._exact_rows(rows, other)
-        if ids.size and ids.max() >= own.shape[0]:
-            grown = aligned_zeros((int(ids.max()) + 1, own.shape[1]), own.dtype)
+        n = max(own.shape[0], int(ids.max()) + 1 if ids.size else 0)
+        if n > own.shape[0]:
+            grown = aligned_zeros((n, own.shape[1]), own.dtype)
             grown[:own.shape[0]] = own
         else:
             grown = aligned(own, copy=True)
         grown[ids] = solved
-        return grown
+        if counts is not None:
+            counts = np.concatenate([counts, np.zeros(n - len(counts), dtype=np.int64)])
+            counts[ids] = interaction_counts(rows)
+        return grown, counts
 
     def _restore(self, arrays, extra):
         super()._restore(arrays, extra)
@@ -356,6 +373,8 @@ class ImplicitALS(MatrixFactorizationBase):
             if value.ndim != 2 or value.shape[1] != self.factors or not np.isfinite(value).all():
                 raise ValueError(f"{name} must be a finite (n, {self.factors}) array")
             setattr(self, name, aligned(value, self.dtype))
+        self.user_counts = check_counts("user_counts", self.user_counts, self.n_users)
+        self.item_counts = check_counts("item_counts", self.item_counts, self.n_items)
 
 
 class AlternatingLeastSquares(ImplicitALS):
