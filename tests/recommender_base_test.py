@@ -140,6 +140,17 @@ class RecommenderBaseTestMixin:
                 assert ids.shape == (2, 5) and (ids[0] >= 0).all()
                 assert (ids[1] == -1).all() and np.isneginf(scores[1]).all()
 
+    def test_similar_items_and_users_keep_the_checkerboard_parity(self):
+        """`implicit`'s similar-items test: on the checkerboard, the 10 nearest items of an
+        item (and users of a user) are of its own parity."""
+        model, _ = self.fitted()
+        queries = np.arange(self.n)
+        methods = [model.similar_items] + ([model.similar_users] if self.has_users else [])
+        for similar in methods:
+            ids, _ = similar(queries, N=10)
+            assert ids.shape == (self.n, 10)
+            np.testing.assert_array_equal(ids % 2, np.repeat(queries[:, None] % 2, 10, axis=1))
+
     def test_save_load_roundtrip(self, tmp_path):
         model, data = self.fitted()
         path = model.save(tmp_path / "model")

@@ -445,6 +445,38 @@ def test_alternating_least_squares_is_implicit_als_with_implicit_weighting():
     np.testing.assert_allclose(ours.item_factors, Y, rtol=1e-7, atol=1e-10)
 
 
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+@pytest.mark.parametrize("model_class", [fastals.AlternatingLeastSquares, fastals.ImplicitALS])
+def test_without_regularization_the_spare_factors_keep_the_parities_apart(model_class, solver):
+    """implicit's checkerboard, 256 x 256 with the diagonal held out, 32 factors, no
+    regularization: two factors separate the parities and 30 fit part of the held-out
+    diagonal, a singular value of 1 repeated 254 times. The objective fixes only X Y^T; left
+    as solved, the item factors kept the scale of their random start, the spare factors
+    weighed as much as the parity ones, and some items' 10 nearest included the other
+    parity (cosine 0.4-0.6, 8 of 20 seeds). Balanced at the end of fit (X^T X = Y^T Y),
+    the cosines follow the scores: no seed mixes, and the scores are those of the fit."""
+    R = checkerboard(256)
+    for seed in (23, 1, 2, 3):
+        solved = []
+
+        def keep_last(iteration, seconds, loss):
+            solved[:] = [model.user_factors.astype(np.float64),
+                         model.item_factors.astype(np.float64)]
+
+        model = model_class(factors=32, regularization=0, solver=solver, random_state=seed)
+        model.fit(R, show_progress=False, callback=keep_last)
+        X, Y = model.user_factors.astype(np.float64), model.item_factors.astype(np.float64)
+        np.testing.assert_allclose(X @ Y.T, solved[0] @ solved[1].T, atol=1e-5)
+        np.testing.assert_allclose(X.T @ X, Y.T @ Y, rtol=1e-4, atol=1e-4)
+        parity = np.arange(256) % 2
+        for similar in (model.similar_items, model.similar_users):
+            ids, scores = similar(np.arange(256), N=10)
+            np.testing.assert_array_equal(ids % 2, np.repeat(parity[:, None], 10, axis=1))
+    assert_bit_identical_for_1_2_3_threads(
+        lambda threads: model_class(factors=32, regularization=0, solver=solver, random_state=5,
+                                    num_threads=threads), R)
+
+
 def test_implicit_weighting_loss_and_save_load(tmp_path):
     R, _, _ = problem(n_users=30, n_items=25)
     model = fastals.AlternatingLeastSquares(factors=5, regularization=0.1, alpha=0.7,

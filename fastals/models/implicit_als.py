@@ -20,6 +20,8 @@ fastals.models (base, factorization, blocksolve).
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from fastals._arrays import aligned, aligned_zeros
@@ -40,6 +42,7 @@ from fastals.exceptions import ModelFitError
 from fastals.models.base import check_fit_arguments, run_training
 from fastals.models.blocksolve import (
     ImplicitBlockSolver,
+    balance,
     gram_matrix,
     implicit_initial_factors,
     row_blocks,
@@ -53,6 +56,7 @@ from fastals.models.factorization import (
 )
 
 kernels("_als")  # load the kernel build now, not inside the first fit
+log = logging.getLogger("fastals")
 
 
 class ImplicitALS(MatrixFactorizationBase):
@@ -64,7 +68,11 @@ class ImplicitALS(MatrixFactorizationBase):
         Latent dimension K.
     regularization : float
         lambda >= 0 in the objective (module docstring). With 0, users or items without
-        enough interactions make the system singular: raise it if fit says so.
+        enough interactions make the system singular: raise it if fit says so. With 0 the
+        objective fixes only the products X Y^T, so fit ends by balancing the factors
+        (X^T X = Y^T Y, the same scores), as a vanishing lambda would leave them: cosines
+        (similar_items, similar_users) then depend on the fitted scores, not on the
+        random start.
     alpha : float
         Confidence scale: c = 1 + alpha |r|.
     iterations : int
@@ -196,7 +204,19 @@ class ImplicitALS(MatrixFactorizationBase):
 
         with single_threaded_blas():
             run_training("ImplicitALS", self.iterations, iteration, show_progress, callback)
+            if self.regularization == 0 and self.iterations:
+                self._balance(X, Y)
         return self
+
+    def _balance(self, X, Y):
+        """Without regularization the fit fixes X Y^T only, and the factors keep the scale
+        of their random start: balance them (blocksolve.balance) so that similar_items and
+        similar_users rank by cosines of the fitted scores, as a vanishing regularization
+        would. Scores change only by rounding; the loss is unchanged."""
+        if balance(X, Y):
+            self.clear_cache()
+        else:
+            log.debug("ImplicitALS: the factors are rank-deficient, left unbalanced")
 
     def _solve(self, rows_csr, blocks, X, Y, side, threads, gram=None, first_row=0,
                row_shift=None):
