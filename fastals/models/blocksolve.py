@@ -16,7 +16,7 @@ rooms may use; nothing else of the models):
 ``balance(X, Y)``
     at regularization 0, the factors with the same products X Y^T that a vanishing
     regularization would give (equal Gram matrices), in place: see its docstring.
-``implicit_initial_factors(rng, n_users, n_items, factors, dtype)``,
+``implicit_initial_factors(rng, n_users, n_items, factors, dtype, uniform=False)``,
 ``explicit_initial_factors(rng, n_users, item_counts, factors, nonnegative, dtype)``
     the (X, Y) a fit starts from: the same draws from `rng`, in the same order, wherever
     the fit runs.
@@ -119,15 +119,18 @@ def balance(X, Y):
 
 
 # --- initial factors -------------------------------------------------------------------------
-def implicit_initial_rows(rng, n, factors, dtype):
-    """N(0, 0.01^2) factors drawn directly in `dtype` (no float64 temporary), cache-aligned."""
-    return normal_rows(rng, n, factors, dtype, scaled_by(0.01, dtype))
+def implicit_initial_rows(rng, n, factors, dtype, uniform=False):
+    """N(0, 0.01^2) factors drawn directly in `dtype` (no float64 temporary), cache-aligned;
+    with `uniform`, the `implicit` library's ``rng.random((n, factors), dtype) * 0.01``,
+    uniform on [0, 0.01), the same numbers."""
+    return normal_rows(rng, n, factors, dtype, scaled_by(0.01, dtype), uniform=uniform)
 
 
-def implicit_initial_factors(rng, n_users, n_items, factors, dtype):
-    """The (X, Y) ImplicitALS starts from: X's rows drawn first, then Y's."""
-    X = implicit_initial_rows(rng, n_users, factors, dtype)
-    Y = implicit_initial_rows(rng, n_items, factors, dtype)
+def implicit_initial_factors(rng, n_users, n_items, factors, dtype, uniform=False):
+    """The (X, Y) ImplicitALS starts from (AlternatingLeastSquares: `uniform`, the start of
+    `implicit`'s model for the same seed): X's rows drawn first, then Y's."""
+    X = implicit_initial_rows(rng, n_users, factors, dtype, uniform)
+    Y = implicit_initial_rows(rng, n_items, factors, dtype, uniform)
     return X, Y
 
 

@@ -124,11 +124,13 @@ def _normalise(factors):
 
 
 def normal_rows(rng, n, factors, dtype, finish, width=None, draw_dtype=None,
-                chunk_bytes=1 << 20):
-    """Initial factors: n rows of standard normal draws from `rng`, passed through `finish`.
+                chunk_bytes=1 << 20, uniform=False):
+    """Initial factors: n rows of standard normal draws from `rng` (uniform [0, 1) draws
+    with `uniform`), passed through `finish`.
 
-    The draws are those of one ``rng.standard_normal((n, factors), dtype=draw_dtype)``
-    (`draw_dtype` defaults to `dtype`), made a chunk of about `chunk_bytes` at a time; each
+    The draws are those of one ``rng.standard_normal((n, factors), dtype=draw_dtype)`` (or
+    ``rng.random``; `draw_dtype` defaults to `dtype`), made a chunk of about `chunk_bytes`
+    at a time; each
     chunk goes through ``finish(chunk)`` (which scales it, in place or not) and is stored,
     cast to `dtype`, in the first `factors` columns of a cache-aligned (n, width) array
     (width defaults to factors), whose other columns are zero. Every factor model draws
@@ -138,9 +140,10 @@ def normal_rows(rng, n, factors, dtype, finish, width=None, draw_dtype=None,
     X = aligned_empty((n, factors if width is None else width), dtype)
     X[:, factors:] = 0
     step = max(1, chunk_bytes // (factors * X.itemsize))
+    draw = rng.random if uniform else rng.standard_normal
     for start in range(0, n, step):
-        block = rng.standard_normal((min(step, n - start), factors),
-                                    dtype=dtype if draw_dtype is None else draw_dtype)
+        block = draw((min(step, n - start), factors),
+                     dtype=dtype if draw_dtype is None else draw_dtype)
         X[start:start + len(block), :factors] = finish(block)
     return X
 

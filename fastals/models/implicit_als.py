@@ -120,6 +120,8 @@ class ImplicitALS(MatrixFactorizationBase):
     #: interactions per user / item, kept since they decide who has a similarity (files
     #: saved before have none: see MatrixFactorizationBase)
     _optional_state_names = ("user_counts", "item_counts")
+    #: initial factors uniform on [0, 0.01) (`implicit`'s) rather than N(0, 0.01^2)
+    _uniform_start = False
 
     def __init__(self, factors=100, regularization=0.01, alpha=1.0, iterations=15, cg_steps=3,
                  solver="cg", dtype=np.float32, random_state=None, num_threads=0,
@@ -185,7 +187,8 @@ class ImplicitALS(MatrixFactorizationBase):
         rng = check_random_state(self.random_state)
         n_users, n_items = Cui.shape
         K = self.factors
-        X, Y = implicit_initial_factors(rng, n_users, n_items, K, self.dtype)
+        X, Y = implicit_initial_factors(rng, n_users, n_items, K, self.dtype,
+                                        self._uniform_start)
         self.loss_history = []
         self.clear_cache()
         # solved in place (no second copy of the factors: memory stays ~ input + factors)
@@ -402,11 +405,16 @@ class AlternatingLeastSquares(ImplicitALS):
 
     The same model, parameters and methods, except that the default ``confidence="alpha"``
     weighs a stored value r as c = alpha |r|, as `implicit` does (ImplicitALS's default is
-    Hu, Koren & Volinsky's c = 1 + alpha |r|). Code written for
+    Hu, Koren & Volinsky's c = 1 + alpha |r|), and that fit starts where `implicit`'s does:
+    ``rng.random((n, factors), dtype) * 0.01`` for the users, then the items (ImplicitALS:
+    N(0, 0.01^2)), so the same `random_state` gives the same initial factors, and a fitted
+    model equal to `implicit`'s up to float rounding. Code written for
     ``implicit.als.AlternatingLeastSquares``, hyper-parameters tuned for it included, runs
     unchanged; ``use_cg``, ``use_native`` and ``use_gpu`` are accepted as ImplicitALS
     describes.
     """
+
+    _uniform_start = True
 
     def __init__(self, factors=100, regularization=0.01, alpha=1.0, iterations=15, cg_steps=3,
                  solver="cg", dtype=np.float32, random_state=None, num_threads=0,
