@@ -1,7 +1,8 @@
 """Shared behaviour of the matrix-factorisation models: scores are x_u . y_i.
 
 Holds MatrixFactorizationBase, the initial factor draws of every factor model
-(:func:`normal_rows`) and the status check of the per-row solve kernels. Imports numpy,
+(:func:`normal_rows`), the users' and items' interaction counts (:func:`interaction_counts`,
+:func:`check_counts`) and the status check of the per-row solve kernels. Imports numpy,
 fastals' array helpers and fastals.models.base.
 """
 from __future__ import annotations
