@@ -2,13 +2,15 @@
 
 Kernels trust their inputs (bounds checks are off), so everything a user can pass is checked
 here first. Errors name the argument and the offending value. Nothing passed in is modified:
-when a conversion is needed, a copy is made.
+when a conversion is needed, a copy is made, and the "fastals" logger says so at debug level
+(`implicit` warns when fit converts a matrix to CSR; fastals converts any format quietly).
 
 May import: numpy, scipy and :mod:`fastals.exceptions`; never a kernel or a model (every
 room, the data room included, validates through it).
 """
 from __future__ import annotations
 
+import logging
 import numbers
 import operator
 
@@ -17,6 +19,7 @@ import scipy.sparse as sp
 
 from fastals.exceptions import IdOutOfRangeError
 
+log = logging.getLogger("fastals")
 FLOAT_DTYPES = (np.float32, np.float64)
 _INT32_MAX = np.iinfo(np.int32).max
 _INT64_MAX = np.iinfo(np.int64).max
@@ -274,6 +277,8 @@ def take_rows(matrix, ids, name):
     check_sparse(matrix, name, check_indices=False)
     csr = matrix if matrix.format == "csr" else matrix.tocsr()
     if csr is not matrix:
+        log.debug("%s: converted the %s x %s %s matrix to CSR to take %d of its rows", name,
+                  *matrix.shape, matrix.format.upper(), len(ids))
         check_sparse(csr, name)
     return csr[ids]
 
@@ -326,8 +331,10 @@ def as_csr(matrix, name, dtype, check_values=True, allow_empty=True, shape=None,
         row = int(np.searchsorted(indptr, bad, side="right") - 1)
         raise ValueError(f"{name} contains NaN or infinite values (first at row {row}, "
                          f"column {int(indices[bad])}: {data[bad]})")
+    canonicalised = False
     if not is_canonical(indptr, indices, nnz) or \
             (not keep_zeros and np.count_nonzero(data) != nnz):
+        canonicalised = True
         csr = csr.copy() if not owned else csr
         owned = True
         csr.has_sorted_indices = False  # scipy trusts these flags: make it look
@@ -352,7 +359,23 @@ def as_csr(matrix, name, dtype, check_values=True, allow_empty=True, shape=None,
     if check_values and not all_finite(data):
         raise ValueError(f"{name} has values too large for {np.dtype(dtype).name} "
                          f"(they overflow to infinity)")
+    if log.isEnabledFor(logging.DEBUG):
+        _log_conversion(name, matrix, data.dtype, indices.dtype, canonicalised)
     return CSR(indptr, indices, data, (n_rows, n_cols))
+
+
+def _log_conversion(name, matrix, dtype, index_dtype, canonicalised):
+    """Say at debug level what as_csr converted (nothing when the input was used as is)."""
+    given = getattr(matrix, "indices", getattr(matrix, "col", None))
+    given_index = None if given is None else given.dtype
+    if matrix.format == "csr" and matrix.dtype == dtype and given_index == index_dtype \
+            and not canonicalised:
+        return
+    done = " (indices sorted, duplicates summed, stored zeros removed)" if canonicalised else ""
+    log.debug("%s: converted the %s x %s %s matrix of %s%s to CSR of %s with %s indices%s",
+              name, *matrix.shape, matrix.format.upper(), matrix.dtype,
+              "" if given_index is None else f" with {given_index} indices", np.dtype(dtype),
+              index_dtype, done)
 
 
 def as_ratings(ratings, name, dtype, allow_empty=False, shape=None):

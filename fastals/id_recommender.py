@@ -17,14 +17,16 @@ public interface), :mod:`fastals._files`, :mod:`fastals._validation`,
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import zipfile
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import scipy.sparse as sp
 
-from fastals._files import atomic_path
+from fastals._files import atomic_path, describe, load_path, save_path
 from fastals._typing import ArrayLike, CallerId, CallerIds, Indices, PathLike, Self, SparseMatrix
 from fastals._validation import as_csr, check_ids
 from fastals.data._common import _require_pandas
@@ -32,7 +34,7 @@ from fastals.data.ids import IdMapping, _is_scalar_id
 from fastals.data.interactions import Interactions, _check_info, _info_frame, _labels, \
     canonical_csr
 from fastals.exceptions import ModelFileError
-from fastals.models.base import RecommenderBase, load as load_model, model_path
+from fastals.models.base import RecommenderBase, load as load_model
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -344,15 +346,15 @@ class IdRecommender:
     # --- files ---
     def save(self, path: PathLike, include_interactions: bool = True) -> str:
         """Write the model, the ids, the item metadata and (by default) the training
-        interactions to one ``.npz`` file, atomically and without pickle. Returns the path.
+        interactions to one ``.npz`` file without pickle: a path (``.npz`` appended if
+        missing; written atomically; returns the path) or a binary file object open for
+        writing (written at its current position and left open; returns it).
 
         The file is also a plain model file: :func:`fastals.load` reads the bare model from
         it. The interactions let ``recommend`` filter what users already have after loading.
         """
         self._require_fitted()
-        path = model_path(path)
-        if not path.endswith(".npz"):
-            path += ".npz"
+        file = save_path(path)
         extras = {}
         extras.update(self.users._to_arrays("__user_ids__"))
         extras.update(self.items._to_arrays("__item_ids__"))
@@ -369,21 +371,39 @@ class IdRecommender:
             extras["__user_items_data__"] = m.data
         header = {"format": _IDS_FORMAT, "item_info": info_columns, "user_items": has_matrix}
         extras[_IDS_HEADER] = np.array(json.dumps(header))
-        with atomic_path(path) as tmp:
-            self.model.save(tmp)  # itself atomic; then the ids are appended to the same zip
-            with zipfile.ZipFile(tmp, "a", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-                for name, array in extras.items():
-                    with zf.open(name + ".npy", "w", force_zip64=True) as f:
-                        np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
-        return path
+        if not isinstance(file, str):  # a file object: the whole file is made aside first
+            with tempfile.TemporaryFile() as tmp:
+                self._write(tmp, extras)
+                tmp.seek(0)
+                shutil.copyfileobj(tmp, file)
+            return file
+        with atomic_path(file) as tmp:
+            self._write(tmp, extras)
+        return file
+
+    def _write(self, target, extras):
+        """The model's own file, then the ids appended to the same zip, at `target` (a path
+        or a readable and writable binary file at position 0)."""
+        self.model.save(target)
+        with zipfile.ZipFile(target, "a", compression=zipfile.ZIP_STORED,
+                             allowZip64=True) as zf:
+            for name, array in extras.items():
+                with zf.open(name + ".npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
 
     @classmethod
-    def load(cls, path: PathLike) -> Self:
-        """Read a file written by :meth:`save` (or a plain model file: ids are then 0..n-1)."""
-        model = load_model(path)
-        path = model_path(path)
+    def load(cls, path: PathLike | BinaryIO) -> Self:
+        """Read a file written by :meth:`save` (or a plain model file: ids are then 0..n-1)
+        from a path or a binary file object open for reading (read from its current
+        position, left open)."""
+        source = load_path(path)
+        start = source.tell() if not isinstance(source, str) else None
+        model = load_model(source)
+        path = describe(source)
+        if start is not None:
+            source.seek(start)
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            with np.load(source, allow_pickle=False) as npz:
                 names = [n for n in npz.files if n.startswith("__") and n != "__fastals__"]
                 arrays = {n: npz[n] for n in names}
         except (FileNotFoundError, PermissionError, MemoryError):

@@ -51,6 +51,7 @@ from fastals._validation import (
     check_dtype,
     check_int,
     check_num_threads,
+    log,
 )
 from fastals.data.weighting import bm25_parameters
 
@@ -234,6 +235,8 @@ def as_rows(X, name, dtype, n_cols=None):
             raise ValueError(f"{name} contains NaN or infinite values (first at row {bad[0]}, "
                              f"column {bad[1]}: {dense[tuple(bad)]})")
         X = sp.csr_matrix(dense)
+        log.debug("%s: converted the dense %s x %s array of %s to CSR", name, *dense.shape,
+                  dense.dtype)
     return as_csr(X, name, dtype, shape=(None, n_cols))
 
 

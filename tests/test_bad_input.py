@@ -638,7 +638,6 @@ bad("unfitted ImplicitALS.recommend", call("unfitted.recommend", 0, R[0]), NotFi
     "fit")
 bad("unfitted ImplicitALS.similar_items", call("unfitted.similar_items", 0), NotFittedError,
     "fit")
-bad("unfitted ImplicitALS.save", call("unfitted.save", "model.npz"), NotFittedError, "fit")
 
 # ImplicitALS fold-in
 bad("implicit.recalculate_user(user_items=<wrong columns>)",

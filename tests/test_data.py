@@ -1,5 +1,6 @@
 """fastals.data: ids, building the matrix from records, CSV reading, weighting, IdRecommender."""
 import gzip
+import io
 import warnings
 
 import numpy as np
@@ -475,6 +476,26 @@ def test_save_and_load_keep_ids_metadata_and_interactions(tmp_path, ids):
         assert a.tolist() == b.tolist() and np.allclose(sa, sb)
     bare = fastals.load(path)  # still a plain model file
     assert np.array_equal(bare.user_factors, rec.model.user_factors)
+
+
+def test_save_and_load_with_a_file_object(tmp_path):
+    data, _ = _genres()
+    rec = _fitted(data)
+    buffer = io.BytesIO(b"header")
+    buffer.seek(0, io.SEEK_END)
+    assert rec.save(buffer) is buffer and not buffer.closed
+    buffer.seek(len(b"header"))
+    loaded = IdRecommender.load(buffer)
+    assert not buffer.closed
+    assert loaded.users == rec.users and loaded.items == rec.items
+    assert loaded.item_info["title"].tolist() == rec.item_info["title"].tolist()
+    user = rec.users.ids[0]
+    assert loaded.recommend(user, N=3)[0].tolist() == rec.recommend(user, N=3)[0].tolist()
+    path = tmp_path / "rec.npz"
+    path.write_bytes(buffer.getvalue()[len(b"header"):])  # the same bytes as a saved path
+    assert IdRecommender.load(path).users == rec.users
+    with open(path, "rb") as f:
+        assert fastals.load(f).get_params() == rec.model.get_params()
 
 
 def test_save_refuses_unsaveable_ids_and_writes_nothing(tmp_path):

@@ -1,4 +1,6 @@
 """ImplicitALS: kernels against the numpy reference, behaviour, real data, bad input."""
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -445,6 +447,84 @@ def test_alternating_least_squares_is_implicit_als_with_implicit_weighting():
     np.testing.assert_allclose(ours.item_factors, Y, rtol=1e-7, atol=1e-10)
 
 
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+@pytest.mark.parametrize("model_class", [fastals.AlternatingLeastSquares, fastals.ImplicitALS])
+def test_without_regularization_the_spare_factors_keep_the_parities_apart(model_class, solver):
+    """implicit's checkerboard, 256 x 256 with the diagonal held out, 32 factors, no
+    regularization: two factors separate the parities and 30 fit part of the held-out
+    diagonal, a singular value of 1 repeated 254 times. The objective fixes only X Y^T; left
+    as solved, the item factors kept the scale of their random start, the spare factors
+    weighed as much as the parity ones, and some items' 10 nearest included the other
+    parity (cosine 0.4-0.6, 8 of 20 seeds). Balanced at the end of fit (X^T X = Y^T Y),
+    the cosines follow the scores: no seed mixes, and the scores are those of the fit."""
+    R = checkerboard(256)
+    for seed in (23, 1, 2, 3):
+        solved = []
+
+        def keep_last(iteration, seconds, loss):
+            solved[:] = [model.user_factors.astype(np.float64),
+                         model.item_factors.astype(np.float64)]
+
+        model = model_class(factors=32, regularization=0, solver=solver, random_state=seed)
+        model.fit(R, show_progress=False, callback=keep_last)
+        X, Y = model.user_factors.astype(np.float64), model.item_factors.astype(np.float64)
+        np.testing.assert_allclose(X @ Y.T, solved[0] @ solved[1].T, atol=1e-5)
+        np.testing.assert_allclose(X.T @ X, Y.T @ Y, rtol=1e-4, atol=1e-4)
+        parity = np.arange(256) % 2
+        for similar in (model.similar_items, model.similar_users):
+            ids, scores = similar(np.arange(256), N=10)
+            np.testing.assert_array_equal(ids % 2, np.repeat(parity[:, None], 10, axis=1))
+    assert_bit_identical_for_1_2_3_threads(
+        lambda threads: model_class(factors=32, regularization=0, solver=solver, random_state=5,
+                                    num_threads=threads), R)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_alternating_least_squares_starts_where_implicit_does(dtype):
+    """implicit draws rng.random((n, factors), dtype) * 0.01 for the users, then the items:
+    AlternatingLeastSquares draws the same numbers (over several draw chunks here: 20,000
+    items of 32 float32 factors are 2.4 chunks of 1 MiB); ImplicitALS keeps N(0, 0.01^2)."""
+    R = random_interactions(40, 20000, 0.001, seed=3)
+    start = fastals.AlternatingLeastSquares(factors=32, iterations=0, dtype=dtype,
+                                            random_state=11).fit(R, show_progress=False)
+    rng = np.random.default_rng(11)
+    np.testing.assert_array_equal(start.user_factors, rng.random((40, 32), dtype=dtype) * 0.01)
+    np.testing.assert_array_equal(start.item_factors,
+                                  rng.random((20000, 32), dtype=dtype) * 0.01)
+    own = fastals.ImplicitALS(factors=32, iterations=0, dtype=dtype, random_state=11).fit(
+        R, show_progress=False)
+    rng = np.random.default_rng(11)
+    np.testing.assert_array_equal(own.user_factors,
+                                  rng.standard_normal((40, 32), dtype=dtype) * dtype(0.01))
+
+
+def test_alternating_least_squares_fits_implicits_model():
+    """The same seed, data and parameters give implicit's model up to rounding (the
+    kernels sum in other orders): in float64 the factors agree to 1e-6 of the largest
+    (measured: 1e-8) and the top 10 lists are the same; in float32, where rounding grows
+    through the solves, to 1e-4 (measured: 2e-6 at regularization 0.01, 1e-4 at 0.1)."""
+    implicit_als = pytest.importorskip("implicit.als")
+    R = random_interactions(300, 200, 0.05, seed=1)
+    for params, tolerance in ((dict(factors=16, dtype=np.float64), 1e-6),
+                              (dict(factors=8, regularization=0.1, alpha=2.0, iterations=5,
+                                    dtype=np.float64), 1e-6),
+                              (dict(factors=16), 1e-4)):
+        ours = fastals.AlternatingLeastSquares(random_state=7, **params).fit(
+            R, show_progress=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # implicit's advice on BLAS threads
+            theirs = implicit_als.AlternatingLeastSquares(random_state=7, num_threads=1,
+                                                          **params)
+            theirs.fit(R.astype(np.float32), show_progress=False)
+        for name in ("user_factors", "item_factors"):
+            mine, other = getattr(ours, name), getattr(theirs, name)
+            np.testing.assert_allclose(mine, other, rtol=0, atol=tolerance * np.abs(other).max())
+        if tolerance == 1e-6:
+            users = np.arange(300)
+            np.testing.assert_array_equal(ours.recommend(users, R, N=10)[0],
+                                          theirs.recommend(users, R, N=10)[0])
+
+
 def test_implicit_weighting_loss_and_save_load(tmp_path):
     R, _, _ = problem(n_users=30, n_items=25)
     model = fastals.AlternatingLeastSquares(factors=5, regularization=0.1, alpha=0.7,
@@ -541,6 +621,40 @@ def test_similar_items_with_recalculated_items():
     sgd = fastals.SGDMatrixFactorization(factors=3, epochs=1).fit(R, show_progress=False)
     with pytest.raises(NotImplementedError, match="cannot recalculate items"):
         sgd.similar_items(3, recalculate_item=True, item_users=item_users[3])
+
+
+def test_who_has_interactions_is_kept_through_fold_in_save_and_old_files(tmp_path):
+    """user_counts / item_counts (stored training values) come from fit, follow fold-ins
+    (rows added in between have none), are saved; a file saved before they were kept takes
+    the users and items whose factors are all zero as the ones without interactions (with
+    the exact solver, those are the empty ones)."""
+    R = random_interactions(30, 20, 0.3, 5)
+    R = R.multiply(sp.csr_matrix(np.where(np.arange(20) == 4, 0.0, 1.0))).tocsr()
+    R = sp.csr_matrix(R.multiply(np.where(np.arange(30) == 7, 0.0, 1.0)[:, None]))
+    R.eliminate_zeros()
+    assert R[:, 4].nnz == 0 and R[7].nnz == 0
+    model = fastals.ImplicitALS(factors=4, iterations=3, solver="cholesky", random_state=0)
+    model.fit(R, show_progress=False)
+    np.testing.assert_array_equal(model.user_counts, np.diff(R.indptr))
+    np.testing.assert_array_equal(model.item_counts, np.diff(R.tocsc().indptr))
+    path = model.save(tmp_path / "model")
+    assert 4 not in model.similar_items(0, N=20)[0] and 7 not in model.similar_users(0, N=30)[0]
+    model.partial_fit_items([4], sp.csr_matrix(R[:, 0].T))  # now item 4 has interactions
+    assert model.item_counts[4] == R[:, 0].nnz and 4 in model.similar_items(0, N=20)[0]
+    model.partial_fit_users([33], R[[0]])  # users 30..32 come in between, without any
+    assert model.user_counts[30:].tolist() == [0, 0, 0, R[0].nnz]
+    ids, _ = model.similar_users(0, N=40)
+    assert 33 in ids and not {7, 30, 31, 32} & set(ids)
+    ids, _ = model.similar_items(0, N=20, recalculate_item=True,
+                                 item_users=sp.csr_matrix((1, 34)))  # a query without any
+    assert ids.shape == (0,)
+    with np.load(path, allow_pickle=False) as npz:  # as fastals wrote it before
+        arrays = {k: npz[k] for k in npz.files if not k.endswith("_counts")}
+    np.savez(tmp_path / "old.npz", **arrays)
+    old = fastals.load(tmp_path / "old.npz")
+    assert old.item_counts is None and old.user_counts is None
+    assert 4 not in old.similar_items(0, N=20)[0] and 7 not in old.similar_users(0, N=30)[0]
+    assert fastals.load(path).item_counts.tolist() == np.diff(R.tocsc().indptr).tolist()
 
 
 def test_ids_are_int32_as_in_implicit():

@@ -80,6 +80,8 @@ class TestUserKNNBehaviour(RecommenderBaseTestMixin):
 class TestContentKNNBehaviour(RecommenderBaseTestMixin):
     """Items described by their (checkerboard) columns; users only label rows here."""
 
+    has_users = False
+
     def make_model(self):
         return ContentKNN(K=30)
 

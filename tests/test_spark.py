@@ -270,11 +270,13 @@ def local_fit(matrix, **params):
     return fastals.ImplicitALS(**params).fit(matrix, show_progress=False)
 
 
-@pytest.mark.parametrize("solver, dtype", [("cg", np.float32), ("cholesky", np.float64)])
-def test_random_matrix_factors_equal_single_machine(spark, solver, dtype):
+@pytest.mark.parametrize("solver, dtype, regularization", [
+    ("cg", np.float32, 0.1), ("cholesky", np.float64, 0.1),
+    ("cg", np.float32, 0.0)])  # without regularization both balance the factors
+def test_random_matrix_factors_equal_single_machine(spark, solver, dtype, regularization):
     matrix = covered()
-    params = dict(factors=8, regularization=0.1, alpha=2.0, iterations=5, solver=solver,
-                  dtype=dtype, random_state=3)
+    params = dict(factors=8, regularization=regularization, alpha=2.0, iterations=5,
+                  solver=solver, dtype=dtype, random_state=3)
     model = ALS(**params, numUserBlocks=3, numItemBlocks=2).fit(frame(spark, matrix))
     local = local_fit(matrix, **params)
     assert model.summary.user_blocks == 3 and model.summary.item_blocks == 2

@@ -18,16 +18,15 @@ import importlib
 import inspect
 import json
 import logging
-import os
 import time
 from abc import ABC, abstractmethod
-from typing import Any, TypeVar, overload
+from typing import Any, BinaryIO, TypeVar, overload
 
 import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from fastals._files import atomic_path
+from fastals._files import describe, file_path, load_path, save_path, write_npz
 from fastals._kernels.dispatch import kernels
 from fastals._kernels.status import raise_for_status
 from fastals._threads import resolve_threads
@@ -65,6 +64,8 @@ class RecommenderBase(ABC):
 
     #: arrays that make up a fitted model (saved and loaded by name)
     _state_names: tuple[str, ...] = ()
+    #: arrays saved when not None and restored as None from files without them
+    _optional_state_names: tuple[str, ...] = ()
     #: whether a stored zero in user_items is an observation (explicit ratings) or nothing
     _stored_zeros_are_data = False
 
@@ -106,6 +107,13 @@ class RecommenderBase(ABC):
     def _similar_scores(self, axis, ids, candidates):
         """Similarities of the given items (axis='item') or users to the candidates, as
         for _user_scores."""
+
+    def _without_interactions(self, axis):
+        """A bool mask over the items (axis='item') or the users: True for those with no
+        stored value in the training data. Their similarity to anything is undefined, so
+        similar_items / similar_users never return them and return nothing for them. None
+        when the model knows of none."""
+        return None
 
     # --- parameters ------------------------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
@@ -193,6 +201,9 @@ class RecommenderBase(ABC):
 
         The item itself is included (it is its own best match), as in `implicit`; pass it in
         `filter_items` to leave it out. Returns (ids, scores) like :meth:`recommend`.
+        Items without interactions in the training data (no stored value in their column)
+        have no similarity: they are never returned, and asking for their neighbours
+        returns none (empty arrays; in a batch, a row of padding: id -1, score -inf).
         With ``recalculate_item=True`` the query items' factors are first solved from
         `item_users` (their rows of the items x users matrix, or all of it), as
         :meth:`recalculate_item` does, for models that can; `item_users` is otherwise
@@ -209,28 +220,47 @@ class RecommenderBase(ABC):
                                  "interactions with the users (items x users)")
             self._check_fitted()
             ids, _ = check_ids("itemid", itemid, np.iinfo(np.int64).max)
-            vectors = np.atleast_2d(self.recalculate_item(ids, item_users))
+            rows = self._rows_for(ids, item_users, "item_users", self.n_items, self.n_users)
+            vectors = np.atleast_2d(self.recalculate_item(ids, rows.to_scipy()))
+            vectors = (vectors, np.diff(rows.indptr) == 0)  # and which have no interactions
         return self._similar("item", itemid, N, filter_items, items, self.n_items, vectors)
 
     def similar_users(self, userid: Indices, N: int = 10, filter_users: Indices | None = None,
                       users: Indices | None = None) -> IdsAndScores:
-        """The N users most similar to a user (or to each of a batch), best first."""
+        """The N users most similar to a user (or to each of a batch), best first.
+
+        As for :meth:`similar_items`: the user itself comes first, and users without
+        interactions in the training data are never returned and have no neighbours.
+        """
         return self._similar("user", userid, N, filter_users, users, self.n_users)
 
-    def _similar(self, axis, ident, N, filter_ids, subset, upper, vectors=None):
+    def _similar(self, axis, ident, N, filter_ids, subset, upper, recalculated=None):
+        """similar_items / similar_users; `recalculated` is (the queries' recalculated
+        factors, which of them have no interactions) or None."""
         self._check_fitted()
         N = check_int("N", N, minimum=1)
-        ids, scalar = check_ids(f"{axis}id", ident, upper if vectors is None else
+        ids, scalar = check_ids(f"{axis}id", ident, upper if recalculated is None else
                                 np.iinfo(np.int64).max)
         candidates = self._candidates(f"{axis}s", subset, upper)
         blocked = self._blocked(f"filter_{axis}s", filter_ids, upper, candidates)
+        empty = self._without_interactions(axis)
+        silent = None  # the queries without interactions
+        if empty is not None and empty.any():
+            if recalculated is None:
+                silent = empty[ids]
+            empty = (empty if candidates is None else empty[candidates]).astype(np.uint8)
+            blocked = empty if not blocked.size else blocked | empty
+        vectors = None
+        if recalculated is not None:
+            vectors, silent = recalculated
 
         def score(lo, hi):
             if vectors is not None:  # recalculated factors of the queries
                 return self._similar_scores(axis, ids[lo:hi], candidates, vectors[lo:hi])
             return self._similar_scores(axis, ids[lo:hi], candidates)
 
-        return self._top_n(score, len(ids), N, candidates, upper, None, blocked, scalar)
+        return self._top_n(score, len(ids), N, candidates, upper, None, blocked, scalar,
+                           silent)
 
     # --- scores for the rooms above the models -----------------------------------------
     def _dense_scores(self, userids, user_items=None, items=None):
@@ -299,7 +329,10 @@ class RecommenderBase(ABC):
         mask[ids] = 1
         return mask if candidates is None else mask[candidates]
 
-    def _top_n(self, score, n_queries, N, candidates, upper, exclude, blocked, scalar):
+    def _top_n(self, score, n_queries, N, candidates, upper, exclude, blocked, scalar,
+               silent=None):
+        """The top-N selection of every query. `silent` (bool per query, optional) marks
+        queries that get no results at all."""
         n_cols = upper if candidates is None else len(candidates)
         width = min(N, n_cols)
         dtype = self._score_dtype
@@ -333,6 +366,9 @@ class RecommenderBase(ABC):
             _rank_the_rest(ids, scores, blocked, len(candidates))
             found = ids >= 0
             ids[found] = candidates[ids[found]]
+        if silent is not None:
+            ids[silent] = -1
+            scores[silent] = -np.inf
         if upper <= np.iinfo(np.int32).max:  # implicit's id dtype, so that code written for
             ids = ids.astype(np.int32)  # it (e.g. its evaluation functions) takes ours
         counts = (ids >= 0).sum(axis=1)
@@ -346,27 +382,36 @@ class RecommenderBase(ABC):
         return np.dtype(getattr(self, "dtype", np.float32)).type
 
     # --- save / load -------------------------------------------------------------------------
-    def save(self, path: PathLike) -> str:
-        """Write the model to `path` (``.npz`` is appended if missing) without pickle.
+    def save(self, path: PathLike | BinaryIO) -> str | BinaryIO:
+        """Write the model without pickle to `path`: a path (``.npz`` is appended if
+        missing) or a binary file object open for writing, as in `implicit`.
 
-        The file is written to a temporary name beside `path` and renamed into place, so a
-        crash never leaves a half-written model. Returns the path written.
+        A path is written to a temporary name beside it and renamed into place, so a crash
+        never leaves a half-written model; returns the path written. A file object is
+        written at its current position (an ``.npz`` archive, as numpy.savez writes it) and
+        left open; returns the file object.
+
+        An unfitted model is saved too, as in `implicit`: its parameters only, and it loads
+        as an unfitted model with the same parameters.
         """
-        self._check_fitted()
-        path = model_path(path)
-        if not path.endswith(".npz"):
-            path += ".npz"
+        file = save_path(path)
         params = {k: _jsonable(k, v) for k, v in self.get_params().items()}
-        header = {"format": FORMAT_VERSION, "class": _class_key(type(self)), "params": params,
-                  "extra": self._extra_state()}
-        arrays = {name: getattr(self, name) for name in self._state_names}
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **{_HEADER: np.array(json.dumps(header))}, **arrays)
-        return path
+        header = {"format": FORMAT_VERSION, "class": _class_key(type(self)), "params": params}
+        arrays = {}
+        if self.is_fitted:
+            header["extra"] = self._extra_state()
+            arrays = {name: getattr(self, name) for name in self._state_names}
+            arrays.update({name: getattr(self, name) for name in self._optional_state_names
+                           if getattr(self, name, None) is not None})
+        else:
+            header["fitted"] = False
+        return write_npz(file, {_HEADER: np.array(json.dumps(header)), **arrays})
 
     @classmethod
-    def load(cls, path: PathLike) -> Self:
-        """Read a model written by :meth:`save`. Never executes code from the file."""
+    def load(cls, path: PathLike | BinaryIO) -> Self:
+        """Read a model written by :meth:`save` from a path or a binary file object open
+        for reading (read from its current position; left open). Never executes code from
+        the file."""
         return load(path, expected=cls)
 
     def _extra_state(self) -> dict:
@@ -376,6 +421,8 @@ class RecommenderBase(ABC):
     def _restore(self, arrays, extra):
         for name in self._state_names:
             setattr(self, name, arrays[name])
+        for name in self._optional_state_names:
+            setattr(self, name, arrays.get(name))
 
 
 class FactorScores:
@@ -433,35 +480,31 @@ def _class_key(cls):
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def model_path(path):
-    """`path` as a str, or a TypeError naming it."""
-    try:
-        path = os.fspath(path)
-    except TypeError:
-        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}") from None
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    return path
+#: `path` as a str, or a TypeError naming it (its home is fastals._files)
+model_path = file_path
 
 
 _Model = TypeVar("_Model", bound=RecommenderBase)
 
 
 @overload
-def load(path: PathLike, expected: None = None) -> RecommenderBase: ...
+def load(path: PathLike | BinaryIO, expected: None = None) -> RecommenderBase: ...
 @overload
-def load(path: PathLike, expected: type[_Model]) -> _Model: ...
-def load(path: PathLike, expected: type[RecommenderBase] | None = None) -> RecommenderBase:
+def load(path: PathLike | BinaryIO, expected: type[_Model]) -> _Model: ...
+def load(path: PathLike | BinaryIO, expected: type[RecommenderBase] | None = None) -> RecommenderBase:
     """Load any fastals model saved with ``model.save(path)``.
 
+    `path` is a path or a binary file object open for reading; a file object is read from
+    its current position (the model must run to its end, as for numpy.load) and left open.
     Reads only arrays (``allow_pickle=False``) and a JSON header; the class is looked up
     among fastals' own models, never imported by name, so a load never executes code from
     the file. Raises :class:`ModelFileError` naming the problem for anything that is not a
     fastals model of this format (``FileNotFoundError`` if there is no file).
     """
-    path = model_path(path)
+    source = load_path(path)
+    path = describe(source)
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with np.load(source, allow_pickle=False) as npz:
             if _HEADER not in npz.files:
                 raise ModelFileError(f"{path} is not a fastals model (no {_HEADER} entry)")
             header = json.loads(str(npz[_HEADER]))
@@ -487,12 +530,17 @@ def load(path: PathLike, expected: type[RecommenderBase] | None = None) -> Recom
     if cls is None or (expected is not None and not issubclass(cls, expected)):
         raise ModelFileError(f"{path} holds a {header.get('class')!r} model, "
                              f"not a {getattr(expected, '__name__', 'known fastals model')}")
+    fitted = header.get("fitted", True)  # files of models saved unfitted say so
+    if not isinstance(fitted, bool):
+        raise ModelFileError(f"{path} is not a readable fastals model: its 'fitted' entry "
+                             f"must be true or false, got {fitted!r}")
     missing = [name for name in cls._state_names if name not in arrays]
-    if missing:
+    if missing and fitted:
         raise ModelFileError(f"{path} is missing the arrays {missing}")
     try:
         model = cls(**header["params"])
-        model._restore(arrays, header.get("extra", {}))
+        if fitted:
+            model._restore(arrays, header.get("extra", {}))
     except MemoryError:
         raise
     except Exception as exc:  # parameters or arrays the model rejects

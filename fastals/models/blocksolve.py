@@ -13,7 +13,10 @@ rooms may use; nothing else of the models):
     noticed between calls (kernels never check for it) and progress is fine-grained.
 ``gram_matrix(Y)``
     Y^T Y in float64, summed over row blocks in a fixed order (bounded temporary memory).
-``implicit_initial_factors(rng, n_users, n_items, factors, dtype)``,
+``balance(X, Y)``
+    at regularization 0, the factors with the same products X Y^T that a vanishing
+    regularization would give (equal Gram matrices), in place: see its docstring.
+``implicit_initial_factors(rng, n_users, n_items, factors, dtype, uniform=False)``,
 ``explicit_initial_factors(rng, n_users, item_counts, factors, nonnegative, dtype)``
     the (X, Y) a fit starts from: the same draws from `rng`, in the same order, wherever
     the fit runs.
@@ -80,16 +83,55 @@ def gram_matrix(Y):
     return total
 
 
+def balance(X, Y):
+    r"""Rewrite X and Y in place as X G and Y G^-T with X^T X = Y^T Y; the products X Y^T
+    stay the same (up to rounding). Returns False, leaving them as they are, when either is
+    numerically rank-deficient (then the rescaling is not defined).
+
+    Without regularization the implicit-ALS objective depends on X Y^T alone, so a fit
+    determines the factors only up to an invertible K x K matrix G, and they keep the scale
+    of their random start: the item factors stay about as small as it was in every
+    direction, while the user factors absorb the scores. Cosines between items, which
+    similar_items ranks by, then reflect the start, not the data (e.g. on a checkerboard
+    with the diagonal held out, the spare factors that fit the hole weigh as much as the
+    two that separate the parities). With any regularization lambda > 0, every stationary
+    point has lambda X^T X = lambda Y^T Y; the balanced factors are that limit, the
+    smallest ||X||^2 + ||Y||^2 with these products, and unique up to a rotation, which
+    leaves cosines unchanged. So cosines become a function of the fitted scores.
+
+    With A = X^T X, B = Y^T Y (float64) and U S V^T the SVD of A^1/2 B^1/2:
+    G = A^-1/2 U S^1/2 and G^-T = B^-1/2 V S^1/2, so X' = X G and Y' = Y G^-T have Gram
+    matrices S on both sides. Applied in row blocks (bounded temporary memory).
+    """
+    inverse_roots, roots = [], []
+    for factors in (X, Y):
+        values, vectors = np.linalg.eigh(gram_matrix(factors))
+        if not values.size or values.min() <= values.max() * 1e-10:
+            return False
+        roots.append((vectors * np.sqrt(values)) @ vectors.T)
+        inverse_roots.append((vectors / np.sqrt(values)) @ vectors.T)
+    U, S, Vt = np.linalg.svd(roots[0] @ roots[1])
+    for factors, G in ((X, inverse_roots[0] @ (U * np.sqrt(S))),
+                       (Y, inverse_roots[1] @ (Vt.T * np.sqrt(S)))):
+        step = max(64, (1 << 16) // max(factors.shape[1], 1))
+        for lo in range(0, factors.shape[0], step):
+            factors[lo:lo + step] = factors[lo:lo + step].astype(np.float64) @ G
+    return True
+
+
 # --- initial factors -------------------------------------------------------------------------
-def implicit_initial_rows(rng, n, factors, dtype):
-    """N(0, 0.01^2) factors drawn directly in `dtype` (no float64 temporary), cache-aligned."""
-    return normal_rows(rng, n, factors, dtype, scaled_by(0.01, dtype))
+def implicit_initial_rows(rng, n, factors, dtype, uniform=False):
+    """N(0, 0.01^2) factors drawn directly in `dtype` (no float64 temporary), cache-aligned;
+    with `uniform`, the `implicit` library's ``rng.random((n, factors), dtype) * 0.01``,
+    uniform on [0, 0.01), the same numbers."""
+    return normal_rows(rng, n, factors, dtype, scaled_by(0.01, dtype), uniform=uniform)
 
 
-def implicit_initial_factors(rng, n_users, n_items, factors, dtype):
-    """The (X, Y) ImplicitALS starts from: X's rows drawn first, then Y's."""
-    X = implicit_initial_rows(rng, n_users, factors, dtype)
-    Y = implicit_initial_rows(rng, n_items, factors, dtype)
+def implicit_initial_factors(rng, n_users, n_items, factors, dtype, uniform=False):
+    """The (X, Y) ImplicitALS starts from (AlternatingLeastSquares: `uniform`, the start of
+    `implicit`'s model for the same seed): X's rows drawn first, then Y's."""
+    X = implicit_initial_rows(rng, n_users, factors, dtype, uniform)
+    Y = implicit_initial_rows(rng, n_items, factors, dtype, uniform)
     return X, Y
 
 

@@ -1,7 +1,8 @@
 """Shared behaviour of the matrix-factorisation models: scores are x_u . y_i.
 
 Holds MatrixFactorizationBase, the initial factor draws of every factor model
-(:func:`normal_rows`) and what to change when the per-row solve kernels fail
+(:func:`normal_rows`), the users' and items' interaction counts (:func:`interaction_counts`,
+:func:`check_counts`) and what to change when the per-row solve kernels fail
 (:func:`solve_hint`, for fastals._kernels.status.raise_for_status). Imports numpy, fastals'
 array helpers, fastals._kernels.status and fastals.models.base.
 """
@@ -21,11 +22,18 @@ class MatrixFactorizationBase(RecommenderBase):
     ----------
     user_factors : ndarray (n_users, factors)
     item_factors : ndarray (n_items, factors)
+    user_counts, item_counts : ndarray (n,) of int64, or None
+        Stored training values per user / item; zero for the ones without interactions,
+        whose factors were never solved from data (similar_items / similar_users leave them
+        out). None when unknown (a file saved before fastals kept them): then the rows of
+        all-zero factors are taken as the ones without interactions.
     """
 
     _state_names: tuple[str, ...] = ("user_factors", "item_factors")
     user_factors: np.ndarray | None = None
     item_factors: np.ndarray | None = None
+    user_counts: np.ndarray | None = None
+    item_counts: np.ndarray | None = None
 
     @property
     def n_users(self) -> int:
@@ -54,6 +62,13 @@ class MatrixFactorizationBase(RecommenderBase):
         """Forget arrays derived from the factors (transposes, normalised copies)."""
         self.__dict__.pop("_cache", None)
 
+    def _without_interactions(self, axis):
+        counts = getattr(self, f"{axis}_counts")
+        if counts is not None:
+            return self._derived(f"{axis}_without_interactions", counts, _is_zero)
+        factors = self.item_factors if axis == "item" else self.user_factors
+        return self._derived(f"{axis}_zero_rows", factors, _zero_rows)
+
     def _item_block(self, candidates):
         if candidates is None:
             return self._derived("items_t", self.item_factors, _transpose)
@@ -76,6 +91,30 @@ def _transpose(factors):
     return np.ascontiguousarray(factors.T)
 
 
+def _is_zero(counts):
+    return np.asarray(counts) == 0
+
+
+def _zero_rows(factors):
+    return ~np.asarray(factors).any(axis=1)
+
+
+def interaction_counts(rows):
+    """Stored values per row of a CSR (int64): a factor model's user_counts / item_counts."""
+    return np.diff(rows.indptr).astype(np.int64)
+
+
+def check_counts(name, counts, n):
+    """A saved user_counts / item_counts array as int64, or None when the file has none."""
+    if counts is None:
+        return None
+    counts = np.asarray(counts)
+    if counts.shape != (n,) or counts.dtype.kind not in "iu" or (counts < 0).any():
+        raise ValueError(f"{name} must hold {n} non-negative integer counts, got "
+                         f"{counts.dtype} {counts.shape}")
+    return counts.astype(np.int64)
+
+
 def _normalise(factors):
     """Rows scaled to unit length; all-zero rows stay zero (their cosines are then 0)."""
     norms = np.linalg.norm(factors.astype(np.float64), axis=1, keepdims=True)
@@ -84,11 +123,13 @@ def _normalise(factors):
 
 
 def normal_rows(rng, n, factors, dtype, finish, width=None, draw_dtype=None,
-                chunk_bytes=1 << 20):
-    """Initial factors: n rows of standard normal draws from `rng`, passed through `finish`.
+                chunk_bytes=1 << 20, uniform=False):
+    """Initial factors: n rows of standard normal draws from `rng` (uniform [0, 1) draws
+    with `uniform`), passed through `finish`.
 
-    The draws are those of one ``rng.standard_normal((n, factors), dtype=draw_dtype)``
-    (`draw_dtype` defaults to `dtype`), made a chunk of about `chunk_bytes` at a time; each
+    The draws are those of one ``rng.standard_normal((n, factors), dtype=draw_dtype)`` (or
+    ``rng.random``; `draw_dtype` defaults to `dtype`), made a chunk of about `chunk_bytes`
+    at a time; each
     chunk goes through ``finish(chunk)`` (which scales it, in place or not) and is stored,
     cast to `dtype`, in the first `factors` columns of a cache-aligned (n, width) array
     (width defaults to factors), whose other columns are zero. Every factor model draws
@@ -98,9 +139,10 @@ def normal_rows(rng, n, factors, dtype, finish, width=None, draw_dtype=None,
     X = aligned_empty((n, factors if width is None else width), dtype)
     X[:, factors:] = 0
     step = max(1, chunk_bytes // (factors * X.itemsize))
+    draw = rng.random if uniform else rng.standard_normal
     for start in range(0, n, step):
-        block = rng.standard_normal((min(step, n - start), factors),
-                                    dtype=dtype if draw_dtype is None else draw_dtype)
+        block = draw((min(step, n - start), factors),
+                     dtype=dtype if draw_dtype is None else draw_dtype)
         X[start:start + len(block), :factors] = finish(block)
     return X
 

@@ -20,6 +20,8 @@ fastals.models (base, factorization, blocksolve).
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from fastals._arrays import aligned, aligned_zeros
@@ -42,15 +44,21 @@ from fastals.exceptions import ModelFitError
 from fastals.models.base import check_fit_arguments, run_training
 from fastals.models.blocksolve import (
     ImplicitBlockSolver,
+    balance,
     gram_matrix,
     implicit_initial_factors,
     row_blocks,
 )
 # the per-side draw, under the name it had here before blocksolve.py held it
 from fastals.models.blocksolve import implicit_initial_rows as _initial_factors  # noqa: F401
-from fastals.models.factorization import MatrixFactorizationBase
+from fastals.models.factorization import (
+    MatrixFactorizationBase,
+    check_counts,
+    interaction_counts,
+)
 
 kernels("_als")  # load the kernel build now, not inside the first fit
+log = logging.getLogger("fastals")
 
 
 class ImplicitALS(MatrixFactorizationBase):
@@ -62,7 +70,11 @@ class ImplicitALS(MatrixFactorizationBase):
         Latent dimension K.
     regularization : float
         lambda >= 0 in the objective (module docstring). With 0, users or items without
-        enough interactions make the system singular: raise it if fit says so.
+        enough interactions make the system singular: raise it if fit says so. With 0 the
+        objective fixes only the products X Y^T, so fit ends by balancing the factors
+        (X^T X = Y^T Y, the same scores), as a vanishing lambda would leave them: cosines
+        (similar_items, similar_users) then depend on the fitted scores, not on the
+        random start.
     alpha : float
         Confidence scale: c = 1 + alpha |r|.
     iterations : int
@@ -108,6 +120,11 @@ class ImplicitALS(MatrixFactorizationBase):
     """
 
     loss_history: list[float]
+    #: interactions per user / item, kept since they decide who has a similarity (files
+    #: saved before have none: see MatrixFactorizationBase)
+    _optional_state_names = ("user_counts", "item_counts")
+    #: initial factors uniform on [0, 0.01) (`implicit`'s) rather than N(0, 0.01^2)
+    _uniform_start = False
 
     def __init__(self, factors: int = 100, regularization: float = 0.01, alpha: float = 1.0,
                  iterations: int = 15, cg_steps: int = 3, solver: str = "cg",
@@ -176,11 +193,13 @@ class ImplicitALS(MatrixFactorizationBase):
         rng = check_random_state(self.random_state)
         n_users, n_items = Cui.shape
         K = self.factors
-        X, Y = implicit_initial_factors(rng, n_users, n_items, K, self.dtype)
+        X, Y = implicit_initial_factors(rng, n_users, n_items, K, self.dtype,
+                                        self._uniform_start)
         self.loss_history = []
         self.clear_cache()
         # solved in place (no second copy of the factors: memory stays ~ input + factors)
         self.user_factors, self.item_factors = X, Y
+        self.user_counts, self.item_counts = interaction_counts(Cui), interaction_counts(Ciu)
         user_blocks, item_blocks = row_blocks(Cui), row_blocks(Ciu)
         threads = resolve_threads(self.num_threads)
 
@@ -194,7 +213,19 @@ class ImplicitALS(MatrixFactorizationBase):
 
         with single_threaded_blas():
             run_training("ImplicitALS", self.iterations, iteration, show_progress, callback)
+            if self.regularization == 0 and self.iterations:
+                self._balance(X, Y)
         return self
+
+    def _balance(self, X, Y):
+        """Without regularization the fit fixes X Y^T only, and the factors keep the scale
+        of their random start: balance them (blocksolve.balance) so that similar_items and
+        similar_users rank by cosines of the fitted scores, as a vanishing regularization
+        would. Scores change only by rounding; the loss is unchanged."""
+        if balance(X, Y):
+            self.clear_cache()
+        else:
+            log.debug("ImplicitALS: the factors are rank-deficient, left unbalanced")
 
     def _solve(self, rows_csr, blocks, X, Y, side, threads, gram=None, first_row=0,
                row_shift=None):
@@ -334,30 +365,38 @@ class ImplicitALS(MatrixFactorizationBase):
         user's factor is solved exactly against the current item factors; ids beyond the
         current number of users add rows (users in between get zero factors).
         """
-        self.user_factors = self._partial_fit(userids, user_items, "userids", "user_items",
-                                              self.user_factors, self.item_factors)
+        self.user_factors, self.user_counts = self._partial_fit(
+            userids, user_items, "userids", "user_items", self.user_factors, self.item_factors,
+            self.user_counts)
         return self
 
     def partial_fit_items(self, itemids: Indices, item_users: SparseMatrix) -> Self:
         """Fold in (or refresh) items from their interactions (items x n_users)."""
-        self.item_factors = self._partial_fit(itemids, item_users, "itemids", "item_users",
-                                              self.item_factors, self.user_factors)
+        self.item_factors, self.item_counts = self._partial_fit(
+            itemids, item_users, "itemids", "item_users", self.item_factors, self.user_factors,
+            self.item_counts)
         return self
 
-    def _partial_fit(self, ids, matrix, ids_name, matrix_name, own, other):
+    def _partial_fit(self, ids, matrix, ids_name, matrix_name, own, other, counts):
+        """(the side's new factors, its new interaction counts: those of the folded rows
+        are their stored values, rows added in between have none; None stays None)."""
         self._check_fitted()
         ids, _ = check_ids(ids_name, ids, np.iinfo(np.int32).max, allow_scalar=True)
         if len(np.unique(ids)) != len(ids):
             raise ValueError(f"{ids_name} contains duplicate ids")
         rows = as_csr(matrix, matrix_name, self.dtype, shape=(len(ids), other.shape[0]))
         solved = self._exact_rows(rows, other)
-        if ids.size and ids.max() >= own.shape[0]:
-            grown = aligned_zeros((int(ids.max()) + 1, own.shape[1]), own.dtype)
+        n = max(own.shape[0], int(ids.max()) + 1 if ids.size else 0)
+        if n > own.shape[0]:
+            grown = aligned_zeros((n, own.shape[1]), own.dtype)
             grown[:own.shape[0]] = own
         else:
             grown = aligned(own, copy=True)
         grown[ids] = solved
-        return grown
+        if counts is not None:
+            counts = np.concatenate([counts, np.zeros(n - len(counts), dtype=np.int64)])
+            counts[ids] = interaction_counts(rows)
+        return grown, counts
 
     def _restore(self, arrays, extra):
         super()._restore(arrays, extra)
@@ -366,6 +405,8 @@ class ImplicitALS(MatrixFactorizationBase):
             if value.ndim != 2 or value.shape[1] != self.factors or not np.isfinite(value).all():
                 raise ValueError(f"{name} must be a finite (n, {self.factors}) array")
             setattr(self, name, aligned(value, self.dtype))
+        self.user_counts = check_counts("user_counts", self.user_counts, self.n_users)
+        self.item_counts = check_counts("item_counts", self.item_counts, self.n_items)
 
 
 class AlternatingLeastSquares(ImplicitALS):
@@ -373,11 +414,16 @@ class AlternatingLeastSquares(ImplicitALS):
 
     The same model, parameters and methods, except that the default ``confidence="alpha"``
     weighs a stored value r as c = alpha |r|, as `implicit` does (ImplicitALS's default is
-    Hu, Koren & Volinsky's c = 1 + alpha |r|). Code written for
+    Hu, Koren & Volinsky's c = 1 + alpha |r|), and that fit starts where `implicit`'s does:
+    ``rng.random((n, factors), dtype) * 0.01`` for the users, then the items (ImplicitALS:
+    N(0, 0.01^2)), so the same `random_state` gives the same initial factors, and a fitted
+    model equal to `implicit`'s up to float rounding. Code written for
     ``implicit.als.AlternatingLeastSquares``, hyper-parameters tuned for it included, runs
     unchanged; ``use_cg``, ``use_native`` and ``use_gpu`` are accepted as ImplicitALS
     describes.
     """
+
+    _uniform_start = True
 
     def __init__(self, factors: int = 100, regularization: float = 0.01, alpha: float = 1.0,
                  iterations: int = 15, cg_steps: int = 3, solver: str = "cg",

@@ -103,6 +103,27 @@ def _stored_matrix(name: str, doc: str) -> property:
     return property(get, doc=doc)
 
 
+def _without_values(owner, name, axis):
+    """Which rows (axis 0) or columns (axis 1) of the matrix stored under `name` hold no
+    value: a bool mask, cached until the matrix is replaced."""
+    indices = getattr(owner, f"{name}_indices")
+    cache = owner.__dict__.setdefault("_without_values", {})
+    hit = cache.get((name, axis))
+    if hit is not None and hit[0] is indices:
+        return hit[1]
+    indptr = getattr(owner, f"{name}_indptr")
+    if axis == 0:
+        mask = np.diff(indptr) == 0
+    else:
+        present = np.zeros(int(getattr(owner, f"{name}_shape")[1]), dtype=bool)
+        step = 1 << 20  # bounded temporaries for the index conversion
+        for lo in range(0, int(indptr[-1]), step):
+            present[indices[lo:min(lo + step, int(indptr[-1]))]] = True
+        mask = ~present
+    cache[(name, axis)] = (indices, mask)
+    return mask
+
+
 def _unpack(owner, name, dtype):
     """Rebuild (and validate) the CSR matrix saved by :func:`_pack` from owner's attributes."""
     parts = [getattr(owner, f"{name}_{part}") for part in ("indptr", "indices", "data", "shape")]
@@ -295,6 +316,9 @@ class ItemKNN(_SimilarItemsModel):
     def _stored_user_rows(self, userids):
         return self.user_items[userids]
 
+    def _without_interactions(self, axis):
+        return _without_values(self, "user_items", 1 if axis == "item" else 0)
+
     def _similar_scores(self, axis, ids, candidates):
         if axis == "item":
             return self._similar_item_scores(ids, candidates)
@@ -432,6 +456,10 @@ class ContentKNN(_SimilarItemsModel):
         raise TypeError("ContentKNN has no users: it compares items by their features")
 
     features = _stored_matrix("features", "The items' (weighted) feature rows.")
+
+    def _without_interactions(self, axis):
+        """Items without features (an empty row of item_features) have no similarity."""
+        return _without_values(self, "features", 0)
 
     def _similar_scores(self, axis, ids, candidates):
         F = as_csr(self.features, "features", self.dtype, check_values=False)
@@ -622,6 +650,9 @@ class UserKNN(RecommenderBase):
             nearest = self.neighbours[userids]
         scores = np.asarray((nearest @ self.ratings).toarray(), dtype=self.dtype)
         return scores if item_block is None else scores[:, item_block]
+
+    def _without_interactions(self, axis):
+        return _without_values(self, "ratings", 0 if axis == "user" else 1)
 
     def _similar_scores(self, axis, ids, candidates):
         if axis == "user":

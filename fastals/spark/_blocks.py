@@ -29,6 +29,7 @@ from fastals.exceptions import ModelFitError
 from fastals.models.blocksolve import (
     ExplicitBlockSolver,
     ImplicitBlockSolver,
+    balance,
     explicit_initial_factors,
     gram_matrix,
     implicit_initial_factors,
@@ -295,6 +296,16 @@ class ImplicitSolver:
                                       first_row=block.lo)
         return (X,)
 
+    def finish(self, state, iterations):
+        """Driver, after the last iteration: [user state, item state] as ImplicitALS.fit
+        leaves them: without regularization, the factors balanced (the same scores)."""
+        if not iterations or self.params["regularization"] != 0:
+            return state
+        X, Y = (np.require(side[0], requirements=["C", "W"]) for side in state)
+        with single_threaded_blas():  # the same arithmetic as the single-machine fit
+            balance(X, Y)
+        return [(X,), (Y,)]
+
     @staticmethod
     def factors(state):
         return state[0]
@@ -361,6 +372,11 @@ class ExplicitSolver:
 
     @staticmethod
     def fixed(state):
+        return state
+
+    @staticmethod
+    def finish(state, iterations):
+        """Driver, after the last iteration: explicit ALS keeps its solved state."""
         return state
 
     def solve(self, block, state, fixed, side, threads):

@@ -325,7 +325,8 @@ class ALS:
             setup = time.perf_counter() - start
             initial = solver.initial_state(shape[0], shape[1], p["random_state"],
                                            (user_counts, item_counts))
-            state = alternation.run(initial, p["iterations"], on_iteration)
+            state = solver.finish(alternation.run(initial, p["iterations"], on_iteration),
+                                  p["iterations"])
         finally:
             if alternation is not None:
                 alternation.close()
