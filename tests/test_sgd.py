@@ -582,3 +582,20 @@ def test_bad_parameters(params, error, message):
 
 def test_alias():
     assert fastals.FunkSVD is fastals.SGDMatrixFactorization
+
+
+def test_order_ratings_refuses_outputs_of_another_length():
+    """The order kernel scatters every rating into out_*: a shorter output (or input array)
+    is refused before the kernel could write past its end."""
+    triples = coo_triples(star_ratings(10, 8, 0.5, 8))
+    out = tuple(np.empty_like(a) for a in triples)
+    short = (out[0][:-1], out[1], out[2])
+    with pytest.raises(ValueError, match="must hold the"):
+        checked.order_ratings(*triples, *short, 1, 1)
+    with pytest.raises(ValueError, match="must hold the"):
+        checked.order_ratings(*triples, *short, 1, 1, np.zeros(10, np.int32),
+                              np.zeros(8, np.int32), 1)
+    with pytest.raises(ValueError, match="differ in length"):
+        checked.order_ratings(triples[0], triples[1][:-1], triples[2], *out, 1, 1)
+    checked.order_ratings(*triples, *out, 1, 1)  # the right lengths still pass
+    assert sorted(out[2].tolist()) == sorted(triples[2].tolist())

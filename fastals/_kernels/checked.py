@@ -37,10 +37,15 @@ def sgd_epoch(users, items, ratings, P, Q, user_bias, item_bias, mu, learning_ra
 
 def order_ratings(users, items, ratings, out_users, out_items, out_ratings, seed, num_threads,
                   user_group=None, item_group=None, strata=0):
-    """The ``_sgd`` kernel's rating order, after checking that every user and item has a
-    group in [0, strata)."""
+    """The ``_sgd`` kernel's rating order, after checking that the inputs and outputs hold
+    one length and that every user and item has a group in [0, strata)."""
     if (user_group is None) != (item_group is None):
         raise ValueError("give both user_group and item_group, or neither")
+    _check_lengths(users, items, ratings)
+    if not len(out_users) == len(out_items) == len(out_ratings) == len(users):
+        raise ValueError(f"out_users, out_items and out_ratings must hold the {len(users)} "
+                         f"ratings, got {len(out_users)}, {len(out_items)} and "
+                         f"{len(out_ratings)}")
     sgd = kernels("_sgd")
     if user_group is not None:
         if strata < 1:
