@@ -129,10 +129,9 @@ def normal_rows(rng, n, factors, dtype, finish, width=None, draw_dtype=None,
 
     The draws are those of one ``rng.standard_normal((n, factors), dtype=draw_dtype)`` (or
     ``rng.random``; `draw_dtype` defaults to `dtype`), made a chunk of about `chunk_bytes`
-    at a time; each
-    chunk goes through ``finish(chunk)`` (which scales it, in place or not) and is stored,
-    cast to `dtype`, in the first `factors` columns of a cache-aligned (n, width) array
-    (width defaults to factors), whose other columns are zero. Every factor model draws
+    at a time; each chunk goes through ``finish(chunk)`` (which scales it, in place or not)
+    and is stored, cast to `dtype`, in the first `factors` columns of a cache-aligned
+    (n, width) array (width defaults to factors), whose other columns are zero. Every factor model draws
     its initial factors here, so they share one layout rule: cache-aligned rows, padded
     only where a model asks for it (SGD).
     """
