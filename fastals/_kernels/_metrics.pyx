@@ -10,6 +10,8 @@ held-out (relevant) items are the set T, with ``hit_i = [rec_i in T]``:
     nDCG       = sum_i hit_i / log2(i+2)  /  sum_{i < n_relevant} 1/log2(i+2)
     AUC        = [ sum_{i: rec_i real, not in T} (hits before i)
                    + (hits + |T|) / 2 * (n_neg - misses) ] / (|T| * n_neg)
+    RR         = 1 / (i* + 1) for the first i* with hit_i (0 without a hit): the
+                 reciprocal rank, whose mean over users is MRR@K
 
 where n_neg = n_items - |T| and misses counts the real (non-padding) ids of the list not in
 T: the items outside the list are taken as tied below it (the "limited AUC" of `implicit`).
@@ -30,11 +32,12 @@ cdef enum:
     AVERAGE_PRECISION = 3
     NDCG = 4
     AUC = 5
-    N_OUTPUTS = 6
+    RECIPROCAL_RANK = 6
+    N_OUTPUTS = 7
 
 
 def n_outputs():
-    """Columns of the output array: hits, min(K, |T|), |T|, AP, nDCG, AUC."""
+    """Columns of the output array: hits, min(K, |T|), |T|, AP, nDCG, AUC, RR."""
     return N_OUTPUTS
 
 
@@ -45,6 +48,7 @@ cdef void score_list(const int64_t* rec, int width, int K, const unsigned char* 
     cdef int i
     cdef int64_t item
     cdef double hits = 0, precision_sum = 0, dcg = 0, idcg = 0, auc = 0, misses = 0
+    cdef double reciprocal_rank = 0
     cdef double n_relevant = n_test if n_test < K else K
     cdef double n_neg = n_items - n_test
     for i in range(width):
@@ -52,6 +56,8 @@ cdef void score_list(const int64_t* rec, int width, int K, const unsigned char* 
         if item < 0:
             continue
         if relevant[item]:
+            if hits == 0:
+                reciprocal_rank = 1.0 / (i + 1)
             hits += 1
             precision_sum += hits / (i + 1)
             dcg += discount[i]
@@ -65,6 +71,7 @@ cdef void score_list(const int64_t* rec, int width, int K, const unsigned char* 
     out[N_TEST] = n_test
     out[AVERAGE_PRECISION] = precision_sum / n_relevant
     out[NDCG] = dcg / idcg
+    out[RECIPROCAL_RANK] = reciprocal_rank
     if n_neg > 0:
         out[AUC] = (auc + (hits + n_test) / 2.0 * (n_neg - misses)) / (n_test * n_neg)
     else:

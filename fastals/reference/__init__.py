@@ -83,6 +83,14 @@ __all__ = [
     "top_k_similarity",
     "user_knn_predict",
 ]
-from fastals.reference.metrics import list_metrics, ranking_metrics_loop  # noqa: E402
+from fastals.reference.metrics import (  # noqa: E402
+    bootstrap_loop,
+    intra_list_diversity_loop,
+    list_metrics,
+    novelty_loop,
+    popularity_percentile_loop,
+    ranking_metrics_loop,
+)
 
-__all__ += ["list_metrics", "ranking_metrics_loop"]
+__all__ += ["bootstrap_loop", "intra_list_diversity_loop", "list_metrics", "novelty_loop",
+            "popularity_percentile_loop", "ranking_metrics_loop"]
