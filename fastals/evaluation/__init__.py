@@ -53,12 +53,9 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from fastals._kernels import _metrics
-from fastals._kernels.status import raise_for_status
-from fastals._threads import resolve_threads, single_threaded_blas
+from fastals._threads import resolve_threads
 from fastals._typing import ArrayLike, Indices, InteractionData, SeedLike, SparseMatrix
 from fastals._validation import (
-    as_csr,
     check_bool,
     check_float,
     check_ids,
@@ -70,6 +67,7 @@ from fastals.data import Interactions, canonical_csr
 from fastals.id_recommender import IdRecommender, score_pairs
 from fastals.models.base import RecommenderBase
 from fastals.models.popularity import PopularityBaseline  # re-exported: its old home
+from fastals.models.validation import rank_and_score, relevant_items, score_lists
 
 __all__ = [
     "PopularityBaseline",
@@ -92,8 +90,6 @@ __all__ = [
 log = logging.getLogger("fastals")
 
 RANKING_METRICS = ("precision", "recall", "map", "ndcg", "auc", "coverage")
-# users scored per recommend call: bounded dense score blocks and a smooth progress bar
-_USERS_PER_BLOCK_CELLS = 1 << 24
 
 
 # --- inputs --------------------------------------------------------------------------------
@@ -264,27 +260,6 @@ def split_by_time(data: InteractionData, test_size: float = 0.2, cutoff: float |
 
 
 # --- ranking metrics ------------------------------------------------------------------------
-def _relevant(test, n_users_model, n_items_model):
-    """CSR of the relevant test items (stored values > 0) and the users that have any."""
-    csr = as_csr(test, "test_user_items", np.float64)
-    if csr.shape[1] != n_items_model:
-        raise ValueError(f"test_user_items has {csr.shape[1]} columns but the model knows "
-                         f"{n_items_model} items")
-    keep = csr.data > 0
-    if not keep.all():
-        rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
-        counts = np.bincount(rows[keep], minlength=csr.shape[0])
-        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(csr.indptr.dtype)
-        indices = csr.indices[keep]
-    else:
-        indptr, indices = csr.indptr, csr.indices
-    users = np.flatnonzero(np.diff(indptr) > 0)
-    if users.size and users[-1] >= n_users_model:
-        raise ValueError(f"test_user_items has relevant items for user {int(users[-1])}, but "
-                         f"the model knows {n_users_model} users")
-    return indptr, indices, users
-
-
 def _summarise(per_user, K, coverage):
     hits, n_relevant, n_test = per_user[:, 0], per_user[:, 1], per_user[:, 2]
     n = len(per_user)
@@ -299,12 +274,6 @@ def _summarise(per_user, K, coverage):
         "users": n,
         "K": K,
     }
-
-
-def _score_block(recommended, test_rows, indptr, indices, n_items, K, threads, out):
-    status = _metrics.ranking_metrics(recommended, test_rows, indptr, indices, n_items, K,
-                                      threads, out)
-    raise_for_status(status, "the metrics kernel")
 
 
 def ranking_metrics_at_k(model: RecommenderBase | IdRecommender,
@@ -350,36 +319,14 @@ def ranking_metrics_at_k(model: RecommenderBase | IdRecommender,
         raise ValueError(f"the matrices are {train.shape} but the model knows "
                          f"{model.n_users} users x {model.n_items} items")
     n_items = model.n_items
-    indptr, indices, users = _relevant(test, model.n_users, n_items)
-    n = len(users)
-    per = np.zeros((n, _metrics.n_outputs()))
-    seen = np.zeros(n_items, dtype=bool)
-    step = max(256, _USERS_PER_BLOCK_CELLS // max(n_items, 1))
-    train_rows = train if train.shape[0] == model.n_users else _pad_rows(train, model.n_users)
-    # BLAS limited to one thread while scoring: a threaded gemm right before the OpenMP
-    # top-N and metrics kernels leaves its threads spinning against them (measured: the
-    # kernels ran several times slower, and the whole call 1.3x slower on 2 busy cores)
-    with single_threaded_blas(), tqdm(total=n, disable=not show_progress, desc="evaluate",
-                                      unit="user") as bar:
-        for lo in range(0, n, step):
-            block = users[lo:lo + step]
-            ids, _ = model.recommend(block, train_rows[block], N=K,
-                                     filter_already_liked_items=True)
-            ids = np.ascontiguousarray(ids, dtype=np.int64)
-            seen[ids[ids >= 0]] = True
-            _score_block(ids, block.astype(np.int64), indptr, indices, n_items, K, threads,
-                         per[lo:lo + len(block)])
-            bar.update(len(block))
-    result = _summarise(per, K, float(seen.sum() / n_items) if n else float("nan"))
+    n = len(relevant_items(test, model.n_users, n_items)[2])
+    with tqdm(total=n, disable=not show_progress, desc="evaluate", unit="user") as bar:
+        users, lists, per = rank_and_score(model, train, test, K, threads, bar)
+    seen = np.unique(lists[lists >= 0])
+    result = _summarise(per, K, float(len(seen) / n_items) if n else float("nan"))
     if per_user:
         result["per_user"] = _per_user(users, per)
     return result
-
-
-def _pad_rows(matrix, n_rows):
-    """`matrix` with empty rows appended up to n_rows (a test set over a prefix of users)."""
-    return sp.vstack([matrix, sp.csr_matrix((n_rows - matrix.shape[0], matrix.shape[1]),
-                                            dtype=matrix.dtype)], format="csr")
 
 
 def _per_user(users, per):
@@ -435,12 +382,11 @@ def metrics_from_recommendations(recommended: ArrayLike,
     _check_distinct_rows(recommended)
     test = sp.csr_matrix((test.data, test.indices, test.indptr),
                          shape=(test.shape[0], n_items))
-    indptr, indices, with_items = _relevant(test, test.shape[0], n_items)
+    indptr, indices, with_items = relevant_items(test, test.shape[0], n_items)
     keep = np.isin(users, with_items)
     rows, lists = users[keep], recommended[keep]
-    per = np.zeros((len(rows), _metrics.n_outputs()))
     threads = resolve_threads(check_num_threads(num_threads))
-    _score_block(lists, np.ascontiguousarray(rows), indptr, indices, n_items, K, threads, per)
+    per = score_lists(lists, rows, indptr, indices, n_items, K, threads)
     distinct = np.unique(lists[lists >= 0])
     result = _summarise(per, K, float(len(distinct) / n_items) if len(rows) else float("nan"))
     if per_user:
