@@ -324,3 +324,161 @@ def test_real_data_implicit_als_beats_popularity(ml100k_path):
     pop = ev.ranking_metrics_at_k(ev.PopularityBaseline().fit(train.user_items), train, test, 10)
     assert als["precision"] >= 0.30
     assert als["precision"] > pop["precision"] + 0.05
+
+
+# --- metrics that say what they mean ------------------------------------------------------
+def test_standard_precision_hit_rate_and_mrr_by_hand():
+    # user 0: relevant {1, 3}, list [1, 2, 3] (hits 2, first hit at rank 1);
+    # user 1: relevant {5}, list [0, 5, 9] (hits 1, first hit at rank 2); user 2: no hit
+    test = _test_matrix([{1, 3}, {5}, {7}], 10)
+    result = ev.metrics_from_recommendations([[1, 2, 3], [0, 5, 9], [0, 1, -1]], test,
+                                             per_user=True)
+    assert result["precision"] == pytest.approx((2 + 1 + 0) / (2 + 1 + 1), abs=TOL)
+    assert result["precision_standard"] == pytest.approx((2 / 3 + 1 / 3 + 0) / 3, abs=TOL)
+    assert result["hit_rate"] == pytest.approx(2 / 3, abs=TOL)
+    assert result["mrr"] == pytest.approx((1 + 1 / 2 + 0) / 3, abs=TOL)
+    assert result["per_user"]["rr"].tolist() == pytest.approx([1, 0.5, 0])
+    # implicit's precision can rise with K where the standard one falls
+    one = _test_matrix([{2}], 10)
+    at1 = ev.metrics_from_recommendations([[2]], one)
+    at5 = ev.metrics_from_recommendations([[2, 0, 1, 3, 4]], one)
+    assert at1["precision"] == at5["precision"] == 1.0
+    assert at5["precision_standard"] == pytest.approx(1 / 5)
+
+
+def test_precision_at_k_takes_a_definition():
+    matrix = random_interactions(40, 30, 0.2, seed=4)
+    train, test = ev.train_test_split(matrix, 0.3, random_state=0)
+    model = fastals.ImplicitALS(factors=4, iterations=3, random_state=0).fit(
+        train, show_progress=False)
+    full = ev.ranking_metrics_at_k(model, train, test, 5)
+    assert ev.precision_at_k(model, train, test, 5) == full["precision"]
+    assert ev.precision_at_k(model, train, test, 5, definition="standard") == \
+        full["precision_standard"]
+    assert ev.hit_rate_at_k(model, train, test, 5) == full["hit_rate"]
+    assert ev.mrr_at_k(model, train, test, 5) == full["mrr"]
+    with pytest.raises(ValueError, match="definition"):
+        ev.precision_at_k(model, train, test, 5, definition="micro")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_new_accuracy_metrics_equal_the_numpy_loop(threads):
+    rng = np.random.default_rng(5)
+    n_users, n_items, K = 50, 30, 6
+    test = random_interactions(n_users, n_items, 0.1, seed=8).tocsr()
+    lists = np.array([rng.permutation(n_items)[:K] for _ in range(n_users)])
+    lists[rng.random(lists.shape) < 0.1] = -1
+    kept = np.flatnonzero(np.diff(test.indptr) > 0)
+    per, totals = ranking_metrics_loop(lists[kept], test, kept, K, n_items)
+    result = ev.metrics_from_recommendations(lists, test, num_threads=threads, per_user=True)
+    assert np.allclose(result["per_user"]["rr"], per[:, 6], atol=TOL)
+    for name in ("precision_standard", "hit_rate", "mrr"):
+        assert result[name] == pytest.approx(totals[name], abs=TOL), name
+
+
+def test_beyond_accuracy_by_hand():
+    # 4 training users; item popularity n = [4, 2, 1, 0] (item 3: nobody)
+    train = _test_matrix([{0, 1}, {0, 1, 2}, {0}, {0}], 4)
+    test = _test_matrix([{2}, {3}], 4)
+    lists = [[0, 3], [1, 2]]
+    vectors = np.array([[1.0, 0], [0, 1], [1, 1], [0, 0]])
+    result = ev.metrics_from_recommendations(lists, test, train_user_items=train,
+                                             item_features=vectors, per_user=True)
+    # novelty: -log2(4/4) = 0, item 3 counts as had once: -log2(1/4) = 2 -> 1;
+    # -log2(2/4) = 1, -log2(1/4) = 2 -> 1.5
+    assert result["per_user"]["novelty"].tolist() == pytest.approx([1.0, 1.5])
+    assert result["novelty"] == pytest.approx(1.25)
+    # percentile: fraction of items at most as popular: item 0 -> 4/4, 3 -> 1/4,
+    # 1 -> 3/4, 2 -> 2/4
+    assert result["per_user"]["popularity_percentile"].tolist() == pytest.approx(
+        [(1 + 0.25) / 2, (0.75 + 0.5) / 2])
+    # diversity: 1 - cos; a zero vector has cosine 0 with anything
+    assert result["per_user"]["diversity"].tolist() == pytest.approx(
+        [1.0, 1 - 1 / math.sqrt(2)])
+    assert result["diversity"] == pytest.approx((2 - 1 / math.sqrt(2)) / 2)
+    # without training data or features they are not known
+    bare = ev.metrics_from_recommendations(lists, test)
+    assert all(math.isnan(bare[m]) for m in ("novelty", "popularity_percentile", "diversity"))
+    with pytest.raises(ValueError, match="item_features must be"):
+        ev.metrics_from_recommendations(lists, test, item_features=vectors[:3])
+
+
+def test_beyond_accuracy_equals_the_numpy_loops():
+    from fastals.reference.metrics import (intra_list_diversity_loop, novelty_loop,
+                                           popularity_percentile_loop)
+    matrix = random_interactions(60, 40, 0.15, seed=12)
+    train, test = ev.train_test_split(matrix, 0.25, random_state=2)
+    model = fastals.ImplicitALS(factors=5, iterations=3, random_state=0).fit(
+        train, show_progress=False)
+    result = ev.ranking_metrics_at_k(model, train, test, 6, per_user=True)
+    users = result["per_user"]["users"]
+    lists = [np.pad(ids, (0, 6 - len(ids)), constant_values=-1)
+             for ids in (model.recommend(u, train[u], N=6)[0] for u in users)]
+    assert result["novelty"] == pytest.approx(novelty_loop(lists, train), rel=1e-12)
+    assert result["popularity_percentile"] == pytest.approx(
+        popularity_percentile_loop(lists, train), rel=1e-12)
+    # diversity on the model's item factors by default
+    assert result["diversity"] == pytest.approx(
+        intra_list_diversity_loop(lists, model.item_factors), rel=1e-6)
+
+
+# --- confidence intervals and paired comparisons --------------------------------------------
+@pytest.fixture(scope="module")
+def two_models():
+    matrix = fastals.datasets.make_synthetic(n_users=300, n_items=150, random_state=3).user_items
+    train, test = ev.train_test_split(matrix, 0.2, random_state=0)
+    als = fastals.ImplicitALS(factors=8, regularization=1.0, iterations=5, random_state=0)
+    als.fit(train, show_progress=False)
+    popular = fastals.PopularityBaseline().fit(train, show_progress=False)
+    return als, popular, train, test
+
+
+def test_bootstrap_intervals_equal_the_reference_loop(two_models):
+    from fastals.reference.metrics import bootstrap_loop
+    als, _, train, test = two_models
+    result = ev.ranking_metrics_at_k(als, train, test, 10, per_user=True)
+    intervals = ev.bootstrap_intervals(result, n_resamples=200, confidence=0.9, random_state=7)
+    per = result["per_user"]
+    for name, num, den in (("precision", per["hits"], per["n_relevant"]),
+                           ("ndcg", per["ndcg"], np.ones(len(per["ndcg"])))):
+        values = bootstrap_loop(num, den, 200, np.random.default_rng(7))
+        assert intervals[name] == pytest.approx(tuple(np.percentile(values, [5, 95])),
+                                                rel=1e-12)
+        low, high = intervals[name]
+        assert low <= result[name] <= high
+    again = ev.bootstrap_intervals(result, n_resamples=200, confidence=0.9, random_state=7)
+    assert again == intervals
+    with pytest.raises(ValueError, match="per_user=True"):
+        ev.bootstrap_intervals(ev.ranking_metrics_at_k(als, train, test, 10))
+    with pytest.raises(ValueError, match="confidence must be"):
+        ev.bootstrap_intervals(result, confidence=1.5)
+
+
+def test_paired_bootstrap_by_hand_and_against_the_reference(two_models):
+    from fastals.reference.metrics import bootstrap_loop
+    als, popular, train, test = two_models
+    a = ev.ranking_metrics_at_k(als, train, test, 10, per_user=True)
+    b = ev.ranking_metrics_at_k(popular, train, test, 10, per_user=True)
+    same = ev.paired_bootstrap(a, a, n_resamples=50, random_state=0)
+    assert same["ndcg"]["difference"] == 0 and same["ndcg"]["p_value"] == 1.0
+    assert same["ndcg"]["ties"] == a["users"]
+    out = ev.paired_bootstrap(a, b, n_resamples=300, confidence=0.95, random_state=1)
+    ndcg = out["ndcg"]
+    assert ndcg["a"] == pytest.approx(a["ndcg"]) and ndcg["b"] == pytest.approx(b["ndcg"])
+    assert ndcg["difference"] == pytest.approx(a["ndcg"] - b["ndcg"])
+    # the same resamples for both models: the difference of two reference loops on one seed
+    ones = np.ones(a["users"])
+    drawn = (bootstrap_loop(a["per_user"]["ndcg"], ones, 300, np.random.default_rng(1))
+             - bootstrap_loop(b["per_user"]["ndcg"], ones, 300, np.random.default_rng(1)))
+    assert (ndcg["low"], ndcg["high"]) == pytest.approx(tuple(np.percentile(drawn, [2.5, 97.5])))
+    assert ndcg["p_value"] == pytest.approx(
+        np.mean(np.abs(drawn - ndcg["difference"]) >= abs(ndcg["difference"])))
+    diff = a["per_user"]["ndcg"] - b["per_user"]["ndcg"]
+    assert (ndcg["wins"], ndcg["losses"], ndcg["ties"]) == (
+        (diff > 0).sum(), (diff < 0).sum(), (diff == 0).sum())
+    # ALS beats popularity on planted tastes, clearly
+    assert ndcg["low"] > 0 and ndcg["p_value"] < 0.01
+    assert ev.compare_models(als, popular, train, test, 10, n_resamples=300,
+                             random_state=1)["ndcg"] == ndcg
+    with pytest.raises(ValueError, match="same users"):
+        ev.paired_bootstrap(a, ev.ranking_metrics_at_k(als, train, test, 5, per_user=True))

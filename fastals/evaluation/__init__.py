@@ -16,25 +16,47 @@ filtered out. With T the user's relevant test items and hits the number of them 
 list:
 
 =============================  ==================================================================
-``precision``                  sum over users of hits / sum over users of min(K, |T|): as in
-                               `implicit`, the denominator is min(K, |T|) (not K), so a user with
-                               fewer than K test items can still reach 1; micro-averaged
+``precision``                  `implicit`'s precision, kept under its name for compatibility:
+                               sum over users of hits / sum over users of min(K, |T|). The
+                               denominator is min(K, |T|), not K, so a user with fewer than K
+                               test items can still reach 1, and the value can *rise* with K
+                               (implicit's issues #412, #713): read it as "the share of the
+                               achievable hits", not as textbook precision
+``precision_standard``         textbook precision@K: mean over users of hits / K (padding
+                               counts as a miss); ``precision_at_k(..., definition="standard")``
+``hit_rate``                   the share of users with at least one hit (HitRate@K)
 ``recall``                     mean over users of hits / |T|
 ``map``                        mean over users of AP@K = (sum over hit positions i of
                                hits-so-far / i) / min(K, |T|)
 ``ndcg``                       mean over users of DCG / ideal DCG, binary relevance, gain
                                1/log2(rank + 1)
+``mrr``                        mean over users of 1 / (rank of the first hit), 0 without one
 ``auc``                        mean over users of the AUC with the unlisted items tied below the
                                list (`implicit`'s limited AUC); n_items - |T| negatives
 ``coverage``                   distinct items recommended to the evaluated users / n_items
+``novelty``                    mean over users of the mean -log2 p_i of the listed items, p_i
+                               the share of training users with item i
+``popularity_percentile``      mean over users of the mean popularity percentile of the listed
+                               items (1: the most popular item; popularity bias)
+``diversity``                  intra-list diversity: mean over users of the mean 1 - cosine of
+                               the pairs of listed items, on the model's item factors or the
+                               given item features (:mod:`fastals.evaluation.beyond`)
 =============================  ==================================================================
 
-All of them come from one batch ``recommend`` per block of users and one parallel kernel pass
-(:mod:`fastals._kernels._metrics`, checked against :mod:`fastals.reference.metrics`).
+The accuracy metrics come from one batch ``recommend`` per block of users and one parallel
+kernel pass (:mod:`fastals._kernels._metrics`, checked against
+:mod:`fastals.reference.metrics`); the three beyond accuracy are numpy over the same lists.
+How sure they are: :func:`bootstrap_intervals` (over the users) and, for two models on the
+same users, :func:`paired_bootstrap` / :func:`compare_models`
+(:mod:`fastals.evaluation.statistics`).
 
 Rating metrics: :func:`rmse`, :func:`mae` on the stored test values; :func:`cross_validate`
 repeats fit and score over k folds. The yardstick model, :class:`PopularityBaseline`, lives
 with the models (:mod:`fastals.models.popularity`) and is re-exported here.
+
+The package's modules: this one (splits, the accuracy and rating metrics,
+cross-validation), :mod:`~fastals.evaluation.beyond` (novelty, popularity, diversity) and
+:mod:`~fastals.evaluation.statistics` (bootstrap, paired comparison).
 
 This room sits above the models. May import: numpy, scipy, :mod:`fastals.data`,
 :mod:`fastals.id_recommender`, the models' public interface (:mod:`fastals.models`), the
@@ -57,6 +79,7 @@ from fastals._threads import resolve_threads
 from fastals._typing import ArrayLike, Indices, InteractionData, SeedLike, SparseMatrix
 from fastals._validation import (
     check_bool,
+    check_choice,
     check_float,
     check_ids,
     check_int,
@@ -64,21 +87,27 @@ from fastals._validation import (
     check_random_state,
 )
 from fastals.data import Interactions, canonical_csr
+from fastals.evaluation import beyond
 from fastals.id_recommender import IdRecommender, score_pairs
 from fastals.models.base import RecommenderBase
 from fastals.models.popularity import PopularityBaseline  # re-exported: its old home
-from fastals.models.validation import rank_and_score, relevant_items, score_lists
+from fastals.models.validation import rank_and_score, relevant_items, score_lists, summarise
 
 __all__ = [
     "PopularityBaseline",
     "auc_at_k",
+    "bootstrap_intervals",
     "catalog_coverage",
+    "compare_models",
     "cross_validate",
     "leave_k_out_split",
+    "hit_rate_at_k",
     "mae",
     "mean_average_precision_at_k",
     "metrics_from_recommendations",
+    "mrr_at_k",
     "ndcg_at_k",
+    "paired_bootstrap",
     "precision_at_k",
     "ranking_metrics_at_k",
     "recall_at_k",
@@ -89,7 +118,8 @@ __all__ = [
 
 log = logging.getLogger("fastals")
 
-RANKING_METRICS = ("precision", "recall", "map", "ndcg", "auc", "coverage")
+RANKING_METRICS = ("precision", "precision_standard", "hit_rate", "recall", "map", "ndcg",
+                   "mrr", "auc", "coverage", "novelty", "popularity_percentile", "diversity")
 
 
 # --- inputs --------------------------------------------------------------------------------
@@ -260,33 +290,48 @@ def split_by_time(data: InteractionData, test_size: float = 0.2, cutoff: float |
 
 
 # --- ranking metrics ------------------------------------------------------------------------
-def _summarise(per_user, K, coverage):
-    hits, n_relevant, n_test = per_user[:, 0], per_user[:, 1], per_user[:, 2]
-    n = len(per_user)
-    auc = per_user[:, 5]
-    return {
-        "precision": float(hits.sum() / n_relevant.sum()) if n else float("nan"),
-        "recall": float(np.mean(hits / n_test)) if n else float("nan"),
-        "map": float(per_user[:, 3].mean()) if n else float("nan"),
-        "ndcg": float(per_user[:, 4].mean()) if n else float("nan"),
-        "auc": float(np.nanmean(auc)) if n and np.isfinite(auc).any() else float("nan"),
-        "coverage": coverage,
-        "users": n,
-        "K": K,
-    }
+def _summarise(per, K, lists, train, n_items, unit):
+    """The averages (accuracy from the kernel's table, beyond accuracy from the lists) and
+    the per-user beyond-accuracy values."""
+    result = summarise(per, K)
+    n = len(per)
+    missing = np.full(n, np.nan)
+    popularity = None if train is None else beyond.item_popularity(train)
+    extra = {"novelty": missing if train is None else
+             beyond.novelty(lists, popularity, train.shape[0]),
+             "popularity_percentile": missing if train is None else
+             beyond.popularity_percentile(lists, popularity),
+             "diversity": missing if unit is None else beyond.intra_list_diversity(lists, unit)}
+    result["coverage"] = float(len(np.unique(lists[lists >= 0])) / n_items) if n \
+        else float("nan")
+    for name, values in extra.items():
+        finite = np.isfinite(values)
+        result[name] = float(values[finite].mean()) if finite.any() else float("nan")
+    return result, extra
+
+
+def _item_vectors(model, item_features, n_items):
+    """Unit rows for intra-list diversity: `item_features`, else the model's item factors,
+    else None."""
+    if item_features is None:
+        item_features = getattr(model, "item_factors", None)
+        if item_features is None:
+            return None
+    return beyond.unit_rows(item_features, n_items)
 
 
 def ranking_metrics_at_k(model: RecommenderBase | IdRecommender,
                          train_user_items: SparseMatrix | Interactions,
                          test_user_items: SparseMatrix | Interactions, K: int = 10,
                          show_progress: bool = False, num_threads: int = 0,
-                         per_user: bool = False) -> dict[str, Any]:
-    """Precision, recall, MAP, nDCG, AUC and coverage at K, in one pass over the test users.
+                         per_user: bool = False, item_features: Any = None
+                         ) -> dict[str, Any]:
+    """The ranking metrics at K (module docstring), in one pass over the test users.
 
     Every user with a relevant test item (stored value > 0) gets ``model.recommend(users,
     train_user_items, N=K)`` (batch, training items filtered out); the lists are scored by a
-    parallel compiled kernel. Definitions: see the module docstring (precision's denominator
-    is min(K, |T|), as in `implicit`).
+    parallel compiled kernel. Definitions: see the module docstring (``precision``'s
+    denominator is min(K, |T|), as in `implicit`; ``precision_standard`` is hits / K).
 
     Parameters
     ----------
@@ -297,13 +342,22 @@ def ranking_metrics_at_k(model: RecommenderBase | IdRecommender,
     num_threads : int
         Threads of the scoring kernel (0: all cores). The model's recommend uses its own.
     per_user : bool
-        Also return ``"per_user"``: a dict of arrays (``users``, ``hits``, ``precision``,
-        ``recall``, ``ap``, ``ndcg``, ``auc``) for the evaluated users.
+        Also return ``"per_user"``: a dict of arrays (``users``, ``hits``, ``n_relevant``
+        (min(K, |T|)), ``n_test`` (|T|), ``precision``, ``precision_standard``, ``recall``,
+        ``ap``, ``ndcg``, ``auc``, ``rr``, ``novelty``, ``popularity_percentile``,
+        ``diversity``) for the evaluated users: the input of :func:`bootstrap_intervals`
+        and :func:`paired_bootstrap`.
+    item_features : array or sparse matrix (n_items x features), optional
+        The item vectors of the diversity (default: the model's item factors; NaN for
+        models without them).
 
     Returns
     -------
-    dict with ``precision, recall, map, ndcg, auc, coverage`` (floats), ``users`` (how many
+    dict with ``precision, precision_standard, hit_rate, recall, map, ndcg, mrr, auc,
+    coverage, novelty, popularity_percentile, diversity`` (floats), ``users`` (how many
     were evaluated) and ``K``.
+
+    Popularity (novelty, popularity percentile) is counted in `train_user_items`.
     """
     model = _unwrap_model(model)
     model._check_fitted()
@@ -322,24 +376,27 @@ def ranking_metrics_at_k(model: RecommenderBase | IdRecommender,
     n = len(relevant_items(test, model.n_users, n_items)[2])
     with tqdm(total=n, disable=not show_progress, desc="evaluate", unit="user") as bar:
         users, lists, per = rank_and_score(model, train, test, K, threads, bar)
-    seen = np.unique(lists[lists >= 0])
-    result = _summarise(per, K, float(len(seen) / n_items) if n else float("nan"))
+    result, extra = _summarise(per, K, lists, train, n_items,
+                               _item_vectors(model, item_features, n_items))
     if per_user:
-        result["per_user"] = _per_user(users, per)
+        result["per_user"] = _per_user(users, per, K, extra)
     return result
 
 
-def _per_user(users, per):
-    return {"users": users, "hits": per[:, 0], "precision": per[:, 0] / per[:, 1],
+def _per_user(users, per, K, extra):
+    return {"users": users, "hits": per[:, 0], "n_relevant": per[:, 1], "n_test": per[:, 2],
+            "precision": per[:, 0] / per[:, 1], "precision_standard": per[:, 0] / K,
             "recall": per[:, 0] / per[:, 2], "ap": per[:, 3], "ndcg": per[:, 4],
-            "auc": per[:, 5]}
+            "auc": per[:, 5], "rr": per[:, 6], **extra}
 
 
 def metrics_from_recommendations(recommended: ArrayLike,
                                  test_user_items: SparseMatrix | Interactions,
                                  users: Indices | None = None, K: int | None = None,
                                  n_items: int | None = None, num_threads: int = 0,
-                                 per_user: bool = False) -> dict[str, Any]:
+                                 per_user: bool = False,
+                                 train_user_items: SparseMatrix | Interactions | None = None,
+                                 item_features: Any = None) -> dict[str, Any]:
     """Score ready-made top-K lists against held-out items (the kernel behind the metrics).
 
     Parameters
@@ -355,6 +412,11 @@ def metrics_from_recommendations(recommended: ArrayLike,
         The cut-off (default: the width of `recommended`; wider lists are cut to K).
     n_items : int, optional
         Catalogue size for AUC and coverage (default: the columns of `test_user_items`).
+    train_user_items : sparse matrix or Interactions, optional
+        The training interactions, whose popularity novelty and popularity_percentile
+        measure (NaN without them).
+    item_features : array or sparse matrix (n_items x features), optional
+        The item vectors of the diversity (NaN without them).
 
     Returns the same dict as :func:`ranking_metrics_at_k`.
     """
@@ -387,10 +449,16 @@ def metrics_from_recommendations(recommended: ArrayLike,
     rows, lists = users[keep], recommended[keep]
     threads = resolve_threads(check_num_threads(num_threads))
     per = score_lists(lists, rows, indptr, indices, n_items, K, threads)
-    distinct = np.unique(lists[lists >= 0])
-    result = _summarise(per, K, float(len(distinct) / n_items) if len(rows) else float("nan"))
+    train = None
+    if train_user_items is not None:
+        train, _ = _unwrap_data(train_user_items, "train_user_items")
+        if train.shape[1] != n_items:
+            raise ValueError(f"train_user_items has {train.shape[1]} columns, not n_items="
+                             f"{n_items}")
+    unit = None if item_features is None else beyond.unit_rows(item_features, n_items)
+    result, extra = _summarise(per, K, lists, train, n_items, unit)
     if per_user:
-        result["per_user"] = _per_user(rows, per)
+        result["per_user"] = _per_user(rows, per, K, extra)
     return result
 
 
@@ -407,10 +475,33 @@ def _check_distinct_rows(recommended):
 def precision_at_k(model: RecommenderBase | IdRecommender,
                    train_user_items: SparseMatrix | Interactions,
                    test_user_items: SparseMatrix | Interactions, K: int = 10,
-                   **kwargs: Any) -> float:
-    """Precision at K: hits / min(K, |T|) summed over users (see :func:`ranking_metrics_at_k`)."""
+                   definition: str = "implicit", **kwargs: Any) -> float:
+    """Precision at K, by `definition`.
+
+    ``"implicit"`` (the default, for compatibility with `implicit`): the sum over users of
+    hits / the sum of min(K, |T|), which reaches 1 whenever every achievable hit is found
+    and can rise with K. ``"standard"``: the textbook mean over users of hits / K.
+    """
+    definition = check_choice("definition", definition, ("implicit", "standard"))
+    key = "precision" if definition == "implicit" else "precision_standard"
+    return ranking_metrics_at_k(model, train_user_items, test_user_items, K, **kwargs)[key]
+
+
+def hit_rate_at_k(model: RecommenderBase | IdRecommender,
+                  train_user_items: SparseMatrix | Interactions,
+                  test_user_items: SparseMatrix | Interactions, K: int = 10,
+                  **kwargs: Any) -> float:
+    """HitRate at K: the share of users with at least one held-out item in their top K."""
     return ranking_metrics_at_k(model, train_user_items, test_user_items, K, **kwargs)[
-        "precision"]
+        "hit_rate"]
+
+
+def mrr_at_k(model: RecommenderBase | IdRecommender,
+             train_user_items: SparseMatrix | Interactions,
+             test_user_items: SparseMatrix | Interactions, K: int = 10,
+             **kwargs: Any) -> float:
+    """MRR at K: the mean over users of 1 / (rank of the first hit), 0 without a hit."""
+    return ranking_metrics_at_k(model, train_user_items, test_user_items, K, **kwargs)["mrr"]
 
 
 def recall_at_k(model: RecommenderBase | IdRecommender,
@@ -525,8 +616,10 @@ def cross_validate(model: RecommenderBase | IdRecommender, data: SparseMatrix | 
     Parameters
     ----------
     measures : sequence of str, optional
-        From ``precision, recall, map, ndcg, auc, coverage, rmse, mae``. Default: the
-        ranking metrics, plus rmse and mae for models with a ``predict`` method.
+        From the keys of :func:`ranking_metrics_at_k` (``precision, precision_standard,
+        hit_rate, recall, map, ndcg, mrr, auc, coverage, novelty, popularity_percentile,
+        diversity``) and ``rmse, mae``. Default: the ranking metrics, plus rmse and mae for
+        models with a ``predict`` method.
 
     Returns
     -------
@@ -573,3 +666,11 @@ def cross_validate(model: RecommenderBase | IdRecommender, data: SparseMatrix | 
         log.info("fold %d/%d: %s", f + 1, folds,
                  ", ".join(f"{m} {results[m][f]:.4f}" for m in measures))
     return results
+
+
+# the statistics module imports this one's ranking_metrics_at_k: loaded last
+from fastals.evaluation.statistics import (  # noqa: E402
+    bootstrap_intervals,
+    compare_models,
+    paired_bootstrap,
+)

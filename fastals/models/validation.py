@@ -2,7 +2,7 @@ r"""The ranking-metric pass over a model's top-K lists, shared by the rooms that
 
 :func:`rank_and_score` runs one batch ``recommend`` per block of users (training items
 filtered out), then the metrics kernel (:mod:`fastals._kernels._metrics`) over all the
-lists; :mod:`fastals.evaluation` averages the result.
+lists; :func:`summarise` averages the result.
 
 May import: numpy, scipy, the metrics kernel and status, fastals' validation and threading
 helpers. Models are used through their public methods only.
@@ -17,6 +17,9 @@ from fastals._kernels.status import raise_for_status
 from fastals._threads import single_threaded_blas
 from fastals._validation import as_csr
 
+#: the keys of :func:`summarise`: the accuracy metrics averaged over users
+RANKING_METRICS = ("precision", "precision_standard", "hit_rate", "recall", "map", "ndcg",
+                   "auc", "mrr")
 # users scored per recommend call: bounded dense score blocks and a smooth progress bar
 _USERS_PER_BLOCK_CELLS = 1 << 24
 
@@ -85,3 +88,25 @@ def rank_and_score(model, train, test, K, threads, bar=None):
                           format="csr")
     lists = recommend_lists(model, train, users, K, bar)
     return users, lists, score_lists(lists, users, indptr, indices, model.n_items, K, threads)
+
+
+def summarise(per, K):
+    """The averages of the per-list table: the accuracy metrics (module docstring of
+    :mod:`fastals.evaluation`)."""
+    hits, n_relevant, n_test = per[:, 0], per[:, 1], per[:, 2]
+    n = len(per)
+    auc = per[:, 5]
+    if not n:
+        return {**{name: float("nan") for name in RANKING_METRICS}, "users": 0, "K": K}
+    return {
+        "precision": float(hits.sum() / n_relevant.sum()),
+        "precision_standard": float(np.mean(hits / K)),
+        "hit_rate": float(np.mean(hits > 0)),
+        "recall": float(np.mean(hits / n_test)),
+        "map": float(per[:, 3].mean()),
+        "ndcg": float(per[:, 4].mean()),
+        "auc": float(np.nanmean(auc)) if np.isfinite(auc).any() else float("nan"),
+        "mrr": float(per[:, 6].mean()),
+        "users": n,
+        "K": K,
+    }
