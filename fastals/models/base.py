@@ -8,9 +8,15 @@ The call shapes follow `implicit` so that switching is a rename:
 Subclasses provide scores; this module does the validation, the id bookkeeping, the
 filtering and the top-N selection (one compiled kernel for every model), and save/load.
 
+Validation while training (a held-out metric after each iteration, early stopping, the
+best iteration kept) is one mechanism for every iterative model: :func:`prepare_validation`
+and :func:`run_training`'s `validation` (:mod:`fastals.models.validation` says how a model
+takes part).
+
 May import: numpy, scipy, tqdm, the kernel room (dispatch, status), fastals' validation,
-file, threading and typing helpers and :mod:`fastals.exceptions`; the model modules only
-inside :func:`load` (to find a saved file's class).
+file, threading and typing helpers, :mod:`fastals.exceptions` and
+:mod:`fastals.models.validation`; the model modules only inside :func:`load` (to find a
+saved file's class).
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ from fastals._threads import resolve_threads
 from fastals._typing import FitCallback, IdsAndScores, Indices, PathLike, Self, SparseMatrix
 from fastals._validation import CSR, as_csr, check_bool, check_ids, check_int, take_rows
 from fastals.exceptions import ModelFileError, NotFittedError
+from fastals.models.validation import Validation, prepare_validation  # noqa: F401  (for models)
 
 log = logging.getLogger("fastals")
 
@@ -68,6 +75,11 @@ class RecommenderBase(ABC):
     _optional_state_names: tuple[str, ...] = ()
     #: whether a stored zero in user_items is an observation (explicit ratings) or nothing
     _stored_zeros_are_data = False
+    #: per-iteration values of the last fit, by name (the training loss, the validation
+    #: metric, e.g. ``{"loss": [...], "ndcg@10": [...]}``); empty for models fitted in one go
+    history: dict[str, list[float]] = {}
+    #: with validation: how many iterations the kept state had (1-based), else None
+    best_iteration: int | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -452,26 +464,47 @@ def check_callback(callback):
 
 
 def run_training(name, count, step, show_progress, callback, step_name="iteration",
-                 unit="it", metric="loss"):
+                 unit="it", metric="loss", validation=None, model=None):
     """Run ``step(i)`` for i in range(count) with a progress bar, logging and a callback.
 
     `step` does one iteration (or epoch) and returns the value to report, or None; it is
     shown on the bar (or logged when the bar is off) as `metric`, and passed to
     ``callback(i, seconds_since_start, value)``.
+
+    `validation` (a :class:`~fastals.models.validation.Validation` from
+    :func:`prepare_validation`) scores `model` on held-out data after each step, shows the
+    score beside `metric` and stops the loop early once it stops improving; the model then
+    calls ``validation.restore_best(model)``. The steps' values are recorded in
+    ``model.history[metric]`` (when `model` is given and a step returns values).
     """
     start = time.perf_counter()
+    values = []
     with tqdm(total=count, disable=not show_progress, desc=name, unit=unit) as bar:
         for i in range(count):
             value = step(i)
+            shown = {}
             if value is not None:
-                bar.set_postfix({metric: f"{value:.6g}"})
+                values.append(value)
+                shown[metric] = value
+            if validation is not None and validation.active:
+                shown[validation.metric] = validation.update(model, i)
+            if shown:
+                bar.set_postfix({k: f"{v:.6g}" for k, v in shown.items()})
             bar.update(1)
             elapsed = time.perf_counter() - start
             if not show_progress:
                 log.info("%s %s %d/%d: %.3f s%s", name, step_name, i + 1, count, elapsed,
-                         "" if value is None else f", {metric} {value:.6g}")
+                         "".join(f", {k} {v:.6g}" for k, v in shown.items()))
             if callback is not None:
                 callback(i, elapsed, value)
+            if validation is not None and validation.stopped:
+                log.info("%s: %s did not improve for %d %ss: stopped after %d", name,
+                         validation.metric, validation.early_stopping_rounds, step_name, i + 1)
+                break
+    if model is not None and values:
+        if getattr(model, "history", None) is None:
+            model.history = {}
+        model.history[metric] = values
 
 
 def _class_key(cls):

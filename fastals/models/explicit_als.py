@@ -41,7 +41,7 @@ from fastals._validation import (
     check_num_threads,
     check_random_state,
 )
-from fastals.models.base import check_fit_arguments, run_training
+from fastals.models.base import check_fit_arguments, prepare_validation, run_training
 from fastals.models.blocksolve import ExplicitBlockSolver, explicit_initial_factors, row_blocks
 from fastals.models.blocksolve import initial_item_factors  # noqa: F401  (its home before)
 from fastals.models.explicit import ExplicitFactorizationBase
@@ -157,7 +157,10 @@ class ExplicitALS(ExplicitFactorizationBase):
 
     # --- training ----------------------------------------------------------------------------
     def fit(self, ratings: SparseMatrix, show_progress: bool = True,
-            callback: FitCallback | None = None) -> Self:
+            callback: FitCallback | None = None, *,
+            validation: tuple[SparseMatrix, SparseMatrix] | None = None,
+            metric: str | None = None, early_stopping_rounds: int | None = None,
+            validation_split: float | None = None) -> Self:
         """Fit to `ratings` (users x items, any scipy sparse format; stored entries are ratings).
 
         Starts from fresh random item factors on every call; the input is never modified.
@@ -165,9 +168,21 @@ class ExplicitALS(ExplicitFactorizationBase):
         unless calculate_training_loss). Returns self. The factors are solved in place (no
         second copy): if interrupted (Ctrl-C), the model holds them as far as they got, a
         usable model that is between two iterations.
+
+        Validation (keyword only; see :mod:`fastals.models.validation`):
+        ``validation=(train_part, held_out)`` scores the model on `held_out` after each
+        iteration (`train_part`'s items filtered out of the lists), with `metric`
+        (default "rmse" on the held-out ratings; also mae; any of precision, precision_standard, hit_rate, recall, map, ndcg,
+        auc, mrr with ``@K``, e.g. "ndcg@10"); the score is on the progress bar and in
+        ``history[metric]``. ``early_stopping_rounds=N`` stops after N iterations without
+        improvement and keeps the best iteration's factors and biases (``best_iteration`` says which).
+        ``validation_split=f`` holds out a fraction f of each user's ratings (seeded with an
+        int random_state, else 0) and fits on the rest.
         """
         self._check_params()
         check_fit_arguments(show_progress, callback)
+        ratings, validation = prepare_validation(self, ratings, validation, metric,
+                                                 early_stopping_rounds, validation_split)
         R = self._training_ratings(ratings)
         Rt = R.transpose()
         n_users, n_items = R.shape
@@ -196,7 +211,9 @@ class ExplicitALS(ExplicitFactorizationBase):
             return self.loss_history[-1]
 
         with single_threaded_blas():
-            run_training("ExplicitALS", self.iterations, iteration, show_progress, callback)
+            run_training("ExplicitALS", self.iterations, iteration, show_progress, callback,
+                         validation=validation, model=self)
+        validation.restore_best(self)
         return self
 
     def _loss(self, R, threads):

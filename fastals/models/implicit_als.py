@@ -41,7 +41,7 @@ from fastals._validation import (
     check_random_state,
 )
 from fastals.exceptions import ModelFitError
-from fastals.models.base import check_fit_arguments, run_training
+from fastals.models.base import check_fit_arguments, prepare_validation, run_training
 from fastals.models.blocksolve import (
     ImplicitBlockSolver,
     balance,
@@ -173,7 +173,10 @@ class ImplicitALS(MatrixFactorizationBase):
 
     # --- training ----------------------------------------------------------------------------
     def fit(self, user_items: SparseMatrix, show_progress: bool = True,
-            callback: FitCallback | None = None) -> Self:
+            callback: FitCallback | None = None, *,
+            validation: tuple[SparseMatrix, SparseMatrix] | None = None,
+            metric: str | None = None, early_stopping_rounds: int | None = None,
+            validation_split: float | None = None) -> Self:
         """Fit the factors to `user_items` (users x items, any scipy sparse format).
 
         Starts from fresh random factors (seeded by `random_state`) on every call; the
@@ -185,9 +188,21 @@ class ImplicitALS(MatrixFactorizationBase):
         holds exactly that iteration's factors. A Ctrl-C is noticed between blocks (within
         about a second) and propagates; rows then hold their most recent solve, a
         consistent model at least as good as the last completed iteration.
+
+        Validation (keyword only; see :mod:`fastals.models.validation`):
+        ``validation=(train_part, held_out)`` scores the model on `held_out` after each
+        iteration (`train_part`'s items filtered out of the lists), with `metric`
+        (default "ndcg@10"; any of precision, precision_standard, hit_rate, recall, map, ndcg,
+        auc, mrr with ``@K``); the score is on the progress bar and in
+        ``history[metric]``. ``early_stopping_rounds=N`` stops after N iterations without
+        improvement and keeps the best iteration's factors (``best_iteration`` says which).
+        ``validation_split=f`` holds out a fraction f of each user's interactions (seeded with an
+        int random_state, else 0) and fits on the rest.
         """
         self._check_params()
         check_fit_arguments(show_progress, callback)
+        user_items, validation = prepare_validation(self, user_items, validation, metric,
+                                                    early_stopping_rounds, validation_split)
         Cui = as_csr(user_items, "user_items", self.dtype, allow_empty=False)
         Ciu = Cui.transpose()
         rng = check_random_state(self.random_state)
@@ -212,9 +227,11 @@ class ImplicitALS(MatrixFactorizationBase):
             return self.loss_history[-1]
 
         with single_threaded_blas():
-            run_training("ImplicitALS", self.iterations, iteration, show_progress, callback)
+            run_training("ImplicitALS", self.iterations, iteration, show_progress, callback,
+                         validation=validation, model=self)
+            validation.restore_best(self)
             if self.regularization == 0 and self.iterations:
-                self._balance(X, Y)
+                self._balance(self.user_factors, self.item_factors)
         return self
 
     def _balance(self, X, Y):

@@ -58,7 +58,7 @@ from fastals._validation import (
     check_random_state,
 )
 from fastals.exceptions import ModelFitError
-from fastals.models.base import check_fit_arguments, run_training
+from fastals.models.base import check_fit_arguments, prepare_validation, run_training
 from fastals.models.explicit import ExplicitFactorizationBase
 from fastals.models.factorization import normal_rows, scaled_by
 
@@ -201,16 +201,31 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
 
     # --- training ----------------------------------------------------------------------------
     def fit(self, ratings: SparseMatrix, show_progress: bool = True,
-            callback: FitCallback | None = None) -> Self:
+            callback: FitCallback | None = None, *,
+            validation: tuple[SparseMatrix, SparseMatrix] | None = None,
+            metric: str | None = None, early_stopping_rounds: int | None = None,
+            validation_split: float | None = None) -> Self:
         """Fit to `ratings` (users x items, any scipy sparse format; stored entries are ratings).
 
         Starts from fresh random factors on every call; the input is never modified.
         `callback(epoch, seconds, training_rmse)` is called after each epoch. Returns self.
         If interrupted (Ctrl-C), the model keeps the last completed epoch. If training
         diverges, ModelFitError names the epoch and the model is left unfitted.
+
+        Validation (keyword only; see :mod:`fastals.models.validation`):
+        ``validation=(train_part, held_out)`` scores the model on `held_out` after each
+        epoch (`train_part`'s items filtered out of the lists), with `metric`
+        (default "rmse" on the held-out ratings; also mae; any of precision, precision_standard, hit_rate, recall, map, ndcg,
+        auc, mrr with ``@K``, e.g. "ndcg@10"); the score is on the progress bar and in
+        ``history[metric]``. ``early_stopping_rounds=N`` stops after N epochs without
+        improvement and keeps the best epoch's factors and biases (``best_epoch`` says which).
+        ``validation_split=f`` holds out a fraction f of each user's ratings (seeded with an
+        int random_state, else 0) and fits on the rest.
         """
         self._check_params()
         check_fit_arguments(show_progress, callback)
+        ratings, validation = prepare_validation(self, ratings, validation, metric,
+                                                 early_stopping_rounds, validation_split)
         R = self._training_ratings(ratings)
         n_users, n_items = R.shape
         rng = check_random_state(self.random_state)
@@ -252,13 +267,14 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
             self._check_divergence(e, squared_error, lr,
                                    (P, Q, b_user, b_item) if e + 1 == self.epochs else ())
             self.training_rmse_history.append(math.sqrt(squared_error / R.nnz))
-            if callback is not None:  # the callback sees this epoch's model
+            if callback is not None or validation.active:  # they see this epoch's model
                 publish(final=False)
             return self.training_rmse_history[-1]
 
         try:
             run_training("SGD", self.epochs, epoch, show_progress, callback, step_name="epoch",
-                         unit="epoch", metric="training rmse")
+                         unit="epoch", metric="training rmse", validation=validation,
+                         model=self)
         except ModelFitError:
             raise  # diverged: _check_divergence left the model unfitted
         except BaseException:
@@ -267,6 +283,7 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
             publish(final=True)
             raise
         publish(final=True)
+        validation.restore_best(self)
         return self
 
     def _check_divergence(self, epoch, squared_error, lr, arrays=()):
