@@ -482,3 +482,24 @@ def test_paired_bootstrap_by_hand_and_against_the_reference(two_models):
                              random_state=1)["ndcg"] == ndcg
     with pytest.raises(ValueError, match="same users"):
         ev.paired_bootstrap(a, ev.ranking_metrics_at_k(als, train, test, 5, per_user=True))
+
+
+def test_cli_evaluate_compare(tmp_path, capsys, monkeypatch):
+    import json
+
+    from fastals.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    args = ["evaluate", "synthetic", "--factors", "4", "--iterations", "3", "-k", "5", "-q",
+            "--compare", "popularity", "--bootstrap", "100"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "paired comparison on the same" in out and "95% interval" in out
+    assert main(args + ["--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["models"]) == {"implicit-als", "popularity"}  # no second baseline
+    ndcg = result["comparison"]["ndcg"]
+    assert ndcg["difference"] == pytest.approx(result["models"]["implicit-als"]["ndcg"]
+                                               - result["models"]["popularity"]["ndcg"])
+    assert ndcg["low"] <= ndcg["difference"] <= ndcg["high"]
+    assert main(args[:-4] + ["--compare", "nosuch"]) == 2

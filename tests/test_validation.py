@@ -161,3 +161,24 @@ def test_bad_validation_arguments(clicks):
         model.fit(train, show_progress=False, validation=(train, held[:, :10]))
     with pytest.raises(ValueError, match="holds nothing out"):
         model.fit(sp.eye(5, format="csr"), show_progress=False, validation_split=0.5)
+
+
+# --- the command line -------------------------------------------------------------------------
+def test_cli_fit_with_validation_and_early_stopping(tmp_path, capsys, monkeypatch):
+    from fastals.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["fit", "synthetic", "--factors", "4", "--iterations", "30", "-q",
+                 "--validation-split", "0.2", "--metric", "precision@5",
+                 "--early-stopping-rounds", "1", "-o", "m.npz"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "validation on 20% of each user's interactions" in out.out
+    assert "precision@5" in out.out and "iteration" in out.out
+    assert fastals.IdRecommender.load(tmp_path / "m.npz").model.iterations == 30
+    assert main(["fit", "synthetic", "--metric", "ndcg@5", "-o", "m.npz", "-q"]) == 2
+    assert "need --validation-split" in capsys.readouterr().err
+    assert main(["fit", "synthetic", "--model", "item-knn", "--validation-split", "0.2",
+                 "-o", "k.npz", "-q"]) == 2
+    assert "fits in one pass" in capsys.readouterr().err
+    assert main(["fit", "synthetic", "--validation-split", "1.5", "-o", "k.npz", "-q"]) == 2

@@ -151,6 +151,16 @@ def build_parser():
     p.add_argument("data", metavar="DATA")
     p.add_argument("--model", default="implicit-als", help=f"one of {', '.join(MODELS)}")
     p.add_argument("-o", "--output", required=True, metavar="MODEL.npz")
+    group = p.add_argument_group("validation while training (iterative models)")
+    group.add_argument("--validation-split", dest="validation_split", type=_fraction,
+                       help="hold out this fraction of each user's interactions and score "
+                            "the model on them after each iteration (the fit uses the rest)")
+    group.add_argument("--metric", help="the validation metric: ndcg@10 (default), "
+                                        "precision@K, hit_rate@K, mrr@K, ...; rmse for "
+                                        "rating models (their default)")
+    group.add_argument("--early-stopping-rounds", dest="early_stopping_rounds",
+                       type=_positive_int, metavar="N",
+                       help="stop after N iterations without improvement; keep the best")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("recommend", parents=[common], help="recommend items to users")
@@ -178,6 +188,14 @@ def build_parser():
     p.add_argument("--split", type=_fraction, default=0.2, help="test fraction (default 0.2)")
     p.add_argument("-k", type=_positive_int, default=10)
     p.add_argument("--no-baseline", action="store_true", help="skip the popularity baseline")
+    p.add_argument("--compare", metavar="MODEL2",
+                   help="also fit MODEL2 (its defaults, the same seed) on the same split and "
+                        "compare the two on the same test users: differences, bootstrap "
+                        "intervals, p-values")
+    p.add_argument("--compare-param", dest="compare_param", action="append",
+                   metavar="NAME=VALUE", help="a constructor parameter of MODEL2 (repeatable)")
+    p.add_argument("--bootstrap", type=_positive_int, default=1000, metavar="N",
+                   help="bootstrap resamples of the users for --compare (default 1000)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 

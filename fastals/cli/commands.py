@@ -1,5 +1,7 @@
 """The commands of ``fastals`` but the bench: ``models``, ``fit``, ``recommend``, ``similar``,
-``evaluate`` and ``demo``. Each ``cmd_*`` takes the parsed arguments and a
+``evaluate`` (with ``--compare MODEL2``: a paired bootstrap comparison of two models on the
+same test users) and ``demo``. ``fit`` takes ``--validation-split``, ``--metric`` and
+``--early-stopping-rounds`` (validation while training). Each ``cmd_*`` takes the parsed arguments and a
 :class:`~fastals.cli.console.Console` and returns the exit code.
 
 Imports: numpy and the standard library at load time, the other modules of ``fastals.cli``
@@ -8,6 +10,8 @@ Imports: numpy and the standard library at load time, the other modules of ``fas
 """
 from __future__ import annotations
 
+import argparse
+import inspect
 import json
 import math
 import time
@@ -29,21 +33,54 @@ def cmd_models(args, console):
     return EXIT_OK
 
 
+def _validation_kwargs(args, model, name):
+    """The fit's validation arguments from --validation-split, --metric and
+    --early-stopping-rounds (empty when none is given)."""
+    split = getattr(args, "validation_split", None)
+    metric = getattr(args, "metric", None)
+    rounds = getattr(args, "early_stopping_rounds", None)
+    if split is None:
+        if metric is not None or rounds is not None:
+            raise UsageError("--metric and --early-stopping-rounds need --validation-split "
+                             "(the held-out part of each user's interactions to score)")
+        return {}
+    if "validation_split" not in inspect.signature(model.fit).parameters:
+        raise UsageError(f"model {name} fits in one pass, without iterations: "
+                         "--validation-split applies to iterative models (implicit-als, "
+                         "explicit-als, sgd, ...)")
+    kwargs = {"validation_split": split}
+    if metric is not None:
+        kwargs["metric"] = metric
+    if rounds is not None:
+        kwargs["early_stopping_rounds"] = rounds
+    return kwargs
+
+
 def cmd_fit(args, console):
     from fastals.id_recommender import IdRecommender
 
     model = _make_model(args.model, args, args.param)  # an unknown model fails before reading
+    validation = _validation_kwargs(args, model, args.model)
     out = _check_output(args.output)
     data = _weight(load_data(args.data, args, MODELS[args.model].kind), args.weighting)
     console.note(f"data: {_describe(data)}")
     start = time.perf_counter()
-    rec = IdRecommender(model).fit(data, show_progress=console.progress)
+    rec = IdRecommender(model).fit(data, show_progress=console.progress, **validation)
     seconds = time.perf_counter() - start
     path = rec.save(out)
     console.out(f"fitted {type(model).__name__} in {seconds:.2f} s on {_describe(data)}; "
                 f"wrote {path}")
+    if validation:
+        (metric, values), = ((k, v) for k, v in model.history.items()
+                             if k not in ("loss", "training rmse"))
+        best = model.best_iteration
+        step = "epoch" if hasattr(model, "epochs") else "iteration"
+        console.out(f"validation on {validation['validation_split']:.0%} of each user's "
+                    f"interactions (held out of the fit): {metric} {_fmt(values[best - 1])} "
+                    f"at {step} {best} of {len(values)} run"
+                    + (f"; the model keeps that {step}" if best != len(values) and
+                       "early_stopping_rounds" in validation else ""))
     return EXIT_OK
-
 
 
 def _results_json(rec, queries, ids, scores, key):
@@ -107,7 +144,7 @@ def cmd_similar(args, console):
     return EXIT_OK
 
 
-def _evaluate_models(named_models, train, test, K, console, threads):
+def _evaluate_models(named_models, train, test, K, console, threads, per_user=False):
     """[(name, metrics dict incl. fit seconds)] for each (name, unfitted model)."""
     from fastals.evaluation import mae, ranking_metrics_at_k, rmse
 
@@ -117,7 +154,7 @@ def _evaluate_models(named_models, train, test, K, console, threads):
         model.fit(train.user_items, show_progress=console.progress)
         fit_seconds = time.perf_counter() - start
         metrics = ranking_metrics_at_k(model, train, test, K, num_threads=threads or 0,
-                                       show_progress=console.progress)
+                                       show_progress=console.progress, per_user=per_user)
         metrics["fit_seconds"] = fit_seconds
         if callable(getattr(model, "predict", None)):
             metrics["rmse"], metrics["mae"] = rmse(model, test), mae(model, test)
@@ -125,39 +162,80 @@ def _evaluate_models(named_models, train, test, K, console, threads):
     return results
 
 
+_TABLE_METRICS = (("precision", "precision@{K}"), ("recall", "recall@{K}"),
+                  ("map", "map@{K}"), ("ndcg", "ndcg@{K}"), ("auc", "auc@{K}"),
+                  ("coverage", "coverage"), ("precision_standard", "hits/K@{K}"),
+                  ("hit_rate", "hit_rate@{K}"), ("mrr", "mrr@{K}"), ("novelty", "novelty"),
+                  ("popularity_percentile", "pop_pct"), ("diversity", "diversity"))
+
+
 def _metrics_table(results, K):
     has_ratings = any("rmse" in m for _, m in results)
-    header = ["model", f"precision@{K}", f"recall@{K}", f"map@{K}", f"ndcg@{K}", f"auc@{K}",
-              "coverage"] + (["rmse", "mae"] if has_ratings else []) + ["fit s"]
+    header = ["model"] + [label.format(K=K) for _, label in _TABLE_METRICS] + (
+        ["rmse", "mae"] if has_ratings else []) + ["fit s"]
     rows = []
     for name, m in results:
-        row = [name] + [_fmt(m[k]) for k in ("precision", "recall", "map", "ndcg", "auc",
-                                              "coverage")]
+        row = [name] + [_fmt(m.get(k)) for k, _ in _TABLE_METRICS]
         if has_ratings:
             row += [_fmt(m.get("rmse")), _fmt(m.get("mae"))]
         rows.append(row + [f"{m['fit_seconds']:.2f}"])
     return _table(header, rows)
 
 
+_COMPARED = ("precision", "precision_standard", "hit_rate", "recall", "map", "ndcg", "mrr",
+             "novelty", "popularity_percentile", "diversity")
+
+
+def _comparison_table(comparison, name_a, name_b, K, confidence):
+    rows = []
+    for metric, c in comparison.items():
+        label = dict(_TABLE_METRICS).get(metric, metric).format(K=K)
+        rows.append([label, _fmt(c["a"]), _fmt(c["b"]), _fmt(c["difference"]),
+                     f"[{_fmt(c['low'])}, {_fmt(c['high'])}]", _fmt(c["p_value"], 3),
+                     f"{c['wins']}/{c['losses']}/{c['ties']}"])
+    return _table(["metric", name_a, name_b, "difference", f"{confidence:.0%} interval",
+                   "p", "users +/-/="], rows)
+
+
 def cmd_evaluate(args, console):
-    from fastals.evaluation import train_test_split
+    from fastals.evaluation import paired_bootstrap, train_test_split
     from fastals.models.popularity import PopularityBaseline
 
     model = _make_model(args.model, args, args.param)
+    compare = getattr(args, "compare", None)
+    other = None
+    if compare is not None:  # its own defaults, the same seed and threads
+        other = _make_model(compare, argparse.Namespace(seed=args.seed, threads=args.threads),
+                            args.compare_param)
     data = load_data(args.data, args, MODELS[args.model].kind)
     train, test = train_test_split(data, args.split, random_state=args.seed)
     train = _weight(train, args.weighting)
     console.note(f"data: {_describe(data)}; split {1 - args.split:.0%}/{args.split:.0%} "
                  f"(seed {args.seed}): {train.nnz:,} train, {test.nnz:,} test")
     models = [(args.model, model)]
-    if not args.no_baseline and args.model != "popularity":
+    if other is not None:
+        models.append((compare if compare != args.model else f"{compare} (2)", other))
+    if not args.no_baseline and "popularity" not in (args.model, compare):
         models.append(("popularity", PopularityBaseline()))
-    results = _evaluate_models(models, train, test, args.k, console, args.threads)
+    results = _evaluate_models(models, train, test, args.k, console, args.threads,
+                               per_user=other is not None)
+    comparison = None
+    if other is not None:
+        comparison = paired_bootstrap(results[0][1], results[1][1], args.bootstrap,
+                                      0.95, args.seed, list(_COMPARED))
+    for _, metrics in results:
+        metrics.pop("per_user", None)
+    table = {name: {k: _plain(v) for k, v in m.items()} for name, m in results}
     if args.json:
-        console.out(json.dumps({name: {k: _plain(v) for k, v in m.items()}
-                                for name, m in results}))
-    else:
-        console.out(_metrics_table(results, args.k))
+        console.out(json.dumps(table if comparison is None else
+                               {"models": table, "comparison": comparison}))
+        return EXIT_OK
+    console.out(_metrics_table(results, args.k))
+    if comparison is not None:
+        console.out("")
+        console.out(f"paired comparison on the same {results[0][1]['users']:,} test users "
+                    f"({args.bootstrap} bootstrap resamples of the users, seed {args.seed}):")
+        console.out(_comparison_table(comparison, results[0][0], results[1][0], args.k, 0.95))
     return EXIT_OK
 
 
