@@ -514,6 +514,35 @@ for model, data, name, float32 in FITS:
     bad(f"{label}.fit(callback=<not callable>)", call(model.fit, data, show_progress=False,
                                                        callback=3), TypeError, "callback")
 
+# fit's validation arguments (the shared mechanism of fastals.models.validation)
+for model, data, _, _ in FITS[:3]:
+    label = type(model).__name__
+    pair = (data, data)
+    for what, kwargs, error, name in [
+            ("metric=<misspelt>", dict(validation=pair, metric="ndgc@10"), ValueError, "metric"),
+            ("metric=<not a string>", dict(validation=pair, metric=10), TypeError, "metric"),
+            ("metric=<without validation data>", dict(metric="ndcg@10"), ValueError, "metric"),
+            ("early_stopping_rounds=<0>", dict(validation=pair, early_stopping_rounds=0),
+             ValueError, "early_stopping_rounds"),
+            ("early_stopping_rounds=<without validation data>",
+             dict(early_stopping_rounds=2), ValueError, "early_stopping_rounds"),
+            ("validation_split=<1.5>", dict(validation_split=1.5), ValueError,
+             "validation_split"),
+            ("validation_split=<and validation>", dict(validation=pair, validation_split=0.2),
+             ValueError, "validation_split"),
+            ("validation=<one matrix, not a pair>", dict(validation=data), TypeError,
+             "validation"),
+            ("validation=<held_out with other items>",
+             dict(validation=(data, sp.csr_matrix((data.shape[0], data.shape[1] + 1)))),
+             ValueError, "held_out"),
+            ("validation=<held_out with NaN>", dict(validation=(data, _with_value(data, np.nan))),
+             ValueError, "held_out")]:
+        bad(f"{label}.fit({what})", call(model.fit, data, show_progress=False, **kwargs), error,
+            name)
+bad("ImplicitALS.fit(metric=<'rmse': it predicts no ratings>)",
+    call(fastals.ImplicitALS(factors=2, iterations=1).fit, R, show_progress=False,
+         validation=(R, R), metric="rmse"), ValueError, "metric")
+
 for cls, data in [(fastals.ExplicitALS, RATINGS), (fastals.SGDMatrixFactorization, RATINGS)]:
     duplicated = sp.coo_matrix((np.array([4.0, 2.0, 5.0]), (np.array([0, 0, 1]),
                                                             np.array([1, 1, 2]))), shape=(3, 3))
