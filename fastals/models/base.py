@@ -26,6 +26,8 @@ import json
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, BinaryIO, TypeVar, overload
 
 import numpy as np
@@ -76,8 +78,9 @@ class RecommenderBase(ABC):
     #: whether a stored zero in user_items is an observation (explicit ratings) or nothing
     _stored_zeros_are_data = False
     #: per-iteration values of the last fit, by name (the training loss, the validation
-    #: metric, e.g. ``{"loss": [...], "ndcg@10": [...]}``); empty for models fitted in one go
-    history: dict[str, list[float]] = {}
+    #: metric, e.g. ``{"loss": [...], "ndcg@10": [...]}``); empty (and read-only) for models
+    #: fitted in one go; each fit of an iterative model sets its own dict
+    history: Mapping[str, list[float]] = MappingProxyType({})
     #: with validation: how many iterations the kept state had (1-based), else None
     best_iteration: int | None = None
 
@@ -502,7 +505,7 @@ def run_training(name, count, step, show_progress, callback, step_name="iteratio
                          validation.metric, validation.early_stopping_rounds, step_name, i + 1)
                 break
     if model is not None and values:
-        if getattr(model, "history", None) is None:
+        if "history" not in vars(model):  # never the class's shared empty mapping
             model.history = {}
         model.history[metric] = values
 
