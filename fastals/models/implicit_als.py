@@ -191,13 +191,13 @@ class ImplicitALS(MatrixFactorizationBase):
 
         Validation (keyword only; see :mod:`fastals.models.validation`):
         ``validation=(train_part, held_out)`` scores the model on `held_out` after each
-        iteration (`train_part`'s items filtered out of the lists), with `metric`
-        (default "ndcg@10"; any of precision, precision_standard, hit_rate, recall, map, ndcg,
-        auc, mrr with ``@K``); the score is on the progress bar and in
-        ``history[metric]``. ``early_stopping_rounds=N`` stops after N iterations without
-        improvement and keeps the best iteration's factors (``best_iteration`` says which).
-        ``validation_split=f`` holds out a fraction f of each user's interactions (seeded with an
-        int random_state, else 0) and fits on the rest.
+        iteration with `metric` (default "ndcg@10"; any of precision, precision_standard,
+        hit_rate, recall, map, ndcg, auc, mrr with ``@K``), `train_part`'s items filtered
+        out of the lists. The score is on the progress bar and in ``history[metric]``.
+        ``early_stopping_rounds=N`` stops after N iterations without improvement and keeps
+        the best iteration's factors (``best_iteration`` says which).
+        ``validation_split=f`` holds out a fraction f of each user's interactions (seeded
+        with an int random_state, else 0) and fits on the rest.
         """
         self._check_params()
         check_fit_arguments(show_progress, callback)

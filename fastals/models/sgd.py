@@ -214,13 +214,13 @@ class SGDMatrixFactorization(ExplicitFactorizationBase):
 
         Validation (keyword only; see :mod:`fastals.models.validation`):
         ``validation=(train_part, held_out)`` scores the model on `held_out` after each
-        epoch (`train_part`'s items filtered out of the lists), with `metric`
-        (default "rmse" on the held-out ratings; also mae; any of precision, precision_standard, hit_rate, recall, map, ndcg,
-        auc, mrr with ``@K``, e.g. "ndcg@10"); the score is on the progress bar and in
-        ``history[metric]``. ``early_stopping_rounds=N`` stops after N epochs without
-        improvement and keeps the best epoch's factors and biases (``best_epoch`` says which).
-        ``validation_split=f`` holds out a fraction f of each user's ratings (seeded with an
-        int random_state, else 0) and fits on the rest.
+        epoch with `metric`: "rmse" (the default) or "mae" on the held-out ratings, or a
+        ranking metric such as "ndcg@10" (`train_part`'s items filtered out of the lists).
+        The score is on the progress bar and in ``history[metric]``.
+        ``early_stopping_rounds=N`` stops after N epochs without improvement and keeps the
+        best epoch's factors and biases (``best_iteration`` counts its epochs).
+        ``validation_split=f`` holds out a fraction f of each user's ratings (seeded with
+        an int random_state, else 0) and fits on the rest.
         """
         self._check_params()
         check_fit_arguments(show_progress, callback)
