@@ -113,13 +113,16 @@ def bootstrap_intervals(result: dict[str, Any], n_resamples: int = 1000,
     if n == 0:
         return {m: (float("nan"), float("nan")) for m in terms}
     rng = check_random_state(random_state)
-    samples = {m: [] for m in terms}
+    samples: dict[str, list[np.ndarray]] = {m: [] for m in terms}
     for counts in _resample_counts(rng, n, n_resamples):
         for m, (num, den) in terms.items():
             samples[m].append(_ratio(counts @ num, counts @ den))
     tail = (1 - confidence) / 2 * 100
-    return {m: tuple(float(v) for v in np.nanpercentile(np.concatenate(s), [tail, 100 - tail]))
-            for m, s in samples.items()}
+    intervals = {}
+    for m, s in samples.items():
+        low, high = np.nanpercentile(np.concatenate(s), [tail, 100 - tail])
+        intervals[m] = (float(low), float(high))
+    return intervals
 
 
 def paired_bootstrap(result_a: dict[str, Any], result_b: dict[str, Any],
@@ -150,7 +153,7 @@ def paired_bootstrap(result_a: dict[str, Any], result_b: dict[str, Any],
                          f"{', '.join(m for m in terms_a if m in terms_b)}")
     n = len(per_a["users"])
     rng = check_random_state(random_state)
-    differences = {m: [] for m in names}
+    differences: dict[str, list[np.ndarray]] = {m: [] for m in names}
     if n:
         for counts in _resample_counts(rng, n, n_resamples):
             for m in names:
