@@ -182,3 +182,19 @@ def test_cli_fit_with_validation_and_early_stopping(tmp_path, capsys, monkeypatc
                  "-o", "k.npz", "-q"]) == 2
     assert "fits in one pass" in capsys.readouterr().err
     assert main(["fit", "synthetic", "--validation-split", "1.5", "-o", "k.npz", "-q"]) == 2
+
+
+def test_a_ranking_metric_runs_on_a_fixed_sample_of_many_users(clicks, monkeypatch):
+    from fastals.models import validation
+
+    train, held = clicks
+    monkeypatch.setattr(validation, "MAX_VALIDATION_USERS", 100)
+    model = _implicit(iterations=2).fit(train, show_progress=False, validation=(train, held))
+    last = model.history["ndcg@10"][-1]
+    _, check = validation.prepare_validation(_implicit(), train, (train, held))
+    sampled = check.held_out
+    users = np.flatnonzero(np.diff(sampled.indptr) > 0)
+    assert len(users) == 100
+    chosen = np.isin(np.arange(held.shape[0]), users)
+    np.testing.assert_array_equal(sampled.toarray(), held.toarray() * chosen[:, None])
+    assert last == pytest.approx(ev.ndcg_at_k(model, train, sampled, 10))

@@ -6,7 +6,9 @@ model on the held-out interactions after each iteration, with the metric named b
 bar, records it in ``model.history``, and with ``early_stopping_rounds=N`` stops once N
 iterations in a row have not improved on the best, then puts back the best iteration's
 state (its arrays, copied when it was reached): the model is then the one a fit of
-``model.best_iteration`` iterations gives.
+``model.best_iteration`` iterations gives. A ranking metric is computed on at most
+:data:`MAX_VALIDATION_USERS` held-out users (a fixed seeded sample when there are more),
+so that an iteration's score costs a bounded time.
 
 How a model takes part (:mod:`fastals.models.base` re-exports the two names):
 
@@ -55,6 +57,11 @@ _ALIASES = {"hitrate": "hit_rate", "hr": "hit_rate", "p": "precision",
             "standard_precision": "precision_standard", "precision_implicit": "precision"}
 # users scored per recommend call: bounded dense score blocks and a smooth progress bar
 _USERS_PER_BLOCK_CELLS = 1 << 24
+#: a ranking metric while training is computed on at most this many held-out users (a fixed
+#: seeded sample when there are more): scoring every user against the whole catalogue
+#: costs more than a sparse ALS iteration (measured: 20k users x 10k items, 8x the plain
+#: fit), and the same sample every iteration keeps the comparisons between them paired
+MAX_VALIDATION_USERS = 5000
 
 
 # --- the ranking pass, shared with fastals.evaluation --------------------------------------
@@ -357,8 +364,25 @@ def prepare_validation(model, user_items, validation=None, metric=None,
                                  "and at most its users")
     if train_rows.shape != held_out.shape:
         train_rows = _rows_like(train_rows, held_out.shape[0])
+    if name in RANKING_METRICS:
+        held_out = _sample_users(held_out, MAX_VALIDATION_USERS, _split_seed(model))
     return user_items, Validation(train_rows, held_out, name, K, early_stopping_rounds,
                                   getattr(model, "num_threads", 0))
+
+
+def _sample_users(held_out, limit, seed):
+    """`held_out` with the rows of at most `limit` of its users with a relevant item (a
+    seeded sample when there are more; the others emptied)."""
+    users = np.flatnonzero(np.diff((held_out > 0).tocsr().indptr) > 0)
+    if len(users) <= limit:
+        return held_out
+    keep = np.zeros(held_out.shape[0])
+    keep[np.random.default_rng(seed).choice(users, limit, replace=False)] = 1
+    log.info("validation: a ranking metric on %d of the %d held-out users (a fixed sample)",
+             limit, len(users))
+    sampled = sp.diags(keep) @ held_out
+    sampled.eliminate_zeros()
+    return sampled.tocsr()
 
 
 def _rows_like(matrix, n_rows):
