@@ -52,6 +52,13 @@ from fastals.reference.implicit_als import (
     implicit_als_loss,
     normal_equations,
 )
+from fastals.reference.itemitem import (
+    ease_precision,
+    ease_similarity,
+    ease_weights,
+    rp3beta_similarity,
+    rp3beta_walk,
+)
 from fastals.reference.similarity import (
     bm25_weight,
     similarity_matrix,
@@ -64,6 +71,9 @@ from fastals.reference.similarity import (
 
 __all__ = [
     "confidence_preference",
+    "ease_precision",
+    "ease_similarity",
+    "ease_weights",
     "explicit_als_fit",
     "explicit_als_loss",
     "explicit_als_normal_equations",
@@ -74,6 +84,8 @@ __all__ = [
     "implicit_als_fit",
     "implicit_als_loss",
     "normal_equations",
+    "rp3beta_similarity",
+    "rp3beta_walk",
     "sgd_epoch",
     "bm25_weight",
     "similarity_matrix",
