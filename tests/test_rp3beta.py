@@ -71,6 +71,22 @@ def test_similarity_equals_the_numpy_walk(interactions, dtype, alpha, beta, K, n
     assert (own >= best).all()
 
 
+@pytest.mark.parametrize("normalize", [False, True])
+def test_items_and_users_without_interactions_at_the_end(interactions, normalize):
+    """The last items and users store nothing: no neighbours, never a neighbour."""
+    padded = sp.csr_matrix((interactions.data, interactions.indices, interactions.indptr),
+                           shape=(60, 45))
+    padded = sp.vstack([sp.hstack([padded, sp.csr_matrix((60, 3))]),
+                        sp.csr_matrix((2, 48))]).tocsr()
+    model = fastals.RP3beta(K=5, normalize_similarity=normalize).fit(padded,
+                                                                    show_progress=False)
+    S = model.similarity_matrix
+    assert S[45:].nnz == 0 and S[:, 45:].nnz == 0
+    assert model.similar_items(47, N=3)[0].size == 0
+    ids, _ = model.recommend(61, padded, N=3, filter_already_liked_items=False)
+    assert len(ids) == 3
+
+
 def test_alpha_0_beta_0_counts_co_occurrences_like_item_knn_dot(interactions):
     """Every stored transition counts 1 without the popularity penalty: W = X^T X of the
     binarised matrix off the diagonal, which is ItemKNN's dot similarity of binary data."""

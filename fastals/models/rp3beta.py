@@ -137,9 +137,8 @@ class RP3beta(UserItemsModel, _SimilarItemsModel):
                       resolve_threads(self.num_threads), show_progress, "RP3beta",
                       bt_factors=penalty)
         if self.normalize_similarity:
-            sums = np.add.reduceat(S.data.astype(np.float64), S.indptr[:-1]) if S.nnz else \
-                np.zeros(S.shape[0])
-            sums[np.diff(S.indptr) == 0] = 0  # reduceat repeats a value for empty rows
+            row_of = np.repeat(np.arange(S.shape[0]), np.diff(S.indptr))
+            sums = np.bincount(row_of, weights=S.data, minlength=S.shape[0]).astype(float)
             scale = np.divide(1.0, sums, out=np.ones_like(sums), where=sums > 0)
             S.data *= np.repeat(scale, np.diff(S.indptr)).astype(S.dtype)
             returns *= scale
