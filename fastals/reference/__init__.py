@@ -30,6 +30,13 @@ lambda             the regularization [``regularization``]; lambda_U, lambda_I, 
                    lambda_bI its per-side / bias parts; s_u, s_i the ALS-WR row weights
 lr, beta           SGD's learning rate and L2 weight; lr_b, beta_b those of the biases
 YtY                the Gram matrix Y^T Y (float64 where it is accumulated)
+X                  in EASE and RP3beta only (Steck's notation): the users x items matrix
+                   of the r_ui, not the user factors
+B, P               EASE's items x items weights (zero diagonal) and the precision matrix
+                   P = (X^T X + lambda I)^-1 [``item_weights``, ``precision_diagonal``]
+W, P_ui, P_iu      RP3beta's walk similarity and its transition probabilities; there
+                   alpha and beta are the walk's exponents [``alpha``, ``beta``], not the
+                   confidence scale and SGD's weight
 sim(a, b)          a similarity of two sparse rows; for Pearson,
                    sim = (a . b) scale_a scale_b - shift_a shift_b with
                    scale = 1 / |a - mean_a| and shift = sqrt(n) mean_a scale (both >= 0 terms,
