@@ -71,11 +71,11 @@ class RP3beta(UserItemsModel, _SimilarItemsModel):
     num_threads : int
         OpenMP threads; 0 uses every core.
 
-    The defaults (K=100, alpha=1, beta=0.5, no normalisation) are within 2% of the best
-    nDCG@10 of a 128-point grid (alpha 0.5-1.25, beta 0-0.75, K 25-200, with and without
-    normalisation; binary data, 80/20 split) on MovieLens 100K (0.382 against 0.389) and on
-    the demo data, ``make_synthetic()`` (0.304 against 0.307); beta = 0.5 was the best beta
-    on both, and beta = 0.25 lost 7% (see ``bench/quality.py``).
+    The defaults (K=100, alpha=1, beta=0.5, no normalisation) are 3% below the best point
+    of ``bench/quality.py``'s grid (alpha 0.75-1, beta 0.3-0.7, K 100-200, with and without
+    normalisation; binary data, 80/20 splits, 3 seeds) on MovieLens 100K (nDCG@10 0.387
+    against 0.398 at beta=0.7, K=200, normalised) and 1% below it on the demo data (0.299
+    against 0.302 at beta=0.5, K=200, normalised); no single point was best on both.
 
     Attributes
     ----------
