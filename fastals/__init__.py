@@ -20,6 +20,7 @@ __all__ = [
     "BM25Recommender",
     "ContentKNN",
     "CosineRecommender",
+    "EASE",
     "ExplicitALS",
     "FunkSVD",
     "IdOutOfRangeError",
@@ -31,6 +32,7 @@ __all__ = [
     "ModelFitError",
     "NotFittedError",
     "PopularityBaseline",
+    "RP3beta",
     "RecommenderBase",
     "SGDMatrixFactorization",
     "TFIDFRecommender",
@@ -45,6 +47,7 @@ _HOMES = {
     "BM25Recommender": "fastals.models.knn",
     "ContentKNN": "fastals.models.knn",
     "CosineRecommender": "fastals.models.knn",
+    "EASE": "fastals.models.ease",
     "ExplicitALS": "fastals.models.explicit_als",
     "FunkSVD": "fastals.models.sgd",
     "IdOutOfRangeError": "fastals.exceptions",
@@ -56,6 +59,7 @@ _HOMES = {
     "ModelFitError": "fastals.exceptions",
     "NotFittedError": "fastals.exceptions",
     "PopularityBaseline": "fastals.models.popularity",
+    "RP3beta": "fastals.models.rp3beta",
     "RecommenderBase": "fastals.models.base",
     "SGDMatrixFactorization": "fastals.models.sgd",
     "TFIDFRecommender": "fastals.models.knn",
@@ -74,11 +78,13 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads each 
         NotFittedError
     from fastals.id_recommender import IdRecommender
     from fastals.models.base import RecommenderBase, load
+    from fastals.models.ease import EASE
     from fastals.models.explicit_als import ExplicitALS
     from fastals.models.implicit_als import AlternatingLeastSquares, ImplicitALS
     from fastals.models.knn import BM25Recommender, ContentKNN, CosineRecommender, ItemKNN, \
         TFIDFRecommender, UserKNN
     from fastals.models.popularity import PopularityBaseline
+    from fastals.models.rp3beta import RP3beta
     from fastals.models.sgd import FunkSVD, SGDMatrixFactorization
     from fastals.similarity import top_k_similarity
 

@@ -25,5 +25,17 @@ def single_threaded_blas():
     oversubscribe the cores (and spin-wait against them). The limit is undone on exit, so
     it never changes the process for the caller.
     """
-    with threadpool_limits(limits=1, user_api="blas"):
+    with limited_blas(1):
+        yield
+
+
+@contextlib.contextmanager
+def limited_blas(num_threads):
+    """Limit BLAS to `num_threads` threads (a resolved count, >= 1) for the block only.
+
+    For the models whose heavy arithmetic is one BLAS/LAPACK call (EASE's dense inverse):
+    BLAS may use the threads the caller allowed the model, and no more; the process's own
+    setting is restored on exit.
+    """
+    with threadpool_limits(limits=max(1, int(num_threads)), user_api="blas"):
         yield

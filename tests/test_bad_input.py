@@ -186,6 +186,14 @@ class Fitted:
         return fastals.ItemKNN(K=4).fit(R, show_progress=False)
 
     @functools.cached_property
+    def ease(self):
+        return fastals.EASE(regularization=10.0).fit(R, show_progress=False)
+
+    @functools.cached_property
+    def rp3beta(self):
+        return fastals.RP3beta(K=4).fit(R, show_progress=False)
+
+    @functools.cached_property
     def userknn(self):
         return fastals.UserKNN(K=4).fit(RATINGS, show_progress=False)
 
@@ -455,6 +463,10 @@ HYPER = {
     fastals.TFIDFRecommender: dict(K=INT_POS, dtype=DTYPE),
     fastals.BM25Recommender: dict(K=INT_POS, K1=FLOAT_NONNEG[:4], B=FLOAT_NONNEG[3:5]),
     fastals.PopularityBaseline: dict(dtype=DTYPE, num_threads=THREADS),
+    fastals.EASE: dict(regularization=FLOAT_POS, max_items=INT_POS, dtype=DTYPE,
+                       num_threads=THREADS),
+    fastals.RP3beta: dict(K=INT_POS, alpha=FLOAT_NONNEG, beta=FLOAT_NONNEG,
+                          normalize_similarity=BOOL, dtype=DTYPE, num_threads=THREADS),
 }
 HYPER[fastals.AlternatingLeastSquares] = HYPER[fastals.ImplicitALS]  # implicit's weighting
 bad("AlternatingLeastSquares(alpha=<0>)", call(fastals.AlternatingLeastSquares, alpha=0.0),
@@ -487,7 +499,9 @@ FITS = [(fastals.ImplicitALS(factors=2, iterations=1), R, "user_items", True),
         (fastals.BM25Recommender(K=3), R, "user_items", True),
         (fastals.UserKNN(K=3), RATINGS, "user_items", True),
         (fastals.ContentKNN(K=3), sp.csr_matrix(FEATURES), "item_features", True),
-        (fastals.PopularityBaseline(), R, "user_items", True)]
+        (fastals.PopularityBaseline(), R, "user_items", True),
+        (fastals.EASE(), R, "user_items", True),
+        (fastals.RP3beta(K=3), R, "user_items", True)]
 for model, data, name, float32 in FITS:
     label = type(model).__name__
     dense_ok = isinstance(model, fastals.ContentKNN)
@@ -566,10 +580,22 @@ bad("ContentKNN.fit(item_features=<text>)",
     call(fastals.ContentKNN(K=3).fit, np.array([["a", "b"]]), show_progress=False), TypeError,
     "item_features", "real numbers")
 
+# EASE's dense items x items matrix: refused beyond max_items, naming the memory
+bad("EASE.fit(user_items=<more items than max_items>)",
+    call(fastals.EASE(max_items=N_ITEMS - 1).fit, R, show_progress=False), ValueError,
+    "max_items", "0.4 kB")
+bad("EASE.fit(user_items=<100,000 items, beyond the default max_items>)",
+    call(fastals.EASE().fit, sp.csr_matrix((np.ones(1), ([0], [99_999])), shape=(1, 100_000)),
+         show_progress=False), ValueError, "max_items", "40.0 GB")
+bad("RP3beta.fit(user_items=<negative values>)",
+    call(fastals.RP3beta(K=3).fit, -R, show_progress=False), ValueError, "user_items",
+    "non-negative")
+
 # recommend / similar_items / similar_users: the shared contract, on every model
-QUERY_MODELS = ["implicit", "explicit", "sgd", "itemknn", "userknn", "popularity"]
+QUERY_MODELS = ["implicit", "explicit", "sgd", "itemknn", "userknn", "popularity", "ease",
+                "rp3beta"]
 ROWS = {"implicit": R, "explicit": RATINGS, "sgd": RATINGS, "itemknn": R, "userknn": RATINGS,
-        "popularity": R, "contentknn": R}
+        "popularity": R, "contentknn": R, "ease": R, "rp3beta": R}
 for model in QUERY_MODELS + ["contentknn"]:
     rows = ROWS[model]
     rec = f"{model}.recommend"

@@ -32,6 +32,10 @@ MODELS = {
     "sgd": ModelSpec("SGDMatrixFactorization", "explicit",
                      "SGD matrix factorisation on ratings (Funk SVD)"),
     "item-knn": ModelSpec("ItemKNN", "implicit", "item-item nearest neighbours (cosine, BM25 ...)"),
+    "ease": ModelSpec("EASE", "implicit",
+                      "EASE (Steck): dense item-item weights in closed form"),
+    "rp3beta": ModelSpec("RP3beta", "implicit",
+                         "RP3beta: random-walk item-item neighbours with a popularity penalty"),
     "popularity": ModelSpec("PopularityBaseline", "implicit",
                             "the most popular items for everyone (a baseline)", similar=False),
 }

@@ -244,7 +244,60 @@ def _check_knn_params(model, similarities):
     model.num_threads = check_num_threads(model.num_threads)
 
 
-class ItemKNN(_SimilarItemsModel):
+class UserItemsModel(RecommenderBase):
+    """A model that keeps a copy of its training interactions (users x items) and scores a
+    user from their row of it: the item-item models (:class:`ItemKNN`, ``EASE``,
+    ``RP3beta``).
+
+    Provides the users' side of the contract: :attr:`user_items`, `n_users`, the stored
+    rows of known users, :meth:`similar_users` by the similarity (`_user_measure`) of the
+    users' interaction rows, which users and items have no interactions, and saving the
+    matrix. Subclasses provide the items' side (`n_items`, `_item_block`, `_user_scores`,
+    `_similar_item_scores`) and call :meth:`_keep_user_items` in fit.
+    """
+
+    user_items_shape: np.ndarray
+    #: the similarity of two users' interaction rows (similar_users)
+    _user_measure = "cosine"
+
+    user_items = _stored_matrix("user_items", "The training interactions (a copy).")
+
+    def _keep_user_items(self, X: CSR, original):
+        """Store the validated training matrix `X` (copying what it shares with the
+        caller's `original`)."""
+        _store(self, "user_items", _owned(X, original).to_scipy())
+
+    @property
+    def n_users(self) -> int:
+        return 0 if getattr(self, "user_items_shape", None) is None else int(self.user_items_shape[0])
+
+    def _stored_user_rows(self, userids):
+        return self.user_items[userids]
+
+    def _without_interactions(self, axis):
+        return _without_values(self, "user_items", 1 if axis == "item" else 0)
+
+    def _similar_scores(self, axis, ids, candidates):
+        if axis == "item":
+            return self._similar_item_scores(ids, candidates)
+        measure = self._user_measure
+        rows = as_csr(self.user_items, "user_items", self.dtype, check_values=False)
+        cached = getattr(self, "_user_stats", None)
+        if cached is None or cached[0] is not self.user_items_data:
+            cached = (self.user_items_data,
+                      row_statistics(rows, measure, resolve_threads(self.num_threads)))
+            self._user_stats = cached
+        return _row_similarities(rows, cached[1], measure, ids, candidates, self.dtype)
+
+    def _restore(self, arrays, extra):
+        super()._restore(arrays, extra)
+        R = _unpack(self, "user_items", self.dtype)
+        if R.shape[1] != self.n_items:
+            raise ValueError(f"user_items has {R.shape[1]} items, the model {self.n_items}")
+        _store(self, "user_items", R)
+
+
+class ItemKNN(UserItemsModel, _SimilarItemsModel):
     r"""Item-item nearest neighbours for implicit feedback (plays, clicks, purchases).
 
     Fitting computes, for every item, its K most similar items over the users who
@@ -285,7 +338,6 @@ class ItemKNN(_SimilarItemsModel):
     _state_names = ("similarity_indptr", "similarity_indices", "similarity_data",
                     "similarity_shape", "self_similarity", "user_items_indptr",
                     "user_items_indices", "user_items_data", "user_items_shape")
-    user_items_shape: np.ndarray
 
     def fit(self, user_items: SparseMatrix, show_progress: bool = True,
             callback: FitCallback | None = None) -> Self:
@@ -302,42 +354,15 @@ class ItemKNN(_SimilarItemsModel):
             weighting=_WEIGHTING.get(self.similarity), K1=self.K1, B=self.B,
             show_progress=show_progress, desc=type(self).__name__, name="user_items")
         self._store_similarity(S, self_similarity)
-        _store(self, "user_items", _owned(X, user_items).to_scipy())
+        self._keep_user_items(X, user_items)
         if callback is not None:
             callback(0, time.perf_counter() - start, None)
         return self
 
-    user_items = _stored_matrix("user_items", "The training interactions (a copy).")
-
     @property
-    def n_users(self) -> int:
-        return 0 if getattr(self, "user_items_shape", None) is None else int(self.user_items_shape[0])
-
-    def _stored_user_rows(self, userids):
-        return self.user_items[userids]
-
-    def _without_interactions(self, axis):
-        return _without_values(self, "user_items", 1 if axis == "item" else 0)
-
-    def _similar_scores(self, axis, ids, candidates):
-        if axis == "item":
-            return self._similar_item_scores(ids, candidates)
-        # users: the same measure between their interaction rows (cosine for tfidf/bm25)
-        measure = {"tfidf": "cosine", "bm25": "cosine"}.get(self.similarity, self.similarity)
-        rows = as_csr(self.user_items, "user_items", self.dtype, check_values=False)
-        cached = getattr(self, "_user_stats", None)
-        if cached is None or cached[0] is not self.user_items_data:
-            cached = (self.user_items_data,
-                      row_statistics(rows, measure, resolve_threads(self.num_threads)))
-            self._user_stats = cached
-        return _row_similarities(rows, cached[1], measure, ids, candidates, self.dtype)
-
-    def _restore(self, arrays, extra):
-        super()._restore(arrays, extra)
-        R = _unpack(self, "user_items", self.dtype)
-        if R.shape[1] != self.n_items:
-            raise ValueError(f"user_items has {R.shape[1]} items, the similarity {self.n_items}")
-        _store(self, "user_items", R)
+    def _user_measure(self):
+        """Users are compared by the same measure (cosine for tfidf/bm25)."""
+        return {"tfidf": "cosine", "bm25": "cosine"}.get(self.similarity, self.similarity)
 
 
 class CosineRecommender(ItemKNN):

@@ -30,6 +30,13 @@ lambda             the regularization [``regularization``]; lambda_U, lambda_I, 
                    lambda_bI its per-side / bias parts; s_u, s_i the ALS-WR row weights
 lr, beta           SGD's learning rate and L2 weight; lr_b, beta_b those of the biases
 YtY                the Gram matrix Y^T Y (float64 where it is accumulated)
+X                  in EASE and RP3beta only (Steck's notation): the users x items matrix
+                   of the r_ui, not the user factors
+B, P               EASE's items x items weights (zero diagonal) and the precision matrix
+                   P = (X^T X + lambda I)^-1 [``item_weights``, ``precision_diagonal``]
+W, P_ui, P_iu      RP3beta's walk similarity and its transition probabilities; there
+                   alpha and beta are the walk's exponents [``alpha``, ``beta``], not the
+                   confidence scale and SGD's weight
 sim(a, b)          a similarity of two sparse rows; for Pearson,
                    sim = (a . b) scale_a scale_b - shift_a shift_b with
                    scale = 1 / |a - mean_a| and shift = sqrt(n) mean_a scale (both >= 0 terms,
@@ -52,6 +59,13 @@ from fastals.reference.implicit_als import (
     implicit_als_loss,
     normal_equations,
 )
+from fastals.reference.itemitem import (
+    ease_precision,
+    ease_similarity,
+    ease_weights,
+    rp3beta_similarity,
+    rp3beta_walk,
+)
 from fastals.reference.similarity import (
     bm25_weight,
     similarity_matrix,
@@ -64,6 +78,9 @@ from fastals.reference.similarity import (
 
 __all__ = [
     "confidence_preference",
+    "ease_precision",
+    "ease_similarity",
+    "ease_weights",
     "explicit_als_fit",
     "explicit_als_loss",
     "explicit_als_normal_equations",
@@ -74,6 +91,8 @@ __all__ = [
     "implicit_als_fit",
     "implicit_als_loss",
     "normal_equations",
+    "rp3beta_similarity",
+    "rp3beta_walk",
     "sgd_epoch",
     "bm25_weight",
     "similarity_matrix",
