@@ -124,9 +124,11 @@ def build_parser():
     group.add_argument("--duplicates", default="sum",
                        choices=("sum", "mean", "max", "min", "first", "last", "error"),
                        help="how repeated (user, item) rows combine (default sum)")
-    group.add_argument("--weighting", default="none", choices=("none", "log", "bm25", "tfidf"),
-                       help="confidence weighting of the training values (bm25/tfidf as "
-                            "implicit's Last.fm example: over items x users)")
+    group.add_argument("--weighting", choices=("auto", "none", "log", "bm25", "tfidf"),
+                       help="confidence weighting of the training values (default auto: "
+                            "log(1 + r) for large counts, none otherwise, as ImplicitALS's "
+                            "weighting='auto'; bm25/tfidf as implicit's Last.fm example: over "
+                            "items x users)")
 
     parser = _Parser(prog="fastals", parents=[common],
                      description="Fast recommender systems: fit, recommend, evaluate.",

@@ -34,7 +34,8 @@ def cmd_fit(args, console):
 
     model = _make_model(args.model, args, args.param)  # an unknown model fails before reading
     out = _check_output(args.output)
-    data = _weight(load_data(args.data, args, MODELS[args.model].kind), args.weighting)
+    data = _weight(load_data(args.data, args, MODELS[args.model].kind), args.weighting, model,
+                   console)
     console.note(f"data: {_describe(data)}")
     start = time.perf_counter()
     rec = IdRecommender(model).fit(data, show_progress=console.progress)
@@ -146,7 +147,7 @@ def cmd_evaluate(args, console):
     model = _make_model(args.model, args, args.param)
     data = load_data(args.data, args, MODELS[args.model].kind)
     train, test = train_test_split(data, args.split, random_state=args.seed)
-    train = _weight(train, args.weighting)
+    train = _weight(train, args.weighting, model, console)
     console.note(f"data: {_describe(data)}; split {1 - args.split:.0%}/{args.split:.0%} "
                  f"(seed {args.seed}): {train.nnz:,} train, {test.nnz:,} test")
     models = [(args.model, model)]
