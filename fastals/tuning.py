@@ -5,29 +5,29 @@ r"""Hyper-parameter search for fastals models: :func:`tune`, successive halving 
 model-specific search space (log-uniform factors, regularization, alpha, ...; the weighting)
 and scores each on the held-out part with :func:`~fastals.evaluation.ranking_metrics_at_k`.
 
-Iterative models are searched by asynchronous successive halving (ASHA, Li et al. 2020)
-over Hyperband brackets: the resource is the number of iterations (epochs for SGD), with
-rungs at r, r eta, r eta^2 ... up to the maximum. A configuration is fitted *once*, for the
-maximum number of iterations, and scored from the fit's callback when it reaches a rung (the
-model then holds exactly that iteration's factors); it goes on only while its score is in
-the best 1/eta of the scores recorded at that rung (in its bracket), so a promoted
-configuration continues from its own factors instead of starting again. Bracket s of the
-``s_max + 1`` brackets begins pruning at rung s, so bracket 0 prunes hardest and the last
-never prunes; trials take the brackets in turn. Models without iterations (KNN) are
-sampled at random.
+Iterative models are searched by asynchronous successive halving (ASHA, Li et al. 2020),
+optionally over Hyperband brackets: the resource is the number of iterations (epochs for
+SGD), with rungs at r, r eta, r eta^2 ... up to the maximum. A configuration is fitted
+*once*, for the maximum number of iterations, and scored from the fit's callback when it
+reaches a rung (the model then holds exactly that iteration's factors); it goes on only
+while its score is in the best 1/eta of the scores recorded at that rung (in its bracket),
+so a promoted configuration continues from its own factors instead of starting again, and
+its best rung (not necessarily its last) is what it scores. With ``brackets=b``, bracket s
+begins pruning at rung s and trials take the brackets in turn. Models without iterations
+(KNN) are sampled at random.
 
 The same `random_state` samples the same configurations in the same order and seeds every
-fit and the split, so with ``max_trials`` (and no time budget) the result is identical from
-run to run; with a time budget the trials are a prefix of that same sequence, as long as
-the machine lets them run.
+fit and the split, so with ``max_trials`` (no time budget, ``n_jobs=1``) the result is
+identical from run to run; with a time budget the trials are a prefix of that same
+sequence, as long as the machine lets them run.
 
-Configurations run one after another, each on every core: measured on 2 cores, two ALS
-fits side by side on one thread each took as long as one after the other on two threads
-each (bench/RESULTS.md), so parallel trials buy nothing where the kernels already scale.
+Trials run one after another on every core by default; ``n_jobs=2`` runs two at once
+(threads: the kernels release the GIL), which measured faster on 2 busy cores (see
+``n_jobs``).
 
 Floor 5 (above the models, beside :mod:`fastals.evaluation`). May import: numpy, the
-standard library, :mod:`fastals.evaluation`, :mod:`fastals._validation`, :mod:`fastals._files`
-and the models' public interface (:mod:`fastals.models`).
+standard library, :mod:`fastals.evaluation`, :mod:`fastals._validation`, :mod:`fastals._files`,
+:mod:`fastals._threads` and the models' public interface (:mod:`fastals.models`).
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ import inspect
 import json
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,7 +94,7 @@ class Choice:
 _SPACES = (
     ("ImplicitALS", "iterations", {
         "factors": LogUniform(8, 256, integer=True),
-        "regularization": LogUniform(1e-3, 30.0),
+        "regularization": LogUniform(1e-2, 100.0),
         "alpha": LogUniform(0.3, 30.0),
         "weighting": Choice(("none", "log")),
     }),
@@ -248,8 +249,9 @@ def _parse_budget(budget):
 def tune(model_class: type, data, *, budget: float | str | None = 60.0,
          max_trials: int | None = None, space: dict | None = None, fixed: dict | None = None,
          metric: str = "ndcg", K: int = 10, validation_size: float = 0.2, eta: int = 3,
-         min_resource: int = 3, max_resource: int = 27, random_state: int = 0,
-         num_threads: int = 0, refit: bool = True, verbose: bool = True) -> TuneResult:
+         min_resource: int = 2, max_resource: int = 18, brackets: int = 1,
+         random_state: int = 0, num_threads: int = 0, n_jobs: int = 1, refit: bool = True,
+         verbose: bool = True) -> TuneResult:
     r"""Search hyper-parameters of `model_class` on `data`; return the best and the model.
 
     Parameters
@@ -275,11 +277,23 @@ def tune(model_class: type, data, *, budget: float | str | None = 60.0,
     eta : int
         Successive halving's rate: a rung keeps the best 1/eta.
     min_resource, max_resource : int
-        The rungs of iterations (epochs): min_resource, min_resource * eta, ..., max_resource.
+        The rungs of iterations (epochs): min_resource, min_resource * eta, ..., max_resource
+        (default 2, 6, 18).
+    brackets : int
+        Hyperband brackets (at most the number of rungs): bracket s prunes from rung s on,
+        and trial n runs in bracket n mod brackets. The default 1 is plain successive
+        halving, which prunes soonest: the better choice for budgets of a minute or so.
     random_state : int
         Seeds the split, the sampling and every model.
     num_threads : int
-        Threads of the fits and the scoring (0: every core).
+        Threads of the fits and the scoring (0: every core; with n_jobs > 1, the cores
+        shared out between the trials running at once).
+    n_jobs : int
+        Trials run at once (threads; the kernels release the GIL). 1, the default, gives the
+        same result for the same seed; with more, which trials are pruned depends on which
+        finish first. Measured on 2 busy cores (bench/RESULTS.md), two fits side by side on
+        one thread each finished sooner than one after the other on both cores: try
+        ``n_jobs=2`` where the kernels' own threads do not keep the cores busy.
     refit : bool
         Refit the best configuration on all of `data` (``result.model``).
     verbose : bool
@@ -312,6 +326,8 @@ def tune(model_class: type, data, *, budget: float | str | None = 60.0,
     metric = check_choice("metric", metric, METRICS)
     K = check_int("K", K, minimum=1)
     eta = check_int("eta", eta, minimum=2)
+    brackets = check_int("brackets", brackets, minimum=1)
+    n_jobs = check_int("n_jobs", n_jobs, minimum=1, maximum=64)
     min_resource = check_int("min_resource", min_resource, minimum=1)
     max_resource = check_int("max_resource", max_resource, minimum=min_resource)
     random_state = check_int("random_state", random_state, minimum=0)
@@ -329,6 +345,9 @@ def tune(model_class: type, data, *, budget: float | str | None = 60.0,
     for name in fixed:
         if name not in accepted:
             raise ValueError(f"fixed: {model_class.__name__} has no parameter {name!r}")
+    if n_jobs > 1 and num_threads == 0:
+        from fastals._threads import resolve_threads
+        num_threads = max(1, resolve_threads(0) // n_jobs)
     for name, value in (("random_state", random_state), ("num_threads", num_threads)):
         if name in accepted:
             fixed.setdefault(name, value)
@@ -338,7 +357,7 @@ def tune(model_class: type, data, *, budget: float | str | None = 60.0,
     train, held_out = train_test_split(data, validation_size, random_state=random_state)
     rng = check_random_state(random_state)
     rungs = _rungs(min_resource, max_resource, eta) if resource else [None]
-    s_max = len(rungs) - 1
+    brackets = min(brackets, len(rungs))
     recorded = {}  # (bracket, rung) -> scores seen there
     trials: list[Trial] = []
     full_ratio = _nnz(data) / max(1, _nnz(train))
@@ -361,55 +380,83 @@ def tune(model_class: type, data, *, budget: float | str | None = 60.0,
             return 0.0
         return best.seconds / max(1, best.ran) * (best.resource or 1) * full_ratio
 
-    number = 0
-    while (max_trials is None or number < max_trials) and time_left(refit_estimate()):
-        params = {name: dist.sample(rng) for name, dist in space.items()}
-        bracket = number % (s_max + 1)
-        trial = Trial(number, dict(params))
-        trials.append(trial)
-        start = time.perf_counter()
-        model = model_class(**fixed, **params, **({resource: rungs[-1]} if resource else {}))
+    lock = threading.Lock()
+    fit_data = train.user_items if hasattr(train, "user_items") else train
 
-        def at_iteration(i, _seconds, _loss, trial=trial, bracket=bracket, start=start,
-                         model=model):
+    def next_trial():
+        """The next trial (its parameters drawn in trial order), or None: time or trials up."""
+        with lock:
+            if (max_trials is not None and len(trials) >= max_trials) \
+                    or not time_left(refit_estimate()):
+                return None
+            trial = Trial(len(trials), {name: d.sample(rng) for name, d in space.items()})
+            trials.append(trial)
+            return trial
+
+    def run(trial):
+        bracket = trial.number % brackets
+        start = time.perf_counter()
+        model = model_class(**fixed, **trial.params,
+                            **({resource: rungs[-1]} if resource else {}))
+
+        def at_iteration(i, _seconds, _loss):
             done = trial.ran = i + 1
             if done not in rungs:
                 if not time_left(refit_estimate()):
                     raise _Stop
                 return
             score = score_of(model)
-            trial.scores[done] = score
-            if not math.isfinite(trial.score) or _sort_key(metric, score) < _sort_key(
-                    metric, trial.score):  # the trial's best rung so far
-                trial.score, trial.resource = score, done
-            trial.seconds = time.perf_counter() - start
-            level = rungs.index(done)
-            seen = recorded.setdefault((bracket, done), [])
-            seen.append(score)
-            if done == rungs[-1]:
-                return
-            if level >= bracket and not _promoted(score, seen, eta, metric):
-                trial.pruned = True
-                raise _Stop
-            if not time_left(refit_estimate()):
-                raise _Stop
+            with lock:
+                trial.scores[done] = score
+                if not math.isfinite(trial.score) or _sort_key(metric, score) < _sort_key(
+                        metric, trial.score):  # the trial's best rung so far
+                    trial.score, trial.resource = score, done
+                trial.seconds = time.perf_counter() - start
+                seen = recorded.setdefault((bracket, done), [])
+                seen.append(score)
+                if done == rungs[-1]:
+                    return
+                if rungs.index(done) >= bracket and not _promoted(score, seen, eta, metric):
+                    trial.pruned = True
+                    raise _Stop
+                if not time_left(refit_estimate()):
+                    raise _Stop
 
         try:
             if resource:
-                model.fit(train.user_items if hasattr(train, "user_items") else train,
-                          show_progress=False, callback=at_iteration)
+                model.fit(fit_data, show_progress=False, callback=at_iteration)
             else:
-                model.fit(train.user_items if hasattr(train, "user_items") else train,
-                          show_progress=False)
-                trial.score, trial.ran = score_of(model), 1
+                model.fit(fit_data, show_progress=False)
+                score = score_of(model)
+                with lock:
+                    trial.score, trial.ran = score, 1
         except _Stop:
             pass
         trial.seconds = time.perf_counter() - start
         if verbose:
-            log.info("tune: trial %d %s -> %s@%d %.4f%s (%.2f s)", number, trial.params,
+            log.info("tune: trial %d %s -> %s@%d %.4f%s (%.2f s)", trial.number, trial.params,
                      metric, K, trial.score, f" at {resource} {trial.resource}"
                      if resource else "", trial.seconds)
-        number += 1
+
+    failures = []
+
+    def worker():
+        try:
+            while not failures and (trial := next_trial()) is not None:
+                run(trial)
+        except BaseException as exc:  # re-raised in the caller's thread
+            failures.append(exc)
+
+    if n_jobs == 1:
+        worker()
+    else:
+        workers = [threading.Thread(target=worker, daemon=True) for _ in range(n_jobs)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    if failures:
+        raise failures[0]
 
     best = _best(trials, metric)
     if best is None:

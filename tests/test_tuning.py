@@ -142,3 +142,14 @@ def test_cli_tune_then_fit_with_params(tmp_path, capsys):
                      str(model_file)]) == 2
     assert "--model implicit-als" in capsys.readouterr().err
     assert cli.main(["tune", "synthetic", "--budget", "soon"]) == 2
+
+
+def test_parallel_trials_and_brackets(data):
+    result = _tune(data, n_jobs=2)
+    assert len(result.trials) == 6 and math.isfinite(result.best_score)
+    # the same configurations are drawn, whatever runs them
+    assert [t.params for t in result.trials] == [t.params for t in _tune(data).trials]
+    hyperband = _tune(data, brackets=3)
+    assert not any(t.pruned for t in hyperband.trials[2::3])  # the last bracket never prunes
+    with pytest.raises(ValueError, match="n_jobs"):
+        _tune(data, n_jobs=0)

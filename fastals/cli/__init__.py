@@ -217,6 +217,8 @@ def build_parser():
     p.add_argument("--split", type=_fraction, default=0.2,
                    help="fraction held out for scoring (default 0.2)")
     p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--jobs", type=_positive_int, default=1,
+                   help="trials run at once (default 1: the same result for the same seed)")
     p.add_argument("-o", "--output", default="best.json", metavar="BEST.json",
                    help="where to write the best parameters (default best.json)")
     p.set_defaults(func=cmd_tune)
