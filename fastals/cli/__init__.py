@@ -32,7 +32,7 @@ errors, output and formatting they share. The names of the submodules that calle
 Imports: the standard library and the other modules of ``fastals.cli``; those import numpy at
 load time and, inside the commands, the ``fastals`` package (its models, ``data``,
 ``datasets``, ``evaluation`` and ``reference``, ``_threads`` and the kernel dispatcher for the
-build's name). Never a peer library.
+build's name), and ``fastals.tuning`` to read ``--budget``. Never a peer library.
 """
 from __future__ import annotations
 
@@ -89,13 +89,14 @@ _number = _checked(float, math.isfinite, "a finite number")
 
 
 def _budget(text):
-    """--budget: seconds, or a number with s, m or h."""
-    scale = {"s": 1, "m": 60, "h": 3600}.get(text.strip()[-1:].lower())
+    """--budget: seconds, or a number with s, m or h (fastals.tune's own reading)."""
+    from fastals.tuning import _parse_budget
+
     try:
-        value = float(text.strip()[:-1] if scale else text) * (scale or 1)
-    except ValueError:
+        value = _parse_budget(text)
+    except (TypeError, ValueError):
         value = float("nan")
-    if not (math.isfinite(value) and value > 0):
+    if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected seconds or e.g. 60s, 5m, 1h, got {text!r}")
     return value
 
