@@ -193,7 +193,11 @@ def choose_weighting(X: InteractionData) -> WeightingChoice:
     set: bench/defaults.py.
     """
     csr, _ = _weighting_input(X)
-    values = csr.data
+    return choose_weighting_for_values(csr.data)
+
+
+def choose_weighting_for_values(values: np.ndarray) -> WeightingChoice:
+    """:func:`choose_weighting` from the stored values of a matrix (a 1-D array)."""
     values = values[values != 0]  # stored zeros carry nothing (the models ignore them)
     if values.size == 0:
         return WeightingChoice("none", "no stored values")
@@ -220,13 +224,14 @@ def check_weighting(name: str, value: str) -> str:
     return check_choice(name, value, WEIGHTINGS)
 
 
-def resolve_weighting(X: InteractionData, how: str, owner: str = "fastals") -> str:
-    """`how` itself, or for ``"auto"`` what :func:`choose_weighting` picks for `X`, logged
-    (logger ``"fastals"``, info) as `owner`'s choice with its reason."""
+def resolve_weighting(values: np.ndarray, how: str, owner: str = "fastals") -> str:
+    """`how` itself, or for ``"auto"`` what :func:`choose_weighting` picks for the stored
+    `values` of a matrix, logged (logger ``"fastals"``, info) as `owner`'s choice with its
+    reason."""
     how = check_weighting("weighting", how)
     if how != "auto":
         return how
-    choice = choose_weighting(X)
+    choice = choose_weighting_for_values(values)
     log.info("%s: weighting='auto' chose %r: %s (pass weighting='none' to train on the raw "
              "values)", owner, choice.weighting, choice.reason)
     return choice.weighting

@@ -44,8 +44,7 @@ from fastals._validation import (
     check_num_threads,
     check_random_state,
 )
-from fastals.data.weighting import apply_weighting, check_weighting, resolve_weighting, \
-    weighted_values
+from fastals.data.weighting import check_weighting, resolve_weighting, weighted_values
 from fastals.exceptions import ModelFitError
 from fastals.models.base import check_fit_arguments, run_training
 from fastals.models.blocksolve import (
@@ -209,8 +208,8 @@ class ImplicitALS(MatrixFactorizationBase):
         """
         self._check_params()
         check_fit_arguments(show_progress, callback)
-        Cui = as_csr(self._weigh_training(user_items), "user_items", self.dtype,
-                     allow_empty=False)
+        Cui = self._weigh_training(as_csr(user_items, "user_items", self.dtype,
+                                          allow_empty=False))
         Ciu = Cui.transpose()
         rng = check_random_state(self.random_state)
         n_users, n_items = Cui.shape
@@ -239,23 +238,20 @@ class ImplicitALS(MatrixFactorizationBase):
                 self._balance(X, Y)
         return self
 
-    def _weigh_training(self, user_items):
-        """`user_items` after the weighting (``"auto"`` resolved and logged), recorded in
-        :attr:`weighting_applied`; a new matrix unless the weighting is "none"."""
-        if self.weighting == "none" or not hasattr(user_items, "shape"):
-            self.weighting_applied = "none"  # (a bad input gets as_csr's error)
-            return user_items
-        self.weighting_applied = resolve_weighting(user_items, self.weighting,
+    def _weigh_training(self, Cui):
+        """The validated training CSR after the weighting (``"auto"`` resolved and logged),
+        recorded in :attr:`weighting_applied`; new values unless the weighting is "none"."""
+        self.weighting_applied = resolve_weighting(Cui.data, self.weighting,
                                                    type(self).__name__)
-        return apply_weighting(user_items, self.weighting_applied)
+        return self._weigh_rows(Cui)
 
     def _weigh_rows(self, rows):
-        """Fold-in rows (a validated CSR of the model's dtype) with the weighting of the
-        fit (element-wise: new values, the same structure)."""
+        """Rows (a validated CSR of the model's dtype) with the weighting of the fit
+        (element-wise, computed in float64: new values, the same structure)."""
         if self.weighting_applied == "none":
             return rows
-        values = weighted_values(rows.data, self.weighting_applied).astype(self.dtype)
-        return CSR(rows.indptr, rows.indices, values, rows.shape)
+        values = weighted_values(rows.data.astype(np.float64), self.weighting_applied)
+        return CSR(rows.indptr, rows.indices, values.astype(self.dtype), rows.shape)
 
     def _extra_state(self):
         return {**super()._extra_state(), "weighting_applied": self.weighting_applied}
