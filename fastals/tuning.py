@@ -27,7 +27,8 @@ Trials run one after another on every core by default; ``n_jobs=2`` runs two at 
 
 Floor 5 (above the models, beside :mod:`fastals.evaluation`). May import: numpy, the
 standard library, :mod:`fastals.evaluation`, :mod:`fastals._validation`, :mod:`fastals._files`,
-:mod:`fastals._threads` and the models' public interface (:mod:`fastals.models`).
+:mod:`fastals._threads`, :mod:`fastals.exceptions` and the models' public interface
+(:mod:`fastals.models`).
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ from fastals._validation import check_bool, check_choice, check_float, check_int
     check_num_threads, check_random_state
 from fastals.evaluation import RANKING_METRICS, mae, ranking_metrics_at_k, rmse, \
     train_test_split
+from fastals.exceptions import ModelFitError
 from fastals.models.base import RecommenderBase
 
 __all__ = ["Choice", "LogUniform", "TuneResult", "Trial", "default_search_space", "tune"]
@@ -132,8 +134,9 @@ def default_search_space(model_class: type) -> dict[str, LogUniform | Choice]:
     back as ``space=``). The resource (iterations or epochs) is not part of it."""
     entry = _model_entry(model_class)
     if entry is None:
-        raise ValueError(f"no default search space for {getattr(model_class, '__name__', model_class)!r}: "
-                         "pass space={name: LogUniform(...) or Choice(...)}")
+        name = getattr(model_class, "__name__", model_class)
+        raise ValueError(f"no default search space for {name!r}: pass space={{name: "
+                         "LogUniform(...) or Choice(...)}")
     return dict(entry[1])
 
 
@@ -432,6 +435,8 @@ def tune(model_class: type, data, *, budget: float | str | None = 60.0,
                     trial.score, trial.ran = score, 1
         except _Stop:
             pass
+        except ModelFitError as exc:  # e.g. a singular system: this configuration fails
+            log.warning("tune: trial %d %s failed: %s", trial.number, trial.params, exc)
         trial.seconds = time.perf_counter() - start
         if verbose:
             log.info("tune: trial %d %s -> %s@%d %.4f%s (%.2f s)", trial.number, trial.params,

@@ -55,8 +55,8 @@ from fastals.cli.registry import MODELS, ModelSpec, resolve_model
 __all__ = ["main", "build_parser", "MODELS", "ModelSpec", "resolve_model", "load_data",
            "CLIError", "UsageError", "Console", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE",
            "cmd_models", "cmd_fit", "cmd_recommend", "cmd_similar", "cmd_evaluate", "cmd_demo",
-           "cmd_bench", "cmd_tune", "BENCH_SHAPE", "BENCH_REGULARIZATION", "BENCH_CG_STEPS", "BENCH_SAMPLE",
-           "BENCH_TOLERANCE", "_detect_dataset"]
+           "cmd_bench", "cmd_tune", "BENCH_SHAPE", "BENCH_REGULARIZATION", "BENCH_CG_STEPS",
+           "BENCH_SAMPLE", "BENCH_TOLERANCE", "_detect_dataset"]
 
 
 # --- argument parsing ------------------------------------------------------------------------
