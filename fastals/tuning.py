@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from fastals._files import atomic_path
+from fastals._typing import InteractionData
 from fastals._validation import check_bool, check_choice, check_float, check_int, \
     check_num_threads, check_random_state
 from fastals.evaluation import RANKING_METRICS, mae, ranking_metrics_at_k, rmse, \
@@ -249,7 +250,7 @@ def _parse_budget(budget):
     return check_float("budget", seconds, minimum=0, exclusive=True)
 
 
-def tune(model_class: type, data, *, budget: float | str | None = 60.0,
+def tune(model_class: type, data: InteractionData, *, budget: float | str | None = 60.0,
          max_trials: int | None = None, space: dict | None = None, fixed: dict | None = None,
          metric: str = "ndcg", K: int = 10, validation_size: float = 0.2, eta: int = 3,
          min_resource: int = 2, max_resource: int = 18, brackets: int = 1,

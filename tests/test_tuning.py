@@ -121,27 +121,31 @@ def test_save_writes_best_json(data, tmp_path):
     assert "rank" in result.leaderboard().splitlines()[0]
 
 
-def test_cli_tune_then_fit_with_params(tmp_path, capsys):
+def test_cli_tune_then_fit_with_params(data, tmp_path, capsys):
+    m = data.user_items.tocoo()
+    csv = tmp_path / "plays.csv"
+    csv.write_text("user,item,plays\n" + "".join(
+        f"u{u},i{i},{int(v)}\n" for u, i, v in zip(m.row, m.col, m.data)))
     best = tmp_path / "best.json"
-    assert cli.main(["tune", "synthetic", "--max-trials", "3", "--budget", "30s", "-o",
+    assert cli.main(["tune", str(csv), "--max-trials", "3", "--budget", "30s", "-o",
                      str(best), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "rank" in printed and "best ndcg@10" in printed
     params = json.loads(best.read_text())["params"]
     model_file = tmp_path / "model.npz"
-    assert cli.main(["fit", "synthetic", "--params", str(best), "-o", str(model_file),
+    assert cli.main(["fit", str(csv), "--params", str(best), "-o", str(model_file),
                      "--quiet"]) == 0
     model = fastals.load(model_file)
     assert model.factors == params["factors"] and model.iterations == params["iterations"]
     # the flags override the file
-    assert cli.main(["fit", "synthetic", "--params", str(best), "--factors", "3", "-o",
+    assert cli.main(["fit", str(csv), "--params", str(best), "--factors", "3", "-o",
                      str(model_file), "--quiet"]) == 0
     assert fastals.load(model_file).factors == 3
     # a file written for another model is refused with the model to use
-    assert cli.main(["fit", "synthetic", "--model", "item-knn", "--params", str(best), "-o",
+    assert cli.main(["fit", str(csv), "--model", "item-knn", "--params", str(best), "-o",
                      str(model_file)]) == 2
     assert "--model implicit-als" in capsys.readouterr().err
-    assert cli.main(["tune", "synthetic", "--budget", "soon"]) == 2
+    assert cli.main(["tune", str(csv), "--budget", "soon"]) == 2
 
 
 def test_parallel_trials_and_brackets(data):
