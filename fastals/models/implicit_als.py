@@ -110,8 +110,9 @@ class ImplicitALS(MatrixFactorizationBase):
         default ``"auto"`` picks ``"log"`` for large counts (non-negative, heavy-tailed:
         max / median >= 20, and a median >= 100) and ``"none"`` for binary data, ratings and
         small counts (measured: bench/RESULTS.md), and says what it chose and why in the
-        fit log (logger ``"fastals"``, info); :attr:`weighting_applied` records the choice. Rows given to a fold-in (``recalculate_user``, ``partial_fit_users``,
-        ``explain``) get the same weighting.
+        fit log (logger ``"fastals"``, info); :attr:`weighting_applied` records the choice.
+        Rows given to a fold-in (``recalculate_user``, ``partial_fit_users``, ``explain``)
+        get the same weighting.
     use_cg, use_native, use_gpu : bool, optional
         `implicit`'s switches, accepted so that its code runs unchanged: ``use_cg`` picks the
         solver (True: "cg", False: "cholesky"); ``use_native`` changes nothing (the compiled
