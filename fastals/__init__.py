@@ -39,6 +39,7 @@ __all__ = [
     "UserKNN",
     "load",
     "top_k_similarity",
+    "tune",
 ]
 
 # where each public name is defined
@@ -66,10 +67,11 @@ _HOMES = {
     "UserKNN": "fastals.models.knn",
     "load": "fastals.models.base",
     "top_k_similarity": "fastals.similarity",
+    "tune": "fastals.tuning",
 }
 # submodules that ``import fastals`` made attributes of the package when it loaded them all
 _SUBMODULES = ("_arrays", "_files", "_kernels", "_threads", "_validation", "data", "datasets",
-               "evaluation", "exceptions", "id_recommender", "models", "similarity")
+               "evaluation", "exceptions", "id_recommender", "models", "similarity", "tuning")
 _loaded: set[str] = set()
 
 if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads each on first use
@@ -87,6 +89,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads each 
     from fastals.models.rp3beta import RP3beta
     from fastals.models.sgd import FunkSVD, SGDMatrixFactorization
     from fastals.similarity import top_k_similarity
+    from fastals.tuning import tune
 
 
 def __getattr__(name: str) -> Any:

@@ -29,6 +29,7 @@ ROOMS = [
     (5, "fastals.id_recommender"),
     (5, "fastals.evaluation"),
     (5, "fastals.datasets"),
+    (5, "fastals.tuning"),
     (6, "fastals.spark"),
     (7, "fastals"),  # the package's front door: public names only, loaded on first use
     (8, "fastals.cli"),  # the command line, a user of the public API

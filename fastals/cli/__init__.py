@@ -1,4 +1,4 @@
-"""The ``fastals`` command: demo, fit, recommend, similar, evaluate, bench, models.
+"""The ``fastals`` command: demo, fit, recommend, similar, evaluate, tune, bench, models.
 
 ``fastals demo`` is the first thing to run on a fresh machine: it generates the embedded
 synthetic data set (or reads ``--data movielens-100k PATH``), fits ImplicitALS, and prints
@@ -17,6 +17,10 @@ small fit on the compiled kernels timed against the in-package numpy reference, 
 checked to agree, and the instruction-set build that ran. Comparisons with other libraries
 are the scripts of the repository's bench/ folder.
 
+``fastals tune DATA --model NAME --budget 60s`` searches the model's hyper-parameters
+(:func:`fastals.tune`), prints the leaderboard and writes ``best.json``, which
+``fastals fit --params best.json`` (and ``evaluate``) reuse.
+
 The package's modules: this one holds :func:`main` (the entry point, exit codes and
 one-line errors) and the argument parser; :mod:`~fastals.cli.registry` the model registry
 and the constructor arguments built from the flags; :mod:`~fastals.cli.loading` reading DATA,
@@ -28,7 +32,7 @@ errors, output and formatting they share. The names of the submodules that calle
 Imports: the standard library and the other modules of ``fastals.cli``; those import numpy at
 load time and, inside the commands, the ``fastals`` package (its models, ``data``,
 ``datasets``, ``evaluation`` and ``reference``, ``_threads`` and the kernel dispatcher for the
-build's name). Never a peer library.
+build's name), and ``fastals.tuning`` to read ``--budget``. Never a peer library.
 """
 from __future__ import annotations
 
@@ -41,7 +45,7 @@ import warnings
 from fastals.cli.bench import (BENCH_CG_STEPS, BENCH_REGULARIZATION, BENCH_SAMPLE,
                                BENCH_SHAPE, BENCH_TOLERANCE, cmd_bench)
 from fastals.cli.commands import (cmd_demo, cmd_evaluate, cmd_fit, cmd_models, cmd_recommend,
-                                  cmd_similar)
+                                  cmd_similar, cmd_tune)
 from fastals.cli.console import (EXIT_ERROR, EXIT_OK, EXIT_USAGE, CLIError, Console,
                                  UsageError, _one_line)
 from fastals.cli.loading import _detect_dataset, load_data
@@ -51,8 +55,8 @@ from fastals.cli.registry import MODELS, ModelSpec, resolve_model
 __all__ = ["main", "build_parser", "MODELS", "ModelSpec", "resolve_model", "load_data",
            "CLIError", "UsageError", "Console", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE",
            "cmd_models", "cmd_fit", "cmd_recommend", "cmd_similar", "cmd_evaluate", "cmd_demo",
-           "cmd_bench", "BENCH_SHAPE", "BENCH_REGULARIZATION", "BENCH_CG_STEPS", "BENCH_SAMPLE",
-           "BENCH_TOLERANCE", "_detect_dataset"]
+           "cmd_bench", "cmd_tune", "BENCH_SHAPE", "BENCH_REGULARIZATION", "BENCH_CG_STEPS",
+           "BENCH_SAMPLE", "BENCH_TOLERANCE", "_detect_dataset"]
 
 
 # --- argument parsing ------------------------------------------------------------------------
@@ -84,6 +88,19 @@ _fraction = _checked(float, lambda v: 0 < v < 1, "a number in (0, 1)")
 _number = _checked(float, math.isfinite, "a finite number")
 
 
+def _budget(text):
+    """--budget: seconds, or a number with s, m or h (fastals.tune's own reading)."""
+    from fastals.tuning import _parse_budget
+
+    try:
+        value = _parse_budget(text)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected seconds or e.g. 60s, 5m, 1h, got {text!r}")
+    return value
+
+
 def build_parser():
     common = _Parser(add_help=False)
     common.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
@@ -107,6 +124,9 @@ def build_parser():
                        help="any other constructor parameter (repeatable)")
     group.add_argument("--seed", type=_non_negative_int, default=0,
                        help="random_state of the model and of the split (default 0)")
+    group.add_argument("--params", metavar="BEST.json",
+                       help="constructor parameters from a file `fastals tune` wrote (the "
+                            "flags above override them)")
 
     data = _Parser(add_help=False)
     group = data.add_argument_group("reading DATA (a CSV/TSV file, a data set folder, or "
@@ -124,9 +144,11 @@ def build_parser():
     group.add_argument("--duplicates", default="sum",
                        choices=("sum", "mean", "max", "min", "first", "last", "error"),
                        help="how repeated (user, item) rows combine (default sum)")
-    group.add_argument("--weighting", default="none", choices=("none", "log", "bm25", "tfidf"),
-                       help="confidence weighting of the training values (bm25/tfidf as "
-                            "implicit's Last.fm example: over items x users)")
+    group.add_argument("--weighting", choices=("auto", "none", "log", "bm25", "tfidf"),
+                       help="confidence weighting of the training values (default auto: "
+                            "log(1 + r) for large counts, none otherwise, as ImplicitALS's "
+                            "weighting='auto'; bm25/tfidf as implicit's Last.fm example: over "
+                            "items x users)")
 
     parser = _Parser(prog="fastals", parents=[common],
                      description="Fast recommender systems: fit, recommend, evaluate.",
@@ -198,6 +220,27 @@ def build_parser():
                    help="bootstrap resamples of the users for --compare (default 1000)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("tune", parents=[common, data],
+                       help="search a model's hyper-parameters (successive halving), print a "
+                            "leaderboard, write best.json for fit --params")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("--model", default="implicit-als", help=f"one of {', '.join(MODELS)}")
+    p.add_argument("--budget", default="60s", type=_budget,
+                   help="wall time, e.g. 60s, 5m (default 60s); the final refit included")
+    p.add_argument("--max-trials", dest="max_trials", type=_positive_int,
+                   help="stop after this many configurations")
+    p.add_argument("--metric", default="ndcg",
+                   choices=("ndcg", "precision", "map", "recall", "auc", "rmse", "mae"))
+    p.add_argument("-k", type=_positive_int, default=10, help="K of the metric (default 10)")
+    p.add_argument("--split", type=_fraction, default=0.2,
+                   help="fraction held out for scoring (default 0.2)")
+    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--jobs", type=_positive_int, default=1,
+                   help="trials run at once (default 1: the same result for the same seed)")
+    p.add_argument("-o", "--output", default="best.json", metavar="BEST.json",
+                   help="where to write the best parameters (default best.json)")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("bench", parents=[common],
                        help="self-check: the compiled kernels against the numpy reference "

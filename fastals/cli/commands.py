@@ -1,12 +1,13 @@
 """The commands of ``fastals`` but the bench: ``models``, ``fit``, ``recommend``, ``similar``,
 ``evaluate`` (with ``--compare MODEL2``: a paired bootstrap comparison of two models on the
-same test users) and ``demo``. ``fit`` takes ``--validation-split``, ``--metric`` and
-``--early-stopping-rounds`` (validation while training). Each ``cmd_*`` takes the parsed arguments and a
+same test users), ``tune`` and ``demo``. ``fit`` takes ``--validation-split``, ``--metric``
+and ``--early-stopping-rounds`` (validation while training). Each ``cmd_*`` takes the parsed
+arguments and a
 :class:`~fastals.cli.console.Console` and returns the exit code.
 
 Imports: numpy and the standard library at load time, the other modules of ``fastals.cli``
 (console, registry, loading); inside the commands, the ``fastals`` package (its models,
-``datasets``, ``evaluation``, ``id_recommender`` and ``_threads``).
+``datasets``, ``evaluation``, ``id_recommender``, ``tuning`` and ``_threads``).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import numpy as np
 from fastals.cli.console import EXIT_OK, CLIError, UsageError, _fmt, _plain, _table
 from fastals.cli.loading import (_check_output, _describe, _detect_dataset, _load_recommender,
                                  _weight, load_data)
-from fastals.cli.registry import MODELS, _make_model, _model_params
+from fastals.cli.registry import MODELS, _make_model, _model_params, resolve_model
 
 
 def cmd_models(args, console):
@@ -62,7 +63,8 @@ def cmd_fit(args, console):
     model = _make_model(args.model, args, args.param)  # an unknown model fails before reading
     validation = _validation_kwargs(args, model, args.model)
     out = _check_output(args.output)
-    data = _weight(load_data(args.data, args, MODELS[args.model].kind), args.weighting)
+    data = _weight(load_data(args.data, args, MODELS[args.model].kind), args.weighting, model,
+                   console)
     console.note(f"data: {_describe(data)}")
     start = time.perf_counter()
     rec = IdRecommender(model).fit(data, show_progress=console.progress, **validation)
@@ -209,7 +211,7 @@ def cmd_evaluate(args, console):
                             args.compare_param)
     data = load_data(args.data, args, MODELS[args.model].kind)
     train, test = train_test_split(data, args.split, random_state=args.seed)
-    train = _weight(train, args.weighting)
+    train = _weight(train, args.weighting, model, console)
     console.note(f"data: {_describe(data)}; split {1 - args.split:.0%}/{args.split:.0%} "
                  f"(seed {args.seed}): {train.nnz:,} train, {test.nnz:,} test")
     models = [(args.model, model)]
@@ -236,6 +238,43 @@ def cmd_evaluate(args, console):
         console.out(f"paired comparison on the same {results[0][1]['users']:,} test users "
                     f"({args.bootstrap} bootstrap resamples of the users, seed {args.seed}):")
         console.out(_comparison_table(comparison, results[0][0], results[1][0], args.k, 0.95))
+    return EXIT_OK
+
+
+def cmd_tune(args, console):
+    from fastals.tuning import tune
+
+    cls = resolve_model(args.model)
+    fixed = {}
+    if args.threads is not None and "num_threads" in inspect.signature(cls).parameters:
+        fixed["num_threads"] = args.threads
+    data = load_data(args.data, args, MODELS[args.model].kind)
+    if args.weighting is not None:  # given: fixed (bm25/tfidf weigh the data), else searched
+        probe = cls()
+        data = _weight(data, args.weighting, probe, console)
+        if hasattr(probe, "weighting"):
+            fixed["weighting"] = probe.weighting
+    console.note(f"data: {_describe(data)}; tuning {cls.__name__} for {args.budget:g} s"
+                 + (f" or {args.max_trials} trials" if args.max_trials else "")
+                 + f" on {args.metric}@{args.k} over a {1 - args.split:.0%}/{args.split:.0%} "
+                 f"split (seed {args.seed})")
+    out = Path(args.output)
+    if out.is_dir() or not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise CLIError(f"{out}: not a file in an existing folder")
+    try:
+        result = tune(cls, data, budget=args.budget, max_trials=args.max_trials, fixed=fixed,
+                      metric=args.metric, K=args.k, validation_size=args.split,
+                      random_state=args.seed, n_jobs=args.jobs, refit=False, verbose=False)
+    except RuntimeError as exc:
+        raise CLIError(str(exc)) from None
+    console.out(result.leaderboard())
+    console.out(f"best {args.metric}@{args.k} {result.best_score:.4f} after "
+                f"{len(result.trials)} trials in {result.seconds:.1f} s: "
+                + ", ".join(f"{k}={v}" for k, v in result.best_params.items()))
+    result.best_params.update({k: v for k, v in fixed.items() if k != "num_threads"})
+    path = result.save(out)
+    console.out(f"wrote {path}; reuse it with: fastals fit {args.data} --model {args.model} "
+                f"--params {path} -o model.npz")
     return EXIT_OK
 
 

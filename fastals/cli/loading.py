@@ -75,9 +75,35 @@ def _column(value):
     return int(value) if value is not None and value.isdigit() else value
 
 
-def _weight(data, how):
-    from fastals import data as fdata
+def _weight(data, how, model=None, console=None):
+    """`data` weighted by `how` (None: "auto", or the weighting that --params gave).
 
+    A model with a ``weighting`` parameter (ImplicitALS) weighs the values itself: "auto",
+    "none" and "log" are passed to it (with "auto" resolved here by the model's own rule,
+    :func:`fastals.data.weighting.choose_weighting`, and the choice noted), and after
+    "bm25"/"tfidf" it is told "none". For the other models "auto" means "none".
+    """
+    import inspect
+
+    from fastals import data as fdata
+    from fastals.data.weighting import choose_weighting
+
+    takes = model is not None and "weighting" in inspect.signature(type(model)).parameters
+    if how is None:
+        how = model.weighting if takes else "none"
+    if takes:
+        if how in ("auto", "none", "log"):
+            if how == "auto":
+                choice = choose_weighting(data.user_items)
+                if console is not None:
+                    console.note(f"weighting auto: {choice.weighting} ({choice.reason}; "
+                                 "--weighting none keeps the raw values)")
+                how = choice.weighting
+            model.weighting = how
+            return data
+        model.weighting = "none"  # weighted below, not once more by the model
+    elif how == "auto":
+        how = "none"
     if how in (None, "none"):
         return data
     if how == "log":

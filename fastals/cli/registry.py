@@ -87,6 +87,30 @@ def _model_params(cls, name, args, extra):
     return wanted
 
 
+def _params_file(path, name):
+    """The parameters in a best.json written by `fastals tune` ({} without one)."""
+    import json
+
+    if path is None:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            content = json.load(f)
+    except OSError as exc:
+        raise CLIError(f"--params {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise CLIError(f"--params {path} is not JSON: {exc}") from None
+    params = content.get("params") if isinstance(content, dict) else None
+    if not isinstance(params, dict):
+        raise CLIError(f"--params {path} has no \"params\" object (write it with fastals tune)")
+    written_for = content.get("model")
+    if written_for is not None and written_for != MODELS[name].attribute:
+        cli_name = next((n for n, s in MODELS.items() if s.attribute == written_for), written_for)
+        raise UsageError(f"--params {path} holds parameters of {written_for}: pass --model "
+                         f"{cli_name}")
+    return params
+
+
 def _parse_value(text):
     lowered = text.strip().lower()
     if lowered in ("true", "false"):
@@ -104,6 +128,7 @@ def _parse_value(text):
 def _make_model(name, args, extra=None, defaults=None):
     cls = resolve_model(name)
     params = dict(defaults or {})
+    params.update(_params_file(getattr(args, "params", None), name))
     params.update(_model_params(cls, name, args, extra))
     try:
         return cls(**params)

@@ -1,7 +1,9 @@
 r"""Implicit-feedback ALS (Hu, Koren & Volinsky 2008) with a conjugate-gradient or exact solve.
 
 Objective, over every (user, item) cell, with c_ui = 1 + alpha |r_ui| for stored values r_ui
-(1 elsewhere) and p_ui = [r_ui > 0]:
+(1 elsewhere) and p_ui = [r_ui > 0], where r_ui is the input value after the ``weighting``
+(``log``: log(1 + value); ``"auto"``, the default, picks it for counts, see
+:func:`fastals.data.weighting.choose_weighting`):
 
     L = sum_{u,i} c_ui (p_ui - x_u . y_i)^2 + regularization (sum_u |x_u|^2 + sum_i |y_i|^2)
 
@@ -15,8 +17,9 @@ warm-started from the current x_u (``solver="cg"``, Takacs et al. 2011). The ker
 :mod:`fastals.reference.implicit_als`.
 
 The row solves themselves are in :mod:`fastals.models.blocksolve` (shared with
-fastals.spark). Imports the kernels, fastals' validation, array and threading helpers and
-fastals.models (base, factorization, blocksolve).
+fastals.spark). Imports the kernels, fastals' validation, array and threading helpers,
+fastals.data.weighting (the weighting of the values) and fastals.models (base,
+factorization, blocksolve).
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from fastals._kernels.status import raise_for_status
 from fastals._threads import resolve_threads, single_threaded_blas
 from fastals._typing import DTypeLike, FitCallback, Indices, SeedLike, Self, SparseMatrix
 from fastals._validation import (
+    CSR,
     as_csr,
     check_bool,
     check_choice,
@@ -40,6 +44,7 @@ from fastals._validation import (
     check_num_threads,
     check_random_state,
 )
+from fastals.data.weighting import check_weighting, resolve_weighting, weighted_values
 from fastals.exceptions import ModelFitError
 from fastals.models.base import check_fit_arguments, prepare_validation, run_training
 from fastals.models.blocksolve import (
@@ -98,6 +103,16 @@ class ImplicitALS(MatrixFactorizationBase):
         the default) or c = alpha |r|, as the `implicit` library weighs its input (the
         default of :class:`AlternatingLeastSquares`). Cells with nothing stored have c = 1
         either way.
+    weighting : {"auto", "none", "log"}
+        What the stored values go through before they become confidences: ``"log"``
+        replaces r by log(1 + r) (:func:`fastals.data.log_weight`: damps play counts in the
+        hundreds of thousands, which would otherwise dominate), ``"none"`` keeps them. The
+        default ``"auto"`` picks ``"log"`` for large counts (non-negative, heavy-tailed:
+        max / median >= 20, and a median >= 100) and ``"none"`` for binary data, ratings and
+        small counts (measured: bench/RESULTS.md), and says what it chose and why in the
+        fit log (logger ``"fastals"``, info); :attr:`weighting_applied` records the choice.
+        Rows given to a fold-in (``recalculate_user``, ``partial_fit_users``, ``explain``)
+        get the same weighting.
     use_cg, use_native, use_gpu : bool, optional
         `implicit`'s switches, accepted so that its code runs unchanged: ``use_cg`` picks the
         solver (True: "cg", False: "cholesky"); ``use_native`` changes nothing (the compiled
@@ -120,6 +135,8 @@ class ImplicitALS(MatrixFactorizationBase):
     """
 
     loss_history: list[float]
+    #: the weighting the last fit used ("auto" resolved; "none" for files saved before)
+    weighting_applied: str
     #: interactions per user / item, kept since they decide who has a similarity (files
     #: saved before have none: see MatrixFactorizationBase)
     _optional_state_names = ("user_counts", "item_counts")
@@ -130,8 +147,9 @@ class ImplicitALS(MatrixFactorizationBase):
                  iterations: int = 15, cg_steps: int = 3, solver: str = "cg",
                  dtype: DTypeLike = np.float32, random_state: SeedLike = None,
                  num_threads: int = 0, calculate_training_loss: bool = False,
-                 confidence: str = "1+alpha", *, use_cg: bool | None = None,
-                 use_native: bool | None = None, use_gpu: bool | None = None) -> None:
+                 confidence: str = "1+alpha", weighting: str = "auto", *,
+                 use_cg: bool | None = None, use_native: bool | None = None,
+                 use_gpu: bool | None = None) -> None:
         self.factors = factors
         self.regularization = regularization
         self.alpha = alpha
@@ -143,6 +161,8 @@ class ImplicitALS(MatrixFactorizationBase):
         self.num_threads = num_threads
         self.calculate_training_loss = calculate_training_loss
         self.confidence = confidence
+        self.weighting = weighting
+        self.weighting_applied = "none"
         self._check_params()
         self.solver = implicit_switches(self.solver, use_cg, use_native, use_gpu)
         self.user_factors = None
@@ -165,6 +185,7 @@ class ImplicitALS(MatrixFactorizationBase):
         if self.confidence == "alpha" and self.alpha == 0:
             raise ValueError("alpha must be > 0 with confidence='alpha': c = alpha |r| would "
                              "give every stored value zero confidence")
+        self.weighting = check_weighting("weighting", self.weighting)
 
     @property
     def _offset(self):
@@ -203,7 +224,8 @@ class ImplicitALS(MatrixFactorizationBase):
         check_fit_arguments(show_progress, callback)
         user_items, validation = prepare_validation(self, user_items, validation, metric,
                                                     early_stopping_rounds, validation_split)
-        Cui = as_csr(user_items, "user_items", self.dtype, allow_empty=False)
+        Cui = self._weigh_training(as_csr(user_items, "user_items", self.dtype,
+                                          allow_empty=False))
         Ciu = Cui.transpose()
         rng = check_random_state(self.random_state)
         n_users, n_items = Cui.shape
@@ -233,6 +255,24 @@ class ImplicitALS(MatrixFactorizationBase):
             if self.regularization == 0 and self.iterations:
                 self._balance(self.user_factors, self.item_factors)
         return self
+
+    def _weigh_training(self, Cui):
+        """The validated training CSR after the weighting (``"auto"`` resolved and logged),
+        recorded in :attr:`weighting_applied`; new values unless the weighting is "none"."""
+        self.weighting_applied = resolve_weighting(Cui.data, self.weighting,
+                                                   type(self).__name__)
+        return self._weigh_rows(Cui)
+
+    def _weigh_rows(self, rows):
+        """Rows (a validated CSR of the model's dtype) with the weighting of the fit
+        (element-wise, computed in float64: new values, the same structure)."""
+        if self.weighting_applied == "none":
+            return rows
+        values = weighted_values(rows.data.astype(np.float64), self.weighting_applied)
+        return CSR(rows.indptr, rows.indices, values.astype(self.dtype), rows.shape)
+
+    def _extra_state(self):
+        return {**super()._extra_state(), "weighting_applied": self.weighting_applied}
 
     def _balance(self, X, Y):
         """Without regularization the fit fixes X Y^T only, and the factors keep the scale
@@ -274,6 +314,7 @@ class ImplicitALS(MatrixFactorizationBase):
     def _exact_rows(self, rows, Y):
         """Exact solves of the given rows against fixed factors Y (a fold-in)."""
         X = np.zeros((rows.shape[0], self.factors), dtype=self.dtype)
+        rows = self._weigh_rows(rows)
         solver = ImplicitBlockSolver.for_model(self, method="cholesky")
         with single_threaded_blas():
             gram = solver.regularized_gram(Y)
@@ -349,7 +390,8 @@ class ImplicitALS(MatrixFactorizationBase):
         item, scalar = check_ids("itemid", itemid, self.n_items)
         if not scalar:
             raise ValueError("explain takes one itemid, not an array")
-        row = self._rows_for(ids, user_items, "user_items", self.n_users, self.n_items)
+        row = self._weigh_rows(self._rows_for(ids, user_items, "user_items", self.n_users,
+                                              self.n_items))
         items, values = row.indices, row.data.astype(np.float64)
         Y_u = self.item_factors[items].astype(np.float64)  # the user's rows only
         if user_weights is None:
@@ -417,6 +459,9 @@ class ImplicitALS(MatrixFactorizationBase):
 
     def _restore(self, arrays, extra):
         super()._restore(arrays, extra)
+        self.weighting_applied = check_choice("weighting_applied",
+                                              extra.get("weighting_applied", "none"),
+                                              ("none", "log"))
         for name in self._state_names:
             value = getattr(self, name)
             if value.ndim != 2 or value.shape[1] != self.factors or not np.isfinite(value).all():
@@ -438,6 +483,11 @@ class AlternatingLeastSquares(ImplicitALS):
     ``implicit.als.AlternatingLeastSquares``, hyper-parameters tuned for it included, runs
     unchanged; ``use_cg``, ``use_native`` and ``use_gpu`` are accepted as ImplicitALS
     describes.
+
+    Its ``weighting`` defaults to ``"none"``, not ImplicitALS's ``"auto"``: `implicit` trains
+    on the values as given, so the same call on the same data gives `implicit`'s model
+    (play counts included: `implicit` users weigh them first, e.g. with ``bm25_weight``).
+    Pass ``weighting="auto"`` or ``"log"`` to have the counts damped here.
     """
 
     _uniform_start = True
@@ -446,11 +496,12 @@ class AlternatingLeastSquares(ImplicitALS):
                  iterations: int = 15, cg_steps: int = 3, solver: str = "cg",
                  dtype: DTypeLike = np.float32, random_state: SeedLike = None,
                  num_threads: int = 0, calculate_training_loss: bool = False,
-                 confidence: str = "alpha", *, use_cg: bool | None = None,
-                 use_native: bool | None = None, use_gpu: bool | None = None) -> None:
+                 confidence: str = "alpha", weighting: str = "none", *,
+                 use_cg: bool | None = None, use_native: bool | None = None,
+                 use_gpu: bool | None = None) -> None:
         super().__init__(factors, regularization, alpha, iterations, cg_steps, solver, dtype,
                          random_state, num_threads, calculate_training_loss, confidence,
-                         use_cg=use_cg, use_native=use_native, use_gpu=use_gpu)
+                         weighting, use_cg=use_cg, use_native=use_native, use_gpu=use_gpu)
 
 
 def _check_user_weights(user_weights, factors):

@@ -1,0 +1,159 @@
+"""fastals.tune: reproducible with a seed, successive halving prunes and warm-starts, the
+search spaces, best.json and `fastals tune` / `fastals fit --params`."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+import fastals
+from fastals import cli
+from fastals.tuning import Choice, LogUniform, _promoted, _rungs, default_search_space, tune
+
+
+@pytest.fixture(scope="module")
+def data():
+    return fastals.datasets.make_synthetic(n_users=300, n_items=150, interactions_per_user=15,
+                                           random_state=0)
+
+
+def _small_space():
+    return {"factors": LogUniform(4, 16, integer=True), "regularization": LogUniform(0.01, 1),
+            "alpha": LogUniform(0.5, 5), "weighting": Choice(("none", "log"))}
+
+
+def _tune(data, **kw):
+    kw.setdefault("space", _small_space())
+    return tune(fastals.ImplicitALS, data, budget=None, max_trials=6, min_resource=1,
+                max_resource=4, eta=2, verbose=False, **kw)
+
+
+def test_same_seed_same_result(data):
+    a, b = _tune(data, random_state=3), _tune(data, random_state=3)
+    assert a.best_params == b.best_params and a.best_score == b.best_score
+    assert [t.params for t in a.trials] == [t.params for t in b.trials]
+    assert [t.scores for t in a.trials] == [t.scores for t in b.trials]
+    np.testing.assert_array_equal(a.model.user_factors, b.model.user_factors)
+    c = _tune(data, random_state=4)
+    assert [t.params for t in c.trials] != [t.params for t in a.trials]
+
+
+def test_warm_start_scores_equal_separate_fits(data):
+    """A trial's score at a rung is the score of a fresh fit of exactly that many
+    iterations: the rungs continue one fit rather than starting again."""
+    from fastals.evaluation import ranking_metrics_at_k, train_test_split
+
+    result = _tune(data, random_state=0)
+    train, held_out = train_test_split(data, 0.2, random_state=0)
+    trial = max(result.trials, key=lambda t: len(t.scores))
+    for rung, score in trial.scores.items():
+        model = fastals.ImplicitALS(**trial.params, iterations=rung, random_state=0).fit(
+            train.user_items, show_progress=False)
+        assert ranking_metrics_at_k(model, train, held_out, 10)["ndcg"] == pytest.approx(score)
+
+
+def test_halving_prunes_and_the_best_is_refitted(data):
+    result = _tune(data)
+    assert any(t.pruned for t in result.trials)
+    best = max(result.trials, key=lambda t: t.score)
+    assert result.best_score == best.score
+    assert result.best_params == {**best.params, "iterations": best.resource}
+    assert result.model.factors == result.best_params["factors"]
+    assert result.model.n_users == data.n_users  # refitted on all of the data
+
+
+def test_rungs_and_promotion_rule():
+    assert _rungs(3, 27, 3) == [3, 9, 27]
+    assert _rungs(1, 4, 2) == [1, 2, 4]
+    assert _rungs(5, 5, 3) == [5]
+    assert _promoted(0.1, [0.1], 3, "ndcg")  # nothing to compare with yet
+    assert not _promoted(0.1, [0.3, 0.2, 0.1], 3, "ndcg")
+    assert _promoted(0.3, [0.3, 0.2, 0.1], 3, "ndcg")
+    assert _promoted(0.5, [0.9, 0.7, 0.5], 3, "rmse")  # rmse: lower is better
+
+
+def test_knn_and_popularity(data):
+    knn = tune(fastals.ItemKNN, data, budget=None, max_trials=3, verbose=False)
+    assert set(knn.best_params) == {"K", "similarity"} and math.isfinite(knn.best_score)
+    pop = tune(fastals.PopularityBaseline, data, budget=None, max_trials=1, verbose=False)
+    assert pop.best_params == {}
+
+
+def test_default_spaces_are_log_scale_and_model_specific():
+    als = default_search_space(fastals.ImplicitALS)
+    assert {"factors", "regularization", "alpha", "weighting"} <= set(als)
+    assert "iterations" not in als  # the resource, halved over
+    assert set(default_search_space(fastals.ItemKNN)) == {"K", "similarity"}
+    assert isinstance(default_search_space(fastals.AlternatingLeastSquares)["alpha"],
+                      LogUniform)
+    rng = np.random.default_rng(0)
+    draws = [LogUniform(1, 1000).sample(rng) for _ in range(400)]
+    assert 0.2 < np.mean(np.array(draws) < 31.6) < 0.8  # half below the geometric middle
+
+
+def test_time_budget_is_kept(data):
+    result = tune(fastals.ImplicitALS, data, budget=3, space=_small_space(), verbose=False)
+    assert result.seconds < 3 + 2  # the last iteration and the refit may overrun a little
+    assert result.trials
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(budget=None), "budget"),
+    (dict(budget="soon"), "budget"),
+    (dict(metric="f1"), "metric"),
+    (dict(space={"nope": LogUniform(1, 2)}), "no parameter 'nope'"),
+    (dict(space={"factors": [8, 16]}), "LogUniform"),
+    (dict(fixed={"nope": 1}), "no parameter 'nope'"),
+])
+def test_bad_arguments_are_named(data, kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        tune(fastals.ImplicitALS, data, **kwargs)
+    with pytest.raises(TypeError, match="model_class"):
+        tune("ImplicitALS", data, max_trials=1)
+
+
+def test_save_writes_best_json(data, tmp_path):
+    result = _tune(data)
+    path = result.save(tmp_path / "best.json")
+    content = json.loads(open(path).read())
+    assert content["model"] == "ImplicitALS" and content["params"] == result.best_params
+    assert len(content["trials"]) == len(result.trials)
+    assert "rank" in result.leaderboard().splitlines()[0]
+
+
+def test_cli_tune_then_fit_with_params(data, tmp_path, capsys):
+    m = data.user_items.tocoo()
+    csv = tmp_path / "plays.csv"
+    csv.write_text("user,item,plays\n" + "".join(
+        f"u{u},i{i},{int(v)}\n" for u, i, v in zip(m.row, m.col, m.data)))
+    best = tmp_path / "best.json"
+    assert cli.main(["tune", str(csv), "--max-trials", "3", "--budget", "30s", "-o",
+                     str(best), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "rank" in printed and "best ndcg@10" in printed
+    params = json.loads(best.read_text())["params"]
+    model_file = tmp_path / "model.npz"
+    assert cli.main(["fit", str(csv), "--params", str(best), "-o", str(model_file),
+                     "--quiet"]) == 0
+    model = fastals.load(model_file)
+    assert model.factors == params["factors"] and model.iterations == params["iterations"]
+    # the flags override the file
+    assert cli.main(["fit", str(csv), "--params", str(best), "--factors", "3", "-o",
+                     str(model_file), "--quiet"]) == 0
+    assert fastals.load(model_file).factors == 3
+    # a file written for another model is refused with the model to use
+    assert cli.main(["fit", str(csv), "--model", "item-knn", "--params", str(best), "-o",
+                     str(model_file)]) == 2
+    assert "--model implicit-als" in capsys.readouterr().err
+    assert cli.main(["tune", str(csv), "--budget", "soon"]) == 2
+
+
+def test_parallel_trials_and_brackets(data):
+    result = _tune(data, n_jobs=2)
+    assert len(result.trials) == 6 and math.isfinite(result.best_score)
+    # the same configurations are drawn, whatever runs them
+    assert [t.params for t in result.trials] == [t.params for t in _tune(data).trials]
+    hyperband = _tune(data, brackets=3)
+    assert not any(t.pruned for t in hyperband.trials[2::3])  # the last bracket never prunes
+    with pytest.raises(ValueError, match="n_jobs"):
+        _tune(data, n_jobs=0)
