@@ -2,8 +2,7 @@
 ``evaluate`` (with ``--compare MODEL2``: a paired bootstrap comparison of two models on the
 same test users), ``tune`` and ``demo``. ``fit`` takes ``--validation-split``, ``--metric``
 and ``--early-stopping-rounds`` (validation while training). Each ``cmd_*`` takes the parsed
-arguments and a
-:class:`~fastals.cli.console.Console` and returns the exit code.
+arguments and a :class:`~fastals.cli.console.Console` and returns the exit code.
 
 Imports: numpy and the standard library at load time, the other modules of ``fastals.cli``
 (console, registry, loading); inside the commands, the ``fastals`` package (its models,
