@@ -248,6 +248,12 @@ def create_app(rec, max_n: int = MAX_N, max_batch: int = MAX_BATCH) -> Starlette
             if "users" not in body:
                 raise RequestError(422, 'give the users: {"users": [ID, ...]}')
             options, body = body, body["users"]
+            for name, kind, what in (("n", int, "an integer"),
+                                     ("filter_already_liked_items", bool, "true or false")):
+                value = options.get(name)  # JSON has types: "5" or "true" is not one
+                if value is not None and (type(value) is not kind):
+                    raise RequestError(422, f"{name} must be {what}, got "
+                                            f"{json.dumps(value)[:80]}")
         if not isinstance(body, list):
             raise RequestError(422, "the body must be a JSON list of user ids or an object "
                                     f'{{"users": [...]}}, got {json.dumps(body)[:80]}')

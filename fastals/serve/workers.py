@@ -74,10 +74,22 @@ def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
     return sock
 
 
+def _ignore(signum, frame):
+    pass
+
+
 def _run_worker(app, sock: socket.socket, log_level: str, access_log: bool) -> None:
+    """uvicorn on `sock` until SIGTERM or SIGINT, then return (uvicorn shuts down gracefully
+    and re-raises the signal to the handler it found: a no-op here, so that a stop is a
+    normal exit, code 0, not a death by the signal)."""
     config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="off",
                             server_header=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    previous = {s: signal.signal(s, _ignore) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _fork_worker(start: Callable[[], None]) -> int:
