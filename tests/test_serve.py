@@ -181,6 +181,8 @@ def test_similar(server, rec):
     ("POST", "/recommend", {"users": ["ann"], "filter_already_liked_items": "no"}, 422,
      "true or false"),
     ("GET", "/recommend", None, 422, "give the user"),
+    ("GET", "/recommend?user=", None, 422, "user must be a non-empty string"),
+    ("GET", "/similar?item=", None, 422, "item must be a non-empty string"),
     ("GET", "/similar", None, 422, "give the item"),
     ("GET", "/recommend?usr=ann", None, 422, "unknown parameter 'usr'"),
     ("GET", "/recommend?user=ann&n=2&n=3", None, 422, "n given 2 times"),
@@ -261,6 +263,16 @@ def test_an_unexpected_failure_is_a_generic_500_and_logged(threaded, caplog):
                (r.exc_info and "secret internals" in str(r.exc_info[1]))
                for r in caplog.records)
     assert call(port, "GET", "/health")[0] == 200  # the worker goes on
+
+
+def test_a_batch_asks_for_a_bounded_number_of_results(threaded):
+    matrix = sp.csr_matrix(np.array([[1.0, 0, 2, 0], [0, 3, 0, 1], [4, 0, 0, 1]]))
+    model = fastals.ImplicitALS(factors=2, iterations=2, random_state=0)
+    port = threaded(create_app(fastals.IdRecommender(model).fit(matrix, show_progress=False)))
+    status, _, body = call(port, "POST", "/recommend", {"users": [0] * 101, "n": 1000})
+    assert status == 422 and "at most 100000 results (users x n), got 101 x 1000" in body["error"]
+    status, _, body = call(port, "POST", "/recommend", {"users": [0] * 100, "n": 1000})
+    assert status == 200 and len(body["results"]) == 100
 
 
 # --- the command --------------------------------------------------------------------------

@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(f"fastals serve needs starlette and uvicorn ({exc.name} is missing): "
                       "pip install 'fastals[serve]'") from None
 
-from fastals.serve.app import MAX_BATCH, MAX_BODY_BYTES, MAX_N, create_app
+from fastals.serve.app import MAX_BATCH, MAX_BODY_BYTES, MAX_N, MAX_RESULTS, create_app
 from fastals.serve.workers import serve
 
-__all__ = ["create_app", "serve", "MAX_N", "MAX_BATCH", "MAX_BODY_BYTES"]
+__all__ = ["create_app", "serve", "MAX_N", "MAX_BATCH", "MAX_BODY_BYTES", "MAX_RESULTS"]

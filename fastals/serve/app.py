@@ -14,7 +14,8 @@
 Results have the shape of ``fastals recommend --json``: ``{"user": ID, "items": [{"item":
 ID, "score": S, <item metadata>...}]}`` per query. Every error is JSON, ``{"error": message,
 "status": code}``: 400 a body that is not JSON, 404 an unknown user, item or route, 405 a
-wrong method, 413 a body over the limit, 422 a parameter out of range or of the wrong type.
+wrong method, 413 a body over the limit, 422 a parameter out of range or of the wrong type
+(and a batch asking for more than MAX_RESULTS entries, users x n).
 Anything unexpected is logged with its traceback (logger ``fastals.serve``) and answered
 with a generic 500 that tells nothing of the internals.
 
@@ -47,6 +48,8 @@ log = logging.getLogger("fastals.serve")
 MAX_N = 1000
 MAX_BATCH = 1000
 MAX_BODY_BYTES = 1 << 20
+#: the most (user, item) entries one batch may ask for: len(users) x n
+MAX_RESULTS = 100_000
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -165,6 +168,9 @@ class Service:
     def recommend(self, users: Any, n: Any, filter_liked: Any, filter_items: Any) -> list:
         """One result object per user of `users` (one id, or a list of ids)."""
         N = _count("n", 10 if n is None else n, self.max_n)
+        if isinstance(users, list) and len(users) * N > MAX_RESULTS:
+            raise RequestError(422, f"a batch may ask for at most {MAX_RESULTS} results (users "
+                                    f"x n), got {len(users)} x {N}")
         liked = self._filter_liked(filter_liked)
         blocked = self._filter_items(filter_items)
         ids, scores = self.rec.recommend(users, N=N, filter_already_liked_items=liked,
@@ -232,7 +238,7 @@ def create_app(rec, max_n: int = MAX_N, max_batch: int = MAX_BATCH) -> Starlette
         q = _query(request, ("user", "n", "filter_already_liked_items"), ("filter_items",))
         if "user" not in q:
             raise RequestError(422, "give the user: /recommend?user=ID&n=10")
-        return service.recommend(q["user"], q.get("n"), q.get("filter_already_liked_items"),
+        return service.recommend(_id("user", q["user"]), q.get("n"), q.get("filter_already_liked_items"),
                                  q["filter_items"])[0]
 
     async def recommend_batch(request: Request) -> dict:
@@ -270,7 +276,7 @@ def create_app(rec, max_n: int = MAX_N, max_batch: int = MAX_BATCH) -> Starlette
         q = _query(request, ("item", "n"), ("filter_items",))
         if "item" not in q:
             raise RequestError(422, "give the item: /similar?item=ID&n=10")
-        return service.similar(q["item"], q.get("n"), q["filter_items"])
+        return service.similar(_id("item", q["item"]), q.get("n"), q["filter_items"])
 
     async def health(request: Request) -> dict:
         _query(request, ())
