@@ -28,10 +28,8 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +39,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import movielens_path, run_worker, table, write_section  # noqa: E402
+
+from fastals.serve.workers import launch, terminate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).resolve()
@@ -81,27 +81,7 @@ def start_server(kind, model, workers, folder):
     else:
         cmd = [sys.executable, str(SCRIPT), "--stdlib-server", str(model)]
     log = Path(folder) / f"server-{kind}-{workers}-{time.monotonic_ns()}.log"
-    with open(log, "w") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        found = re.search(r"on http://127\.0\.0\.1:(\d+)", log.read_text())
-        if found:
-            return proc, int(found.group(1))
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"{kind} server did not start: {log.read_text()}")
-
-
-def stop_server(proc):
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    return launch(cmd, log, env=env, timeout=120)
 
 
 def stdlib_server(model):
@@ -244,7 +224,7 @@ def main():
                             "seconds": 60, "seed": rnd}
                     result = run_worker(SCRIPT, spec, timeout=300)
                 finally:
-                    stop_server(proc)
+                    terminate(proc)
                 print(f"  round {rnd + 1}: {kind} x{workers}: {result}", flush=True)
                 results[(kind, workers)].append(result)
     load = os.getloadavg()

@@ -7,8 +7,6 @@ Skipped when the ``serve`` extra (starlette, uvicorn) is not installed.
 import http.client
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
 import threading
@@ -27,7 +25,7 @@ import uvicorn  # noqa: E402
 import fastals  # noqa: E402
 from fastals.data import from_arrays  # noqa: E402
 from fastals.serve import create_app  # noqa: E402
-from fastals.serve.workers import bind  # noqa: E402
+from fastals.serve.workers import bind, launch, terminate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,36 +54,16 @@ def _start(model_file, folder, *flags):
     """`python -m fastals serve` on a free port; (process, port, stderr file)."""
     log = Path(folder) / f"serve-{time.monotonic_ns()}.log"
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    with open(log, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "fastals", "serve", str(model_file),
-                                 "--port", "0", *flags], stdout=subprocess.DEVNULL,
-                                stderr=err, env=env, cwd=folder)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        found = re.search(r"on http://127\.0\.0\.1:(\d+) ", log.read_text())
-        if found:
-            return proc, int(found.group(1)), log
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError(f"the server did not start: {log.read_text()}")
-
-
-def _stop(proc):
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
+    proc, port = launch([sys.executable, "-m", "fastals", "serve", str(model_file), "--port",
+                         "0", *flags], log, env=env)
+    return proc, port, log
 
 
 @pytest.fixture(scope="module")
 def server(model_file, tmp_path_factory):
     proc, port, log = _start(model_file, tmp_path_factory.mktemp("server"), "--max-batch", "5")
     yield port
-    assert _stop(proc) == 0, log.read_text()
+    assert terminate(proc, timeout=20) == 0, log.read_text()
     assert "Traceback" not in log.read_text()
 
 
@@ -290,7 +268,7 @@ def test_two_workers_share_the_port_and_stop_on_sigterm(model_file, tmp_path, re
         _, _, body = call(port, "GET", "/recommend?user=dan&n=2")
         assert pairs(body) == expected(rec, "dan", N=2)
     finally:
-        code = _stop(proc)
+        code = terminate(proc, timeout=20)
     assert code == 0, log.read_text()
     for pid in pids:  # every worker is gone
         with pytest.raises(ProcessLookupError):

@@ -9,6 +9,9 @@ inherited. The factors are never written after loading, so their pages stay shar
 the processes, copy-on-write: N workers hold one copy of the model, not N. A worker that
 dies is replaced (forked again from the same loaded model) unless it died at once.
 
+:func:`launch` and :func:`terminate` run ``fastals serve`` from another program (tests,
+benchmarks, scripts) in a subprocess: started, its port read once it listens, stopped.
+
 Two things make the fork safe: no OpenMP thread exists before it (the warm-up runs the
 kernels on one thread, and every worker sets its own kernel thread count after the fork),
 and no event loop exists before it (each worker makes its own). OpenBLAS's threads, started
@@ -22,8 +25,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import socket
+import subprocess
 import sys
 import time
 import warnings
@@ -214,3 +219,40 @@ def configure_logging(level: str = "info") -> None:
                                                "%(levelname)s: %(message)s"))
         logger.addHandler(handler)
     logger.setLevel(level.upper())
+
+
+# --- from another program ------------------------------------------------------------------------
+_LISTENING = re.compile(r" on http://(?:\[[^\]]*\]|[^\s:/]+):(\d+)")
+
+
+def launch(args: list[str], log_path: str | Path, env: dict[str, str] | None = None,
+           timeout: float = 60.0) -> tuple[subprocess.Popen, int]:
+    """Start a server command (e.g. ``[sys.executable, "-m", "fastals", "serve", MODEL,
+    "--port", "0"]``) with its stderr to `log_path`; (the process, its port) once it says it
+    listens ("... on http://HOST:PORT ..."). RuntimeError with the log if it exits or is
+    silent for `timeout` seconds first (it is then killed)."""
+    log = Path(log_path)
+    with open(log, "w") as err:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err, env=env)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = _LISTENING.search(log.read_text())
+        if found:
+            return proc, int(found.group(1))
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise RuntimeError(f"the server did not start: {log.read_text()}")
+
+
+def terminate(proc: subprocess.Popen, timeout: float = 30.0) -> int:
+    """Stop a launched server with SIGTERM (killed after `timeout` s); its exit code."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
