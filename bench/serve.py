@@ -99,6 +99,7 @@ def stdlib_server(model):
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are two writes (see workers.bind)
 
         def do_GET(self):
             url = urlsplit(self.path)
