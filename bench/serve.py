@@ -19,7 +19,7 @@ all (and a time cap). Latency is from the request's write to its last byte read.
 runs on the same 2 cores as the server, so it takes its share of the CPU: the figures are
 what one machine does as client and server at once.
 
-    python bench/serve.py           # 3 alternating rounds of 4,000 requests, 8 connections
+    python bench/serve.py           # 3 alternating rounds of 4,000 requests, 1 and 8 connections
     python bench/serve.py --quick   # 1 round of 1,000 requests
 """
 from __future__ import annotations
@@ -166,18 +166,22 @@ async def _load(port, paths, connections, seconds):
 
 
 def load_worker(spec):
+    """For each connection count: requests/s, p50 and p99 ms, non-200 answers."""
     users = spec["users"]
     rng = np.random.default_rng(spec["seed"])
     paths = [f"/recommend?user={users[k]}&n=10" for k in rng.integers(0, len(users),
                                                                         spec["requests"])]
-    warm = paths[:spec["warmup"]]
-    asyncio.run(_load(spec["port"], warm, spec["connections"], 30))
-    wall, latencies, statuses = asyncio.run(_load(spec["port"], paths, spec["connections"],
-                                                  spec["seconds"]))
-    lat = np.array(latencies) * 1000
-    return {"requests": len(lat), "rps": len(lat) / wall, "p50_ms": float(np.percentile(lat, 50)),
-            "p99_ms": float(np.percentile(lat, 99)),
-            "non_200": int(sum(s != 200 for s in statuses))}
+    asyncio.run(_load(spec["port"], paths[:spec["warmup"]], max(spec["connections"]), 30))
+    out = {}
+    for connections in spec["connections"]:
+        wall, latencies, statuses = asyncio.run(_load(spec["port"], paths, connections,
+                                                      spec["seconds"]))
+        lat = np.array(latencies) * 1000
+        out[str(connections)] = {"requests": len(lat), "rps": len(lat) / wall,
+                                 "p50_ms": float(np.percentile(lat, 50)),
+                                 "p99_ms": float(np.percentile(lat, 99)),
+                                 "non_200": int(sum(s != 200 for s in statuses))}
+    return out
 
 
 # --- main -----------------------------------------------------------------------------------------
@@ -186,7 +190,7 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--requests", type=int)
-    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--connections", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--stdlib-server", help=argparse.SUPPRESS)
@@ -230,25 +234,29 @@ def main():
                 results[(kind, workers)].append(result)
     load = os.getloadavg()
     rows = []
-    base = None
-    for (kind, workers), runs in results.items():
-        good = [r for r in runs if "error" not in r]
-        if not good:
-            rows.append([kind, workers, "error: " + runs[0]["error"], "", "", "", ""])
-            continue
-        rps = statistics.median(r["rps"] for r in good)
-        base = base or rps
-        label = f"fastals serve (Starlette + uvicorn, {parser_name})" if kind == "fastals" \
-            else "stdlib ThreadingHTTPServer, same logic"
-        rows.append([label, workers, f"{rps:,.0f}", f"{rps / base:.2f}",
-                     f"{statistics.median(r['p50_ms'] for r in good):.2f}",
-                     f"{statistics.median(r['p99_ms'] for r in good):.2f}",
-                     sum(r["non_200"] for r in good)])
-    header = ["server", "workers", "requests/s", "vs 1 worker", "p50 ms", "p99 ms", "non-200"]
+    for connections in args.connections:
+        base = None
+        for (kind, workers), runs in results.items():
+            good = [r[str(connections)] for r in runs if "error" not in r]
+            label = f"fastals serve (Starlette + uvicorn, {parser_name})" if kind == "fastals" \
+                else "stdlib ThreadingHTTPServer, same logic"
+            if not good:
+                rows.append([label, workers, connections, "error: " + runs[0]["error"], "", "",
+                             "", ""])
+                continue
+            rps = statistics.median(r["rps"] for r in good)
+            base = base or rps
+            rows.append([label, workers, connections, f"{rps:,.0f}", f"{rps / base:.2f}",
+                         f"{statistics.median(r['p50_ms'] for r in good):.2f}",
+                         f"{statistics.median(r['p99_ms'] for r in good):.2f}",
+                         sum(r["non_200"] for r in good)])
+    header = ["server", "workers", "connections", "requests/s", "vs fastals 1 worker",
+              "p50 ms", "p99 ms", "non-200"]
     body = (f"`python bench/serve.py{' --quick' if args.quick else ''}`: ImplicitALS (K=64) on "
             f"{data_name}, `GET /recommend?user=U&n=10` for random users (seeded), liked items "
             f"filtered. Load: this script's closed-loop asyncio client (keep-alive HTTP/1.1, "
-            f"{args.connections} connections, {requests:,} requests per run after "
+            f"{' and '.join(map(str, args.connections))} connections, {requests:,} requests "
+            f"per run after "
             f"{min(500, requests)} warm-up ones), in its own process on the same 2 cores as "
             f"the server. Medians of {rounds} alternating run{'s' if rounds > 1 else ''}, each "
             f"server started afresh. uvicorn {uvicorn.__version__}. In-process "
