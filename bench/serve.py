@@ -21,6 +21,9 @@ what one machine does as client and server at once.
 
     python bench/serve.py           # 3 alternating rounds of 4,000 requests, 1 and 8 connections
     python bench/serve.py --quick   # 1 round of 1,000 requests
+
+Then the memory check: a 500,000 x 50,000 item factor model served by 2 workers, with the
+RSS of each process and how much of it is shared with the others (Linux only).
 """
 from __future__ import annotations
 
@@ -69,6 +72,47 @@ def direct_seconds(rec, users, repeats=2000):
         rec.recommend(user, N=10)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def make_large_model(folder, n_users=500_000, n_items=50_000, factors=64):
+    """A factor model of random float32 factors (not fitted: sizes matter here, not quality),
+    saved as an IdRecommender without interactions: the memory check."""
+    import fastals
+    from fastals._arrays import aligned
+
+    model = fastals.ImplicitALS(factors=factors)
+    rng = np.random.default_rng(0)
+    model.user_factors = aligned(rng.standard_normal((n_users, factors), dtype=np.float32))
+    model.item_factors = aligned(rng.standard_normal((n_items, factors), dtype=np.float32))
+    return fastals.IdRecommender(model).save(Path(folder) / "large.npz")
+
+
+def memory_check(folder, workers=2):
+    """Serve the large model with `workers` workers, query both routes, and read each
+    process's RSS and how much of it is shared (Linux smaps_rollup), in MiB."""
+    import urllib.request
+
+    path = make_large_model(folder)
+    proc, port = start_server("fastals", path, workers, folder)
+    try:
+        for k in range(50):  # new connections: the kernel spreads them over the workers
+            for route in (f"/recommend?user={k * 9973}&n=10", f"/similar?item={k * 997}&n=10"):
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{route}", timeout=30).read()
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        rows = []
+        for role, pid in [("first process", proc.pid)] + [("worker", c) for c in children]:
+            fields = {}
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                name, _, value = line.partition(":")
+                if value.strip().endswith("kB"):
+                    fields[name] = int(value.split()[0]) / 1024
+            rows.append([role, f"{fields['Rss']:.0f}",
+                         f"{fields['Shared_Clean'] + fields['Shared_Dirty']:.0f}",
+                         f"{fields['Private_Clean'] + fields['Private_Dirty']:.0f}",
+                         f"{fields['Pss']:.0f}"])
+    finally:
+        terminate(proc)
+    return Path(path).stat().st_size / 2**20, rows
 
 
 # --- the servers ------------------------------------------------------------------------------
@@ -232,6 +276,7 @@ def main():
                     terminate(proc)
                 print(f"  round {rnd + 1}: {kind} x{workers}: {result}", flush=True)
                 results[(kind, workers)].append(result)
+        size, memory_rows = memory_check(folder)
     load = os.getloadavg()
     rows = []
     for connections in args.connections:
@@ -261,7 +306,12 @@ def main():
             f"the server. Medians of {rounds} alternating run{'s' if rounds > 1 else ''}, each "
             f"server started afresh. uvicorn {uvicorn.__version__}. In-process "
             f"`recommend` of one user: {direct * 1e6:.0f} us (median). Load average at the end: "
-            f"{load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}.\n\n" + table(header, rows))
+            f"{load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f}.\n\n" + table(header, rows) +
+            f"\n\nMemory with 2 workers, serving a {size:.0f} MiB model file (500,000 users x "
+            "50,000 items, K=64, random float32 factors, no interactions) after 50 requests "
+            "to each route, MiB from /proc/PID/smaps_rollup (shared: pages the first process "
+            "and the workers hold once between them; PSS: each process's fair share):\n\n" +
+            table(["process", "RSS", "shared", "private", "PSS"], memory_rows))
     print(body)
     if not args.no_write:
         write_section("fastals serve (bench/serve.py)", body)
