@@ -99,7 +99,7 @@ def test_health(server, rec):
     assert status == 200
     assert body["status"] == "ok" and body["model"] == "ImplicitALS"
     assert (body["users"], body["items"]) == (rec.model.n_users, rec.model.n_items)
-    assert body["filters_liked_items"] is True
+    assert body["filters_liked_items"] is True and body["similar_items"] is True
 
 
 def test_recommend_one_user_filters_what_they_have(server, rec):
@@ -242,6 +242,17 @@ def test_an_unexpected_failure_is_a_generic_500_and_logged(threaded, caplog):
                (r.exc_info and "secret internals" in str(r.exc_info[1]))
                for r in caplog.records)
     assert call(port, "GET", "/health")[0] == 200  # the worker goes on
+
+
+def test_a_model_without_similar_items_says_so(threaded):
+    matrix = sp.csr_matrix(np.array([[1.0, 0, 2, 0], [0, 3, 0, 1], [4, 0, 0, 1]]))
+    rec = fastals.IdRecommender(fastals.PopularityBaseline()).fit(matrix, show_progress=False)
+    port = threaded(create_app(rec))
+    status, _, body = call(port, "GET", "/similar?item=0")
+    assert status == 501 and "no notion of similar items" in body["error"]
+    assert call(port, "GET", "/health")[2]["similar_items"] is False
+    status, _, body = call(port, "GET", "/recommend?user=0&n=2")
+    assert status == 200 and pairs(body) == expected(rec, 0, N=2)
 
 
 def test_the_socket_is_tcp_without_nagle():

@@ -14,7 +14,8 @@
 Results have the shape of ``fastals recommend --json``: ``{"user": ID, "items": [{"item":
 ID, "score": S, <item metadata>...}]}`` per query. Every error is JSON, ``{"error": message,
 "status": code}``: 400 a body that is not JSON, 404 an unknown user, item or route, 405 a
-wrong method, 413 a body over the limit, 422 a parameter out of range or of the wrong type
+wrong method, 413 a body over the limit, 501 ``/similar`` of a model without similar
+items (the popularity baseline), 422 a parameter out of range or of the wrong type
 (and a batch asking for more than MAX_RESULTS entries, users x n).
 Anything unexpected is logged with its traceback (logger ``fastals.serve``) and answered
 with a generic 500 that tells nothing of the internals.
@@ -147,6 +148,7 @@ class Service:
         self.max_n = max_n
         self.max_batch = max_batch
         self.has_interactions = rec.user_items is not None
+        self.no_similar = _no_similar_items(rec)
 
     def _filter_liked(self, value: Any) -> bool:
         if value is None:
@@ -180,6 +182,8 @@ class Service:
         return _results_json(self.rec, queries, ids, scores, "user")
 
     def similar(self, item: Any, n: Any, filter_items: Any) -> dict:
+        if self.no_similar:
+            raise RequestError(501, self.no_similar)
         N = _count("n", 10 if n is None else n, self.max_n)
         ids, scores = self.rec.similar_items(item, N=N,
                                              filter_items=self._filter_items(filter_items))
@@ -190,7 +194,17 @@ class Service:
         model = self.rec.model
         return {"status": "ok", "model": type(model).__name__, "users": model.n_users,
                 "items": model.n_items, "filters_liked_items": self.has_interactions,
-                "pid": os.getpid()}
+                "similar_items": not self.no_similar, "pid": os.getpid()}
+
+
+def _no_similar_items(rec) -> str:
+    """Why the model cannot rank similar items (PopularityBaseline has no notion of them),
+    or "" when it can: asked once, of the first item."""
+    try:
+        rec.similar_items(rec.items.ids[0], N=1)
+    except (TypeError, NotImplementedError) as exc:
+        return f"/similar: {exc}"
+    return ""
 
 
 def _guarded(handler):
