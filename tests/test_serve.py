@@ -24,6 +24,7 @@ pytest.importorskip("uvicorn")
 import uvicorn  # noqa: E402
 
 import fastals  # noqa: E402
+from fastals.cli.registry import MODELS  # noqa: E402
 from fastals.data import from_arrays  # noqa: E402
 from fastals.serve import create_app  # noqa: E402
 from fastals.serve.workers import bind, launch, terminate  # noqa: E402
@@ -253,6 +254,25 @@ def test_a_model_without_similar_items_says_so(threaded):
     assert call(port, "GET", "/health")[2]["similar_items"] is False
     status, _, body = call(port, "GET", "/recommend?user=0&n=2")
     assert status == 200 and pairs(body) == expected(rec, 0, N=2)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_registered_model_is_served(threaded, name):
+    """Every model `fastals fit` makes answers each route, with and without the filter."""
+    matrix = sp.random(30, 20, density=0.3, random_state=0, format="csr")
+    matrix.data[:] = np.ceil(matrix.data * 5)  # ratings 1..5 suit the explicit models too
+    model = getattr(fastals, MODELS[name].attribute)()
+    rec = fastals.IdRecommender(model).fit(matrix, show_progress=False)
+    port = threaded(create_app(rec))
+    for flag in ("true", "false"):
+        path = f"/recommend?user=3&n=4&filter_already_liked_items={flag}"
+        status, _, body = call(port, "GET", path)
+        assert status == 200 and pairs(body) == expected(
+            rec, 3, N=4, filter_already_liked_items=flag == "true")
+    status, _, body = call(port, "POST", "/recommend", [3, 4])
+    assert status == 200 and len(body["results"]) == 2
+    status, _, body = call(port, "GET", "/similar?item=2&n=3")
+    assert status == (200 if MODELS[name].similar else 501), body
 
 
 def test_the_socket_is_tcp_without_nagle():
