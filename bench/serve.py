@@ -228,7 +228,7 @@ def load_worker(spec):
     return out
 
 
-# --- main -----------------------------------------------------------------------------------------
+# --- main ----------------------------------------------------------------------------------------
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")

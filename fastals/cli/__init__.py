@@ -53,8 +53,8 @@ from fastals.cli.serving import cmd_serve
 __all__ = ["main", "build_parser", "MODELS", "ModelSpec", "resolve_model", "load_data",
            "CLIError", "UsageError", "Console", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE",
            "cmd_models", "cmd_fit", "cmd_recommend", "cmd_similar", "cmd_evaluate", "cmd_demo",
-           "cmd_serve", "cmd_bench", "BENCH_SHAPE", "BENCH_REGULARIZATION", "BENCH_CG_STEPS", "BENCH_SAMPLE",
-           "BENCH_TOLERANCE", "_detect_dataset"]
+           "cmd_bench", "BENCH_SHAPE", "BENCH_REGULARIZATION", "BENCH_CG_STEPS", "BENCH_SAMPLE",
+           "BENCH_TOLERANCE", "_detect_dataset", "cmd_serve"]
 
 
 # --- argument parsing ------------------------------------------------------------------------

@@ -252,8 +252,8 @@ def create_app(rec, max_n: int = MAX_N, max_batch: int = MAX_BATCH) -> Starlette
         q = _query(request, ("user", "n", "filter_already_liked_items"), ("filter_items",))
         if "user" not in q:
             raise RequestError(422, "give the user: /recommend?user=ID&n=10")
-        return service.recommend(_id("user", q["user"]), q.get("n"), q.get("filter_already_liked_items"),
-                                 q["filter_items"])[0]
+        return service.recommend(_id("user", q["user"]), q.get("n"),
+                                 q.get("filter_already_liked_items"), q["filter_items"])[0]
 
     async def recommend_batch(request: Request) -> dict:
         _query(request, ())
