@@ -318,6 +318,13 @@ def test_two_workers_share_the_port_and_stop_on_sigterm(model_file, tmp_path, re
             os.kill(pid, 0)
 
 
+def test_a_stop_while_the_workers_start_is_not_lost(model_file, tmp_path):
+    """SIGTERM right after the socket listens reaches workers still starting uvicorn: they
+    stop once started (the signal was once swallowed there, leaving them running)."""
+    proc, _, log = _start(model_file, tmp_path, "--workers", "2")
+    assert terminate(proc, timeout=30) == 0, log.read_text()
+
+
 def _cli(*args, prelude=""):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     code = f"import sys\n{prelude}\nfrom fastals.cli import main\nsys.exit(main(sys.argv[1:]))"

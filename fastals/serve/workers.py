@@ -83,19 +83,24 @@ def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
     return sock
 
 
-def _ignore(signum, frame):
-    pass
-
-
 def _run_worker(app, sock: socket.socket, log_level: str, access_log: bool) -> None:
-    """uvicorn on `sock` until SIGTERM or SIGINT, then return (uvicorn shuts down gracefully
-    and re-raises the signal to the handler it found: a no-op here, so that a stop is a
-    normal exit, code 0, not a death by the signal)."""
+    """uvicorn on `sock` until SIGTERM or SIGINT, then return.
+
+    uvicorn installs its own handlers only once it runs; a signal that comes before (while
+    it starts) sets its exit flag here, so it stops as soon as it has started instead of
+    the signal being lost. After its graceful shutdown uvicorn re-raises the signal to the
+    handler it found, this one, so a stop is a normal exit (code 0), not a death by signal.
+    """
     config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="off",
                             server_header=False)
-    previous = {s: signal.signal(s, _ignore) for s in (signal.SIGTERM, signal.SIGINT)}
+    server = uvicorn.Server(config)
+
+    def stop(signum, frame):
+        server.should_exit = True
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
