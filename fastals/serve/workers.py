@@ -43,6 +43,8 @@ log = logging.getLogger("fastals.serve")
 
 #: a worker that exits sooner than this after its start is not replaced (it would again)
 _MIN_WORKER_SECONDS = 5.0
+#: the signals that stop the service
+_STOPS = {signal.SIGTERM, signal.SIGINT}
 
 
 def _set_threads(rec, threads: int) -> None:
@@ -98,7 +100,7 @@ def _run_worker(app, sock: socket.socket, log_level: str, access_log: bool) -> N
     def stop(signum, frame):
         server.should_exit = True
 
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {s: signal.signal(s, stop) for s in _STOPS}
     try:
         server.run(sockets=[sock])
     finally:
@@ -107,15 +109,25 @@ def _run_worker(app, sock: socket.socket, log_level: str, access_log: bool) -> N
 
 
 def _fork_worker(start: Callable[[], None]) -> int:
-    with warnings.catch_warnings():  # Python 3.12+ warns of the BLAS threads (see above)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
+    """Fork a worker running `start`; its pid. SIGTERM and SIGINT are held back across the
+    fork, so that the worker never runs the first process's handlers: it gets them only
+    once its own are in place."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    try:
+        with warnings.catch_warnings():  # Python 3.12+ warns of the BLAS threads (see above)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
+        raise
     if pid:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
         return pid
     code = 0
     try:  # the first process's signal handlers are not the worker's
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
         start()
     except KeyboardInterrupt:
         pass
@@ -143,10 +155,17 @@ def _supervise(start: Callable[[], None], workers: int) -> int:
             except ProcessLookupError:
                 pass
 
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    def fork():
+        pid = _fork_worker(start)
+        started[pid] = time.monotonic()
+        if stopping:  # a stop that came while it was forked did not know of it
+            os.kill(pid, signal.SIGTERM)
+
+    previous = {s: signal.signal(s, stop) for s in _STOPS}
     try:
         for _ in range(workers):
-            started[_fork_worker(start)] = time.monotonic()
+            if not stopping:
+                fork()
         while started:
             try:
                 pid, status = os.wait()
@@ -162,7 +181,7 @@ def _supervise(start: Callable[[], None], workers: int) -> int:
                 stop(None, None)
             else:
                 log.warning("worker %d exited (code %d): starting another", pid, code)
-                started[_fork_worker(start)] = time.monotonic()
+                fork()
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
