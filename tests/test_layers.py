@@ -33,6 +33,7 @@ ROOMS = [
     (6, "fastals.spark"),
     (7, "fastals"),  # the package's front door: public names only, loaded on first use
     (8, "fastals.cli"),  # the command line, a user of the public API
+    (8, "fastals.serve"),  # the HTTP service, beside the command line (which starts it)
     (9, "fastals.__main__"),
 ]
 

@@ -1,4 +1,4 @@
-"""The ``fastals`` command: demo, fit, recommend, similar, evaluate, tune, bench, models.
+"""The ``fastals`` command: demo, fit, recommend, similar, evaluate, tune, serve, bench, models.
 
 ``fastals demo`` is the first thing to run on a fresh machine: it generates the embedded
 synthetic data set (or reads ``--data movielens-100k PATH``), fits ImplicitALS, and prints
@@ -25,7 +25,8 @@ The package's modules: this one holds :func:`main` (the entry point, exit codes 
 one-line errors) and the argument parser; :mod:`~fastals.cli.registry` the model registry
 and the constructor arguments built from the flags; :mod:`~fastals.cli.loading` reading DATA,
 weighting it and the model files; :mod:`~fastals.cli.commands` the commands but the bench;
-:mod:`~fastals.cli.bench` the bench self-check; :mod:`~fastals.cli.console` the exit codes,
+:mod:`~fastals.cli.bench` the bench self-check; :mod:`~fastals.cli.serving` the ``serve``
+command (the HTTP service of :mod:`fastals.serve`); :mod:`~fastals.cli.console` the exit codes,
 errors, output and formatting they share. The names of the submodules that callers use
 (``main``, ``MODELS``, ``resolve_model``, ``CLIError``, ``cmd_*``, ...) are re-exported here.
 
@@ -50,13 +51,14 @@ from fastals.cli.console import (EXIT_ERROR, EXIT_OK, EXIT_USAGE, CLIError, Cons
                                  UsageError, _one_line)
 from fastals.cli.loading import _detect_dataset, load_data
 from fastals.cli.registry import MODELS, ModelSpec, resolve_model
+from fastals.cli.serving import cmd_serve
 
 # the names fastals.cli had when it was one module (tests use _detect_dataset)
 __all__ = ["main", "build_parser", "MODELS", "ModelSpec", "resolve_model", "load_data",
            "CLIError", "UsageError", "Console", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE",
            "cmd_models", "cmd_fit", "cmd_recommend", "cmd_similar", "cmd_evaluate", "cmd_demo",
            "cmd_bench", "cmd_tune", "BENCH_SHAPE", "BENCH_REGULARIZATION", "BENCH_CG_STEPS",
-           "BENCH_SAMPLE", "BENCH_TOLERANCE", "_detect_dataset"]
+           "BENCH_SAMPLE", "BENCH_TOLERANCE", "_detect_dataset", "cmd_serve"]
 
 
 # --- argument parsing ------------------------------------------------------------------------
@@ -86,6 +88,7 @@ _positive_int = _checked(int, lambda v: v >= 1, "a positive integer")
 _non_negative_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
 _fraction = _checked(float, lambda v: 0 < v < 1, "a number in (0, 1)")
 _number = _checked(float, math.isfinite, "a finite number")
+_port = _checked(int, lambda v: 0 <= v <= 65535, "a port from 0 to 65535")
 
 
 def _budget(text):
@@ -241,6 +244,25 @@ def build_parser():
     p.add_argument("-o", "--output", default="best.json", metavar="BEST.json",
                    help="where to write the best parameters (default best.json)")
     p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("serve", parents=[common],
+                       help="serve a model over HTTP: /recommend, /similar, /health (needs "
+                            "the serve extra: pip install 'fastals[serve]')")
+    p.add_argument("model", metavar="MODEL.npz")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_port, default=8000, help="default 8000; 0: a free port")
+    p.add_argument("--workers", type=_positive_int, default=1,
+                   help="worker processes sharing the loaded model (default 1)")
+    p.add_argument("--max-n", dest="max_n", type=_positive_int, default=1000,
+                   help="the largest n a request may ask for (default 1000)")
+    p.add_argument("--max-batch", dest="max_batch", type=_positive_int, default=1000,
+                   help="the most users in one POST /recommend (default 1000)")
+    p.add_argument("--log-level", dest="log_level", default="info",
+                   choices=("debug", "info", "warning", "error"))
+    p.add_argument("--access-log", dest="access_log", action="store_true",
+                   help="log every request (off by default)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("bench", parents=[common],
                        help="self-check: the compiled kernels against the numpy reference "

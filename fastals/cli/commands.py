@@ -85,19 +85,21 @@ def cmd_fit(args, console):
 
 
 def _results_json(rec, queries, ids, scores, key):
+    """JSON-able results: per query, its id and the items (id, score, metadata) that have a
+    score; one index lookup per row for the metadata (``fastals serve`` answers with this)."""
     ids2, scores2 = np.atleast_2d(ids), np.atleast_2d(scores)
     out = []
     for query, row_ids, row_scores in zip(queries, ids2, scores2):
-        entries = []
-        for item, score in zip(row_ids, row_scores):
-            if item is None or not np.isfinite(score):
-                continue
-            entry = {"item": _plain(item), "score": float(score)}
+        keep = np.flatnonzero(np.isfinite(row_scores) & (row_ids != None))  # noqa: E711
+        items = row_ids[keep].tolist()
+        entries = [{"item": item, "score": score}
+                   for item, score in zip(items, row_scores[keep].astype(float).tolist())]
+        if rec.item_info and items:
+            rows = np.atleast_1d(rec.items.index(items))
             for column, values in rec.item_info.items():
-                value = values[rec.items.index(item)]
-                entry[column] = None if value is None or (isinstance(value, float) and
-                                                          math.isnan(value)) else _plain(value)
-            entries.append(entry)
+                for entry, value in zip(entries, values[rows].tolist()):
+                    entry[column] = None if isinstance(value, float) and math.isnan(value) \
+                        else value
         out.append({key: _plain(query), "items": entries})
     return out
 
