@@ -52,6 +52,7 @@ from fastals.reference.implicit_als import (
     implicit_als_loss,
     normal_equations,
 )
+from fastals.reference.retrieval import top_n_dot
 from fastals.reference.similarity import (
     bm25_weight,
     similarity_matrix,
@@ -75,6 +76,7 @@ __all__ = [
     "implicit_als_loss",
     "normal_equations",
     "sgd_epoch",
+    "top_n_dot",
     "bm25_weight",
     "similarity_matrix",
     "tfidf_weight",
