@@ -209,8 +209,8 @@ def _sorted_rows(rows):
     cursor walks them in order)."""
     matrix = rows.to_scipy().copy()
     matrix.sort_indices()
-    rows.indptr, rows.indices = matrix.indptr.astype(rows.indices.dtype), matrix.indices
-    rows.data = matrix.data
+    rows.indptr = matrix.indptr.astype(np.int64)
+    rows.indices, rows.data = matrix.indices.astype(np.int64), matrix.data
     return rows
 
 
