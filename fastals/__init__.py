@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlternatingLeastSquares",
+    "ApproximateIndex",
     "BM25Recommender",
     "ContentKNN",
     "CosineRecommender",
@@ -36,12 +37,14 @@ __all__ = [
     "TFIDFRecommender",
     "UserKNN",
     "load",
+    "recall_at_n",
     "top_k_similarity",
 ]
 
 # where each public name is defined
 _HOMES = {
     "AlternatingLeastSquares": "fastals.models.implicit_als",
+    "ApproximateIndex": "fastals.ann",
     "BM25Recommender": "fastals.models.knn",
     "ContentKNN": "fastals.models.knn",
     "CosineRecommender": "fastals.models.knn",
@@ -61,6 +64,7 @@ _HOMES = {
     "TFIDFRecommender": "fastals.models.knn",
     "UserKNN": "fastals.models.knn",
     "load": "fastals.models.base",
+    "recall_at_n": "fastals.ann",
     "top_k_similarity": "fastals.similarity",
 }
 # submodules that ``import fastals`` made attributes of the package when it loaded them all
@@ -69,6 +73,7 @@ _SUBMODULES = ("_arrays", "_files", "_kernels", "_threads", "_validation", "data
 _loaded: set[str] = set()
 
 if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads each on first use
+    from fastals.ann import ApproximateIndex, recall_at_n
     from fastals.data import Interactions
     from fastals.exceptions import IdOutOfRangeError, ModelFileError, ModelFitError, \
         NotFittedError
