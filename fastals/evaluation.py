@@ -314,8 +314,9 @@ def ranking_metrics_at_k(model: RecommenderBase | IdRecommender,
                          per_user: bool = False) -> dict[str, Any]:
     """Precision, recall, MAP, nDCG, AUC and coverage at K, in one pass over the test users.
 
-    Every user with a relevant test item (stored value > 0) gets ``model.recommend(users,
-    train_user_items, N=K)`` (batch, training items filtered out); the lists are scored by a
+    Every user with a relevant test item (stored value > 0) gets ``model.recommend_all(
+    train_user_items, users=users, N=K)`` (what ``recommend`` gives them, training items
+    filtered out, by the cache-tiled all-users kernel); the lists are scored by a
     parallel compiled kernel. Definitions: see the module docstring (precision's denominator
     is min(K, |T|), as in `implicit`).
 
@@ -363,8 +364,8 @@ def ranking_metrics_at_k(model: RecommenderBase | IdRecommender,
                                       unit="user") as bar:
         for lo in range(0, n, step):
             block = users[lo:lo + step]
-            ids, _ = model.recommend(block, train_rows[block], N=K,
-                                     filter_already_liked_items=True)
+            ids, _ = model.recommend_all(train_rows[block], users=block, N=K,
+                                         filter_already_liked_items=True)
             ids = np.ascontiguousarray(ids, dtype=np.int64)
             seen[ids[ids >= 0]] = True
             _score_block(ids, block.astype(np.int64), indptr, indices, n_items, K, threads,
