@@ -182,28 +182,44 @@ class ApproximateIndex:
         liked = np.diff(rows.indptr) if rows is not None else np.zeros(len(userids), np.int64)
         allowed = self.n_items - int(blocked.sum())
         want = np.minimum(width, np.maximum(allowed - liked, 0))  # results each user can get
-        fetch = np.minimum(width + liked + int(blocked.sum()), self.n_items)
+        # enough candidates for every filtered item to be among them, or the ef the search
+        # visits anyway if fewer (a user left short asks again for twice as many)
+        fetch = np.minimum(np.minimum(width + liked + int(blocked.sum()),
+                                      max(self.ef, width)), self.n_items)
         todo = np.arange(len(userids))
         while len(todo):
-            k = int(fetch[todo].max())
-            labels = self._search(X[todo], k, Y)
-            labels = labels.astype(np.int64)
-            keep = ~blocked[labels]
-            if rows is not None:
-                keep &= ~_liked_mask(rows, todo, labels)
+            # users asking for similar numbers of candidates share a query (powers of two),
+            # so one heavy user does not make the whole batch fetch thousands
+            bucket = np.ceil(np.log2(np.maximum(fetch[todo], 1))).astype(np.int64)
             short = []
-            for j, u in enumerate(todo):
-                found = labels[j][keep[j]]
-                if len(found) < want[u] and k < self.n_items:
-                    short.append(u)
-                    continue
-                scores = Y[found] @ X[u]
-                order = np.lexsort((found, -scores))[:width]
-                out_ids[u, :len(order)] = found[order]
-                out_scores[u, :len(order)] = scores[order]
+            for b in np.unique(bucket):
+                group = todo[bucket == b]
+                short += self._fill(group, X, Y, rows, blocked, fetch, want, width,
+                                    out_ids, out_scores)
             todo = np.asarray(short, dtype=np.int64)
             fetch[todo] = np.minimum(2 * fetch[todo], self.n_items)
         return out_ids, out_scores
+
+    def _fill(self, group, X, Y, rows, blocked, fetch, want, width, out_ids, out_scores):
+        """Query the users `group` (positions in the batch) for their candidates, keep the
+        allowed ones, score them exactly and write each user's best `width`; returns the
+        users left short (fewer allowed candidates than they can have)."""
+        k = int(fetch[group].max())
+        labels = self._search(X[group], k, Y).astype(np.int64)
+        keep = ~blocked[labels]
+        if rows is not None:
+            keep &= ~_liked_mask(rows, group, labels)
+        short = []
+        for j, u in enumerate(group):
+            found = labels[j][keep[j]]
+            if len(found) < want[u] and k < self.n_items:
+                short.append(u)
+                continue
+            scores = Y[found] @ X[u]
+            order = np.lexsort((found, -scores))[:width]
+            out_ids[u, :len(order)] = found[order]
+            out_scores[u, :len(order)] = scores[order]
+        return short
 
     def _search(self, X, k, Y):
         """The graph's k candidates per row of X; all items, by exact score, when k is most
