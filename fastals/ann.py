@@ -209,16 +209,26 @@ class ApproximateIndex:
         keep = ~blocked[labels]
         if rows is not None:
             keep &= ~_liked_mask(rows, group, labels)
-        short = []
-        for j, u in enumerate(group):
-            found = labels[j][keep[j]]
-            if len(found) < want[u] and k < self.n_items:
-                short.append(u)
-                continue
-            scores = Y[found] @ X[u]
-            order = np.lexsort((found, -scores))[:width]
-            out_ids[u, :len(order)] = found[order]
-            out_scores[u, :len(order)] = scores[order]
+        count = keep.sum(axis=1)
+        done = (count >= want[group]) | (k >= self.n_items)
+        step = max(1, (1 << 22) // (k * Y.shape[1]))  # candidates' factors: 16 MB at a time
+        for lo in range(0, len(group), step):  # exact scores of the candidates, best first
+            part = slice(lo, lo + step)
+            users, cand, ok = group[part], labels[part], keep[part] & done[part, None]
+            scores = np.einsum("ukf,uf->uk", Y[cand], X[users]).astype(np.float32)
+            scores[~ok] = -np.inf
+            by_id = np.argsort(cand, axis=1, kind="stable")  # ties: the lower item first
+            cand = np.take_along_axis(cand, by_id, axis=1)
+            scores = np.take_along_axis(scores, by_id, axis=1)
+            best = np.argsort(-scores, axis=1, kind="stable")[:, :width]
+            top_ids = np.take_along_axis(cand, best, axis=1)
+            top_scores = np.take_along_axis(scores, best, axis=1)
+            top_ids[top_scores == -np.inf] = -1
+            n = top_ids.shape[1]
+            rows_done = done[part]
+            out_ids[users[rows_done], :n] = top_ids[rows_done]
+            out_scores[users[rows_done], :n] = top_scores[rows_done]
+        short = list(group[~done])
         return short
 
     def _search(self, X, k, Y):
@@ -283,13 +293,18 @@ class ApproximateIndex:
 
 
 def _liked_mask(rows, todo, labels):
-    """Whether labels[j, c] is in the row todo[j] of the CSR `rows` (sorted indices)."""
-    mask = np.zeros(labels.shape, dtype=bool)
-    for j, u in enumerate(todo):
-        liked = rows.indices[rows.indptr[u]:rows.indptr[u + 1]]
-        if len(liked):
-            mask[j] = np.isin(labels[j], liked, assume_unique=True)
-    return mask
+    """Whether labels[j, c] is in the row todo[j] of the CSR `rows`: one sorted search of
+    (row, item) keys for the whole group."""
+    n_items = rows.shape[1]
+    starts, ends = rows.indptr[todo], rows.indptr[todo + 1]
+    lengths = ends - starts
+    take = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+    liked = np.repeat(np.arange(len(todo), dtype=np.int64), lengths) * n_items \
+        + rows.indices[take]
+    keys = np.arange(len(todo), dtype=np.int64)[:, None] * n_items + labels
+    position = np.searchsorted(liked, keys)  # (liked is sorted: rows in order, sorted items)
+    return liked[np.minimum(position, max(len(liked) - 1, 0))] == keys if len(liked) else \
+        np.zeros(labels.shape, dtype=bool)
 
 
 def _checksum(Y):
