@@ -68,10 +68,14 @@ class _Plan:
         self.model = model
         self.N = check_int("N", N, minimum=1)
         self.filter_liked = check_bool("filter_already_liked_items", filter_already_liked_items)
+        # a model that stores no users (ContentKNN) takes them as the rows of user_items
+        self.n_known = model.n_users
+        if not self.n_known and sp.issparse(user_items) and user_items.ndim == 2:
+            self.n_known = user_items.shape[0]
         if users is None:
-            self.userids = np.arange(model.n_users, dtype=np.int64)
+            self.userids = np.arange(self.n_known, dtype=np.int64)
         else:
-            self.userids, _ = check_ids("users", users, model.n_users, allow_scalar=False)
+            self.userids, _ = check_ids("users", users, self.n_known, allow_scalar=False)
         self.matrix = self._check_user_items(user_items, len(self.userids))
         self.candidates = model._candidates("items", items, model.n_items)
         self.blocked = model._blocked("filter_items", filter_items, model.n_items, self.candidates)
@@ -101,12 +105,12 @@ class _Plan:
             raise TypeError("user_items must be a scipy sparse matrix (users x items), got "
                             f"{type(user_items).__name__}")
         n_rows = user_items.shape[0]
-        if n_rows not in (self.model.n_users, n_queries):
+        if n_rows not in (self.n_known, n_queries):
             raise ValueError(f"user_items must have one row per user of the model "
-                             f"({self.model.n_users}) or one per requested user "
+                             f"({self.n_known}) or one per requested user "
                              f"({n_queries}), got {n_rows} rows")
         check_sparse(user_items, "user_items", check_indices=False)
-        self.aligned = n_rows == n_queries and n_rows != self.model.n_users
+        self.aligned = n_rows == n_queries and n_rows != self.n_known
         return user_items if user_items.format == "csr" else user_items.tocsr()
 
     def _batch_size(self, batch_size, hold_output):
