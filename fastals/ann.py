@@ -32,14 +32,13 @@ functions only.
 from __future__ import annotations
 
 import json
-import os
+from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from fastals._files import atomic_path, file_path
 from fastals._threads import resolve_threads
-from fastals._typing import Indices, PathLike, SparseMatrix
+from fastals._typing import ArrayLike, IdsAndScores, Indices, PathLike, SparseMatrix
 from fastals._validation import check_bool, check_choice, check_ids, check_int
 from fastals.models.base import RecommenderBase
 
@@ -107,7 +106,8 @@ class ApproximateIndex:
     """
 
     def __init__(self, model: RecommenderBase, M: int = 16, ef_construction: int = 200,
-                 ef: int = 64, num_threads: int = 0, mips: str = "ip", _graph=None) -> None:
+                 ef: int = 64, num_threads: int = 0, mips: str = "ip",
+                 _graph: Any = None) -> None:
         self.model = model
         self.M = check_int("M", M, minimum=2)
         self.ef_construction = check_int("ef_construction", ef_construction, minimum=1)
@@ -133,7 +133,8 @@ class ApproximateIndex:
 
     # --- queries ----------------------------------------------------------------------------
     def recommend(self, userid: Indices, user_items: SparseMatrix | None = None, N: int = 10,
-                  filter_already_liked_items: bool = True, filter_items: Indices | None = None):
+                  filter_already_liked_items: bool = True, filter_items: Indices | None = None
+                  ) -> IdsAndScores:
         """Approximately the model's ``recommend`` for a user (1-D results) or a batch
         (2-D, short rows padded with id -1 and score -inf). Scores are exact x_u . y_i."""
         ids, scalar = check_ids("userid", userid, self.model.n_users)
@@ -147,7 +148,7 @@ class ApproximateIndex:
     def recommend_all(self, user_items: SparseMatrix | None = None, N: int = 10,
                       filter_already_liked_items: bool = True,
                       filter_items: Indices | None = None, users: Indices | None = None,
-                      batch_size: int = 65536):
+                      batch_size: int = 65536) -> IdsAndScores:
         """Approximately the model's ``recommend_all``: (ids, scores), a row per user."""
         n = self.model.n_users
         userids = np.arange(n, dtype=np.int64) if users is None else \
@@ -314,7 +315,7 @@ def _checksum(Y):
     return [list(Y.shape), float(Y64.sum()), float((Y64[::97] ** 2).sum())]
 
 
-def recall_at_n(approximate_ids, exact_ids) -> float:
+def recall_at_n(approximate_ids: ArrayLike, exact_ids: ArrayLike) -> float:
     """The mean over users of |approximate top-N & exact top-N| / |exact top-N| (padding
     -1 ignored): how much of the exact answer an approximate one finds."""
     a, e = np.atleast_2d(approximate_ids), np.atleast_2d(exact_ids)

@@ -20,6 +20,7 @@ import json
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import Any, BinaryIO, TypeVar, overload
 
 import numpy as np
@@ -243,7 +244,8 @@ class RecommenderBase(ABC):
                            filter_already_liked_items: bool = True,
                            filter_items: Indices | None = None, items: Indices | None = None,
                            users: Indices | None = None, batch_size: int | None = None,
-                           max_memory: int | str = "1GB", show_progress: bool = False):
+                           max_memory: int | str = "1GB", show_progress: bool = False
+                           ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """:meth:`recommend_all` a batch at a time: yields (userids, ids, scores) per batch,
         holding one batch only (its results count in `max_memory`, the others do not)."""
         from fastals.models.retrieval import iter_recommend_all
