@@ -9,7 +9,6 @@ import textwrap
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
 import fastals
 from fastals._kernels.dispatch import available_isas, kernels
@@ -22,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_kernel(isa, X, Y, N, exclude, blocked, user_tile, item_tile, threads, index_dtype):
-    n_users, n_items = X.shape[0], Y.shape[0]
+    n_users = X.shape[0]
     ids = np.full((n_users, N), -1, dtype=np.int64)
     scores = np.full((n_users, N), -np.inf, dtype=X.dtype)
     if exclude is None:
