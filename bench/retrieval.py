@@ -36,7 +36,7 @@ DATASETS = {"synthetic-4m": (100_000, 50_000, 4_000_000),
             "synthetic-lastfm": (358_868, 292_385, 15_000_000)}
 K, N, THREADS, CAP = 64, 10, 2, "1GB"
 QUICK_USERS = {"synthetic-4m": 20_000, "synthetic-lastfm": 10_000}
-ANN = dict(M=16, ef_construction=100)
+ANN = dict(M=32, ef_construction=200)
 
 
 def matrix(name):
@@ -150,7 +150,7 @@ def main():
                      f"{mem['implicit']:.0f}"])
         if name == "synthetic-lastfm":
             ann = h.run_worker(__file__, {"data": name, "peer": "ann", "users": n,
-                                          "efs": [20, 40, 80, 160]})
+                                          "efs": [30, 40, 60, 80]})
             print(ann)
             for run in ann.get("runs", []):
                 ann_rows.append([name, users, f"{ann['build_seconds']:.1f}", run["ef"],
