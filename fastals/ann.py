@@ -105,7 +105,7 @@ class ApproximateIndex:
     >>> index = ApproximateIndex.load("model.ann", model)                 # doctest: +SKIP
     """
 
-    def __init__(self, model: RecommenderBase, M: int = 16, ef_construction: int = 200,
+    def __init__(self, model: RecommenderBase, M: int = 32, ef_construction: int = 200,
                  ef: int = 64, num_threads: int = 0, mips: str = "ip",
                  _graph: Any = None) -> None:
         self.model = model
