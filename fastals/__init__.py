@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlternatingLeastSquares",
+    "ApproximateIndex",
     "BM25Recommender",
     "ContentKNN",
     "CosineRecommender",
@@ -38,6 +39,7 @@ __all__ = [
     "TFIDFRecommender",
     "UserKNN",
     "load",
+    "recall_at_n",
     "top_k_similarity",
     "tune",
 ]
@@ -45,6 +47,7 @@ __all__ = [
 # where each public name is defined
 _HOMES = {
     "AlternatingLeastSquares": "fastals.models.implicit_als",
+    "ApproximateIndex": "fastals.ann",
     "BM25Recommender": "fastals.models.knn",
     "ContentKNN": "fastals.models.knn",
     "CosineRecommender": "fastals.models.knn",
@@ -66,6 +69,7 @@ _HOMES = {
     "TFIDFRecommender": "fastals.models.knn",
     "UserKNN": "fastals.models.knn",
     "load": "fastals.models.base",
+    "recall_at_n": "fastals.ann",
     "top_k_similarity": "fastals.similarity",
     "tune": "fastals.tuning",
 }
@@ -75,6 +79,7 @@ _SUBMODULES = ("_arrays", "_files", "_kernels", "_threads", "_validation", "data
 _loaded: set[str] = set()
 
 if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads each on first use
+    from fastals.ann import ApproximateIndex, recall_at_n
     from fastals.data import Interactions
     from fastals.exceptions import IdOutOfRangeError, ModelFileError, ModelFitError, \
         NotFittedError

@@ -242,6 +242,59 @@ class IdRecommender:
             return self._frame("user", users_out, ids, scores)
         return self._item_ids(ids), scores
 
+    def recommend_all(self, N: int = 10, filter_already_liked_items: bool = True,
+                      filter_items: CallerIds | None = None, items: CallerIds | None = None,
+                      users: CallerIds | None = None, batch_size: int | None = None,
+                      max_memory: int | str = "1GB", show_progress: bool = False,
+                      as_frame: bool = False) -> tuple[np.ndarray, np.ndarray] | pd.DataFrame:
+        """The N best items of every user (or of `users`), by the caller's ids, in bounded
+        memory: the model's :meth:`~fastals.RecommenderBase.recommend_all`.
+
+        Returns (item_ids, scores), 2-D with a row per user in the order of `users`
+        (default: every user, in the order of ``self.users``); short rows are padded with
+        id None and score -inf (the ids then have dtype object). Or a DataFrame (user, rank,
+        item, score, and the item metadata) when `as_frame` (needs pandas).
+        """
+        self._require_fitted()
+        idx, kwargs = self._all_users_arguments(users, filter_already_liked_items,
+                                                filter_items, items)
+        ids, scores = self.model.recommend_all(
+            N=N, users=idx, batch_size=batch_size, max_memory=max_memory,
+            show_progress=show_progress, **kwargs)
+        if as_frame:
+            queries = self.users.ids if idx is None else self.users.ids[idx]
+            return self._frame("user", list(queries), ids, scores)
+        return self._item_ids(ids), scores
+
+    def write_recommendations(self, path: PathLike, N: int = 10,
+                              filter_already_liked_items: bool = True,
+                              filter_items: CallerIds | None = None,
+                              items: CallerIds | None = None, users: CallerIds | None = None,
+                              batch_size: int | None = None, max_memory: int | str = "1GB",
+                              show_progress: bool = True, format: str | None = None) -> str:
+        """Stream :meth:`recommend_all` to CSV or Parquet (by the suffix of `path`, or
+        `format`; Parquet needs pyarrow): one line per recommendation, ``user, rank, item,
+        score`` in the caller's ids, one batch of users in memory at a time."""
+        from fastals.models.retrieval import write_recommendations
+        self._require_fitted()
+        idx, kwargs = self._all_users_arguments(users, filter_already_liked_items,
+                                                filter_items, items)
+        return write_recommendations(
+            self.model, path, N=N, users=idx, batch_size=batch_size, max_memory=max_memory,
+            show_progress=show_progress, format=format, user_labels=self.users.ids,
+            item_labels=self.items.ids, **kwargs)
+
+    def _all_users_arguments(self, users, filter_already_liked_items, filter_items, items):
+        """recommend_all's users as indices (or None: all), and its item arguments."""
+        if filter_already_liked_items and self.user_items is None:
+            raise ValueError("this IdRecommender has no training interactions to filter "
+                             "with: pass filter_already_liked_items=False")
+        idx = None if users is None else np.atleast_1d(self.users.index(_as_list(users)))
+        return idx, dict(
+            user_items=self.user_items, filter_already_liked_items=filter_already_liked_items,
+            filter_items=None if filter_items is None else self._item_indices(filter_items),
+            items=None if items is None else self._item_indices(items))
+
     def similar_items(self, item: CallerIds, N: int = 10, filter_items: CallerIds | None = None,
                       items: CallerIds | None = None, as_frame: bool = False
                       ) -> tuple[np.ndarray, np.ndarray] | pd.DataFrame:

@@ -64,6 +64,15 @@ class RecommenderBaseTestMixin:
             np.testing.assert_array_equal(ids[row], one_ids)
             np.testing.assert_allclose(scores[row], one_scores, rtol=1e-6)
 
+    def test_recommend_all_equals_recommend(self):
+        model, data = self.fitted()
+        ids, scores = model.recommend_all(data, N=5)
+        want_ids, want_scores = model.recommend(np.arange(self.n), data, N=5)
+        width = want_ids.shape[1]
+        np.testing.assert_array_equal(ids[:, :width], want_ids)
+        np.testing.assert_array_equal(scores[:, :width], want_scores)
+        assert (ids[:, width:] == -1).all()
+
     def test_full_matrix_accepted_for_user_items(self):
         model, data = self.fitted()
         a = model.recommend(np.array([1, 2, 5]), data, N=4)

@@ -24,7 +24,7 @@ import fastals
 from fastals._kernels import _cpu
 from fastals._kernels.dispatch import available_isas
 
-FAMILIES = ("_als", "_explicit", "_sgd", "_topn")
+FAMILIES = ("_als", "_explicit", "_retrieval", "_sgd", "_topn")
 ISAS = ("generic", "avx2", "avx512")
 X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 
@@ -48,7 +48,8 @@ for solver in ("cg", "cholesky"):
     ids, scores = m.recommend(np.arange(60), counts, N=5)
     similar, _ = m.similar_items(np.arange(45), N=4)
     out[solver] = {"factors": m.item_factors.tolist(), "recommend": ids.tolist(),
-                   "scores": scores.tolist(), "similar": similar.tolist()}
+                   "scores": scores.tolist(), "similar": similar.tolist(),
+                   "recommend_all": m.recommend_all(counts, N=5)[0].tolist()}
 users, items = np.repeat(np.arange(60), 3), rng.integers(0, 45, 180)
 for name, model in (("explicit", fastals.ExplicitALS(factors=4, iterations=3)),
                     ("sgd", fastals.SGDMatrixFactorization(factors=8, epochs=3))):

@@ -27,6 +27,7 @@ ROOMS = [
     (3, "fastals.similarity"),
     (4, "fastals.models"),
     (5, "fastals.id_recommender"),
+    (5, "fastals.ann"),
     (5, "fastals.evaluation"),
     (5, "fastals.datasets"),
     (5, "fastals.tuning"),

@@ -328,9 +328,10 @@ def ranking_metrics_at_k(model: RecommenderBase | IdRecommender,
                          ) -> dict[str, Any]:
     """The ranking metrics at K (module docstring), in one pass over the test users.
 
-    Every user with a relevant test item (stored value > 0) gets ``model.recommend(users,
-    train_user_items, N=K)`` (batch, training items filtered out); the lists are scored by a
-    parallel compiled kernel. Definitions: see the module docstring (``precision``'s
+    Every user with a relevant test item (stored value > 0) gets ``model.recommend_all(
+    train_user_items, users=users, N=K)`` (what ``recommend`` gives them, training items
+    filtered out, by the cache-tiled all-users kernel); the lists are scored by a parallel
+    compiled kernel. Definitions: see the module docstring (``precision``'s
     denominator is min(K, |T|), as in `implicit`; ``precision_standard`` is hits / K).
 
     Parameters

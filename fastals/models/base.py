@@ -26,7 +26,7 @@ import json
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, BinaryIO, TypeVar, overload
 
@@ -209,6 +209,78 @@ class RecommenderBase(ABC):
         exclude = rows if filter_liked else None
         return self._top_n(score, len(userids), N, candidates, self.n_items, exclude, blocked,
                            scalar)
+
+    def recommend_all(self, user_items: SparseMatrix | None = None, N: int = 10,
+                      filter_already_liked_items: bool = True,
+                      filter_items: Indices | None = None, items: Indices | None = None,
+                      users: Indices | None = None, batch_size: int | None = None,
+                      max_memory: int | str = "1GB", show_progress: bool = False
+                      ) -> IdsAndScores:
+        """The N best items of every user (or of `users`), in bounded memory.
+
+        Each user gets exactly what :meth:`recommend` gives them (the same ids and scores,
+        ties broken alike). Factor models score users tile x items tile in cache, fused
+        with the top-N selection and the already-liked filter, so no users x items matrix
+        ever exists; the other models score a batch of users at a time.
+
+        Parameters
+        ----------
+        user_items : sparse matrix, optional
+            The users' interactions (needed to filter already-liked items, and by models
+            that score from them): the full users x items matrix, or one row per id of
+            `users`.
+        N, filter_already_liked_items, filter_items, items
+            As for :meth:`recommend`.
+        users : array of int, optional
+            The users to recommend for, in this order (default: all, 0..n_users-1).
+        batch_size : int, optional
+            Users per batch (default: as many as `max_memory` allows).
+        max_memory : int or str
+            What the call may hold beyond the model and the caller's arrays, in bytes or as
+            ``"1GB"``, ``"512MiB"``, ...; the returned arrays count. Too small a budget for
+            even one user raises ValueError.
+        show_progress : bool
+            A progress bar over the users.
+
+        Returns
+        -------
+        (ids, scores) : 2-D arrays, a row per user, ``min(N, number of candidates)`` columns,
+        best first; rows with fewer allowed items are padded with id -1 and score -inf.
+
+        Examples
+        --------
+        >>> ids, scores = model.recommend_all(user_items, N=10)          # doctest: +SKIP
+        """
+        from fastals.models.retrieval import recommend_all
+        return recommend_all(self, user_items, N, filter_already_liked_items, filter_items,
+                             items, users, batch_size, max_memory, show_progress)
+
+    def iter_recommend_all(self, user_items: SparseMatrix | None = None, N: int = 10,
+                           filter_already_liked_items: bool = True,
+                           filter_items: Indices | None = None, items: Indices | None = None,
+                           users: Indices | None = None, batch_size: int | None = None,
+                           max_memory: int | str = "1GB", show_progress: bool = False
+                           ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """:meth:`recommend_all` a batch at a time: yields (userids, ids, scores) per batch,
+        holding one batch only (its results count in `max_memory`, the others do not)."""
+        from fastals.models.retrieval import iter_recommend_all
+        return iter_recommend_all(self, user_items, N, filter_already_liked_items,
+                                  filter_items, items, users, batch_size, max_memory,
+                                  show_progress)
+
+    def write_recommendations(self, path: PathLike, user_items: SparseMatrix | None = None,
+                              N: int = 10, filter_already_liked_items: bool = True,
+                              filter_items: Indices | None = None,
+                              items: Indices | None = None, users: Indices | None = None,
+                              batch_size: int | None = None, max_memory: int | str = "1GB",
+                              show_progress: bool = True, format: str | None = None) -> str:
+        """Stream :meth:`recommend_all` to a CSV or Parquet file (by the suffix of `path`,
+        or `format`), one line per recommendation: user, rank, item, score. Parquet needs
+        pyarrow. Holds one batch at a time; returns the path written."""
+        from fastals.models.retrieval import write_recommendations
+        return write_recommendations(self, path, user_items, N, filter_already_liked_items,
+                                     filter_items, items, users, batch_size, max_memory,
+                                     show_progress, format)
 
     def similar_items(self, itemid: Indices, N: int = 10, filter_items: Indices | None = None,
                       items: Indices | None = None, recalculate_item: bool = False,

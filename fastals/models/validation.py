@@ -99,8 +99,9 @@ def score_lists(recommended, rows, indptr, indices, n_items, K, threads):
 
 
 def recommend_lists(model, train_rows, users, K, bar=None):
-    """(len(users) x K) int64 top-K lists (padded with -1) of ``model.recommend``, a block
-    of users per call, the users' rows of `train_rows` filtered out."""
+    """(len(users) x K) int64 top-K lists (padded with -1) of ``model.recommend_all`` (what
+    ``recommend`` gives, by the cache-tiled all-users kernel), a block of users per call, the
+    users' rows of `train_rows` filtered out."""
     lists = np.full((len(users), K), -1, dtype=np.int64)
     step = max(256, _USERS_PER_BLOCK_CELLS // max(model.n_items, 1))
     # BLAS limited to one thread while scoring: a threaded gemm right before the OpenMP
@@ -109,8 +110,8 @@ def recommend_lists(model, train_rows, users, K, bar=None):
     with single_threaded_blas():
         for lo in range(0, len(users), step):
             block = users[lo:lo + step]
-            ids, _ = model.recommend(block, train_rows[block], N=K,
-                                     filter_already_liked_items=True)
+            ids, _ = model.recommend_all(train_rows[block], users=block, N=K,
+                                         filter_already_liked_items=True)
             lists[lo:lo + len(block), :ids.shape[1]] = ids
             if bar is not None:
                 bar.update(len(block))
@@ -119,7 +120,7 @@ def recommend_lists(model, train_rows, users, K, bar=None):
 
 def rank_and_score(model, train, test, K, threads, bar=None):
     """(users, lists, per-list table) of every user with a relevant item in `test`:
-    ``model.recommend`` with the `train` rows filtered, scored by the kernel. `train` and
+    ``model.recommend_all`` with the `train` rows filtered, scored by the kernel. `train` and
     `test` are canonical CSR matrices (train may hold a prefix of the model's users)."""
     indptr, indices, users = relevant_items(test, model.n_users, model.n_items)
     if train.shape[0] != model.n_users:

@@ -66,6 +66,7 @@ from fastals.reference.itemitem import (
     rp3beta_similarity,
     rp3beta_walk,
 )
+from fastals.reference.retrieval import top_n_dot
 from fastals.reference.similarity import (
     bm25_weight,
     similarity_matrix,
@@ -94,6 +95,7 @@ __all__ = [
     "rp3beta_similarity",
     "rp3beta_walk",
     "sgd_epoch",
+    "top_n_dot",
     "bm25_weight",
     "similarity_matrix",
     "tfidf_weight",

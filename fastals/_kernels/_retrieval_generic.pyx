@@ -1,0 +1,3 @@
+# All-users top-N kernels compiled for the generic instruction set; the code is in _retrieval.pxi.
+# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+include "_retrieval.pxi"
