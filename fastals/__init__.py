@@ -35,6 +35,7 @@ __all__ = [
     "SGDMatrixFactorization",
     "TFIDFRecommender",
     "UserKNN",
+    "iALS",
     "load",
     "top_k_similarity",
 ]
@@ -60,6 +61,7 @@ _HOMES = {
     "SGDMatrixFactorization": "fastals.models.sgd",
     "TFIDFRecommender": "fastals.models.knn",
     "UserKNN": "fastals.models.knn",
+    "iALS": "fastals.models.ials",
     "load": "fastals.models.base",
     "top_k_similarity": "fastals.similarity",
 }
@@ -75,6 +77,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads each 
     from fastals.id_recommender import IdRecommender
     from fastals.models.base import RecommenderBase, load
     from fastals.models.explicit_als import ExplicitALS
+    from fastals.models.ials import iALS
     from fastals.models.implicit_als import AlternatingLeastSquares, ImplicitALS
     from fastals.models.knn import BM25Recommender, ContentKNN, CosineRecommender, ItemKNN, \
         TFIDFRecommender, UserKNN

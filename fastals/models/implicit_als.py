@@ -9,10 +9,12 @@ Each half-iteration fixes one side and solves, for every row u of the other,
 
     (Y^T Y + Y^T (C^u - I) Y + regularization I) x_u = Y^T C^u p(u)
 
-either exactly (``solver="cholesky"``) or by ``cg_steps`` conjugate-gradient steps
-warm-started from the current x_u (``solver="cg"``, Takacs et al. 2011). The kernels are in
-``fastals/_kernels/_als.pxi``; the numpy reference that defines the same arithmetic is
-:mod:`fastals.reference.implicit_als`.
+either exactly (``solver="cholesky"``), by ``cg_steps`` conjugate-gradient steps
+warm-started from the current x_u (``solver="cg"``, Takacs et al. 2011), or by one pass of
+iALS++ block coordinate descent over blocks of ``block_size`` coordinates, warm-started too
+(``solver="ials++"``, Rendle et al. 2021). The kernels are in ``fastals/_kernels/_als.pxi``
+and ``_ials.pxi``; the numpy references that define the same arithmetic are
+:mod:`fastals.reference.implicit_als` and :mod:`fastals.reference.ials`.
 
 The row solves themselves are in :mod:`fastals.models.blocksolve` (shared with
 fastals.spark). Imports the kernels, fastals' validation, array and threading helpers and
@@ -81,8 +83,11 @@ class ImplicitALS(MatrixFactorizationBase):
         Alternations (users, then items) run by :meth:`fit`.
     cg_steps : int
         Conjugate-gradient steps per row and half-iteration (``solver="cg"``).
-    solver : {"cg", "cholesky"}
-        Approximate CG solve (fast; the default) or the exact solve.
+    solver : {"cg", "cholesky", "ials++"}
+        Approximate CG solve (fast; the default), the exact solve, or iALS++'s subspace
+        solve: each row's coordinates in blocks of `block_size`, each block solved exactly
+        with the others fixed (cost per row about nnz_u F block_size + F^2 instead of
+        nnz_u F^2 + F^3: the choice for large `factors`).
     dtype : float32 or float64
         Dtype of the factors and of the arithmetic.
     random_state : int, numpy Generator or None
@@ -98,6 +103,9 @@ class ImplicitALS(MatrixFactorizationBase):
         the default) or c = alpha |r|, as the `implicit` library weighs its input (the
         default of :class:`AlternatingLeastSquares`). Cells with nothing stored have c = 1
         either way.
+    block_size : int, optional
+        Coordinates per block of ``solver="ials++"`` (1 <= block_size <= factors; default
+        min(factors, 128)); block_size = factors is the exact solve.
     use_cg, use_native, use_gpu : bool, optional
         `implicit`'s switches, accepted so that its code runs unchanged: ``use_cg`` picks the
         solver (True: "cg", False: "cholesky"); ``use_native`` changes nothing (the compiled
@@ -130,8 +138,9 @@ class ImplicitALS(MatrixFactorizationBase):
                  iterations: int = 15, cg_steps: int = 3, solver: str = "cg",
                  dtype: DTypeLike = np.float32, random_state: SeedLike = None,
                  num_threads: int = 0, calculate_training_loss: bool = False,
-                 confidence: str = "1+alpha", *, use_cg: bool | None = None,
-                 use_native: bool | None = None, use_gpu: bool | None = None) -> None:
+                 confidence: str = "1+alpha", block_size: int | None = None, *,
+                 use_cg: bool | None = None, use_native: bool | None = None,
+                 use_gpu: bool | None = None) -> None:
         self.factors = factors
         self.regularization = regularization
         self.alpha = alpha
@@ -143,6 +152,7 @@ class ImplicitALS(MatrixFactorizationBase):
         self.num_threads = num_threads
         self.calculate_training_loss = calculate_training_loss
         self.confidence = confidence
+        self.block_size = block_size
         self._check_params()
         self.solver = implicit_switches(self.solver, use_cg, use_native, use_gpu)
         self.user_factors = None
@@ -155,7 +165,8 @@ class ImplicitALS(MatrixFactorizationBase):
         self.alpha = check_float("alpha", self.alpha, minimum=0)
         self.iterations = check_int("iterations", self.iterations, minimum=0)
         self.cg_steps = check_int("cg_steps", self.cg_steps, minimum=1)
-        self.solver = check_choice("solver", self.solver, ("cg", "cholesky"))
+        self.solver = check_choice("solver", self.solver, ("cg", "cholesky", "ials++"))
+        self.block_size = check_block_size(self.block_size, self.factors)
         self.dtype = check_dtype("dtype", self.dtype)
         self.num_threads = check_num_threads(self.num_threads)
         self.calculate_training_loss = check_bool("calculate_training_loss",
@@ -192,9 +203,7 @@ class ImplicitALS(MatrixFactorizationBase):
         Ciu = Cui.transpose()
         rng = check_random_state(self.random_state)
         n_users, n_items = Cui.shape
-        K = self.factors
-        X, Y = implicit_initial_factors(rng, n_users, n_items, K, self.dtype,
-                                        self._uniform_start)
+        X, Y = self._initial_factors(rng, n_users, n_items)
         self.loss_history = []
         self.clear_cache()
         # solved in place (no second copy of the factors: memory stays ~ input + factors)
@@ -216,6 +225,11 @@ class ImplicitALS(MatrixFactorizationBase):
             if self.regularization == 0 and self.iterations:
                 self._balance(X, Y)
         return self
+
+    def _initial_factors(self, rng, n_users, n_items):
+        """The (X, Y) fit starts from (blocksolve.implicit_initial_factors)."""
+        return implicit_initial_factors(rng, n_users, n_items, self.factors, self.dtype,
+                                        self._uniform_start)
 
     def _balance(self, X, Y):
         """Without regularization the fit fixes X Y^T only, and the factors keep the scale
@@ -429,11 +443,12 @@ class AlternatingLeastSquares(ImplicitALS):
                  iterations: int = 15, cg_steps: int = 3, solver: str = "cg",
                  dtype: DTypeLike = np.float32, random_state: SeedLike = None,
                  num_threads: int = 0, calculate_training_loss: bool = False,
-                 confidence: str = "alpha", *, use_cg: bool | None = None,
-                 use_native: bool | None = None, use_gpu: bool | None = None) -> None:
+                 confidence: str = "alpha", block_size: int | None = None, *,
+                 use_cg: bool | None = None, use_native: bool | None = None,
+                 use_gpu: bool | None = None) -> None:
         super().__init__(factors, regularization, alpha, iterations, cg_steps, solver, dtype,
                          random_state, num_threads, calculate_training_loss, confidence,
-                         use_cg=use_cg, use_native=use_native, use_gpu=use_gpu)
+                         block_size, use_cg=use_cg, use_native=use_native, use_gpu=use_gpu)
 
 
 def _check_user_weights(user_weights, factors):
@@ -452,6 +467,17 @@ def _check_user_weights(user_weights, factors):
     return matrix, bool(lower)
 
 
+def check_block_size(block_size, factors):
+    """iALS++'s block size: None (the solve takes min(factors, 128)) or an int in
+    [1, factors]."""
+    if block_size is None:
+        return None
+    block_size = check_int("block_size", block_size, minimum=1)
+    if block_size > factors:
+        raise ValueError(f"block_size must be at most factors={factors}, got {block_size}")
+    return block_size
+
+
 def implicit_switches(solver, use_cg, use_native, use_gpu):
     """The solver after `implicit`'s use_cg / use_native / use_gpu switches (None: not given)."""
     for name, value in (("use_cg", use_cg), ("use_native", use_native), ("use_gpu", use_gpu)):
@@ -462,6 +488,8 @@ def implicit_switches(solver, use_cg, use_native, use_gpu):
                          "OpenMP code); leave use_gpu unset or False")
     if use_cg is None:
         return solver
-    if use_cg and solver == "cholesky":
-        raise ValueError("solver='cholesky' and use_cg=True disagree: give one of them")
+    if use_cg and solver != "cg":
+        raise ValueError(f"solver={solver!r} and use_cg=True disagree: give one of them")
+    if solver == "ials++":  # not CG either: use_cg=False agrees with it
+        return solver
     return "cg" if use_cg else "cholesky"
