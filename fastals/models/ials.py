@@ -134,17 +134,13 @@ class iALS(ImplicitALS):  # noqa: N801 (the name of the method in the literature
         self.unobserved_weight = check_float("unobserved_weight", self.unobserved_weight,
                                              minimum=0)
         self.regularization_exponent = check_float(
-            "regularization_exponent", self.regularization_exponent, minimum=0)
-        if self.regularization_exponent > 1:
-            raise ValueError("regularization_exponent must be in [0, 1], got "
-                             f"{self.regularization_exponent}")
+            "regularization_exponent", self.regularization_exponent, minimum=0, maximum=1)
         self.alpha = check_float("alpha", self.alpha, minimum=0)
         self.iterations = check_int("iterations", self.iterations, minimum=0)
         self.solver = check_choice("solver", self.solver, ("ials++", "cholesky"))
         self.block_size = check_block_size(self.block_size, self.factors)
-        self.init_std = check_float("init_std", self.init_std, minimum=0)
-        if self.init_std == 0:
-            raise ValueError("init_std must be > 0, got 0.0 (zero factors stay zero)")
+        # (zero factors would stay zero)
+        self.init_std = check_float("init_std", self.init_std, minimum=0, exclusive=True)
         self.dtype = check_dtype("dtype", self.dtype)
         self.num_threads = check_num_threads(self.num_threads)
         self.calculate_training_loss = check_bool("calculate_training_loss",
