@@ -11,7 +11,8 @@ Speed: for d = 128, 512, 1024, seconds per epoch (both halves) of fastals.iALS
 binarised synthetic matrix (its 90% training part). A full epoch of the slow peers takes
 hours on a shared 2-core machine, so every peer is timed the same way: a random sample of
 the rows of each side (sized to about --budget seconds) solved against the full fixed side,
-scaled up by the share of the epoch's arithmetic those rows carry. Each peer runs in its
+scaled up by the share of the epoch's arithmetic those rows carry (the fixed side's Gram
+matrix, made once per half-epoch, is timed apart and not scaled). Each peer runs in its
 own process, alternating; medians over repeats.
 
 Quality (:func:`quality_vs_dimension`, callable by other scripts): MovieLens 100K binarised,
@@ -161,17 +162,25 @@ def speed_worker(spec):
     arithmetic (:func:`half_epoch_flops`) those rows carry."""
     from threadpoolctl import threadpool_limits
     from fastals._validation import as_csr
-    from fastals.models.blocksolve import row_blocks
+    from fastals.models.blocksolve import ImplicitBlockSolver, row_blocks
     train = synthetic(spec["size"])
     peer, d, threads, fraction = spec["peer"], spec["d"], spec["threads"], spec["sample"]
     rng = np.random.default_rng(spec.get("seed", 1))
     solver = "cg" if peer == "implicit-cg" else peer
     model = make_model(solver, d, threads, 0)
     Cui = as_csr(train, "user_items", np.float32)
-    X, Y = model._initial_factors(rng, *train.shape)
+    X, Y = model._start_factors(rng, *train.shape)
     block = getattr(model, "block_size", None) or min(d, 128)
     total = 0.0
     for rows, own, fixed in ((Cui, X, Y), (Cui.transpose(), Y, X)):
+        # the fixed side's Gram matrix is made once per half-epoch: timed apart, unscaled
+        with threadpool_limits(1, "blas"):
+            start = time.perf_counter()
+            gram = fixed.T @ fixed if peer == "implicit-cg" else \
+                model._block_solver().regularized_gram(fixed) if peer == "ials++" else \
+                ImplicitBlockSolver.for_model(model).regularized_gram(fixed)
+            gram_seconds = time.perf_counter() - start
+        total += gram_seconds
         pick = np.sort(rng.choice(rows.shape[0], max(1, int(fraction * rows.shape[0])),
                                   replace=False))
         sub = as_csr(rows.to_scipy()[pick], "rows", np.float32)
@@ -183,13 +192,15 @@ def speed_worker(spec):
                 from implicit.cpu._als import least_squares_cg
                 weighted = sub.to_scipy().copy()
                 weighted.data = 1.0 + HKV["alpha"] * weighted.data  # implicit's c = r
-                start = time.perf_counter()
+                start = time.perf_counter()  # (it makes Y^T Y itself: taken off below)
                 least_squares_cg(weighted, part, fixed, HKV["regularization"], threads,
                                  CG_STEPS)
+                seconds = time.perf_counter() - start - gram_seconds
             else:
                 start = time.perf_counter()
-                model._solve(sub, row_blocks(sub), part, fixed, "user", threads)
-        total += (time.perf_counter() - start) / share
+                model._solve(sub, row_blocks(sub), part, fixed, "user", threads, gram=gram)
+                seconds = time.perf_counter() - start
+        total += max(seconds, 0.0) / share
     h.emit({"seconds": [total]})
 
 
@@ -214,9 +225,8 @@ def quality_worker(spec):
             **ndcg(model, train, test, K=10, recall_K=20)})
 
 
-def neighbours(params, grid):
-    """`params` and the grid points that differ from it in one value by one step."""
-    keys = list(params)
+def neighbours(params, grid, keys=("regularization",)):
+    """`params` and the grid points that differ from it by one step in one of `keys`."""
     values = {k: sorted({g[k] for g in grid}) for k in keys}
     out = [params]
     for k in keys:
@@ -231,7 +241,7 @@ def quality_vs_dimension(dims=QUALITY_DIMS, threads=2, full_grid_up_to=128, log=
     """Rows [model, d, chosen parameters, nDCG@10, recall@20] on MovieLens 100K (see the
     module docstring); each (model, d) fitted in its own process. Up to d =
     `full_grid_up_to` each model searches its whole grid; beyond, the best point of the
-    previous d and its neighbours in the grid (the fits at large d are the slow ones)."""
+    previous d and its neighbours in lambda (the fits at large d are the slow ones)."""
     rows, best = [], {}
     for d in dims:
         for peer, label, grid in (("ials++", "iALS (Rendle), iALS++", IALS_GRID),
@@ -319,9 +329,10 @@ def main():
                 if ("ials++", d) in seconds and (other, d) in seconds:
                     ratios.append(f"{other} / iALS++ at d={d}: "
                                   f"{seconds[(other, d)] / seconds[('ials++', d)]:.2f}x")
-        parts.append(
-            f"### Seconds per epoch, {n_users:,} x {n_items:,} synthetic "
-            f"({nnz:,} drawn pairs, binarised, 90% train)\n\n"
+        parts.append((
+            "iALS++ seconds per epoch (bench/ials.py)",
+            f"{n_users:,} x {n_items:,} synthetic ({nnz:,} drawn pairs, binarised, 90% "
+            "train). "
             f"`python bench/ials.py{' --quick' if args.quick else ''}`, {args.threads} "
             f"threads, float32, {repeats} repeats per peer (alternating, each its own "
             f"process), load average {load[0]:.1f} before the run. Each epoch is estimated "
@@ -333,19 +344,21 @@ def main():
             f"same rows. Peak {peak / 1e9:.0f} GFLOP/s = {args.threads} cores x 2 FMA-512 "
             f"units x 16 float32 lanes x 2 FLOP x {ghz:.1f} GHz (nominal clock).\n\n"
             + h.table(["d", "solver", "s/epoch", "TFLOP/epoch", "GFLOP/s", "of peak",
-                       "sample"], rows) + "\n\n" + "; ".join(ratios))
+                       "sample"], rows) + "\n\n" + "; ".join(ratios)))
     if args.part in ("quality", "both"):
         rows = quality_vs_dimension(threads=args.threads)
-        parts.append(
-            "### Quality against dimension, MovieLens 100K (binarised, fixed 80/20 split)"
-            f"\n\n{QUALITY_EPOCHS} epochs for every model (equal epochs); the grid point is "
+        parts.append((
+            "iALS quality against dimension (bench/ials.py)",
+            "MovieLens 100K (binarised, fixed 80/20 split). "
+            f"{QUALITY_EPOCHS} epochs for every model (equal epochs); the grid point is "
             "chosen by nDCG@10 on a 90/10 validation split of the training part, then the "
             "model is refit on all of it and scored on the test 20%. iALS grid: alpha_0 in "
             "(0.1, 0.3, 1), lambda in (0.003, 0.01, 0.03), nu in (0.5, 1); CG grid: alpha in "
             "(1, 5, 20), lambda in (0.05, 1); beyond d = 128 the previous d's best point "
-            "and its grid neighbours.\n\n"
-            + h.table(["model", "d", "chosen", "test nDCG@10", "test recall@20"], rows))
-    h.write_section("iALS and iALS++ (bench/ials.py)", "\n\n".join(parts))
+            "and its two neighbours in lambda.\n\n"
+            + h.table(["model", "d", "chosen", "test nDCG@10", "test recall@20"], rows)))
+    for title, body in parts:
+        h.write_section(title, body)
     print(f"wrote {h.RESULTS}")
 
 

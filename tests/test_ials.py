@@ -168,7 +168,7 @@ def test_ials_fit_matches_reference_fit(solver, block_size, alpha):
                          regularization_exponent=0.5, alpha=alpha, iterations=3,
                          solver=solver, block_size=block_size, dtype=np.float64,
                          random_state=0)
-    X0, Y0 = model._initial_factors(np.random.default_rng(0), 40, 30)
+    X0, Y0 = model._start_factors(np.random.default_rng(0), 40, 30)
     model.fit(R, show_progress=False)
     X, Y = ref.ials_fit(R, X0, Y0, 0.02, 0.3, 0.5, 3, block_size or 7, alpha)
     np.testing.assert_allclose(model.user_factors, X, atol=1e-8)

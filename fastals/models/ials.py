@@ -40,18 +40,10 @@ import numpy as np
 
 from fastals._threads import resolve_threads, single_threaded_blas
 from fastals._typing import DTypeLike, SeedLike
-from fastals._validation import (
-    check_bool,
-    check_choice,
-    check_dtype,
-    check_float,
-    check_int,
-    check_num_threads,
-    check_random_state,
-)
+from fastals._validation import check_float
 from fastals.models.blocksolve import ImplicitBlockSolver, gram_matrix
 from fastals.models.factorization import normal_rows, scaled_by
-from fastals.models.implicit_als import ImplicitALS, check_block_size
+from fastals.models.implicit_als import ImplicitALS
 
 # stored values per chunk when the loss gathers the predictions x_u . y_i
 _LOSS_CHUNK = 1 << 14
@@ -129,30 +121,20 @@ class iALS(ImplicitALS):  # noqa: N801 (the name of the method in the literature
         self.loss_history = []
 
     def _check_params(self):
-        self.factors = check_int("factors", self.factors, minimum=1)
-        self.regularization = check_float("regularization", self.regularization, minimum=0)
         self.unobserved_weight = check_float("unobserved_weight", self.unobserved_weight,
                                              minimum=0)
         self.regularization_exponent = check_float(
             "regularization_exponent", self.regularization_exponent, minimum=0, maximum=1)
-        self.alpha = check_float("alpha", self.alpha, minimum=0)
-        self.iterations = check_int("iterations", self.iterations, minimum=0)
-        self.solver = check_choice("solver", self.solver, ("ials++", "cholesky"))
-        self.block_size = check_block_size(self.block_size, self.factors)
         # (zero factors would stay zero)
         self.init_std = check_float("init_std", self.init_std, minimum=0, exclusive=True)
-        self.dtype = check_dtype("dtype", self.dtype)
-        self.num_threads = check_num_threads(self.num_threads)
-        self.calculate_training_loss = check_bool("calculate_training_loss",
-                                                  self.calculate_training_loss)
-        check_random_state(self.random_state)
+        self._check_shared_params(("ials++", "cholesky"))
 
     @property
     def _offset(self):
         """w = 1 + alpha |r| for stored values."""
         return self.dtype(1)
 
-    def _initial_factors(self, rng, n_users, n_items):
+    def _start_factors(self, rng, n_users, n_items):
         """N(0, (init_std / sqrt(F))^2) rows, users drawn first, then items."""
         finish = scaled_by(self.init_std / np.sqrt(self.factors), self.dtype)
         return (normal_rows(rng, n_users, self.factors, self.dtype, finish),

@@ -160,22 +160,26 @@ class ImplicitALS(MatrixFactorizationBase):
         self.loss_history = []
 
     def _check_params(self):
+        self.cg_steps = check_int("cg_steps", self.cg_steps, minimum=1)
+        self._check_shared_params(("cg", "cholesky", "ials++"))
+        self.confidence = check_choice("confidence", self.confidence, ("1+alpha", "alpha"))
+        if self.confidence == "alpha" and self.alpha == 0:
+            raise ValueError("alpha must be > 0 with confidence='alpha': c = alpha |r| would "
+                             "give every stored value zero confidence")
+
+    def _check_shared_params(self, solvers):
+        """The parameters ImplicitALS and iALS share (`solvers`: the allowed ``solver``)."""
         self.factors = check_int("factors", self.factors, minimum=1)
         self.regularization = check_float("regularization", self.regularization, minimum=0)
         self.alpha = check_float("alpha", self.alpha, minimum=0)
         self.iterations = check_int("iterations", self.iterations, minimum=0)
-        self.cg_steps = check_int("cg_steps", self.cg_steps, minimum=1)
-        self.solver = check_choice("solver", self.solver, ("cg", "cholesky", "ials++"))
+        self.solver = check_choice("solver", self.solver, solvers)
         self.block_size = check_block_size(self.block_size, self.factors)
         self.dtype = check_dtype("dtype", self.dtype)
         self.num_threads = check_num_threads(self.num_threads)
         self.calculate_training_loss = check_bool("calculate_training_loss",
                                                   self.calculate_training_loss)
         check_random_state(self.random_state)
-        self.confidence = check_choice("confidence", self.confidence, ("1+alpha", "alpha"))
-        if self.confidence == "alpha" and self.alpha == 0:
-            raise ValueError("alpha must be > 0 with confidence='alpha': c = alpha |r| would "
-                             "give every stored value zero confidence")
 
     @property
     def _offset(self):
@@ -203,7 +207,7 @@ class ImplicitALS(MatrixFactorizationBase):
         Ciu = Cui.transpose()
         rng = check_random_state(self.random_state)
         n_users, n_items = Cui.shape
-        X, Y = self._initial_factors(rng, n_users, n_items)
+        X, Y = self._start_factors(rng, n_users, n_items)
         self.loss_history = []
         self.clear_cache()
         # solved in place (no second copy of the factors: memory stays ~ input + factors)
@@ -226,7 +230,7 @@ class ImplicitALS(MatrixFactorizationBase):
                 self._balance(X, Y)
         return self
 
-    def _initial_factors(self, rng, n_users, n_items):
+    def _start_factors(self, rng, n_users, n_items):
         """The (X, Y) fit starts from (blocksolve.implicit_initial_factors)."""
         return implicit_initial_factors(rng, n_users, n_items, self.factors, self.dtype,
                                         self._uniform_start)
