@@ -36,6 +36,8 @@ helpers and fastals.models (blocksolve, factorization, implicit_als).
 """
 from __future__ import annotations
 
+from typing import Any, NoReturn
+
 import numpy as np
 
 from fastals._threads import resolve_threads, single_threaded_blas
@@ -200,7 +202,7 @@ class iALS(ImplicitALS):  # noqa: N801 (the name of the method in the literature
             + self.unobserved_weight * n_users * n_items
         return (observed + self.unobserved_weight * all_pairs + regularization) / weight
 
-    def explain(self, *args, **kwargs):
+    def explain(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Not available for iALS: the decomposition of ImplicitALS.explain is HKV's."""
         raise NotImplementedError("iALS.explain is not available (ImplicitALS.explain "
                                   "decomposes Hu, Koren & Volinsky's solve, not this one)")
