@@ -38,6 +38,7 @@ __all__ = [
     "SGDMatrixFactorization",
     "TFIDFRecommender",
     "UserKNN",
+    "iALS",
     "load",
     "recall_at_n",
     "top_k_similarity",
@@ -68,6 +69,7 @@ _HOMES = {
     "SGDMatrixFactorization": "fastals.models.sgd",
     "TFIDFRecommender": "fastals.models.knn",
     "UserKNN": "fastals.models.knn",
+    "iALS": "fastals.models.ials",
     "load": "fastals.models.base",
     "recall_at_n": "fastals.ann",
     "top_k_similarity": "fastals.similarity",
@@ -87,6 +89,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads each 
     from fastals.models.base import RecommenderBase, load
     from fastals.models.ease import EASE
     from fastals.models.explicit_als import ExplicitALS
+    from fastals.models.ials import iALS
     from fastals.models.implicit_als import AlternatingLeastSquares, ImplicitALS
     from fastals.models.knn import BM25Recommender, ContentKNN, CosineRecommender, ItemKNN, \
         TFIDFRecommender, UserKNN

@@ -24,7 +24,7 @@ import fastals
 from fastals._kernels import _cpu
 from fastals._kernels.dispatch import available_isas
 
-FAMILIES = ("_als", "_explicit", "_retrieval", "_sgd", "_topn")
+FAMILIES = ("_als", "_explicit", "_ials", "_retrieval", "_sgd", "_topn")
 ISAS = ("generic", "avx2", "avx512")
 X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 
@@ -42,7 +42,7 @@ counts = sp.random(60, 45, density=0.2, format="csr", random_state=rng,
                    data_rvs=lambda n: rng.integers(1, 6, n).astype(np.float64))
 out = {"file": fastals.__file__,
        "builds": {f: dispatch.kernels(f).__name__.rpartition("_")[2] for f in %(families)r}}
-for solver in ("cg", "cholesky"):
+for solver in ("cg", "cholesky", "ials++"):
     m = fastals.ImplicitALS(factors=6, iterations=3, solver=solver, dtype=np.float64,
                             random_state=0, num_threads=2).fit(counts, show_progress=False)
     ids, scores = m.recommend(np.arange(60), counts, N=5)
@@ -81,7 +81,7 @@ def run_job(isa=None, emulate=None):
 def assert_same_answers(got, want):
     """The builds differ only by rounding (FMA, vector widths): factors and scores agree
     to 1e-6 relative, the top-N lists and the neighbours are the same."""
-    for solver in ("cg", "cholesky"):
+    for solver in ("cg", "cholesky", "ials++"):
         for key in ("factors", "scores"):
             np.testing.assert_allclose(got[solver][key], want[solver][key], rtol=1e-6,
                                        atol=1e-9, err_msg=f"{solver} {key}")

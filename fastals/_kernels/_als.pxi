@@ -25,7 +25,8 @@ from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
 from fastals._kernels._common cimport (axpy, cholesky_solve_upper, dot, floating, index_t,
-                                       prefetch_row, rank_update_upper, symv)
+                                       prefetch_row, rank_downdate_upper,
+                                       rank_update_upper, symv)
 from fastals._kernels._status cimport (NOT_POSITIVE_DEFINITE, OK, OUT_OF_MEMORY, OVERFLOW,
                                        Status, scratch_malloc)
 
@@ -162,16 +163,6 @@ cdef Status cholesky_row(floating* x, const floating* Y, const floating* gram, f
         if not (A[<Py_ssize_t> k * F + k] < INFINITY and -INFINITY < x[k] < INFINITY):
             return OVERFLOW
     return OK if cholesky_solve_upper(A, x, F) else NOT_POSITIVE_DEFINITE
-
-
-cdef inline void rank_downdate_upper(floating* A, const floating* Z, int n, int F) noexcept nogil:
-    """A -= Z^T Z (upper triangle), as -((-A) + Z^T Z): negation is exact."""
-    cdef Py_ssize_t k, size = <Py_ssize_t> F * F
-    for k in range(size):
-        A[k] = -A[k]
-    rank_update_upper(A, Z, n, F)
-    for k in range(size):
-        A[k] = -A[k]
 
 
 def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floating[::1] values,

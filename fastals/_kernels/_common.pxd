@@ -135,6 +135,17 @@ cdef inline void rank_update_upper(floating* A, const floating* Z, Py_ssize_t n,
                         axpy(z[i0 + r], z + k0, A + <Py_ssize_t> (i0 + r) * D + k0, width)
 
 
+cdef inline void rank_downdate_upper(floating* A, const floating* Z, Py_ssize_t n,
+                                     int D) noexcept nogil:
+    """A -= Z^T Z (upper triangle), as -((-A) + Z^T Z): negation is exact."""
+    cdef Py_ssize_t k, size = <Py_ssize_t> D * D
+    for k in range(size):
+        A[k] = -A[k]
+    rank_update_upper(A, Z, n, D)
+    for k in range(size):
+        A[k] = -A[k]
+
+
 cdef inline bint cholesky_solve_upper(floating* A, floating* b, int D) noexcept nogil:
     """Solve A x = b in place (x in b), A symmetric positive definite given by its upper
     triangle (row-major). A is overwritten by U with A = U^T U (right-looking Cholesky: each

@@ -25,6 +25,8 @@ class ModelSpec:
 
 
 MODELS = {
+    "ials": ModelSpec("iALS", "implicit",
+                      "iALS as Rendle et al. tune it (unobserved weight, scaled lambda), iALS++"),
     "implicit-als": ModelSpec("ImplicitALS", "implicit",
                               "implicit-feedback ALS (Hu, Koren & Volinsky), CG or Cholesky"),
     "explicit-als": ModelSpec("ExplicitALS", "explicit",

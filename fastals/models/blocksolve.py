@@ -21,7 +21,7 @@ rooms may use; nothing else of the models):
     the (X, Y) a fit starts from: the same draws from `rng`, in the same order, wherever
     the fit runs.
 ``ImplicitBlockSolver``, ``ExplicitBlockSolver``
-    one per model kind, holding the parameters of the solve; ``for_model(model)`` takes
+    one per model kind (the implicit one also solves iALS's rows: ``"ials++"``), holding the parameters of the solve; ``for_model(model)`` takes
     them from a (validated) model. ``solve_block(csr_block, fixed_factors, ..., out, ...)``
     overwrites `out` with the solutions of the rows of one CSR block (one kernel call) and
     turns the kernel's per-row status into an exception naming row ``first_row + k``;
@@ -173,42 +173,68 @@ class ImplicitBlockSolver:
         (Y^T Y + Y^T (C^u - I) Y + regularization I) x_u = Y^T C^u p(u),
 
     with c = confidence_offset + alpha |r|, by `cg_steps` conjugate-gradient steps from the
-    current x_u (``method="cg"``) or exactly (``"cholesky"``), in `dtype`.
+    current x_u (``method="cg"``), exactly (``"cholesky"``), or by one pass of iALS++ block
+    coordinate descent over blocks of `block_size` coordinates from the current x_u
+    (``"ials++"``, the ``_ials`` kernels), in `dtype`.
+
+    ``"ials++"`` also solves Rendle et al.'s rows (:class:`fastals.iALS`):
+    ``unobserved_weight`` alpha_0 scales the Gram matrix (alpha_0 Y^T Y + regularization I)
+    and ``gram_weight`` is the part of an observed pair's weight on (x_u . y_i)^2 that it
+    already holds: each stored value adds (c - gram_weight) y_i y_i^T (1 for the model
+    above, 0 for Rendle et al.'s, where alpha_0 Y^T Y is a term of its own).
     """
 
-    def __init__(self, regularization, alpha, confidence_offset, method, cg_steps, dtype):
+    def __init__(self, regularization, alpha, confidence_offset, method, cg_steps, dtype,
+                 block_size=None, unobserved_weight=1.0, gram_weight=1.0):
         self.regularization = regularization
         self.alpha = alpha
         self.confidence_offset = confidence_offset
         self.method = method
         self.cg_steps = cg_steps
         self.dtype = dtype
+        self.block_size = block_size
+        self.unobserved_weight = unobserved_weight
+        self.gram_weight = gram_weight
 
     @classmethod
     def for_model(cls, model, method=None):
         """The solver of an ImplicitALS's rows (`method` overrides its ``solver``)."""
         return cls(model.regularization, model.alpha, model._offset,
-                   model.solver if method is None else method, model.cg_steps, model.dtype)
+                   model.solver if method is None else method, model.cg_steps, model.dtype,
+                   getattr(model, "block_size", None))
 
     def regularized_gram(self, Y):
-        """Y^T Y + regularization I, accumulated in float64 blocks, in the solver's dtype."""
-        return (gram_matrix(Y) + self.regularization * np.eye(Y.shape[1])).astype(self.dtype)
+        """unobserved_weight Y^T Y + regularization I, accumulated in float64 blocks, in
+        the solver's dtype."""
+        gram = gram_matrix(Y)
+        if self.unobserved_weight != 1:
+            gram *= self.unobserved_weight
+        return (gram + self.regularization * np.eye(Y.shape[1])).astype(self.dtype)
 
     def solve_block(self, csr_block, fixed_factors, gram, out, threads, side="user",
-                    first_row=0, row_shift=None):
+                    first_row=0, row_shift=None, objective=None):
         """Overwrite `out` with the solutions of the rows of `csr_block` against
         `fixed_factors` (Y), one kernel call on `threads` threads.
 
         `gram` is :meth:`regularized_gram` of the whole fixed side, or its plain Y^T Y
         when `row_shift` (one value per row of `out`, in the solver's dtype) adds each
         row's own regularization to the diagonal of its system (fastals.spark's weighted
-        regularization: lambda n_u).
+        regularization: lambda n_u; iALS's lambda (n_u + alpha_0 n_items)^nu).
+        `objective` (``"ials++"`` only: a float64 array, one value per row of `out`)
+        receives each row's part of the loss after its solve (see the ``_ials`` kernels).
         """
         _check_row_shift(row_shift, out)
         status = np.zeros(out.shape[0], dtype=np.int8)
         als = kernels("_als")
         alpha = self.dtype(self.alpha)
-        if self.method == "cg":
+        if self.method == "ials++":
+            block_size = default_block_size(out.shape[1]) if self.block_size is None \
+                else self.block_size
+            kernels("_ials").solve_subspace(
+                csr_block.indptr, csr_block.indices, csr_block.data, out, fixed_factors, gram,
+                alpha, block_size, threads, status, row_shift, self.confidence_offset,
+                self.dtype(self.gram_weight), objective)
+        elif self.method == "cg":
             als.solve_cg(csr_block.indptr, csr_block.indices, csr_block.data, out,
                          fixed_factors, gram, alpha, self.cg_steps, threads, status, row_shift,
                          self.confidence_offset)
@@ -220,7 +246,7 @@ class ImplicitBlockSolver:
                          solve_hint(self.regularization, self.dtype), self.dtype)
 
     def solve(self, rows_csr, blocks, fixed_factors, gram, out, threads, side="user",
-              first_row=0, row_shift=None):
+              first_row=0, row_shift=None, objective=None):
         """One half-iteration: :meth:`solve_block` over the `blocks` (row ranges, e.g.
         :func:`row_blocks`) of `rows_csr`, whose rows are those of `out`; then `out` must
         be finite. `first_row` is the position of row 0 of `out` in the whole side."""
@@ -228,12 +254,18 @@ class ImplicitBlockSolver:
         for lo, hi in blocks:
             self.solve_block(rows_csr.rows(lo, hi), fixed_factors, gram, out[lo:hi], threads,
                              side, first_row + lo, None if row_shift is None
-                             else row_shift[lo:hi])
+                             else row_shift[lo:hi],
+                             None if objective is None else objective[lo:hi])
         if not all_finite(out):
             raise ModelFitError(
                 f"the {side} factors became non-finite (overflow); the values in user_items "
                 f"or alpha={self.alpha} may be too large for {np.dtype(self.dtype).name}: "
                 "scale the values down, lower alpha, raise regularization or use float64")
+
+
+def default_block_size(factors):
+    """iALS++'s block size when none is given: min(factors, 128)."""
+    return min(factors, 128)
 
 
 def _check_row_shift(row_shift, out):

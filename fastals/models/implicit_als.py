@@ -11,10 +11,12 @@ Each half-iteration fixes one side and solves, for every row u of the other,
 
     (Y^T Y + Y^T (C^u - I) Y + regularization I) x_u = Y^T C^u p(u)
 
-either exactly (``solver="cholesky"``) or by ``cg_steps`` conjugate-gradient steps
-warm-started from the current x_u (``solver="cg"``, Takacs et al. 2011). The kernels are in
-``fastals/_kernels/_als.pxi``; the numpy reference that defines the same arithmetic is
-:mod:`fastals.reference.implicit_als`.
+either exactly (``solver="cholesky"``), by ``cg_steps`` conjugate-gradient steps
+warm-started from the current x_u (``solver="cg"``, Takacs et al. 2011), or by one pass of
+iALS++ block coordinate descent over blocks of ``block_size`` coordinates, warm-started too
+(``solver="ials++"``, Rendle et al. 2021). The kernels are in ``fastals/_kernels/_als.pxi``
+and ``_ials.pxi``; the numpy references that define the same arithmetic are
+:mod:`fastals.reference.implicit_als` and :mod:`fastals.reference.ials`.
 
 The row solves themselves are in :mod:`fastals.models.blocksolve` (shared with
 fastals.spark). Imports the kernels, fastals' validation, array and threading helpers,
@@ -86,8 +88,11 @@ class ImplicitALS(MatrixFactorizationBase):
         Alternations (users, then items) run by :meth:`fit`.
     cg_steps : int
         Conjugate-gradient steps per row and half-iteration (``solver="cg"``).
-    solver : {"cg", "cholesky"}
-        Approximate CG solve (fast; the default) or the exact solve.
+    solver : {"cg", "cholesky", "ials++"}
+        Approximate CG solve (fast; the default), the exact solve, or iALS++'s subspace
+        solve: each row's coordinates in blocks of `block_size`, each block solved exactly
+        with the others fixed (cost per row about nnz_u F block_size + F^2 instead of
+        nnz_u F^2 + F^3: the choice for large `factors`).
     dtype : float32 or float64
         Dtype of the factors and of the arithmetic.
     random_state : int, numpy Generator or None
@@ -113,6 +118,9 @@ class ImplicitALS(MatrixFactorizationBase):
         fit log (logger ``"fastals"``, info); :attr:`weighting_applied` records the choice.
         Rows given to a fold-in (``recalculate_user``, ``partial_fit_users``, ``explain``)
         get the same weighting.
+    block_size : int, optional
+        Coordinates per block of ``solver="ials++"`` (1 <= block_size <= factors; default
+        min(factors, 128)); block_size = factors is the exact solve.
     use_cg, use_native, use_gpu : bool, optional
         `implicit`'s switches, accepted so that its code runs unchanged: ``use_cg`` picks the
         solver (True: "cg", False: "cholesky"); ``use_native`` changes nothing (the compiled
@@ -147,7 +155,8 @@ class ImplicitALS(MatrixFactorizationBase):
                  iterations: int = 15, cg_steps: int = 3, solver: str = "cg",
                  dtype: DTypeLike = np.float32, random_state: SeedLike = None,
                  num_threads: int = 0, calculate_training_loss: bool = False,
-                 confidence: str = "1+alpha", weighting: str = "auto", *,
+                 confidence: str = "1+alpha", weighting: str = "auto",
+                 block_size: int | None = None, *,
                  use_cg: bool | None = None, use_native: bool | None = None,
                  use_gpu: bool | None = None) -> None:
         self.factors = factors
@@ -163,6 +172,7 @@ class ImplicitALS(MatrixFactorizationBase):
         self.confidence = confidence
         self.weighting = weighting
         self.weighting_applied = "none"
+        self.block_size = block_size
         self._check_params()
         self.solver = implicit_switches(self.solver, use_cg, use_native, use_gpu)
         self.user_factors = None
@@ -170,22 +180,27 @@ class ImplicitALS(MatrixFactorizationBase):
         self.loss_history = []
 
     def _check_params(self):
-        self.factors = check_int("factors", self.factors, minimum=1)
-        self.regularization = check_float("regularization", self.regularization, minimum=0)
-        self.alpha = check_float("alpha", self.alpha, minimum=0)
-        self.iterations = check_int("iterations", self.iterations, minimum=0)
         self.cg_steps = check_int("cg_steps", self.cg_steps, minimum=1)
-        self.solver = check_choice("solver", self.solver, ("cg", "cholesky"))
-        self.dtype = check_dtype("dtype", self.dtype)
-        self.num_threads = check_num_threads(self.num_threads)
-        self.calculate_training_loss = check_bool("calculate_training_loss",
-                                                  self.calculate_training_loss)
-        check_random_state(self.random_state)
+        self._check_shared_params(("cg", "cholesky", "ials++"))
         self.confidence = check_choice("confidence", self.confidence, ("1+alpha", "alpha"))
         if self.confidence == "alpha" and self.alpha == 0:
             raise ValueError("alpha must be > 0 with confidence='alpha': c = alpha |r| would "
                              "give every stored value zero confidence")
         self.weighting = check_weighting("weighting", self.weighting)
+
+    def _check_shared_params(self, solvers):
+        """The parameters ImplicitALS and iALS share (`solvers`: the allowed ``solver``)."""
+        self.factors = check_int("factors", self.factors, minimum=1)
+        self.regularization = check_float("regularization", self.regularization, minimum=0)
+        self.alpha = check_float("alpha", self.alpha, minimum=0)
+        self.iterations = check_int("iterations", self.iterations, minimum=0)
+        self.solver = check_choice("solver", self.solver, solvers)
+        self.block_size = check_block_size(self.block_size, self.factors)
+        self.dtype = check_dtype("dtype", self.dtype)
+        self.num_threads = check_num_threads(self.num_threads)
+        self.calculate_training_loss = check_bool("calculate_training_loss",
+                                                  self.calculate_training_loss)
+        check_random_state(self.random_state)
 
     @property
     def _offset(self):
@@ -229,9 +244,7 @@ class ImplicitALS(MatrixFactorizationBase):
         Ciu = Cui.transpose()
         rng = check_random_state(self.random_state)
         n_users, n_items = Cui.shape
-        K = self.factors
-        X, Y = implicit_initial_factors(rng, n_users, n_items, K, self.dtype,
-                                        self._uniform_start)
+        X, Y = self._start_factors(rng, n_users, n_items)
         self.loss_history = []
         self.clear_cache()
         # solved in place (no second copy of the factors: memory stays ~ input + factors)
@@ -273,6 +286,11 @@ class ImplicitALS(MatrixFactorizationBase):
 
     def _extra_state(self):
         return {**super()._extra_state(), "weighting_applied": self.weighting_applied}
+
+    def _start_factors(self, rng, n_users, n_items):
+        """The (X, Y) fit starts from (blocksolve.implicit_initial_factors)."""
+        return implicit_initial_factors(rng, n_users, n_items, self.factors, self.dtype,
+                                        self._uniform_start)
 
     def _balance(self, X, Y):
         """Without regularization the fit fixes X Y^T only, and the factors keep the scale
@@ -496,12 +514,14 @@ class AlternatingLeastSquares(ImplicitALS):
                  iterations: int = 15, cg_steps: int = 3, solver: str = "cg",
                  dtype: DTypeLike = np.float32, random_state: SeedLike = None,
                  num_threads: int = 0, calculate_training_loss: bool = False,
-                 confidence: str = "alpha", weighting: str = "none", *,
+                 confidence: str = "alpha", weighting: str = "none",
+                 block_size: int | None = None, *,
                  use_cg: bool | None = None, use_native: bool | None = None,
                  use_gpu: bool | None = None) -> None:
         super().__init__(factors, regularization, alpha, iterations, cg_steps, solver, dtype,
                          random_state, num_threads, calculate_training_loss, confidence,
-                         weighting, use_cg=use_cg, use_native=use_native, use_gpu=use_gpu)
+                         weighting, block_size, use_cg=use_cg, use_native=use_native,
+                         use_gpu=use_gpu)
 
 
 def _check_user_weights(user_weights, factors):
@@ -520,6 +540,17 @@ def _check_user_weights(user_weights, factors):
     return matrix, bool(lower)
 
 
+def check_block_size(block_size, factors):
+    """iALS++'s block size: None (the solve takes min(factors, 128)) or an int in
+    [1, factors]."""
+    if block_size is None:
+        return None
+    block_size = check_int("block_size", block_size, minimum=1)
+    if block_size > factors:
+        raise ValueError(f"block_size must be at most factors={factors}, got {block_size}")
+    return block_size
+
+
 def implicit_switches(solver, use_cg, use_native, use_gpu):
     """The solver after `implicit`'s use_cg / use_native / use_gpu switches (None: not given)."""
     for name, value in (("use_cg", use_cg), ("use_native", use_native), ("use_gpu", use_gpu)):
@@ -530,6 +561,8 @@ def implicit_switches(solver, use_cg, use_native, use_gpu):
                          "OpenMP code); leave use_gpu unset or False")
     if use_cg is None:
         return solver
-    if use_cg and solver == "cholesky":
-        raise ValueError("solver='cholesky' and use_cg=True disagree: give one of them")
+    if use_cg and solver != "cg":
+        raise ValueError(f"solver={solver!r} and use_cg=True disagree: give one of them")
+    if solver == "ials++":  # not CG either: use_cg=False agrees with it
+        return solver
     return "cg" if use_cg else "cholesky"

@@ -26,6 +26,9 @@ p_ui               the preference [r_ui > 0] (implicit models)
 c_ui               the confidence of (u, i): 1 + alpha |r_ui| (``"1+alpha"``) or alpha |r_ui|
                    (``"alpha"``); 1 for unobserved pairs
 alpha              the confidence scale [``alpha``]
+alpha_0            iALS's unobserved weight [``unobserved_weight``]; w_ui its observed
+                   weight 1 + alpha |r_ui|; nu the regularization exponent
+                   [``regularization_exponent``]: lambda_u = lambda (n_u + alpha_0 n_items)^nu
 lambda             the regularization [``regularization``]; lambda_U, lambda_I, lambda_bU,
                    lambda_bI its per-side / bias parts; s_u, s_i the ALS-WR row weights
 lr, beta           SGD's learning rate and L2 weight; lr_b, beta_b those of the biases
@@ -50,6 +53,14 @@ from fastals.reference.explicit import (
     explicit_als_step,
     explicit_predict,
     sgd_epoch,
+)
+from fastals.reference.ials import (
+    ials_fit,
+    ials_loss,
+    rendle_regularization,
+    row_objectives,
+    row_system,
+    subspace_step,
 )
 from fastals.reference.implicit_als import (
     confidence_preference,
@@ -87,14 +98,20 @@ __all__ = [
     "explicit_als_normal_equations",
     "explicit_als_step",
     "explicit_predict",
+    "ials_fit",
+    "ials_loss",
     "implicit_als_cg_step",
     "implicit_als_exact_step",
     "implicit_als_fit",
     "implicit_als_loss",
     "normal_equations",
+    "rendle_regularization",
+    "row_objectives",
+    "row_system",
     "rp3beta_similarity",
     "rp3beta_walk",
     "sgd_epoch",
+    "subspace_step",
     "top_n_dot",
     "bm25_weight",
     "similarity_matrix",
