@@ -9,6 +9,9 @@
 #   c_ui     confidence  = offset + alpha * |r_ui|   (offset 1: Hu et al.; 0: `implicit`'s alpha r)
 #   p_ui     preference  = 1 if r_ui > 0 else 0   (negative values: confident dislike)
 #   gram     = Y^T Y + lambda I                     (computed once per half-iteration)
+#            passed as an F x F matrix, or as 1 x F when it is diagonal: in the eigenbasis
+#            of Y^T Y (models/blocksolve.py rotates both sides into it for large F), where
+#            the CG's products with it cost F instead of F^2 operations
 #   A_u      = gram + s_u I + sum_i (c_ui - 1) y_i y_i^T    (never formed by the CG solver)
 #   s_u      optional per-row shift (`row_shift`; 0 without it): with gram = Y^T Y and
 #            s_u = lambda n_u it is ALS-WR's weighted regularization (fastals.spark)
@@ -46,18 +49,30 @@ cdef inline void confidence(floating value, floating alpha, floating offset,
         c_times_p[0] = 0
 
 
-cdef Status cg_row(floating* x, const floating* Y, const floating* gram, floating shift,
-                   const index_t* cols, const floating* values, Py_ssize_t nnz,
+cdef inline void gram_times(const floating* gram, bint diagonal, const floating* x,
+                            floating* out, int F) noexcept nogil:
+    """out = gram @ x, for a dense F x F gram or (`diagonal`) its F diagonal entries."""
+    cdef int k
+    if diagonal:
+        for k in range(F):
+            out[k] = gram[k] * x[k]
+    else:
+        symv(gram, x, out, F)
+
+
+cdef Status cg_row(floating* x, const floating* Y, const floating* gram, bint diagonal,
+                   floating shift, const index_t* cols, const floating* values, Py_ssize_t nnz,
                    floating alpha, floating offset, int F, int cg_steps,
                    floating* residual, floating* direction, floating* A_direction) noexcept nogil:
-    """`cg_steps` conjugate-gradient steps on A_u x = rhs_u, warm-started from x."""
+    """`cg_steps` conjugate-gradient steps on A_u x = rhs_u, warm-started from x (`gram`
+    diagonal: its F diagonal entries)."""
     cdef Py_ssize_t j
     cdef int k, step
     cdef floating c_minus_1, c_times_p, step_size, rs_old, rs_new, rs_first, pAp
     cdef const floating* y
 
     # residual = rhs_u - A_u x
-    symv(gram, x, residual, F)
+    gram_times(gram, diagonal, x, residual, F)
     for k in range(F):
         residual[k] = -residual[k]
     if shift != 0:
@@ -78,7 +93,7 @@ cdef Status cg_row(floating* x, const floating* Y, const floating* gram, floatin
         return OK
     for step in range(cg_steps):
         # A_direction = A_u direction
-        symv(gram, direction, A_direction, F)
+        gram_times(gram, diagonal, direction, A_direction, F)
         if shift != 0:
             axpy(shift, direction, A_direction, F)
         for j in range(nnz):
@@ -107,7 +122,8 @@ cdef Status cg_row(floating* x, const floating* Y, const floating* gram, floatin
     return OK
 
 
-cdef Status cholesky_row(floating* x, const floating* Y, const floating* gram, floating shift,
+cdef Status cholesky_row(floating* x, const floating* Y, const floating* gram, bint diagonal,
+                         floating shift,
                          const index_t* cols, const floating* values, Py_ssize_t nnz,
                          floating alpha, floating offset, int F, floating* A, floating* Z,
                          floating* Z_negative, int chunk) noexcept nogil:
@@ -116,7 +132,8 @@ cdef Status cholesky_row(floating* x, const floating* Y, const floating* gram, f
     A_u = gram + Z^T Z with rows z_i = sqrt(c_ui - 1) y_i, gathered `chunk` rows at a time
     and added by a register-tiled rank-k update; then A_u = U^T U and two triangular
     solves. rhs_u is accumulated in x. Confidences below 1 (possible with offset 0) go to
-    Z_negative, rows sqrt(1 - c_ui) y_i, whose Z^T Z is subtracted.
+    Z_negative, rows sqrt(1 - c_ui) y_i, whose Z^T Z is subtracted. `diagonal`: gram holds
+    only the F diagonal entries.
     """
     cdef Py_ssize_t j
     cdef int k, n = 0, n_negative = 0
@@ -124,7 +141,12 @@ cdef Status cholesky_row(floating* x, const floating* Y, const floating* gram, f
     cdef const floating* y
     cdef floating* z
 
-    memcpy(A, gram, <Py_ssize_t> F * F * sizeof(floating))
+    if diagonal:
+        memset(A, 0, <Py_ssize_t> F * F * sizeof(floating))
+        for k in range(F):
+            A[k * F + k] = gram[k]
+    else:
+        memcpy(A, gram, <Py_ssize_t> F * F * sizeof(floating))
     if shift != 0:
         for k in range(F):
             A[k * F + k] += shift
@@ -181,7 +203,7 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
     """Update every row of X in place by `cg_steps` CG steps on its normal equations.
 
     `row_shift` (one value per row of X, or None for zeros) is added to the diagonal of
-    each row's system. `offset`: c = offset + alpha |r| (1, or 0 for `implicit`'s c = alpha r).
+    each row's system. `gram` is F x F, or 1 x F when it is diagonal (its diagonal). `offset`: c = offset + alpha |r| (1, or 0 for `implicit`'s c = alpha r).
 
     Rows with up to `gather_rows` stored values first copy their rows of Y into a
     contiguous per-thread buffer, so that the cg_steps + 1 passes over them read
@@ -194,6 +216,7 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
     cdef floating* gathered
     cdef index_t* identity
     cdef bint shifted = row_shift is not None
+    cdef bint diagonal = gram.shape[0] == 1
     cdef floating shift
     with nogil, parallel(num_threads=num_threads):
         scratch = <floating*> scratch_malloc((3 * F + gather_rows * F) * sizeof(floating))
@@ -209,7 +232,7 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
                 nnz = indptr[u + 1] - indptr[u]
                 shift = row_shift[u] if shifted else 0
                 if nnz > gather_rows:
-                    status[u] = cg_row(&X[u, 0], &Y[0, 0], &gram[0, 0], shift,
+                    status[u] = cg_row(&X[u, 0], &Y[0, 0], &gram[0, 0], diagonal, shift,
                                        &indices[0] + indptr[u], &values[0] + indptr[u],
                                        nnz, alpha, offset, F, cg_steps,
                                        scratch, scratch + F, scratch + 2 * F)
@@ -226,7 +249,7 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
                         for j in range(indptr[u + 1], min(indptr[u + 2],
                                                           indptr[u + 1] + PREFETCH_NEXT_ROWS)):
                             prefetch_row(&Y[indices[j], 0], F)
-                    status[u] = cg_row(&X[u, 0], gathered, &gram[0, 0], shift,
+                    status[u] = cg_row(&X[u, 0], gathered, &gram[0, 0], diagonal, shift,
                                        identity, &values[0] + indptr[u],
                                        nnz, alpha, offset, F, cg_steps,
                                        scratch, scratch + F, scratch + 2 * F)
@@ -241,12 +264,13 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
                    signed char[::1] status, const floating[::1] row_shift=None,
                    floating offset=1):
     """Overwrite every row of X with the exact solution of its normal equations
-    (`row_shift`, `offset`: as in :func:`solve_cg`)."""
+    (`row_shift`, `offset`, a 1 x F `gram`: as in :func:`solve_cg`)."""
     cdef Py_ssize_t n_rows = X.shape[0], u
     cdef int F = X.shape[1]
     cdef int chunk = max(16, 8192 // F)
     cdef floating* scratch
     cdef bint shifted = row_shift is not None
+    cdef bint diagonal = gram.shape[0] == 1
     cdef floating shift
     with nogil, parallel(num_threads=num_threads):
         scratch = <floating*> scratch_malloc(
@@ -257,7 +281,7 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
                     status[u] = OUT_OF_MEMORY
                     continue
                 shift = row_shift[u] if shifted else 0
-                status[u] = cholesky_row(&X[u, 0], &Y[0, 0], &gram[0, 0], shift,
+                status[u] = cholesky_row(&X[u, 0], &Y[0, 0], &gram[0, 0], diagonal, shift,
                                          &indices[0] + indptr[u], &values[0] + indptr[u],
                                          indptr[u + 1] - indptr[u], alpha, offset, F,
                                          scratch, scratch + <Py_ssize_t> F * F,

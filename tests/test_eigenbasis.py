@@ -1,0 +1,172 @@
+"""Implicit ALS in the eigenbasis of the fixed side's Gram matrix (large factor counts): the
+dense-product kernels (Gram matrix, change of basis) against numpy, the ALS kernels with a
+diagonal Gram matrix against the same kernels with it dense, and whole fits in the
+eigenbasis against fits without it."""
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+
+import fastals
+from fastals._kernels import _status
+from fastals._kernels.dispatch import available_isas, kernels
+from fastals._validation import as_csr
+from fastals.models import blocksolve
+from fastals.models.blocksolve import eigenbasis, gram_matrix, rotate_rows
+from conftest import assert_bit_identical_for_1_2_3_threads, random_interactions
+
+ISAS = available_isas("_als")
+
+
+@contextmanager
+def eigenbasis_from(factors):
+    saved = blocksolve.EIGENBASIS_MIN_FACTORS
+    blocksolve.EIGENBASIS_MIN_FACTORS = factors
+    try:
+        yield
+    finally:
+        blocksolve.EIGENBASIS_MIN_FACTORS = saved
+
+
+# --- the dense-product kernels ----------------------------------------------------------------
+@pytest.mark.parametrize("shape", [(0, 5), (1, 1), (37, 3), (5000, 300), (2049, 129)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("fast", [False, True])
+def test_gram_matrix_is_the_float64_product_for_any_thread_count(shape, dtype, fast):
+    rng = np.random.default_rng(1)
+    Y = rng.standard_normal(shape).astype(dtype)
+    exact = Y.astype(np.float64).T @ Y.astype(np.float64)
+    results = [gram_matrix(Y, threads, fast=fast) for threads in (1, 2, 3)]
+    for G in results:
+        assert G.dtype == np.float64 and G.shape == (shape[1], shape[1])
+        np.testing.assert_array_equal(G, results[0])
+        np.testing.assert_array_equal(G, G.T)
+    tolerance = 1e-6 if fast and dtype == np.float32 else 1e-13
+    scale = max(1.0, np.abs(exact).max(initial=0))
+    np.testing.assert_allclose(results[0], exact, rtol=0, atol=tolerance * scale)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [0, 1, 255, 256, 257, 1000])
+def test_rotate_rows_is_the_matrix_product_for_any_thread_count(dtype, n):
+    rng = np.random.default_rng(2)
+    M = rng.standard_normal((n, 70)).astype(dtype)
+    Q = np.linalg.qr(rng.standard_normal((70, 70)))[0].astype(dtype)
+    expected = M.astype(np.float64) @ Q.astype(np.float64)
+    results = []
+    for threads in (1, 2, 3):
+        rotated = M.copy()
+        rotate_rows(rotated, Q, threads)
+        results.append(rotated)
+    for rotated in results:
+        np.testing.assert_array_equal(rotated, results[0])
+    np.testing.assert_allclose(results[0], expected, atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_out_of_memory_in_the_dense_kernels_changes_nothing():
+    M = np.arange(600, dtype=np.float64).reshape(20, 30)
+    before = M.copy()
+    _status.simulate_out_of_memory(True)
+    try:
+        with pytest.raises(MemoryError, match="the rotation kernel could not allocate"):
+            rotate_rows(M, np.eye(30), 2)
+        with pytest.raises(MemoryError, match="the Gram-matrix kernel could not allocate"):
+            gram_matrix(M, 2)
+    finally:
+        _status.simulate_out_of_memory(False)
+    np.testing.assert_array_equal(M, before)
+
+
+def test_eigenbasis_diagonalises_the_fixed_side_and_keeps_the_scores():
+    rng = np.random.default_rng(3)
+    X, Y = rng.standard_normal((40, 12)), rng.standard_normal((30, 12))
+    scores = X @ Y.T
+    diagonal = eigenbasis(Y, X, 0.5, np.float64, 2)
+    assert diagonal.shape == (1, 12)
+    G = Y.T @ Y
+    np.testing.assert_allclose(G, np.diag(np.diag(G)), atol=1e-10)
+    np.testing.assert_allclose(diagonal[0], np.diag(G) + 0.5, rtol=1e-12)
+    np.testing.assert_allclose(X @ Y.T, scores, atol=1e-10)
+
+
+# --- the ALS kernels with a diagonal Gram matrix ----------------------------------------------
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("kind", ["cg", "cholesky"])
+def test_a_diagonal_gram_equals_the_dense_diagonal_matrix(isa, kind):
+    rng = np.random.default_rng(4)
+    R = as_csr(random_interactions(50, 40, 0.2, 5, negative=True), "R", np.float64)
+    X0 = rng.standard_normal((50, 20)) * 0.1
+    Y = rng.standard_normal((40, 20))
+    diagonal = rng.uniform(1, 5, 20)
+    shift = rng.uniform(0, 1, 50)
+    als = kernels("_als", isa)
+    results = []
+    for gram in (diagonal[None, :].copy(), np.diag(diagonal)):
+        X = X0.copy()
+        status = np.zeros(50, dtype=np.int8)
+        if kind == "cg":
+            als.solve_cg(R.indptr, R.indices, R.data, X, Y, gram, 2.0, 4, 2, status, shift, 1.0)
+        else:
+            als.solve_cholesky(R.indptr, R.indices, R.data, X, Y, gram, 2.0, 2, status, shift,
+                               1.0)
+        assert not status.any()
+        results.append(X)
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("kind", ["cg", "cholesky"])
+def test_the_als_kernels_report_out_of_memory_per_row(kind):
+    """(Through the public API, a fit's first allocation is now the Gram kernel's.)"""
+    R = as_csr(random_interactions(10, 8, 0.5, 1), "R", np.float64)
+    X, Y = np.ones((10, 3)), np.ones((8, 3))
+    status = np.zeros(10, dtype=np.int8)
+    als = kernels("_als")
+    _status.simulate_out_of_memory(True)
+    try:
+        if kind == "cg":
+            als.solve_cg(R.indptr, R.indices, R.data, X, Y, np.eye(3), 1.0, 3, 2, status)
+        else:
+            als.solve_cholesky(R.indptr, R.indices, R.data, X, Y, np.eye(3), 1.0, 2, status)
+    finally:
+        _status.simulate_out_of_memory(False)
+    assert (status == _status.Status.OUT_OF_MEMORY).all()
+    np.testing.assert_array_equal(X, 1)
+
+
+# --- whole fits -------------------------------------------------------------------------------
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+def test_a_fit_in_the_eigenbasis_has_the_scores_of_a_fit_without(solver):
+    R = random_interactions(60, 45, 0.15, 6)
+
+    def fit():
+        return fastals.ImplicitALS(factors=16, iterations=4, regularization=0.3, alpha=2.0,
+                                   solver=solver, dtype=np.float64, random_state=7,
+                                   calculate_training_loss=True).fit(R, show_progress=False)
+
+    plain = fit()
+    with eigenbasis_from(1):
+        rotated = fit()
+    np.testing.assert_allclose(rotated.user_factors @ rotated.item_factors.T,
+                               plain.user_factors @ plain.item_factors.T, atol=1e-8)
+    np.testing.assert_allclose(rotated.loss_history, plain.loss_history, rtol=1e-9)
+    # the last half-iteration solved the items in the eigenbasis of X^T X
+    G = rotated.user_factors.T @ rotated.user_factors
+    np.testing.assert_allclose(G, np.diag(np.diag(G)), atol=1e-8 * np.abs(G).max())
+
+
+def test_large_factor_counts_fit_in_the_eigenbasis_by_default():
+    R = random_interactions(300, 250, 0.05, 8)
+    factors = blocksolve.EIGENBASIS_MIN_FACTORS
+    model = fastals.ImplicitALS(factors=factors, iterations=2, random_state=0)
+    model.fit(R, show_progress=False)
+    G = model.user_factors.astype(np.float64).T @ model.user_factors
+    off_diagonal = G - np.diag(np.diag(G))
+    assert np.abs(off_diagonal).max() < 1e-4 * np.abs(G).max()
+
+
+def test_a_fit_in_the_eigenbasis_is_bit_identical_for_1_2_3_threads():
+    R = random_interactions(300, 200, 0.05, 9)
+    with eigenbasis_from(1):
+        assert_bit_identical_for_1_2_3_threads(
+            lambda threads: fastals.ImplicitALS(factors=24, iterations=2, random_state=1,
+                                                num_threads=threads), R)
