@@ -92,12 +92,18 @@ def test_eigenbasis_diagonalises_the_fixed_side_and_keeps_the_scores():
 # --- the ALS kernels with a diagonal Gram matrix ----------------------------------------------
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("kind", ["cg", "cholesky"])
-def test_a_diagonal_gram_equals_the_dense_diagonal_matrix(isa, kind):
+@pytest.mark.parametrize("factors", [4, 20])  # rows longer than F: no Woodbury solve
+@pytest.mark.parametrize("offset, alpha", [(1.0, 2.0), (0.0, 0.7)])  # c < 1: no Woodbury
+def test_a_diagonal_gram_equals_the_dense_diagonal_matrix(isa, kind, factors, offset, alpha):
+    """With a diagonal gram the exact solver takes the Woodbury identity on rows of at most
+    F values with every confidence >= 1, and the F x F factorisation on the others: both
+    are the dense solve."""
     rng = np.random.default_rng(4)
     R = as_csr(random_interactions(50, 40, 0.2, 5, negative=True), "R", np.float64)
-    X0 = rng.standard_normal((50, 20)) * 0.1
-    Y = rng.standard_normal((40, 20))
-    diagonal = rng.uniform(1, 5, 20)
+    X0 = rng.standard_normal((50, factors)) * 0.1
+    Y = rng.standard_normal((40, factors))
+    # confidences below 1 subtract from A_u: a larger diagonal keeps it positive definite
+    diagonal = rng.uniform(1, 5, factors) + (40 if offset == 0 else 0)
     shift = rng.uniform(0, 1, 50)
     als = kernels("_als", isa)
     results = []
@@ -105,13 +111,14 @@ def test_a_diagonal_gram_equals_the_dense_diagonal_matrix(isa, kind):
         X = X0.copy()
         status = np.zeros(50, dtype=np.int8)
         if kind == "cg":
-            als.solve_cg(R.indptr, R.indices, R.data, X, Y, gram, 2.0, 4, 2, status, shift, 1.0)
+            als.solve_cg(R.indptr, R.indices, R.data, X, Y, gram, alpha, 30, 2, status, shift,
+                         offset)
         else:
-            als.solve_cholesky(R.indptr, R.indices, R.data, X, Y, gram, 2.0, 2, status, shift,
-                               1.0)
+            als.solve_cholesky(R.indptr, R.indices, R.data, X, Y, gram, alpha, 2, status,
+                               shift, offset)
         assert not status.any()
         results.append(X)
-    np.testing.assert_allclose(results[0], results[1], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["cg", "cholesky"])

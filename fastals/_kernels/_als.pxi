@@ -186,6 +186,81 @@ cdef Status cholesky_row(floating* x, const floating* Y, const floating* gram, b
     return OK if cholesky_solve_upper(A, x, F) else NOT_POSITIVE_DEFINITE
 
 
+cdef inline bint woodbury_applies(const floating* values, Py_ssize_t nnz, floating alpha,
+                                  floating offset, int F) noexcept nogil:
+    """Whether :func:`woodbury_row` solves this row: at most F stored values (beyond, the
+    F x F factorisation is cheaper), none with c_ui < 1 (they would make S indefinite)."""
+    cdef Py_ssize_t j
+    if nnz > F:
+        return False
+    for j in range(nnz):
+        if (offset - 1) + alpha * (values[j] if values[j] > 0 else -values[j]) < 0:
+            return False
+    return True
+
+
+cdef Status woodbury_row(floating* x, const floating* Y, const floating* diagonal,
+                         floating shift, const index_t* cols, const floating* values,
+                         Py_ssize_t nnz, floating alpha, floating offset, int F, floating* Z,
+                         floating* S, floating* w, floating* scale) noexcept nogil:
+    """Exact x = A_u^{-1} rhs_u when gram is diagonal (the eigenbasis), by the Woodbury
+    identity, in O(n^2 F + n^3) for the n stored values with c_ui > 1 instead of the
+    O(n F^2 + F^3) of :func:`cholesky_row`.
+
+    With E = gram + s_u I (diagonal) and the n x F matrix Z of rows
+    z_i = sqrt(c_ui - 1) E^{-1/2} y_i, A_u = E^{1/2} (I + Z^T Z) E^{1/2}, and
+    (I + Z^T Z)^{-1} = I - Z^T S^{-1} Z with S = I + Z Z^T (n x n, positive definite):
+
+        t = E^{-1/2} rhs_u,   x = E^{-1/2} (t - Z^T S^{-1} Z t).
+
+    The caller checks :func:`woodbury_applies` (every c_ui >= 1, n <= F).
+    """
+    cdef Py_ssize_t j
+    cdef int k, i, m, n = 0
+    cdef floating c_minus_1, c_times_p, root, e
+    cdef const floating* y
+    cdef floating* z
+    for k in range(F):
+        e = diagonal[k] + shift
+        if not e < INFINITY:
+            return OVERFLOW
+        if not e > 0:
+            return NOT_POSITIVE_DEFINITE
+        scale[k] = 1 / sqrt(e)
+    memset(x, 0, F * sizeof(floating))
+    for j in range(nnz):
+        if j + PREFETCH_AHEAD < nnz:
+            prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * F, F)
+        y = Y + <Py_ssize_t> cols[j] * F
+        confidence(values[j], alpha, offset, &c_minus_1, &c_times_p)
+        if c_times_p != 0:
+            axpy(c_times_p, y, x, F)
+        if c_minus_1 > 0:
+            root = sqrt(c_minus_1)
+            z = Z + <Py_ssize_t> n * F
+            for k in range(F):
+                z[k] = root * scale[k] * y[k]
+            n += 1
+    for k in range(F):  # t
+        x[k] = x[k] * scale[k]
+        if not -INFINITY < x[k] < INFINITY:
+            return OVERFLOW
+    # S = I + Z Z^T (upper triangle) and w = Z t; then w = S^{-1} Z t
+    for i in range(n):
+        z = Z + <Py_ssize_t> i * F
+        for m in range(i, n):
+            S[<Py_ssize_t> i * n + m] = dot(z, Z + <Py_ssize_t> m * F, F)
+        S[<Py_ssize_t> i * n + i] += 1
+        w[i] = dot(z, x, F)
+    if not cholesky_solve_upper(S, w, n):
+        return OVERFLOW  # S >= I: only an overflow makes it fail
+    for i in range(n):
+        axpy(-w[i], Z + <Py_ssize_t> i * F, x, F)
+    for k in range(F):
+        x[k] = x[k] * scale[k]
+    return OK
+
+
 cdef inline void rank_downdate_upper(floating* A, const floating* Z, int n, int F) noexcept nogil:
     """A -= Z^T Z (upper triangle), as -((-A) + Z^T Z): negation is exact."""
     cdef Py_ssize_t k, size = <Py_ssize_t> F * F
@@ -264,7 +339,9 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
                    signed char[::1] status, const floating[::1] row_shift=None,
                    floating offset=1):
     """Overwrite every row of X with the exact solution of its normal equations
-    (`row_shift`, `offset`, a 1 x F `gram`: as in :func:`solve_cg`)."""
+    (`row_shift`, `offset`, a 1 x F `gram`: as in :func:`solve_cg`). With a diagonal gram,
+    rows of at most F stored values with confidences >= 1 are solved by the Woodbury
+    identity (:func:`woodbury_row`), the others by :func:`cholesky_row`."""
     cdef Py_ssize_t n_rows = X.shape[0], u
     cdef int F = X.shape[1]
     cdef int chunk = max(16, 8192 // F)
@@ -272,20 +349,32 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
     cdef bint shifted = row_shift is not None
     cdef bint diagonal = gram.shape[0] == 1
     cdef floating shift
+    cdef Py_ssize_t square = <Py_ssize_t> F * F, nnz
+    # a diagonal gram's rows may take woodbury_row: Z (up to F x F) and S (F x F) in the
+    # first 2 F^2, w and the scales in the chunk rows
+    cdef Py_ssize_t size = (2 if diagonal else 1) * square + 2 * <Py_ssize_t> chunk * F
     with nogil, parallel(num_threads=num_threads):
-        scratch = <floating*> scratch_malloc(
-            (<Py_ssize_t> F * F + 2 * <Py_ssize_t> chunk * F) * sizeof(floating))
+        scratch = <floating*> scratch_malloc(size * sizeof(floating))
         try:
             for u in prange(n_rows, schedule="dynamic", chunksize=8):
                 if scratch == NULL:
                     status[u] = OUT_OF_MEMORY
                     continue
                 shift = row_shift[u] if shifted else 0
-                status[u] = cholesky_row(&X[u, 0], &Y[0, 0], &gram[0, 0], diagonal, shift,
-                                         &indices[0] + indptr[u], &values[0] + indptr[u],
-                                         indptr[u + 1] - indptr[u], alpha, offset, F,
-                                         scratch, scratch + <Py_ssize_t> F * F,
-                                         scratch + <Py_ssize_t> F * F + chunk * F, chunk)
+                nnz = indptr[u + 1] - indptr[u]
+                if diagonal and woodbury_applies(&values[0] + indptr[u], nnz, alpha, offset,
+                                                 F):
+                    status[u] = woodbury_row(&X[u, 0], &Y[0, 0], &gram[0, 0], shift,
+                                             &indices[0] + indptr[u], &values[0] + indptr[u],
+                                             nnz, alpha, offset, F, scratch, scratch + square,
+                                             scratch + 2 * square,
+                                             scratch + 2 * square + F)
+                else:
+                    status[u] = cholesky_row(&X[u, 0], &Y[0, 0], &gram[0, 0], diagonal,
+                                             shift, &indices[0] + indptr[u],
+                                             &values[0] + indptr[u], nnz, alpha, offset, F,
+                                             scratch, scratch + square,
+                                             scratch + square + chunk * F, chunk)
         finally:
             free(scratch)
 
