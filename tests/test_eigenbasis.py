@@ -177,3 +177,50 @@ def test_a_fit_in_the_eigenbasis_is_bit_identical_for_1_2_3_threads():
         assert_bit_identical_for_1_2_3_threads(
             lambda threads: fastals.ImplicitALS(factors=24, iterations=2, random_state=1,
                                                 num_threads=threads), R)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("diagonal", [False, True])
+def test_the_lapack_exact_solver_of_large_factor_counts_matches_the_reference(isa, dtype,
+                                                                              diagonal):
+    """From _als.LAPACK_MIN_FACTORS factors, rank updates by syrk (several chunks of rows,
+    downdates for confidences below 1) and potrf / potrs: the numpy reference's solve; in
+    the eigenbasis (`diagonal`), rows longer than K take this path and shorter ones the
+    Woodbury identity."""
+    from fastals.reference import implicit_als_exact_step
+
+    rng = np.random.default_rng(11)
+    K = 130
+    import scipy.sparse as sp
+
+    R = sp.vstack([random_interactions(12, 400, 0.5, 12, negative=True),
+                   sp_rows_of_length(5, 400, 60, rng)]).tocsr()  # and rows shorter than K
+    Y = rng.standard_normal((400, K)) * 0.1
+    if diagonal:  # rotate Y into the eigenbasis of its Gram matrix
+        Y = Y @ np.linalg.eigh(Y.T @ Y)[1]
+    regularization, alpha, offset = 0.5, 0.8, 0.0  # c = 0.8 r: some c < 1
+    expected = implicit_als_exact_step(R, Y, regularization, alpha, offset)
+    csr = as_csr(R, "R", dtype)
+    Yd = np.ascontiguousarray(Y, dtype=dtype)
+    G = Yd.astype(np.float64).T @ Yd + regularization * np.eye(K)
+    gram = (np.diag(G)[None, :] if diagonal else G).astype(dtype)
+    X = np.zeros((R.shape[0], K), dtype=dtype)
+    status = np.zeros(R.shape[0], dtype=np.int8)
+    kernels("_als", isa).solve_cholesky(csr.indptr, csr.indices, csr.data, X, Yd,
+                                        np.ascontiguousarray(gram), dtype(alpha), 2, status,
+                                        None, dtype(offset))
+    assert not status.any()
+    tolerance = 1e-9 if dtype == np.float64 else 2e-3
+    np.testing.assert_allclose(X, expected, rtol=tolerance,
+                               atol=tolerance * np.abs(expected).max())
+
+
+def sp_rows_of_length(n_rows, n_items, length, rng):
+    """n_rows rows of `length` values from 2 to 5 (confidences >= 1.6 here: Woodbury rows)."""
+    import scipy.sparse as sp
+
+    rows = np.repeat(np.arange(n_rows), length)
+    cols = np.concatenate([rng.choice(n_items, length, replace=False) for _ in range(n_rows)])
+    return sp.csr_matrix((rng.integers(2, 6, rows.size).astype(float), (rows, cols)),
+                         shape=(n_rows, n_items))

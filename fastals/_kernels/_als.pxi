@@ -27,12 +27,19 @@ from libc.math cimport INFINITY, sqrt
 from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
+from scipy.linalg.cython_blas cimport dsyrk, ssyrk
+from scipy.linalg.cython_lapack cimport dpotrf, dpotrs, spotrf, spotrs
+
 from fastals._kernels._common cimport (axpy, cholesky_solve_upper, dot, floating, index_t,
                                        prefetch_row, rank_update_upper, symv)
 from fastals._kernels._status cimport (NOT_POSITIVE_DEFINITE, OK, OUT_OF_MEMORY, OVERFLOW,
                                        Status, scratch_malloc)
 
 cdef enum:
+    # from this many factors on, the exact solver's rank updates and factorisation are the
+    # BLAS's syrk and LAPACK's potrf / potrs (single-threaded calls, one row per thread):
+    # blocked for the cache, where the register tiles stream an F x F matrix beyond L2
+    LAPACK_MIN_FACTORS = 128
     # how many stored values ahead the rows of Y are prefetched
     PREFETCH_AHEAD = 8
     # rows of Y of the next CSR row prefetched ahead of its gather
@@ -122,6 +129,42 @@ cdef Status cg_row(floating* x, const floating* Y, const floating* gram, bint di
     return OK
 
 
+cdef inline void rank_update_blas(floating* A, const floating* Z, int n, int F,
+                                  floating sign) noexcept nogil:
+    """The upper triangle of A += sign Z^T Z (A row-major F x F, Z row-major n x F), by syrk:
+    row-major upper is column-major lower, and row-major Z is column-major Z^T."""
+    cdef char* lower = b"L"
+    cdef char* notrans = b"N"
+    cdef float sign_f = <float> sign, one_f = 1
+    cdef double sign_d = <double> sign, one_d = 1
+    if floating is float:
+        ssyrk(lower, notrans, &F, &n, &sign_f, <float*> Z, &F, &one_f, A, &F)
+    else:
+        dsyrk(lower, notrans, &F, &n, &sign_d, <double*> Z, &F, &one_d, A, &F)
+
+
+cdef inline bint cholesky_solve_lapack(floating* A, floating* b, int F) noexcept nogil:
+    """:func:`cholesky_solve_upper` by LAPACK's blocked potrf and potrs (A's upper triangle,
+    row-major: column-major lower). False if A is not positive definite or a pivot is not
+    finite."""
+    cdef char* lower = b"L"
+    cdef int info = 0, one = 1, k
+    if floating is float:
+        spotrf(lower, &F, A, &F, &info)
+    else:
+        dpotrf(lower, &F, A, &F, &info)
+    if info != 0:
+        return False
+    for k in range(F):
+        if not A[<Py_ssize_t> k * F + k] < INFINITY:
+            return False
+    if floating is float:
+        spotrs(lower, &F, &one, A, &F, b, &F, &info)
+    else:
+        dpotrs(lower, &F, &one, A, &F, b, &F, &info)
+    return info == 0
+
+
 cdef Status cholesky_row(floating* x, const floating* Y, const floating* gram, bint diagonal,
                          floating shift,
                          const index_t* cols, const floating* values, Py_ssize_t nnz,
@@ -130,8 +173,8 @@ cdef Status cholesky_row(floating* x, const floating* Y, const floating* gram, b
     """Exact x = A_u^{-1} rhs_u.
 
     A_u = gram + Z^T Z with rows z_i = sqrt(c_ui - 1) y_i, gathered `chunk` rows at a time
-    and added by a register-tiled rank-k update; then A_u = U^T U and two triangular
-    solves. rhs_u is accumulated in x. Confidences below 1 (possible with offset 0) go to
+    and added by a register-tiled rank-k update (syrk from LAPACK_MIN_FACTORS on); then
+    A_u = U^T U and two triangular solves (potrf / potrs from LAPACK_MIN_FACTORS on). rhs_u is accumulated in x. Confidences below 1 (possible with offset 0) go to
     Z_negative, rows sqrt(1 - c_ui) y_i, whose Z^T Z is subtracted. `diagonal`: gram holds
     only the F diagonal entries.
     """
@@ -165,7 +208,7 @@ cdef Status cholesky_row(floating* x, const floating* Y, const floating* gram, b
                 z[k] = scale * y[k]
             n += 1
             if n == chunk:
-                rank_update_upper(A, Z, n, F)
+                rank_update(A, Z, n, F, 1)
                 n = 0
         elif c_minus_1 < 0:
             scale = sqrt(-c_minus_1)
@@ -174,15 +217,17 @@ cdef Status cholesky_row(floating* x, const floating* Y, const floating* gram, b
                 z[k] = scale * y[k]
             n_negative += 1
             if n_negative == chunk:
-                rank_downdate_upper(A, Z_negative, n_negative, F)
+                rank_update(A, Z_negative, n_negative, F, -1)
                 n_negative = 0
     if n:
-        rank_update_upper(A, Z, n, F)
+        rank_update(A, Z, n, F, 1)
     if n_negative:
-        rank_downdate_upper(A, Z_negative, n_negative, F)
+        rank_update(A, Z_negative, n_negative, F, -1)
     for k in range(F):  # an infinite (or NaN) diagonal or right-hand side: overflow
         if not (A[<Py_ssize_t> k * F + k] < INFINITY and -INFINITY < x[k] < INFINITY):
             return OVERFLOW
+    if F >= LAPACK_MIN_FACTORS:
+        return OK if cholesky_solve_lapack(A, x, F) else NOT_POSITIVE_DEFINITE
     return OK if cholesky_solve_upper(A, x, F) else NOT_POSITIVE_DEFINITE
 
 
@@ -259,6 +304,17 @@ cdef Status woodbury_row(floating* x, const floating* Y, const floating* diagona
     for k in range(F):
         x[k] = x[k] * scale[k]
     return OK
+
+
+cdef inline void rank_update(floating* A, const floating* Z, int n, int F,
+                             floating sign) noexcept nogil:
+    """The upper triangle of A += sign Z^T Z (sign 1 or -1)."""
+    if F >= LAPACK_MIN_FACTORS:
+        rank_update_blas(A, Z, n, F, sign)
+    elif sign > 0:
+        rank_update_upper(A, Z, n, F)
+    else:
+        rank_downdate_upper(A, Z, n, F)
 
 
 cdef inline void rank_downdate_upper(floating* A, const floating* Z, int n, int F) noexcept nogil:
@@ -344,7 +400,9 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
     identity (:func:`woodbury_row`), the others by :func:`cholesky_row`."""
     cdef Py_ssize_t n_rows = X.shape[0], u
     cdef int F = X.shape[1]
-    cdef int chunk = max(16, 8192 // F)
+    # rows of Z gathered per rank update: 32 KiB of float32 rows, at least 16 (the BLAS
+    # updates, from LAPACK_MIN_FACTORS on, at least 128)
+    cdef int chunk = max(128 if F >= LAPACK_MIN_FACTORS else 16, 8192 // F)
     cdef floating* scratch
     cdef bint shifted = row_shift is not None
     cdef bint diagonal = gram.shape[0] == 1
