@@ -2,6 +2,12 @@
 
     python bench/als.py            # the full grid (about half an hour on 2 cores)
     python bench/als.py --quick    # K=64 only, fewer repeats
+    python bench/als.py --data synthetic-sparse   # K = 128 .. 1024 on sparse data
+
+"synthetic-sparse" has the shape of a public check-in data set (29,858 users x 40,981 items,
+810,128 interactions: about 27 per user, much sparser than the other matrices) and is
+fitted at K = 128, 256, 512 and 1024 with that report's settings (CG with 3 steps,
+regularization 10, alpha 20).
 
 Every measurement is a separate process; peers alternate within each configuration.
 Reported per configuration: median seconds per iteration (over the timed iterations of
@@ -27,8 +33,21 @@ DATASETS = {
     "movielens-100k": None,
     "synthetic-4m": (100_000, 50_000, 4_000_000),
     "synthetic-lastfm": (358_868, 292_385, 15_000_000),
+    "synthetic-sparse": (29_858, 40_981, 810_128),
 }
 ALPHA, REGULARIZATION, CG_STEPS = 1.0, 0.05, 3
+# implicit's exact solver costs K^3 / 3 per row (at K = 1024 about 25 TFLOP per iteration on
+# synthetic-sparse): beyond this, fastals' exact solver is compared with its own CG instead
+IMPLICIT_CHOLESKY_MAX_FACTORS = 256
+# (alpha, regularization, factor counts) where a data set differs from the defaults
+SETTINGS = {"synthetic-sparse": (20.0, 10.0, [128, 256, 512, 1024])}
+
+
+def settings(data, quick):
+    """(alpha, regularization, the factor counts) of a data set."""
+    alpha, regularization, Ks = SETTINGS.get(data, (ALPHA, REGULARIZATION, [32, 64, 128]))
+    return alpha, regularization, Ks[:2] if quick and data in SETTINGS else [64] if quick \
+        else Ks
 
 
 def load(name):
@@ -71,6 +90,7 @@ def worker(spec):
     matrix = load(spec["data"]).astype(np.float32)
     train, test = split(matrix) if spec.get("precision") else (matrix, None)
     K, solver, lib, iterations = spec["K"], spec["solver"], spec["lib"], spec["iterations"]
+    alpha, regularization, _ = settings(spec["data"], False)
     stamps = []
 
     def callback(*_):
@@ -81,8 +101,8 @@ def worker(spec):
         from threadpoolctl import threadpool_limits
         # implicit's confidence is its input value: give it 1 + alpha * r, as fastals uses
         data = train.copy()
-        data.data = 1.0 + ALPHA * data.data
-        model = AlternatingLeastSquares(factors=K, regularization=REGULARIZATION, alpha=1.0,
+        data.data = 1.0 + alpha * data.data
+        model = AlternatingLeastSquares(factors=K, regularization=regularization, alpha=1.0,
                                         iterations=iterations, use_cg=solver == "cg",
                                         num_threads=spec["threads"], random_state=0)
         h.reset_peak_rss()
@@ -90,11 +110,13 @@ def worker(spec):
         with threadpool_limits(1, "blas"):
             start = time.perf_counter()
             model.fit(data, show_progress=False, callback=callback)
-    elif lib == "fastals":
+    elif lib in ("fastals", "fastals-cg"):
         import fastals
         data = train
-        model = fastals.ImplicitALS(factors=K, regularization=REGULARIZATION, alpha=ALPHA,
-                                    iterations=iterations, solver=solver, cg_steps=CG_STEPS,
+        model = fastals.ImplicitALS(factors=K, regularization=regularization, alpha=alpha,
+                                    iterations=iterations,
+                                    solver="cg" if lib == "fastals-cg" else solver,
+                                    cg_steps=CG_STEPS,
                                     num_threads=spec["threads"], random_state=0)
         h.reset_peak_rss()
         before, _ = h.rss_bytes()
@@ -110,16 +132,16 @@ def worker(spec):
         before, _ = h.rss_bytes()
         start = time.perf_counter()
         for _ in range(iterations):
-            X, Y = implicit_als_fit(train, X, Y, REGULARIZATION, ALPHA, 1, solver, CG_STEPS)
+            X, Y = implicit_als_fit(train, X, Y, regularization, alpha, 1, solver, CG_STEPS)
             callback()
     _, peak = h.rss_bytes()
     per_iteration = np.diff([start] + stamps).tolist()
-    result = {"seconds": per_iteration, "peak_extra": peak - before,
+    result = {"seconds": per_iteration, "peak_extra": peak - before, "peak_rss": peak,
               "input_bytes": data.data.nbytes + data.indices.nbytes + data.indptr.nbytes,
               "factor_bytes": (sum(train.shape) * K * 4)}
     if test is not None and lib != "reference":
         users = np.flatnonzero(np.diff(test.indptr))
-        ids, _ = model.recommend(users, train[users] if lib == "fastals" else data[users], N=10)
+        ids, _ = model.recommend(users, data[users], N=10)
         result["precision"] = precision_at_10(ids, test, users)
     h.emit(result)
 
@@ -129,12 +151,12 @@ def main():
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="K=64 only, fewer repeats")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--data", nargs="*", default=list(DATASETS))
+    parser.add_argument("--data", nargs="*", default=list(DATASETS)[:3],
+                        help=f"data sets (default: the first three of {', '.join(DATASETS)})")
     args = parser.parse_args()
     if args.worker:
         return worker(json.loads(args.worker))
 
-    Ks = [64] if args.quick else [32, 64, 128]
     rows = []
     for data in args.data:
         try:
@@ -143,10 +165,12 @@ def main():
             print(f"skipping {data}: {exc}")
             continue
         small = data == "movielens-100k"
-        for K in Ks:
+        for K in settings(data, args.quick)[2]:
             for solver in ("cg", "cholesky"):
                 big = data == "synthetic-lastfm"
                 libs = ["fastals", "implicit"] + (["reference"] if small else [])
+                if solver == "cholesky" and K > IMPLICIT_CHOLESKY_MAX_FACTORS:
+                    libs = ["fastals", "fastals-cg"]  # implicit: minutes per iteration
                 repeats = 2 if big or args.quick else 3
                 iterations = 6 if small else 3 if not big else 2
                 specs = [{"data": data, "K": K, "solver": solver, "lib": lib,
@@ -161,30 +185,38 @@ def main():
                     sec = h.median_of(res, "seconds")
                     if sec is None:
                         err = next((r["error"] for r in res if "error" in r), "no result")
-                        rows.append([data, K, solver, lib, "error: " + err[:60]] + [""] * 5)
+                        rows.append([data, K, solver, lib, "error: " + err[:60]] + [""] * 6)
                         print("  " + " | ".join(str(c) for c in rows[-1]), flush=True)
                         continue
                     peak = h.median_of(res, "peak_extra")
                     inp = res[0]["input_bytes"]
                     fac = res[0]["factor_bytes"]
                     prec = h.median_of(res, "precision")
+                    theirs = (h.median_of(results[libs.index("implicit")], "peak_rss")
+                              if "implicit" in libs else None)
+                    mine = h.median_of(res, "peak_rss")
                     rows.append([data, K, solver, lib, f"{sec:.4f}",
                                  "1.00" if lib == "fastals" else f"{sec / ours:.2f}",
                                  f"{flops / sec / 1e9:.1f}",
                                  f"{peak / 2**20:.0f}",
                                  f"{(inp + peak) / (inp + fac):.2f}",
+                                 "" if None in (mine, theirs) else f"{mine / theirs:.2f}",
                                  "" if prec is None else f"{prec:.4f}"])
                     print("  " + " | ".join(str(c) for c in rows[-1]), flush=True)
     header = ["data", "K", "solver", "library", "s/iteration (median)",
               "time / fastals", "GFLOP/s", "fit peak extra MiB",
-              "(input+peak)/(input+factors)", "P@10"]
+              "(input+peak)/(input+factors)", "peak RSS / implicit's", "P@10"]
     body = (f"`python bench/als.py{' --quick' if args.quick else ''}`, {args.threads} threads, "
-            f"float32, alpha={ALPHA}, regularization={REGULARIZATION}, cg_steps={CG_STEPS}. "
+            f"float32, alpha={ALPHA}, regularization={REGULARIZATION} (synthetic-sparse: "
+            f"{SETTINGS['synthetic-sparse'][0]}, {SETTINGS['synthetic-sparse'][1]}), "
+            f"cg_steps={CG_STEPS}. "
             "Each peer in its own process, alternating; medians over repeats and timed "
             "iterations. `time / fastals` > 1 means fastals is faster. Peak memory is the "
             "RSS high-water mark during fit above the RSS before it (input already loaded).\n\n"
             + h.table(header, rows))
-    h.write_section("Implicit ALS (bench/als.py)", body)
+    title = "Implicit ALS (bench/als.py)" if args.data == list(DATASETS)[:3] else \
+        f"Implicit ALS (bench/als.py --data {' '.join(args.data)})"
+    h.write_section(title, body)
     print(f"wrote {h.RESULTS}")
 
 

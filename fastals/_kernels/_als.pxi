@@ -9,6 +9,9 @@
 #   c_ui     confidence  = offset + alpha * |r_ui|   (offset 1: Hu et al.; 0: `implicit`'s alpha r)
 #   p_ui     preference  = 1 if r_ui > 0 else 0   (negative values: confident dislike)
 #   gram     = Y^T Y + lambda I                     (computed once per half-iteration)
+#            passed as an F x F matrix, or as 1 x F when it is diagonal: in the eigenbasis
+#            of Y^T Y (models/blocksolve.py rotates both sides into it for large F), where
+#            the CG's products with it cost F instead of F^2 operations
 #   A_u      = gram + s_u I + sum_i (c_ui - 1) y_i y_i^T    (never formed by the CG solver)
 #   s_u      optional per-row shift (`row_shift`; 0 without it): with gram = Y^T Y and
 #            s_u = lambda n_u it is ALS-WR's weighted regularization (fastals.spark)
@@ -24,6 +27,9 @@ from libc.math cimport INFINITY, sqrt
 from libc.stdlib cimport free
 from libc.string cimport memcpy, memset
 
+from scipy.linalg.cython_blas cimport dsyrk, ssyrk
+from scipy.linalg.cython_lapack cimport dpotrf, dpotrs, spotrf, spotrs
+
 from fastals._kernels._common cimport (axpy, cholesky_solve_upper, dot, floating, index_t,
                                        prefetch_row, rank_downdate_upper,
                                        rank_update_upper, symv)
@@ -31,6 +37,10 @@ from fastals._kernels._status cimport (NOT_POSITIVE_DEFINITE, OK, OUT_OF_MEMORY,
                                        Status, scratch_malloc)
 
 cdef enum:
+    # from this many factors on, the exact solver's rank updates and factorisation are the
+    # BLAS's syrk and LAPACK's potrf / potrs (single-threaded calls, one row per thread):
+    # blocked for the cache, where the register tiles stream an F x F matrix beyond L2
+    LAPACK_MIN_FACTORS = 128
     # how many stored values ahead the rows of Y are prefetched
     PREFETCH_AHEAD = 8
     # rows of Y of the next CSR row prefetched ahead of its gather
@@ -47,18 +57,30 @@ cdef inline void confidence(floating value, floating alpha, floating offset,
         c_times_p[0] = 0
 
 
-cdef Status cg_row(floating* x, const floating* Y, const floating* gram, floating shift,
-                   const index_t* cols, const floating* values, Py_ssize_t nnz,
+cdef inline void gram_times(const floating* gram, bint diagonal, const floating* x,
+                            floating* out, int F) noexcept nogil:
+    """out = gram @ x, for a dense F x F gram or (`diagonal`) its F diagonal entries."""
+    cdef int k
+    if diagonal:
+        for k in range(F):
+            out[k] = gram[k] * x[k]
+    else:
+        symv(gram, x, out, F)
+
+
+cdef Status cg_row(floating* x, const floating* Y, const floating* gram, bint diagonal,
+                   floating shift, const index_t* cols, const floating* values, Py_ssize_t nnz,
                    floating alpha, floating offset, int F, int cg_steps,
                    floating* residual, floating* direction, floating* A_direction) noexcept nogil:
-    """`cg_steps` conjugate-gradient steps on A_u x = rhs_u, warm-started from x."""
+    """`cg_steps` conjugate-gradient steps on A_u x = rhs_u, warm-started from x (`gram`
+    diagonal: its F diagonal entries)."""
     cdef Py_ssize_t j
     cdef int k, step
     cdef floating c_minus_1, c_times_p, step_size, rs_old, rs_new, rs_first, pAp
     cdef const floating* y
 
     # residual = rhs_u - A_u x
-    symv(gram, x, residual, F)
+    gram_times(gram, diagonal, x, residual, F)
     for k in range(F):
         residual[k] = -residual[k]
     if shift != 0:
@@ -79,7 +101,7 @@ cdef Status cg_row(floating* x, const floating* Y, const floating* gram, floatin
         return OK
     for step in range(cg_steps):
         # A_direction = A_u direction
-        symv(gram, direction, A_direction, F)
+        gram_times(gram, diagonal, direction, A_direction, F)
         if shift != 0:
             axpy(shift, direction, A_direction, F)
         for j in range(nnz):
@@ -108,16 +130,54 @@ cdef Status cg_row(floating* x, const floating* Y, const floating* gram, floatin
     return OK
 
 
-cdef Status cholesky_row(floating* x, const floating* Y, const floating* gram, floating shift,
+cdef inline void rank_update_blas(floating* A, const floating* Z, int n, int F,
+                                  floating sign) noexcept nogil:
+    """The upper triangle of A += sign Z^T Z (A row-major F x F, Z row-major n x F), by syrk:
+    row-major upper is column-major lower, and row-major Z is column-major Z^T."""
+    cdef char* lower = b"L"
+    cdef char* notrans = b"N"
+    cdef float sign_f = <float> sign, one_f = 1
+    cdef double sign_d = <double> sign, one_d = 1
+    if floating is float:
+        ssyrk(lower, notrans, &F, &n, &sign_f, <float*> Z, &F, &one_f, A, &F)
+    else:
+        dsyrk(lower, notrans, &F, &n, &sign_d, <double*> Z, &F, &one_d, A, &F)
+
+
+cdef inline bint cholesky_solve_lapack(floating* A, floating* b, int F) noexcept nogil:
+    """:func:`cholesky_solve_upper` by LAPACK's blocked potrf and potrs (A's upper triangle,
+    row-major: column-major lower). False if A is not positive definite or a pivot is not
+    finite."""
+    cdef char* lower = b"L"
+    cdef int info = 0, one = 1, k
+    if floating is float:
+        spotrf(lower, &F, A, &F, &info)
+    else:
+        dpotrf(lower, &F, A, &F, &info)
+    if info != 0:
+        return False
+    for k in range(F):
+        if not A[<Py_ssize_t> k * F + k] < INFINITY:
+            return False
+    if floating is float:
+        spotrs(lower, &F, &one, A, &F, b, &F, &info)
+    else:
+        dpotrs(lower, &F, &one, A, &F, b, &F, &info)
+    return info == 0
+
+
+cdef Status cholesky_row(floating* x, const floating* Y, const floating* gram, bint diagonal,
+                         floating shift,
                          const index_t* cols, const floating* values, Py_ssize_t nnz,
                          floating alpha, floating offset, int F, floating* A, floating* Z,
                          floating* Z_negative, int chunk) noexcept nogil:
     """Exact x = A_u^{-1} rhs_u.
 
     A_u = gram + Z^T Z with rows z_i = sqrt(c_ui - 1) y_i, gathered `chunk` rows at a time
-    and added by a register-tiled rank-k update; then A_u = U^T U and two triangular
-    solves. rhs_u is accumulated in x. Confidences below 1 (possible with offset 0) go to
-    Z_negative, rows sqrt(1 - c_ui) y_i, whose Z^T Z is subtracted.
+    and added by a register-tiled rank-k update (syrk from LAPACK_MIN_FACTORS on); then
+    A_u = U^T U and two triangular solves (potrf / potrs from LAPACK_MIN_FACTORS on). rhs_u is accumulated in x. Confidences below 1 (possible with offset 0) go to
+    Z_negative, rows sqrt(1 - c_ui) y_i, whose Z^T Z is subtracted. `diagonal`: gram holds
+    only the F diagonal entries.
     """
     cdef Py_ssize_t j
     cdef int k, n = 0, n_negative = 0
@@ -125,7 +185,12 @@ cdef Status cholesky_row(floating* x, const floating* Y, const floating* gram, f
     cdef const floating* y
     cdef floating* z
 
-    memcpy(A, gram, <Py_ssize_t> F * F * sizeof(floating))
+    if diagonal:
+        memset(A, 0, <Py_ssize_t> F * F * sizeof(floating))
+        for k in range(F):
+            A[k * F + k] = gram[k]
+    else:
+        memcpy(A, gram, <Py_ssize_t> F * F * sizeof(floating))
     if shift != 0:
         for k in range(F):
             A[k * F + k] += shift
@@ -144,7 +209,7 @@ cdef Status cholesky_row(floating* x, const floating* Y, const floating* gram, f
                 z[k] = scale * y[k]
             n += 1
             if n == chunk:
-                rank_update_upper(A, Z, n, F)
+                rank_update(A, Z, n, F, 1)
                 n = 0
         elif c_minus_1 < 0:
             scale = sqrt(-c_minus_1)
@@ -153,16 +218,104 @@ cdef Status cholesky_row(floating* x, const floating* Y, const floating* gram, f
                 z[k] = scale * y[k]
             n_negative += 1
             if n_negative == chunk:
-                rank_downdate_upper(A, Z_negative, n_negative, F)
+                rank_update(A, Z_negative, n_negative, F, -1)
                 n_negative = 0
     if n:
-        rank_update_upper(A, Z, n, F)
+        rank_update(A, Z, n, F, 1)
     if n_negative:
-        rank_downdate_upper(A, Z_negative, n_negative, F)
+        rank_update(A, Z_negative, n_negative, F, -1)
     for k in range(F):  # an infinite (or NaN) diagonal or right-hand side: overflow
         if not (A[<Py_ssize_t> k * F + k] < INFINITY and -INFINITY < x[k] < INFINITY):
             return OVERFLOW
+    if F >= LAPACK_MIN_FACTORS:
+        return OK if cholesky_solve_lapack(A, x, F) else NOT_POSITIVE_DEFINITE
     return OK if cholesky_solve_upper(A, x, F) else NOT_POSITIVE_DEFINITE
+
+
+cdef inline bint woodbury_applies(const floating* values, Py_ssize_t nnz, floating alpha,
+                                  floating offset, int F) noexcept nogil:
+    """Whether :func:`woodbury_row` solves this row: at most F stored values (beyond, the
+    F x F factorisation is cheaper), none with c_ui < 1 (they would make S indefinite)."""
+    cdef Py_ssize_t j
+    if nnz > F:
+        return False
+    for j in range(nnz):
+        if (offset - 1) + alpha * (values[j] if values[j] > 0 else -values[j]) < 0:
+            return False
+    return True
+
+
+cdef Status woodbury_row(floating* x, const floating* Y, const floating* diagonal,
+                         floating shift, const index_t* cols, const floating* values,
+                         Py_ssize_t nnz, floating alpha, floating offset, int F, floating* Z,
+                         floating* S, floating* w, floating* scale) noexcept nogil:
+    """Exact x = A_u^{-1} rhs_u when gram is diagonal (the eigenbasis), by the Woodbury
+    identity, in O(n^2 F + n^3) for the n stored values with c_ui > 1 instead of the
+    O(n F^2 + F^3) of :func:`cholesky_row`.
+
+    With E = gram + s_u I (diagonal) and the n x F matrix Z of rows
+    z_i = sqrt(c_ui - 1) E^{-1/2} y_i, A_u = E^{1/2} (I + Z^T Z) E^{1/2}, and
+    (I + Z^T Z)^{-1} = I - Z^T S^{-1} Z with S = I + Z Z^T (n x n, positive definite):
+
+        t = E^{-1/2} rhs_u,   x = E^{-1/2} (t - Z^T S^{-1} Z t).
+
+    The caller checks :func:`woodbury_applies` (every c_ui >= 1, n <= F).
+    """
+    cdef Py_ssize_t j
+    cdef int k, i, m, n = 0
+    cdef floating c_minus_1, c_times_p, root, e
+    cdef const floating* y
+    cdef floating* z
+    for k in range(F):
+        e = diagonal[k] + shift
+        if not e < INFINITY:
+            return OVERFLOW
+        if not e > 0:
+            return NOT_POSITIVE_DEFINITE
+        scale[k] = 1 / sqrt(e)
+    memset(x, 0, F * sizeof(floating))
+    for j in range(nnz):
+        if j + PREFETCH_AHEAD < nnz:
+            prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * F, F)
+        y = Y + <Py_ssize_t> cols[j] * F
+        confidence(values[j], alpha, offset, &c_minus_1, &c_times_p)
+        if c_times_p != 0:
+            axpy(c_times_p, y, x, F)
+        if c_minus_1 > 0:
+            root = sqrt(c_minus_1)
+            z = Z + <Py_ssize_t> n * F
+            for k in range(F):
+                z[k] = root * scale[k] * y[k]
+            n += 1
+    for k in range(F):  # t
+        x[k] = x[k] * scale[k]
+        if not -INFINITY < x[k] < INFINITY:
+            return OVERFLOW
+    # S = I + Z Z^T (upper triangle) and w = Z t; then w = S^{-1} Z t
+    for i in range(n):
+        z = Z + <Py_ssize_t> i * F
+        for m in range(i, n):
+            S[<Py_ssize_t> i * n + m] = dot(z, Z + <Py_ssize_t> m * F, F)
+        S[<Py_ssize_t> i * n + i] += 1
+        w[i] = dot(z, x, F)
+    if not cholesky_solve_upper(S, w, n):
+        return OVERFLOW  # S >= I: only an overflow makes it fail
+    for i in range(n):
+        axpy(-w[i], Z + <Py_ssize_t> i * F, x, F)
+    for k in range(F):
+        x[k] = x[k] * scale[k]
+    return OK
+
+
+cdef inline void rank_update(floating* A, const floating* Z, int n, int F,
+                             floating sign) noexcept nogil:
+    """The upper triangle of A += sign Z^T Z (sign 1 or -1)."""
+    if F >= LAPACK_MIN_FACTORS:
+        rank_update_blas(A, Z, n, F, sign)
+    elif sign > 0:
+        rank_update_upper(A, Z, n, F)
+    else:
+        rank_downdate_upper(A, Z, n, F)
 
 
 def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floating[::1] values,
@@ -172,7 +325,7 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
     """Update every row of X in place by `cg_steps` CG steps on its normal equations.
 
     `row_shift` (one value per row of X, or None for zeros) is added to the diagonal of
-    each row's system. `offset`: c = offset + alpha |r| (1, or 0 for `implicit`'s c = alpha r).
+    each row's system. `gram` is F x F, or 1 x F when it is diagonal (its diagonal). `offset`: c = offset + alpha |r| (1, or 0 for `implicit`'s c = alpha r).
 
     Rows with up to `gather_rows` stored values first copy their rows of Y into a
     contiguous per-thread buffer, so that the cg_steps + 1 passes over them read
@@ -185,6 +338,7 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
     cdef floating* gathered
     cdef index_t* identity
     cdef bint shifted = row_shift is not None
+    cdef bint diagonal = gram.shape[0] == 1
     cdef floating shift
     with nogil, parallel(num_threads=num_threads):
         scratch = <floating*> scratch_malloc((3 * F + gather_rows * F) * sizeof(floating))
@@ -200,7 +354,7 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
                 nnz = indptr[u + 1] - indptr[u]
                 shift = row_shift[u] if shifted else 0
                 if nnz > gather_rows:
-                    status[u] = cg_row(&X[u, 0], &Y[0, 0], &gram[0, 0], shift,
+                    status[u] = cg_row(&X[u, 0], &Y[0, 0], &gram[0, 0], diagonal, shift,
                                        &indices[0] + indptr[u], &values[0] + indptr[u],
                                        nnz, alpha, offset, F, cg_steps,
                                        scratch, scratch + F, scratch + 2 * F)
@@ -217,7 +371,7 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
                         for j in range(indptr[u + 1], min(indptr[u + 2],
                                                           indptr[u + 1] + PREFETCH_NEXT_ROWS)):
                             prefetch_row(&Y[indices[j], 0], F)
-                    status[u] = cg_row(&X[u, 0], gathered, &gram[0, 0], shift,
+                    status[u] = cg_row(&X[u, 0], gathered, &gram[0, 0], diagonal, shift,
                                        identity, &values[0] + indptr[u],
                                        nnz, alpha, offset, F, cg_steps,
                                        scratch, scratch + F, scratch + 2 * F)
@@ -232,27 +386,44 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
                    signed char[::1] status, const floating[::1] row_shift=None,
                    floating offset=1):
     """Overwrite every row of X with the exact solution of its normal equations
-    (`row_shift`, `offset`: as in :func:`solve_cg`)."""
+    (`row_shift`, `offset`, a 1 x F `gram`: as in :func:`solve_cg`). With a diagonal gram,
+    rows of at most F stored values with confidences >= 1 are solved by the Woodbury
+    identity (:func:`woodbury_row`), the others by :func:`cholesky_row`."""
     cdef Py_ssize_t n_rows = X.shape[0], u
     cdef int F = X.shape[1]
-    cdef int chunk = max(16, 8192 // F)
+    # rows of Z gathered per rank update: 32 KiB of float32 rows, at least 16 (the BLAS
+    # updates, from LAPACK_MIN_FACTORS on, at least 128)
+    cdef int chunk = max(128 if F >= LAPACK_MIN_FACTORS else 16, 8192 // F)
     cdef floating* scratch
     cdef bint shifted = row_shift is not None
+    cdef bint diagonal = gram.shape[0] == 1
     cdef floating shift
+    cdef Py_ssize_t square = <Py_ssize_t> F * F, nnz
+    # a diagonal gram's rows may take woodbury_row: Z (up to F x F) and S (F x F) in the
+    # first 2 F^2, w and the scales in the chunk rows
+    cdef Py_ssize_t size = (2 if diagonal else 1) * square + 2 * <Py_ssize_t> chunk * F
     with nogil, parallel(num_threads=num_threads):
-        scratch = <floating*> scratch_malloc(
-            (<Py_ssize_t> F * F + 2 * <Py_ssize_t> chunk * F) * sizeof(floating))
+        scratch = <floating*> scratch_malloc(size * sizeof(floating))
         try:
             for u in prange(n_rows, schedule="dynamic", chunksize=8):
                 if scratch == NULL:
                     status[u] = OUT_OF_MEMORY
                     continue
                 shift = row_shift[u] if shifted else 0
-                status[u] = cholesky_row(&X[u, 0], &Y[0, 0], &gram[0, 0], shift,
-                                         &indices[0] + indptr[u], &values[0] + indptr[u],
-                                         indptr[u + 1] - indptr[u], alpha, offset, F,
-                                         scratch, scratch + <Py_ssize_t> F * F,
-                                         scratch + <Py_ssize_t> F * F + chunk * F, chunk)
+                nnz = indptr[u + 1] - indptr[u]
+                if diagonal and woodbury_applies(&values[0] + indptr[u], nnz, alpha, offset,
+                                                 F):
+                    status[u] = woodbury_row(&X[u, 0], &Y[0, 0], &gram[0, 0], shift,
+                                             &indices[0] + indptr[u], &values[0] + indptr[u],
+                                             nnz, alpha, offset, F, scratch, scratch + square,
+                                             scratch + 2 * square,
+                                             scratch + 2 * square + F)
+                else:
+                    status[u] = cholesky_row(&X[u, 0], &Y[0, 0], &gram[0, 0], diagonal,
+                                             shift, &indices[0] + indptr[u],
+                                             &values[0] + indptr[u], nnz, alpha, offset, F,
+                                             scratch, scratch + square,
+                                             scratch + square + chunk * F, chunk)
         finally:
             free(scratch)
 

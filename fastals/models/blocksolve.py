@@ -50,6 +50,7 @@ import numpy as np
 from fastals._arrays import aligned_zeros
 from fastals._kernels.dispatch import kernels
 from fastals._kernels.status import raise_for_status
+from fastals._threads import single_threaded_blas
 from fastals._validation import all_finite
 from fastals.exceptions import ModelFitError
 from fastals.models.factorization import normal_rows, scaled_by, solve_hint
@@ -71,16 +72,75 @@ def row_blocks(csr):
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def gram_matrix(Y):
-    """Y^T Y in float64, accumulated over row blocks of about 512 KiB (bounded temporary
-    memory: matmul copies the transposed block once more)."""
+def gram_matrix(Y, threads=1, fast=False):
+    """Y^T Y in float64, on `threads` threads (bit-identical for any number; the _dense
+    kernel: column panels of the upper triangle, each a sum over chunks of rows).
+
+    The products are taken in float64 (as a float64 sum of the rows' outer products would
+    be), or with `fast` in Y's dtype, chunk by chunk of 2,048 rows, and summed in float64:
+    half the work for float32 factors, with relative errors of about 1e-7 instead of 1e-16
+    (the precision the float32 kernels solve in anyway).
+    """
+    Y = np.ascontiguousarray(Y)
+    if Y.dtype not in (np.float32, np.float64):
+        Y = Y.astype(np.float64)
     K = Y.shape[1]
     total = np.zeros((K, K), dtype=np.float64)
-    step = max(64, (1 << 16) // max(K, 1))
-    for lo in range(0, Y.shape[0], step):
-        block = Y[lo:lo + step].astype(np.float64)
-        total += block.T @ block
-    return total
+    part = np.empty((K, K), dtype=np.float64)
+    # float32 rows copied to float64 in blocks of about 32 MiB (bounded temporary memory)
+    exact = not fast and Y.dtype != np.float64
+    step = max(_CHUNK_ROWS, (1 << 22) // max(K, 1)) if exact else Y.shape[0]
+    with single_threaded_blas():
+        for lo in range(0, max(Y.shape[0], 1), max(step, 1)):
+            block = Y[lo:lo + step].astype(np.float64) if exact else Y[lo:lo + step]
+            status = _dense().gram(block, part, _PANEL, _CHUNK_ROWS, threads)
+            raise_for_status(status, "the Gram-matrix kernel")
+            total += part
+    upper = np.triu(total)
+    return upper + np.triu(upper, 1).T
+
+
+def _dense():
+    from fastals._kernels import _dense
+
+    return _dense
+
+
+# the Gram kernel's column panels and row chunks; the rotation's row chunks
+_PANEL = 128
+_CHUNK_ROWS = 2048
+_ROTATE_ROWS = 256
+
+
+def rotate_rows(M, Q, threads):
+    """Overwrite M (n x K, C-contiguous) in place with M Q (Q: K x K in M's dtype), on
+    `threads` threads (bit-identical for any number; the _dense kernel). Between two calls
+    M is wholly in one basis: the kernel releases no control to Python in between."""
+    with single_threaded_blas():
+        status = _dense().rotate(M, np.ascontiguousarray(Q, dtype=M.dtype), _ROTATE_ROWS,
+                                 threads)
+    raise_for_status(status, "the rotation kernel")
+
+
+def eigenbasis(fixed, solved, regularization, dtype, threads, weight=1.0):
+    r"""Rotate `fixed` (Y) and `solved` (X) in place into the eigenbasis of Y^T Y and return
+    the diagonal of weight Y^T Y + regularization I there, as a 1 x K array in `dtype`.
+
+    With Y^T Y = Q diag(w) Q^T, Y Q has the Gram matrix diag(w), and the scores
+    (X Q)(Y Q)^T = X Y^T do not change: the implicit-ALS objective, its regularization and
+    every row's normal equations are the same problem in rotated coordinates, and the CG
+    iterates are the rotated iterates (CG commutes with orthogonal changes of basis). What
+    changes is the cost: each product with the Gram matrix takes K operations instead of
+    K^2, which for large K (a K x K float32 Gram matrix of 1 MiB at K = 512) replaces
+    reading it from beyond the L2 cache cg_steps + 1 times per row by two matrix products
+    per half-iteration (this one), run at the BLAS's GEMM rate.
+    """
+    with single_threaded_blas():
+        w, Q = np.linalg.eigh(gram_matrix(fixed, threads, fast=True))
+    Q = Q.astype(dtype)
+    rotate_rows(fixed, Q, threads)
+    rotate_rows(solved, Q, threads)
+    return (weight * np.maximum(w, 0) + regularization).astype(dtype)[None, :]
 
 
 def balance(X, Y):
@@ -166,6 +226,11 @@ def explicit_initial_factors(rng, n_users, item_counts, factors, nonnegative, dt
     return X, Y
 
 
+# from this many factors on, a fit's half-iterations solve in the eigenbasis of the fixed
+# side's Gram matrix (ImplicitBlockSolver.half_iteration_gram; measured in bench/als.py)
+EIGENBASIS_MIN_FACTORS = 192
+
+
 # --- implicit ALS ------------------------------------------------------------------------------
 class ImplicitBlockSolver:
     r"""Rows of implicit ALS (:mod:`fastals.models.implicit_als`): for each row u,
@@ -203,13 +268,28 @@ class ImplicitBlockSolver:
                    model.solver if method is None else method, model.cg_steps, model.dtype,
                    getattr(model, "block_size", None))
 
-    def regularized_gram(self, Y):
-        """unobserved_weight Y^T Y + regularization I, accumulated in float64 blocks, in
-        the solver's dtype."""
-        gram = gram_matrix(Y)
+    def regularized_gram(self, Y, threads=1):
+        """unobserved_weight Y^T Y + regularization I (products in Y's dtype, summed in
+        float64), in the solver's dtype."""
+        gram = gram_matrix(Y, threads, fast=True)
         if self.unobserved_weight != 1:
             gram *= self.unobserved_weight
         return (gram + self.regularization * np.eye(Y.shape[1])).astype(self.dtype)
+
+    def half_iteration_gram(self, Y, X, threads):
+        """The `gram` for solving every row of X against Y in one half-iteration.
+
+        For the CG and exact solvers from EIGENBASIS_MIN_FACTORS factors on, X and Y are
+        first rotated in place into the eigenbasis of Y^T Y (:func:`eigenbasis`: the scores
+        X Y^T stay the same) and the result is the 1 x K diagonal there; below, and for
+        iALS++ (whose block solves take the dense matrix), the K x K
+        :meth:`regularized_gram`, where the Gram matrix is small enough for the cache and
+        two rotations would cost more than the products they save.
+        """
+        if Y.shape[1] >= EIGENBASIS_MIN_FACTORS and self.method in ("cg", "cholesky"):
+            return eigenbasis(Y, X, self.regularization, self.dtype, threads,
+                              self.unobserved_weight)
+        return self.regularized_gram(Y, threads)
 
     def solve_block(self, csr_block, fixed_factors, gram, out, threads, side="user",
                     first_row=0, row_shift=None, objective=None):

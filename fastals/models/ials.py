@@ -168,7 +168,7 @@ class iALS(ImplicitALS):  # noqa: N801 (the name of the method in the literature
                row_shift=None):
         """One half-iteration: every row of X in place against the fixed Y."""
         solver = self._block_solver()
-        gram = solver.regularized_gram(Y) if gram is None else gram
+        gram = solver.regularized_gram(Y, threads) if gram is None else gram
         if row_shift is None:
             row_shift = self._row_regularization(rows_csr, Y.shape[0])
         solver.solve(rows_csr, blocks, Y, gram, X, threads, side, first_row, row_shift)

@@ -307,18 +307,21 @@ class ImplicitALS(MatrixFactorizationBase):
         """One half-iteration: every row of X solved in place against the fixed Y, block by
         block (:meth:`ImplicitBlockSolver.solve` with this model's parameters).
 
-        `gram` is Y^T Y + regularization I when the caller already has it; `first_row` is
-        the position of X's row 0 in the whole side (for error messages); `row_shift` is
-        added to the diagonal of each row's system.
+        `gram` is Y^T Y + regularization I when the caller already has it; without it,
+        from blocksolve.EIGENBASIS_MIN_FACTORS factors on, X and Y are first rotated into
+        the eigenbasis of Y^T Y (the scores stay the same; each product with the Gram
+        matrix then costs K instead of K^2). `first_row` is the position of X's row 0 in
+        the whole side (for error messages); `row_shift` is added to the diagonal of each
+        row's system.
         """
         solver = ImplicitBlockSolver.for_model(self)
-        gram = solver.regularized_gram(Y) if gram is None else gram
+        gram = solver.half_iteration_gram(Y, X, threads) if gram is None else gram
         solver.solve(rows_csr, blocks, Y, gram, X, threads, side, first_row, row_shift)
 
     def _loss(self, Cui, X, Y, threads):
         """The objective L divided by the total confidence sum_{u,i} c_ui."""
         out = np.empty(Cui.shape[0], dtype=np.float64)
-        YtY = gram_matrix(Y).astype(self.dtype)
+        YtY = gram_matrix(Y, threads).astype(self.dtype)
         status = kernels("_als").row_losses(Cui.indptr, Cui.indices, Cui.data, X, Y, YtY,
                                             self.dtype(self.alpha), threads, out, self._offset)
         raise_for_status(status, "the ALS loss kernel")
