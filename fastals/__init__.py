@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AlternatingLeastSquares",
     "BM25Recommender",
+    "BayesianPersonalizedRanking",
     "ContentKNN",
     "CosineRecommender",
     "ExplicitALS",
@@ -27,6 +28,7 @@ __all__ = [
     "ImplicitALS",
     "Interactions",
     "ItemKNN",
+    "LogisticMatrixFactorization",
     "ModelFileError",
     "ModelFitError",
     "NotFittedError",
@@ -35,6 +37,7 @@ __all__ = [
     "SGDMatrixFactorization",
     "TFIDFRecommender",
     "UserKNN",
+    "WARP",
     "load",
     "top_k_similarity",
 ]
@@ -43,6 +46,7 @@ __all__ = [
 _HOMES = {
     "AlternatingLeastSquares": "fastals.models.implicit_als",
     "BM25Recommender": "fastals.models.knn",
+    "BayesianPersonalizedRanking": "fastals.models.ranking",
     "ContentKNN": "fastals.models.knn",
     "CosineRecommender": "fastals.models.knn",
     "ExplicitALS": "fastals.models.explicit_als",
@@ -52,6 +56,7 @@ _HOMES = {
     "ImplicitALS": "fastals.models.implicit_als",
     "Interactions": "fastals.data",
     "ItemKNN": "fastals.models.knn",
+    "LogisticMatrixFactorization": "fastals.models.ranking",
     "ModelFileError": "fastals.exceptions",
     "ModelFitError": "fastals.exceptions",
     "NotFittedError": "fastals.exceptions",
@@ -60,6 +65,7 @@ _HOMES = {
     "SGDMatrixFactorization": "fastals.models.sgd",
     "TFIDFRecommender": "fastals.models.knn",
     "UserKNN": "fastals.models.knn",
+    "WARP": "fastals.models.ranking",
     "load": "fastals.models.base",
     "top_k_similarity": "fastals.similarity",
 }
@@ -79,6 +85,8 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads each 
     from fastals.models.knn import BM25Recommender, ContentKNN, CosineRecommender, ItemKNN, \
         TFIDFRecommender, UserKNN
     from fastals.models.popularity import PopularityBaseline
+    from fastals.models.ranking import BayesianPersonalizedRanking, LogisticMatrixFactorization, \
+        WARP
     from fastals.models.sgd import FunkSVD, SGDMatrixFactorization
     from fastals.similarity import top_k_similarity
 
