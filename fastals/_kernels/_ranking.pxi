@@ -71,15 +71,23 @@ cdef inline floating rate(floating lr, floating direction, floating* accumulator
         return lr * direction / sqrt(accumulator[0])
 
 
+cdef inline floating root(floating a) noexcept nogil:
+    if floating is float:
+        return sqrtf(a)
+    else:
+        return sqrt(a)
+
+
 cdef inline void pair_step(floating* p, floating* qi, floating* qj, floating* bi, floating* bj,
                            floating* Ap, floating* Aqi, floating* Aqj, floating* Abi,
                            floating* Abj, floating g, floating lr, floating reg_u,
                            floating reg_i, floating reg_j, bint adagrad, bint update_items,
                            int F) noexcept nogil:
-    """The pairwise step (module notation); A* are the adagrad accumulators."""
+    """The pairwise step (module notation); A* are the adagrad accumulators. Each case is
+    its own loop without branches, so that the compiler vectorises it."""
     cdef int f
     cdef floating xu, yi, yj, du, di, dj
-    if not adagrad and update_items:  # the hot case, written out so that it vectorises
+    if not adagrad and update_items:
         for f in range(F):
             xu = p[f]
             yi = qi[f]
@@ -87,18 +95,28 @@ cdef inline void pair_step(floating* p, floating* qi, floating* qj, floating* bi
             p[f] = xu + lr * (g * (yi - yj) - reg_u * xu)
             qi[f] = yi + lr * (g * xu - reg_i * yi)
             qj[f] = yj + lr * (-g * xu - reg_j * yj)
-    else:
+    elif not adagrad:
+        for f in range(F):
+            p[f] = p[f] + lr * (g * (qi[f] - qj[f]) - reg_u * p[f])
+    elif update_items:
         for f in range(F):
             xu = p[f]
             yi = qi[f]
             yj = qj[f]
-            du = rate(lr, g * (yi - yj) - reg_u * xu, Ap + f, adagrad)
-            di = rate(lr, g * xu - reg_i * yi, Aqi + f, adagrad)
-            dj = rate(lr, -g * xu - reg_j * yj, Aqj + f, adagrad)
-            p[f] = xu + du
-            if update_items:
-                qi[f] = yi + di
-                qj[f] = yj + dj
+            du = g * (yi - yj) - reg_u * xu
+            di = g * xu - reg_i * yi
+            dj = -g * xu - reg_j * yj
+            Ap[f] = Ap[f] + du * du
+            Aqi[f] = Aqi[f] + di * di
+            Aqj[f] = Aqj[f] + dj * dj
+            p[f] = xu + lr * du / root(Ap[f])
+            qi[f] = yi + lr * di / root(Aqi[f])
+            qj[f] = yj + lr * dj / root(Aqj[f])
+    else:
+        for f in range(F):
+            du = g * (qi[f] - qj[f]) - reg_u * p[f]
+            Ap[f] = Ap[f] + du * du
+            p[f] = p[f] + lr * du / root(Ap[f])
     if update_items:
         du = bi[0]
         dj = bj[0]
@@ -110,17 +128,33 @@ cdef inline void point_step(floating* p, floating* q, floating* bu, floating* bq
                             floating* Ap, floating* Aq, floating* Abu, floating* Abq,
                             floating g, floating lr, floating reg_u, floating reg_k,
                             bint adagrad, bint update_items, int F) noexcept nogil:
-    """The pointwise (LMF) step (module notation)."""
+    """The pointwise (LMF) step (module notation), one branch-free loop per case."""
     cdef int f
     cdef floating xu, yk, du, dk
-    for f in range(F):
-        xu = p[f]
-        yk = q[f]
-        du = rate(lr, g * yk - reg_u * xu, Ap + f, adagrad)
-        dk = rate(lr, g * xu - reg_k * yk, Aq + f, adagrad)
-        p[f] = xu + du
-        if update_items:
-            q[f] = yk + dk
+    if not adagrad and update_items:
+        for f in range(F):
+            xu = p[f]
+            yk = q[f]
+            p[f] = xu + lr * (g * yk - reg_u * xu)
+            q[f] = yk + lr * (g * xu - reg_k * yk)
+    elif not adagrad:
+        for f in range(F):
+            p[f] = p[f] + lr * (g * q[f] - reg_u * p[f])
+    elif update_items:
+        for f in range(F):
+            xu = p[f]
+            yk = q[f]
+            du = g * yk - reg_u * xu
+            dk = g * xu - reg_k * yk
+            Ap[f] = Ap[f] + du * du
+            Aq[f] = Aq[f] + dk * dk
+            p[f] = xu + lr * du / root(Ap[f])
+            q[f] = yk + lr * dk / root(Aq[f])
+    else:
+        for f in range(F):
+            du = g * q[f] - reg_u * p[f]
+            Ap[f] = Ap[f] + du * du
+            p[f] = p[f] + lr * du / root(Ap[f])
     du = bu[0]
     bu[0] = du + rate(lr, g - reg_u * du, Abu, adagrad)
     if update_items:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import numpy as np
 
-from fastals._arrays import aligned, aligned_zeros
+from fastals._arrays import aligned, aligned_zeros, padded_width
 from fastals._kernels import checked
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
@@ -53,7 +53,7 @@ from fastals._validation import (
 from fastals.exceptions import ModelFitError
 from fastals.models.base import check_fit_arguments, run_training
 from fastals.models.factorization import MatrixFactorizationBase, check_counts, interaction_counts
-from fastals.models.sgd import MAX_STRATA, RatingOrder, auto_strata, epoch_seed
+from fastals.models.sgd import MAX_PADDING, MAX_STRATA, RatingOrder, auto_strata, epoch_seed
 
 kernels("_sgd")  # load the kernel build now, not inside the first fit
 
@@ -116,7 +116,13 @@ class RankingFactorizationBase(MatrixFactorizationBase):
         F = self.factors
         user_counts = interaction_counts(R)
         item_counts = np.bincount(R.indices, minlength=n_items).astype(np.int64)
-        X, Y = (aligned(self._initial(rng, n, F)) for n in (n_users, n_items))
+        # rows padded with zeros to whole cache lines (as fastals.models.sgd; the padding
+        # stays zero and adds nothing to the dot products), unpublished
+        width = padded_width(F, self.dtype)
+        width = width if width <= F * (1 + MAX_PADDING) else F
+        X, Y = (aligned_zeros((n, width), self.dtype) for n in (n_users, n_items))
+        X[:, :F] = self._initial(rng, n_users, F)
+        Y[:, :F] = self._initial(rng, n_items, F)
         X[user_counts == 0] = 0  # never updated: users without interactions
         b_user = np.zeros(n_users, dtype=self.dtype)
         b_item = np.zeros(n_items, dtype=self.dtype)
@@ -130,7 +136,7 @@ class RankingFactorizationBase(MatrixFactorizationBase):
         self.loss_history = []
 
         def publish():
-            self._publish(X, Y, b_user, b_item)
+            self._publish(X[:, :F], Y[:, :F], b_user, b_item)
             self.user_counts, self.item_counts = user_counts, item_counts
 
         def epoch(e):
@@ -138,8 +144,8 @@ class RankingFactorizationBase(MatrixFactorizationBase):
             groups = order.groups[1] if order.groups is not None else np.zeros(n_items, np.int32)
             if e == 0:
                 sweep.set_groups(groups, strata, item_counts)
-            total, done = sweep.run(order.triples, order.block_start, order.schedule,
-                                    epoch_seed(rng), True)
+            total, done = sweep.run(order.triples, *blocks_of(order, R.nnz), epoch_seed(rng),
+                                    True)
             mean = total / max(done, 1)
             if not math.isfinite(total) or (e + 1 == self.iterations and not all(
                     all_finite(a) for a in (X, Y, b_user, b_item))):
@@ -168,7 +174,11 @@ class RankingFactorizationBase(MatrixFactorizationBase):
         return self
 
     def _training_matrix(self, user_items):
-        R = as_csr(user_items, "user_items", self.dtype, allow_empty=False)
+        return self._check_likes(as_csr(user_items, "user_items", self.dtype,
+                                        allow_empty=False))
+
+    def _check_likes(self, R):
+        """R (a validated CSR), after checking what the samples need of its rows."""
         if self._loss == "lmf" and (R.data < 0).any():
             raise ValueError("user_items holds negative values; LogisticMatrixFactorization "
                              "takes them as confidences, which must be > 0")
@@ -209,7 +219,7 @@ class RankingFactorizationBase(MatrixFactorizationBase):
     def _recalculate_users(self, rows):
         """Users' factors fitted to their rows by `iterations` epochs of the same samples,
         the item factors held fixed (from zero, in a fixed seeded order)."""
-        R = self._training_matrix(rows)
+        R = self._check_likes(rows)
         n_users, n_items = R.shape
         Y, b_item = self._item_parts()
         X = aligned_zeros((n_users, self.factors), self.dtype)
@@ -222,8 +232,7 @@ class RankingFactorizationBase(MatrixFactorizationBase):
         order = RatingOrder(np.random.default_rng(0), R, (user_counts, item_counts), 1, 1)
         for _ in range(self.iterations):
             order.draw()
-            sweep.run(order.triples, np.array([0, R.nnz], np.int64), np.zeros(1, np.int64),
-                      epoch_seed(order.rng), False)
+            sweep.run(order.triples, *blocks_of(order, R.nnz), epoch_seed(order.rng), False)
         ones = np.ones((n_users, 1), self.dtype)
         parts = [X, b_user[:, None], ones] if self._loss == "lmf" else [X, ones]
         return aligned(np.hstack(parts))
@@ -275,6 +284,13 @@ class RankingFactorizationBase(MatrixFactorizationBase):
             setattr(self, name, aligned(value, self.dtype))
         self.user_counts = check_counts("user_counts", self.user_counts, self.n_users)
         self.item_counts = check_counts("item_counts", self.item_counts, self.n_items)
+
+
+def blocks_of(order, nnz):
+    """(block_start, schedule) of a RatingOrder's epoch; one block when it has no strata."""
+    if order.schedule is None:
+        return np.array([0, nnz], np.int64), np.zeros(1, np.int64)
+    return order.block_start, order.schedule
 
 
 class _Sweep:
