@@ -323,10 +323,30 @@ def test_movielens_precision_beats_the_peers_figures(ml100k_path):
     R.data[:] = 1
     train, test = train_test_split(R, 0.2, random_state=42)
     p = {}
-    for loss, params in (("bpr", {}), ("warp", {"iterations": 15}),
-                         ("lmf", {"iterations": 10})):
+    for loss, params in (("bpr", {}), ("warp", {}), ("lmf", {"iterations": 5})):
         model = MODELS[loss](random_state=0, **params).fit(train, show_progress=False)
         p[loss] = precision_at_k(model, train, test, K=10, show_progress=False)
     assert p["bpr"] >= 0.271, p
     assert p["warp"] >= p["bpr"], p
     assert p["lmf"] >= max(0.272, 1.2 * 0.214), p
+
+
+# --- command line --------------------------------------------------------------------------
+@pytest.mark.parametrize("name, cls", [("bpr", "BayesianPersonalizedRanking"),
+                                       ("lmf", "LogisticMatrixFactorization"), ("warp", "WARP")])
+def test_fastals_fit_model(tmp_path, name, cls):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    rows = ["user,item,plays"] + [f"u{u},i{(u * 7 + k) % 23},1" for u in range(30)
+                                  for k in range(6)]
+    (tmp_path / "plays.csv").write_text("\n".join(rows) + "\n")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1]) + os.pathsep \
+        + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-m", "fastals", "fit", "plays.csv", "--model", name,
+                           "--factors", "4", "--iterations", "3", "-o", "model.npz"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert cls in proc.stdout, proc.stdout

@@ -432,15 +432,16 @@ class WARP(BayesianPersonalizedRanking):
     ----------
     factors, learning_rate, regularization, dtype, iterations, num_threads,
     verify_negative_samples, random_state, learning_schedule, negative_sampling, strata
-        As for :class:`BayesianPersonalizedRanking` (defaults LightFM's: adagrad,
-        learning_rate 0.05, no regularization).
+        As for :class:`BayesianPersonalizedRanking`; the defaults follow LightFM's (adagrad,
+        no regularization) but with learning_rate 0.02 instead of its 0.05, which
+        overfits MovieLens 100K at 100 factors within 30 epochs (P@10 0.33 against 0.40).
     max_sampled : int
         Most negatives drawn per sample (LightFM's 10).
     """
 
     _loss = "warp"
 
-    def __init__(self, factors: int = 100, learning_rate: float = 0.05,
+    def __init__(self, factors: int = 100, learning_rate: float = 0.02,
                  regularization: float = 0.0, dtype: DTypeLike = np.float32,
                  iterations: int = 30, num_threads: int = 0,
                  verify_negative_samples: bool = True, random_state: SeedLike = None,
