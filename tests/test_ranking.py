@@ -55,7 +55,8 @@ def kernel_args(model, order, sweep, seed, update_items=True):
              sweep.b_item, *sweep.A, sweep.user_reg, sweep.item_reg,
              model.dtype(model.learning_rate), sweep.adagrad, model._negatives(),
              model._verify, model.negative_sampling == "popularity", update_items,
-             sweep.Y.shape[0], order.block_start, order.schedule, seed, 1, stats], stats)
+             sweep.Y.shape[0], order.block_start, order.schedule, seed, 1,
+             np.empty((1, sweep.X.shape[1]), model.dtype), stats], stats)
 
 
 def reference_epoch(model, R, order, sweep, seed, state):
@@ -132,7 +133,8 @@ def test_kernel_is_bit_identical_for_1_2_3_threads(loss):
     for threads in (1, 2, 3):
         model, R, order, sweep = epoch_inputs(loss, np.float32, 4, loss != "bpr", False)
         args, stats = kernel_args(model, order, sweep, 5)
-        args[-2] = threads
+        args[-3] = threads
+        args[-2] = np.empty((threads, args[-2].shape[1]), args[-2].dtype)
         checked.ranking_epoch(*args)
         results.append((sweep.X, sweep.Y, sweep.b_item, stats))
     for other in results[1:]:

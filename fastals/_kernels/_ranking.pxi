@@ -15,11 +15,14 @@
 #   x_u += lr (g (y_i - y_j) - lambda_u x_u)
 #   y_i += lr (g x_u - lambda_i y_i)       b_i += lr (g - lambda_i b_i)
 #   y_j += lr (-g x_u - lambda_j y_j)      b_j += lr (-g - lambda_j b_j)
-# LMF   the positive (u, i) with c = r_ui: g = c - (1 + c) sigma(s_ui), loss
-#       (1 + c) ln(1 + exp(s_ui)) - c s_ui; then `negatives` draws j: g = -sigma(s_uj), loss
-#       ln(1 + exp(s_uj)); each a pointwise step
-#   x_u += lr (g y_k - lambda_u x_u)  y_k += lr (g x_u - lambda_k y_k)
-#   b_u += lr (g - lambda_u b_u)      b_k += lr (g - lambda_k b_k)
+# LMF   one sample is the positive (u, i), confidence c = r_ui, and `negatives` drawn j
+#       (c = 0), all scored with the same x_u: for each k of them in turn
+#         g_k = c_k - (1 + c_k) sigma(s_uk), loss (1 + c_k) ln(1 + exp(s_uk)) - c_k s_uk
+#         y_k += lr (g_k x_u - lambda_k y_k)     b_k += lr (g_k - lambda_k b_k)
+#       then once, with the sums over the sample's items of g_k y_k (the y_k of before their
+#       steps) and of g_k:
+#         x_u += lr (sum g_k y_k - lambda_u x_u)  b_u += lr (sum g_k - lambda_u b_u)
+#       (the negatives' scores do not wait for each other's steps on x_u)
 # With adagrad, each coordinate's lr is lr / sqrt(A) where A (starting at 1, as LightFM)
 # first accumulates the square of that coordinate's step direction (the bracket).
 #
@@ -30,7 +33,7 @@
 # counts a liked draw as one of its max_sampled. The draws of block b come from the stream
 # stream_state(seed, b): with the blocks' order fixed by the schedule, the sweep is the
 # sequential one for any number of threads, bit for bit.
-from libc.math cimport exp, expf, floor, log, log1p, sqrt, sqrtf
+from libc.math cimport exp, expf, floor, log, log1p, log1pf, sqrt, sqrtf
 
 from fastals._kernels._common cimport dot
 
@@ -45,18 +48,19 @@ cdef enum:
     STAT_SKIPPED = 2
 
 
-cdef inline floating sigmoid(floating t) noexcept nogil:
+cdef inline floating logistic(floating t, double* loss) noexcept nogil:
+    """sigma(t), adding ln(1 + exp(t)) to loss: one exp and one log1p in the dtype."""
+    cdef floating e
+    if t > 30:  # sigma(t) = 1 and ln(1 + exp(t)) = t to the dtype's precision
+        loss[0] += t
+        return 1
     if floating is float:
-        return 1 / (1 + expf(-t))
+        e = expf(t)
+        loss[0] += log1pf(e)
     else:
-        return 1 / (1 + exp(-t))
-
-
-cdef inline double softplus(double t) noexcept nogil:
-    """ln(1 + exp(t)) without overflow."""
-    if t > 0:
-        return t + log1p(exp(-t))
-    return log1p(exp(t))
+        e = exp(t)
+        loss[0] += log1p(e)
+    return e / (1 + e)
 
 
 cdef inline floating rate(floating lr, floating direction, floating* accumulator,
@@ -124,42 +128,49 @@ cdef inline void pair_step(floating* p, floating* qi, floating* qj, floating* bi
         bj[0] = dj + rate(lr, -g - reg_j * dj, Abj, adagrad)
 
 
-cdef inline void point_step(floating* p, floating* q, floating* bu, floating* bq,
-                            floating* Ap, floating* Aq, floating* Abu, floating* Abq,
-                            floating g, floating lr, floating reg_u, floating reg_k,
-                            bint adagrad, bint update_items, int F) noexcept nogil:
-    """The pointwise (LMF) step (module notation), one branch-free loop per case."""
+cdef inline void item_step(const floating* p, floating* q, floating* bq, floating* gradient,
+                           floating* Aq, floating* Abq, floating g, floating lr,
+                           floating reg_k, bint adagrad, bint update_items,
+                           int F) noexcept nogil:
+    """LMF: gradient += g y_k (y_k of before), then the step of y_k and b_k."""
     cdef int f
-    cdef floating xu, yk, du, dk
-    if not adagrad and update_items:
+    cdef floating yk, dk
+    if not update_items:
         for f in range(F):
-            xu = p[f]
+            gradient[f] = gradient[f] + g * q[f]
+        return
+    if not adagrad:
+        for f in range(F):
             yk = q[f]
-            p[f] = xu + lr * (g * yk - reg_u * xu)
-            q[f] = yk + lr * (g * xu - reg_k * yk)
-    elif not adagrad:
-        for f in range(F):
-            p[f] = p[f] + lr * (g * q[f] - reg_u * p[f])
-    elif update_items:
-        for f in range(F):
-            xu = p[f]
-            yk = q[f]
-            du = g * yk - reg_u * xu
-            dk = g * xu - reg_k * yk
-            Ap[f] = Ap[f] + du * du
-            Aq[f] = Aq[f] + dk * dk
-            p[f] = xu + lr * du / root(Ap[f])
-            q[f] = yk + lr * dk / root(Aq[f])
+            gradient[f] = gradient[f] + g * yk
+            q[f] = yk + lr * (g * p[f] - reg_k * yk)
     else:
         for f in range(F):
-            du = g * q[f] - reg_u * p[f]
+            yk = q[f]
+            gradient[f] = gradient[f] + g * yk
+            dk = g * p[f] - reg_k * yk
+            Aq[f] = Aq[f] + dk * dk
+            q[f] = yk + lr * dk / root(Aq[f])
+    dk = bq[0]
+    bq[0] = dk + rate(lr, g - reg_k * dk, Abq, adagrad)
+
+
+cdef inline void user_step(floating* p, floating* bu, const floating* gradient,
+                           floating gradient_b, floating* Ap, floating* Abu, floating lr,
+                           floating reg_u, bint adagrad, int F) noexcept nogil:
+    """LMF: x_u += lr (sum g_k y_k - lambda_u x_u), b_u likewise."""
+    cdef int f
+    cdef floating du
+    if not adagrad:
+        for f in range(F):
+            p[f] = p[f] + lr * (gradient[f] - reg_u * p[f])
+    else:
+        for f in range(F):
+            du = gradient[f] - reg_u * p[f]
             Ap[f] = Ap[f] + du * du
             p[f] = p[f] + lr * du / root(Ap[f])
     du = bu[0]
-    bu[0] = du + rate(lr, g - reg_u * du, Abu, adagrad)
-    if update_items:
-        dk = bq[0]
-        bq[0] = dk + rate(lr, g - reg_k * dk, Abq, adagrad)
+    bu[0] = du + rate(lr, gradient_b - reg_u * du, Abu, adagrad)
 
 
 cdef inline floating difference_dot(const floating* p, const floating* a, const floating* b,
@@ -209,15 +220,17 @@ cdef void ranking_run(RankingArgs* a, const index_t* users, const index_t* items
                       Py_ssize_t group_size, floating* P, floating* Q, floating* user_bias,
                       floating* item_bias, floating* AP, floating* AQ, floating* Abu,
                       floating* Abi, const floating* user_reg, const floating* item_reg,
-                      floating lr, uint64_t state, double* stats) noexcept nogil:
-    """The samples start .. stop-1 of one block, in order, drawing from `state`."""
+                      floating lr, uint64_t state, floating* gradient,
+                      double* stats) noexcept nogil:
+    """The samples start .. stop-1 of one block, in order, drawing from `state`;
+    `gradient` is the thread's scratch row (LMF)."""
     cdef Py_ssize_t t, n_liked, draws, ui, ii, ji
     cdef index_t u, i, j
     cdef const index_t* liked
     cdef floating* p
-    cdef floating s_ui, s_uj, g, c
-    cdef double loss = 0, steps = 0, skipped = 0
-    cdef int F = a.F, k
+    cdef floating s_ui, s_uj, g, c, gradient_b
+    cdef double loss = 0, steps = 0, skipped = 0, softplus
+    cdef int F = a.F, k, f
     cdef bint found
     for t in range(start, stop):
         u = users[t]
@@ -240,8 +253,7 @@ cdef void ranking_run(RankingArgs* a, const index_t* users, const index_t* items
                 continue
             ji = <Py_ssize_t> j * F
             s_uj = difference_dot(p, Q + ji, Q + ii, F) + item_bias[j] - item_bias[i]
-            g = sigmoid(s_uj)  # s_uj here is s_uj - s_ui = -x_uij
-            loss += softplus(<double> s_uj)
+            g = logistic(s_uj, &loss)  # s_uj here is s_uj - s_ui = -x_uij
             pair_step(p, Q + ii, Q + ji, item_bias + i, item_bias + j, AP + ui, AQ + ii,
                       AQ + ji, Abi + i, Abi + j, g, lr, user_reg[u], item_reg[i], item_reg[j],
                       a.adagrad, a.update_items, F)
@@ -264,13 +276,16 @@ cdef void ranking_run(RankingArgs* a, const index_t* users, const index_t* items
                     steps += 1
                     break
         else:  # LOSS_LMF
+            for f in range(F):
+                gradient[f] = 0
             c = weights[t]
             s_ui = dot(p, Q + ii, F) + user_bias[u] + item_bias[i]
-            g = c - (1 + c) * sigmoid(s_ui)
-            loss += (1 + c) * softplus(<double> s_ui) - c * s_ui
-            point_step(p, Q + ii, user_bias + u, item_bias + i, AP + ui, AQ + ii, Abu + u,
-                       Abi + i, g, lr, user_reg[u], item_reg[i], a.adagrad, a.update_items, F)
-            steps += 1
+            softplus = 0
+            g = c - (1 + c) * logistic(s_ui, &softplus)
+            loss += (1 + c) * softplus - c * s_ui
+            gradient_b = g
+            item_step(p, Q + ii, item_bias + i, gradient, AQ + ii, Abi + i, g, lr, item_reg[i],
+                      a.adagrad, a.update_items, F)
             for k in range(a.negatives):
                 found = False
                 for draws in range(MAX_NEGATIVE_DRAWS):
@@ -283,13 +298,13 @@ cdef void ranking_run(RankingArgs* a, const index_t* users, const index_t* items
                     skipped += 1
                     continue
                 ji = <Py_ssize_t> j * F
-                s_uj = dot(p, Q + ji, F) + user_bias[u] + item_bias[j]
-                g = -sigmoid(s_uj)
-                loss += softplus(<double> s_uj)
-                point_step(p, Q + ji, user_bias + u, item_bias + j, AP + ui, AQ + ji, Abu + u,
-                           Abi + j, g, lr, user_reg[u], item_reg[j], a.adagrad,
-                           a.update_items, F)
-                steps += 1
+                g = -logistic(dot(p, Q + ji, F) + user_bias[u] + item_bias[j], &loss)
+                gradient_b = gradient_b + g
+                item_step(p, Q + ji, item_bias + j, gradient, AQ + ji, Abi + j, g, lr,
+                          item_reg[j], a.adagrad, a.update_items, F)
+            user_step(p, user_bias + u, gradient, gradient_b, AP + ui, Abu + u, lr, user_reg[u],
+                      a.adagrad, F)
+            steps += 1
     stats[STAT_LOSS] = loss
     stats[STAT_STEPS] = steps
     stats[STAT_SKIPPED] = skipped
@@ -305,7 +320,7 @@ def ranking_epoch(int loss, const index_t[::1] users, const index_t[::1] items,
                   floating learning_rate, bint adagrad, int negatives, bint verify,
                   bint popularity, bint update_items, Py_ssize_t n_items,
                   const int64_t[::1] block_start, const int64_t[::1] schedule, uint64_t seed,
-                  int num_threads, double[:, ::1] block_stats):
+                  int num_threads, floating[:, ::1] scratch, double[:, ::1] block_stats):
     """One pass of the loss's samples (module notation) over the stored pairs.
 
     The pairs are stored block by block (`block_start`, G * G + 1 offsets, block b = user
@@ -313,7 +328,8 @@ def ranking_epoch(int loss, const index_t[::1] users, const index_t[::1] items,
     their predecessors finish. Negatives of block b come from item group b % G
     (`group_items[group_start[h]:group_start[h + 1]]`) and the stream (seed, b).
     Updates P, Q, the biases (and with adagrad the accumulators A*) in place; writes
-    [loss sum, steps, skipped samples] of schedule position k to block_stats[k].
+    [loss sum, steps, skipped samples] of schedule position k to block_stats[k]; thread t
+    uses scratch[t] (num_threads x F).
     The arrays are trusted: fastals._kernels.checked.ranking_epoch checks them first.
     """
     cdef Py_ssize_t G, k, block, h, n_blocks = schedule.shape[0]
@@ -351,7 +367,8 @@ def ranking_epoch(int loss, const index_t[::1] users, const index_t[::1] items,
                             &group_items[group_start[h]], group_start[h + 1] - group_start[h],
                             &P[0, 0], &Q[0, 0], &user_bias[0], &item_bias[0], &AP[0, 0],
                             &AQ[0, 0], &Abu[0], &Abi[0], &user_reg[0], &item_reg[0],
-                            learning_rate, stream_state(seed, block), &block_stats[k, 0])
+                            learning_rate, stream_state(seed, block), &scratch[tid, 0],
+                            &block_stats[k, 0])
             fastals_lock(&lock)  # (taking and releasing the lock orders the factor writes)
             progress[0] += 1
             if next_user[k] >= 0:

@@ -117,7 +117,7 @@ def _no_group(side, ids, group, G):
 def ranking_epoch(loss, users, items, weights, indptr, indices, group_items, group_start, P, Q,
                   user_bias, item_bias, AP, AQ, Abu, Abi, user_reg, item_reg, learning_rate,
                   adagrad, negatives, verify, popularity, update_items, n_items, block_start,
-                  schedule, seed, num_threads, block_stats):
+                  schedule, seed, num_threads, scratch, block_stats):
     """The ``_sgd`` kernel's ranking epoch (``_ranking.pxi``), after checking what it trusts:
     the pairs, blocks and schedule, every index in range, the item groups covering the
     items, and the rows of the factors, biases, weights and accumulators."""
@@ -148,6 +148,9 @@ def ranking_epoch(loss, users, items, weights, indptr, indices, group_items, gro
     if min(AP.size, AQ.size, len(Abu), len(Abi)) < 1:
         raise ValueError("the accumulators must hold at least one value (unused without "
                          "adagrad)")
+    if np.asarray(scratch).shape != (max(num_threads, 1), P.shape[1]):
+        raise ValueError(f"scratch must be (num_threads, factors) = ({num_threads}, "
+                         f"{P.shape[1]}), got {np.asarray(scratch).shape}")
     if np.asarray(block_stats).shape != (len(schedule), 3):
         raise ValueError(f"block_stats must be ({len(schedule)}, 3)")
     if negatives < 0:
@@ -156,7 +159,7 @@ def ranking_epoch(loss, users, items, weights, indptr, indices, group_items, gro
         loss, users, items, weights, indptr, indices, group_items, group_start, P, Q,
         user_bias, item_bias, AP, AQ, Abu, Abi, user_reg, item_reg, learning_rate, adagrad,
         negatives, verify, popularity, update_items, n_items, block_start, schedule, seed,
-        num_threads, block_stats)
+        num_threads, scratch, block_stats)
 
 
 def _check_range(name, ids, n):

@@ -9,8 +9,8 @@ j and takes SGD steps on the user's and the items' factors (the update rules are
 * WARP (Weston et al. 2011): draws j until s_uj > s_ui - 1 (at most ``max_sampled``), then a
   hinge step scaled by ln(floor((n_items - 1) / draws)), the rank estimate's weight.
 * Logistic MF (Johnson 2014): the stored pair with confidence c = r_ui and ``neg_prop``
-  unobserved pairs, each a step on its log-likelihood c l - (1 + c) ln(1 + exp(l)),
-  l = x_u . y_i + b_u + b_i.
+  unobserved pairs, one step on their log-likelihood sum_k c_k l_k - (1 + c_k) ln(1 +
+  exp(l_k)), l = x_u . y_i + b_u + b_i (each item steps, then the user once).
 
 The sweep is the SGD family's stratified one (:mod:`fastals.models.sgd`): users and items
 are dealt into G groups, the pairs stored in G x G blocks, and blocks that share no group
@@ -330,7 +330,8 @@ class _Sweep:
             self.group_start, self.X, self.Y, self.b_user, self.b_item, *self.A,
             self.user_reg, self.item_reg, m.dtype(m.learning_rate), self.adagrad,
             m._negatives(), m._verify, m.negative_sampling == "popularity", update_items,
-            self.Y.shape[0], block_start, schedule, seed, self.threads, stats)
+            self.Y.shape[0], block_start, schedule, seed, self.threads,
+            np.empty((max(self.threads, 1), self.X.shape[1]), m.dtype), stats)
         return float(stats[:, 0].sum()), float(stats[:, 1].sum())
 
 
@@ -464,11 +465,12 @@ class LogisticMatrixFactorization(RankingFactorizationBase):
     r"""Logistic matrix factorisation (Johnson 2014) by parallel, reproducible SGD.
 
     The log-likelihood of a pair with confidence c and l = x_u . y_i + b_u + b_i is
-    c l - (1 + c) ln(1 + exp(l)); every stored (u, i) (c = r_ui) and ``neg_prop`` drawn
-    unobserved pairs (c = 0) take one step each on it, g = c - (1 + c) sigma(l):
+    c l - (1 + c) ln(1 + exp(l)). One sample is a stored (u, i) (c = r_ui) and ``neg_prop``
+    drawn unobserved pairs (c = 0), all scored with the same x_u; with
+    g_k = c_k - (1 + c_k) sigma(l_uk), each item k steps in turn and then the user, once:
 
-        x_u += lr (g y_k - lambda_u x_u)    y_k += lr (g x_u - lambda_k y_k)
-        b_u += lr (g - lambda_u b_u)        b_k += lr (g - lambda_k b_k)
+        y_k += lr (g_k x_u - lambda_k y_k)           b_k += lr (g_k - lambda_k b_k)
+        x_u += lr (sum_k g_k y_k - lambda_u x_u)     b_u += lr (sum_k g_k - lambda_u b_u)
 
     with adagrad by default. Johnson's penalty lambda/2 (|x_u|^2 + |y_i|^2) is counted once
     per row and epoch: lambda_u = lambda / (steps of row u per epoch), and likewise for items
@@ -521,12 +523,12 @@ class LogisticMatrixFactorization(RankingFactorizationBase):
         return rng.normal(0, 0.01, (n, F)).astype(self.dtype)
 
     def _regularization_weights(self, user_counts, item_counts, item_group, strata):
-        """lambda / (a row's steps per epoch): the user's n_u (1 + neg_prop), the item's
+        """lambda / (a row's steps per epoch): the user's n_u (one per sample), the item's
         n_i + neg_prop n_h / |h| (the stored pairs of its group h shared by its items)."""
         group_pairs = np.bincount(item_group, weights=item_counts, minlength=strata)
         group_size = np.maximum(np.bincount(item_group, minlength=strata), 1)
         item_steps = item_counts + self.neg_prop * group_pairs[item_group] / group_size[item_group]
-        user_steps = user_counts * (1.0 + self.neg_prop)
+        user_steps = user_counts.astype(np.float64)
         dt = self.dtype
         return (np.asarray(self.regularization / np.maximum(user_steps, 1), dt),
                 np.asarray(self.regularization / np.maximum(item_steps, 1), dt))

@@ -13,10 +13,12 @@ and, for both, with the values from before the step:
     y_i += lr (g x_u - lambda_i y_i)        b_i += lr (g - lambda_i b_i)
     y_j += lr (-g x_u - lambda_j y_j)       b_j += lr (-g - lambda_j b_j)
 LMF (Johnson 2014): the log-likelihood c l - (1 + c) ln(1 + exp(l)) of a pair with
-confidence c (c = r_ui for the stored pair, 0 for each of `negatives` drawn j), l = s_uk:
-    g = c - (1 + c) sigma(s_uk)
-    x_u += lr (g y_k - lambda_u x_u)    y_k += lr (g x_u - lambda_k y_k)
-    b_u += lr (g - lambda_u b_u)        b_k += lr (g - lambda_k b_k)
+confidence c, l = s_uk; one sample is the stored pair (c = r_ui) and `negatives` drawn j
+(c = 0), all scored with the same x_u; with g_k = c_k - (1 + c_k) sigma(s_uk), each item
+steps in turn, then the user once:
+    y_k += lr (g_k x_u - lambda_k y_k)          b_k += lr (g_k - lambda_k b_k)
+    x_u += lr (sum_k g_k y_k - lambda_u x_u)    b_u += lr (sum_k g_k - lambda_u b_u)
+(sum_k g_k y_k with each y_k of before its step).
 Adagrad scales each coordinate's step by 1 / sqrt(A), A (from 1) += the bracket squared first.
 
 The draws are those of the kernel: a splitmix64 stream per block (:func:`stream_state`),
@@ -102,19 +104,22 @@ def ranking_epoch(loss, users, items, weights, liked, group_items, group_start, 
             item_bias[i] = bi + step(bi, g - ri * bi, Abi, i)
             item_bias[j] = bj + step(bj, -g - rj * bj, Abi, j)
 
-    def point(u, k, g):
-        xu, yk = P[u].copy(), Q[k].copy()
-        ru, rk = user_reg[u], item_reg[k]
-        du = step(xu, g * yk - ru * xu, AP, u)
-        dk = step(yk, g * xu - rk * yk, AQ, k)
-        P[u] = xu + du
+    def item(u, k, g, gradient):
+        """y_k's step; returns gradient + g y_k (y_k of before)."""
+        yk = Q[k].copy()
+        gradient = gradient + g * yk
         if update_items:
-            Q[k] = yk + dk
-        bu = user_bias[u]
-        user_bias[u] = bu + step(bu, g - ru * bu, Abu, u)
-        if update_items:
+            rk = item_reg[k]
+            Q[k] = yk + step(yk, g * P[u] - rk * yk, AQ, k)
             bk = item_bias[k]
             item_bias[k] = bk + step(bk, g - rk * bk, Abi, k)
+        return gradient
+
+    def user(u, gradient, gradient_b):
+        xu, ru = P[u].copy(), user_reg[u]
+        P[u] = xu + step(xu, gradient - ru * xu, AP, u)
+        bu = user_bias[u]
+        user_bias[u] = bu + step(bu, gradient_b - ru * bu, Abu, u)
 
     for block in schedule:
         lo, hi = block_start[block], block_start[block + 1]
@@ -164,8 +169,8 @@ def ranking_epoch(loss, users, items, weights, liked, group_items, group_start, 
                 c = weights[t]
                 s = P[u] @ Q[i] + user_bias[u] + item_bias[i]
                 total[0] += (1 + c) * softplus(s) - c * s
-                point(u, i, c - (1 + c) * sigmoid(s))
-                total[1] += 1
+                g = c - (1 + c) * sigmoid(s)
+                gradient, gradient_b = item(u, i, g, np.zeros_like(P[u])), g
                 for _ in range(negatives):
                     j = verified()
                     if j is None:
@@ -173,6 +178,8 @@ def ranking_epoch(loss, users, items, weights, liked, group_items, group_start, 
                         continue
                     s = P[u] @ Q[j] + user_bias[u] + item_bias[j]
                     total[0] += softplus(s)
-                    point(u, j, -sigmoid(s))
-                    total[1] += 1
+                    g = -sigmoid(s)
+                    gradient, gradient_b = item(u, j, g, gradient), gradient_b + g
+                user(u, gradient, gradient_b)
+                total[1] += 1
     return tuple(total)
