@@ -133,11 +133,11 @@ def main():
     # (data, loss, factors, epochs, peer); fastals runs the same loss beside each peer
     ml = [("ml100k", "bpr", 100, 100, "implicit"), ("ml100k", "lmf", 30, 30, "implicit"),
           ("ml100k", "bpr", 100, 100, "lightfm"), ("ml100k", "warp", 100, 30, "lightfm")]
-    big = [("lastfm", "bpr", 100, 2, "implicit"), ("lastfm", "lmf", 30, 1, "implicit"),
-           ("lastfm", "bpr", 100, 2, "lightfm"), ("lastfm", "warp", 100, 2, "lightfm")]
+    big = [("lastfm", "bpr", 100, 1, "implicit"), ("lastfm", "lmf", 30, 1, "implicit"),
+           ("lastfm", "bpr", 100, 1, "lightfm"), ("lastfm", "warp", 100, 1, "lightfm")]
     rows = []
     for name, loss, F, epochs, peer in ml + big:
-        repeats = args.repeats or (3 if name == "ml100k" else 2)
+        repeats = args.repeats or (3 if name == "ml100k" else 1 if loss == "lmf" else 2)
         base = {"data": name, "loss": loss, "factors": F, "epochs": epochs, "quick": args.quick}
         specs = [dict(base, lib="fastals"), dict(base, lib=peer)]
         results = [[] for _ in specs]
@@ -174,7 +174,7 @@ def main():
     load = Path("/proc/loadavg").read_text().split()[:3]
     body = (f"`python bench/ranking.py{' --quick' if args.quick else ''}`: each library in "
             "its own process, alternating, 2 threads, medians of "
-            f"{args.repeats or '3 (MovieLens) / 2 (Last.fm-sized)'} runs; load average at the "
+            f"{args.repeats or '3 (MovieLens) / 2 (Last.fm-sized; LMF 1)'} runs; load average at the "
             f"end {' '.join(load)} (the machine is shared: absolute figures are noisy, the "
             "ratios less so). Samples = stored training pairs x epochs. LightFM: "
             + ("built from its sdist in a venv under bench/out." if lightfm else
