@@ -455,6 +455,17 @@ HYPER = {
     fastals.TFIDFRecommender: dict(K=INT_POS, dtype=DTYPE),
     fastals.BM25Recommender: dict(K=INT_POS, K1=FLOAT_NONNEG[:4], B=FLOAT_NONNEG[3:5]),
     fastals.PopularityBaseline: dict(dtype=DTYPE, num_threads=THREADS),
+    fastals.BayesianPersonalizedRanking: dict(
+        factors=INT_POS, learning_rate=FLOAT_POS, regularization=FLOAT_NONNEG,
+        iterations=INT_NONNEG, dtype=DTYPE, num_threads=THREADS, random_state=SEED,
+        verify_negative_samples=BOOL,
+        learning_schedule=[("unknown", "sometimes", ValueError, "one of")],
+        negative_sampling=[("unknown", "random", ValueError, "one of")]),
+    fastals.WARP: dict(factors=INT_POS, learning_rate=FLOAT_POS, max_sampled=INT_POS),
+    fastals.LogisticMatrixFactorization: dict(
+        factors=INT_POS, learning_rate=FLOAT_POS, regularization=FLOAT_NONNEG,
+        iterations=INT_NONNEG, neg_prop=INT_NONNEG, dtype=DTYPE, num_threads=THREADS,
+        random_state=SEED),
 }
 HYPER[fastals.AlternatingLeastSquares] = HYPER[fastals.ImplicitALS]  # implicit's weighting
 bad("AlternatingLeastSquares(alpha=<0>)", call(fastals.AlternatingLeastSquares, alpha=0.0),
