@@ -19,6 +19,7 @@ __all__ = [
     "AlternatingLeastSquares",
     "ApproximateIndex",
     "BM25Recommender",
+    "BayesianPersonalizedRanking",
     "ContentKNN",
     "CosineRecommender",
     "EASE",
@@ -29,6 +30,7 @@ __all__ = [
     "ImplicitALS",
     "Interactions",
     "ItemKNN",
+    "LogisticMatrixFactorization",
     "ModelFileError",
     "ModelFitError",
     "NotFittedError",
@@ -38,6 +40,7 @@ __all__ = [
     "SGDMatrixFactorization",
     "TFIDFRecommender",
     "UserKNN",
+    "WARP",
     "iALS",
     "load",
     "recall_at_n",
@@ -50,6 +53,7 @@ _HOMES = {
     "AlternatingLeastSquares": "fastals.models.implicit_als",
     "ApproximateIndex": "fastals.ann",
     "BM25Recommender": "fastals.models.knn",
+    "BayesianPersonalizedRanking": "fastals.models.ranking",
     "ContentKNN": "fastals.models.knn",
     "CosineRecommender": "fastals.models.knn",
     "EASE": "fastals.models.ease",
@@ -60,6 +64,7 @@ _HOMES = {
     "ImplicitALS": "fastals.models.implicit_als",
     "Interactions": "fastals.data",
     "ItemKNN": "fastals.models.knn",
+    "LogisticMatrixFactorization": "fastals.models.ranking",
     "ModelFileError": "fastals.exceptions",
     "ModelFitError": "fastals.exceptions",
     "NotFittedError": "fastals.exceptions",
@@ -69,6 +74,7 @@ _HOMES = {
     "SGDMatrixFactorization": "fastals.models.sgd",
     "TFIDFRecommender": "fastals.models.knn",
     "UserKNN": "fastals.models.knn",
+    "WARP": "fastals.models.ranking",
     "iALS": "fastals.models.ials",
     "load": "fastals.models.base",
     "recall_at_n": "fastals.ann",
@@ -94,6 +100,8 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads each 
     from fastals.models.knn import BM25Recommender, ContentKNN, CosineRecommender, ItemKNN, \
         TFIDFRecommender, UserKNN
     from fastals.models.popularity import PopularityBaseline
+    from fastals.models.ranking import BayesianPersonalizedRanking, LogisticMatrixFactorization, \
+        WARP
     from fastals.models.rp3beta import RP3beta
     from fastals.models.sgd import FunkSVD, SGDMatrixFactorization
     from fastals.similarity import top_k_similarity

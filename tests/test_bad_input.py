@@ -480,6 +480,17 @@ HYPER = {
                        num_threads=THREADS),
     fastals.RP3beta: dict(K=INT_POS, alpha=FLOAT_NONNEG, beta=FLOAT_NONNEG,
                           normalize_similarity=BOOL, dtype=DTYPE, num_threads=THREADS),
+    fastals.BayesianPersonalizedRanking: dict(
+        factors=INT_POS, learning_rate=FLOAT_POS, regularization=FLOAT_NONNEG,
+        iterations=INT_NONNEG, dtype=DTYPE, num_threads=THREADS, random_state=SEED,
+        verify_negative_samples=BOOL,
+        learning_schedule=[("unknown", "sometimes", ValueError, "one of")],
+        negative_sampling=[("unknown", "random", ValueError, "one of")]),
+    fastals.WARP: dict(factors=INT_POS, learning_rate=FLOAT_POS, max_sampled=INT_POS),
+    fastals.LogisticMatrixFactorization: dict(
+        factors=INT_POS, learning_rate=FLOAT_POS, regularization=FLOAT_NONNEG,
+        iterations=INT_NONNEG, neg_prop=INT_NONNEG, dtype=DTYPE, num_threads=THREADS,
+        random_state=SEED),
 }
 HYPER[fastals.AlternatingLeastSquares] = HYPER[fastals.ImplicitALS]  # implicit's weighting
 bad("AlternatingLeastSquares(alpha=<0>)", call(fastals.AlternatingLeastSquares, alpha=0.0),

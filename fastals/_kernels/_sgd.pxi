@@ -34,6 +34,9 @@
 #   on sparse data and do not hurt convergence, but the result varies from run to run.
 # With one thread both visit the ratings exactly in array order, matching
 # fastals.reference.explicit.sgd_epoch update for update.
+#
+# The ranking losses (BPR, WARP, logistic MF) sweep the same blocks: _ranking.pxi, included
+# at the end.
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport int32_t, int64_t, uint64_t
 
@@ -426,3 +429,6 @@ def check_groups(const index_t[::1] ids, const int32_t[::1] group, Py_ssize_t G)
                 status = INDEX_OUT_OF_RANGE
                 break
     return status
+
+
+include "_ranking.pxi"

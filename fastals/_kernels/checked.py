@@ -112,3 +112,58 @@ def _no_group(side, ids, group, G):
     labels[known] = group[ids[known]]
     t = int(np.argmax(~known | (labels < 0) | (labels >= G)))
     return f"{side} {ids[t]} has no group in [0, {G}) ({side}_group has {len(group)} entries)"
+
+
+def ranking_epoch(loss, users, items, weights, indptr, indices, group_items, group_start, P, Q,
+                  user_bias, item_bias, AP, AQ, Abu, Abi, user_reg, item_reg, learning_rate,
+                  adagrad, negatives, verify, popularity, update_items, n_items, block_start,
+                  schedule, seed, num_threads, scratch, block_stats):
+    """The ``_sgd`` kernel's ranking epoch (``_ranking.pxi``), after checking what it trusts:
+    the pairs, blocks and schedule, every index in range, the item groups covering the
+    items, and the rows of the factors, biases, weights and accumulators."""
+    _check_lengths(users, items, weights)
+    if len(users):
+        _check_schedule(np.asarray(block_start), np.asarray(schedule), len(users))
+    n_users, n_rows = P.shape[0], Q.shape[0]
+    _check_range("users", users, n_users)
+    _check_range("items", items, n_rows)
+    _check_range("group_items", group_items, n_rows)
+    if len(indptr) != n_users + 1 or indptr[0] != 0 or indptr[-1] != len(indices) \
+            or (np.diff(indptr) < 0).any():
+        raise ValueError(f"indptr must hold {n_users + 1} non-decreasing offsets into indices")
+    _check_range("indices", indices, n_rows)
+    G = max(1, int(len(schedule) ** 0.5 + 0.5))
+    if len(group_start) != G + 1 or group_start[0] != 0 \
+            or group_start[-1] != len(group_items) or (np.diff(group_start) < 0).any():
+        raise ValueError(f"group_start must hold {G + 1} offsets into group_items")
+    if P.shape[1] != Q.shape[1]:
+        raise ValueError(f"P and Q differ in factors: {P.shape[1]} and {Q.shape[1]}")
+    for name, array, n in (("user_bias", user_bias, n_users), ("item_bias", item_bias, n_rows),
+                           ("user_reg", user_reg, n_users), ("item_reg", item_reg, n_rows)):
+        if len(array) != n:
+            raise ValueError(f"{name} must hold {n} values, got {len(array)}")
+    if adagrad and not (AP.shape == P.shape and AQ.shape == Q.shape
+                        and len(Abu) == n_users and len(Abi) == n_rows):
+        raise ValueError("the adagrad accumulators must have the shapes of P, Q and the biases")
+    if min(AP.size, AQ.size, len(Abu), len(Abi)) < 1:
+        raise ValueError("the accumulators must hold at least one value (unused without "
+                         "adagrad)")
+    if np.asarray(scratch).shape != (max(num_threads, 1), P.shape[1]):
+        raise ValueError(f"scratch must be (num_threads, factors) = ({num_threads}, "
+                         f"{P.shape[1]}), got {np.asarray(scratch).shape}")
+    if np.asarray(block_stats).shape != (len(schedule), 3):
+        raise ValueError(f"block_stats must be ({len(schedule)}, 3)")
+    if negatives < 0:
+        raise ValueError(f"negatives must be >= 0, got {negatives}")
+    return kernels("_sgd").ranking_epoch(
+        loss, users, items, weights, indptr, indices, group_items, group_start, P, Q,
+        user_bias, item_bias, AP, AQ, Abu, Abi, user_reg, item_reg, learning_rate, adagrad,
+        negatives, verify, popularity, update_items, n_items, block_start, schedule, seed,
+        num_threads, scratch, block_stats)
+
+
+def _check_range(name, ids, n):
+    ids = np.asarray(ids)
+    if ids.size and (ids.min() < 0 or ids.max() >= n):
+        bad = ids[(ids < 0) | (ids >= n)][0]
+        raise ValueError(f"{name} holds {bad}, outside [0, {n})")

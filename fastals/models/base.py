@@ -54,8 +54,9 @@ _MOVED_CLASSES = {"fastals.evaluation.PopularityBaseline":
 # The modules of fastals' own models: load() imports them, so that their classes are
 # registered however little of the package has been imported.
 _MODEL_MODULES = ("fastals.models.ease", "fastals.models.explicit_als",
-                  "fastals.models.implicit_als", "fastals.models.knn",
-                  "fastals.models.popularity", "fastals.models.rp3beta", "fastals.models.sgd")
+                  "fastals.models.ials", "fastals.models.implicit_als", "fastals.models.knn",
+                  "fastals.models.popularity", "fastals.models.ranking", "fastals.models.rp3beta",
+                  "fastals.models.sgd")
 # Dense score blocks are computed this many cells at a time (64 MiB of float32).
 _SCORE_BLOCK_CELLS = 1 << 24
 

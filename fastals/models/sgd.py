@@ -377,6 +377,7 @@ class RatingOrder:
         # milliseconds on one thread, less than waking the others)
         self.num_threads = num_threads if R.nnz >= 1 << 20 else 1
         self.triples = self.block_start = self.schedule = None
+        self.groups = None  # (user_group, item_group) once drawn (strata > 1)
 
     def draw(self):
         sgd, rng, G = checked, self.rng, self.strata  # the _sgd kernels, checked
@@ -389,6 +390,7 @@ class RatingOrder:
             self.triples = tuple(np.empty_like(a) for a in self.source)
             user_group = balanced_groups(rng, self.counts[0], G)
             item_group = balanced_groups(rng, self.counts[1], G)
+            self.groups = (user_group, item_group)
             self.block_start = sgd.order_ratings(*self.source, *self.triples, epoch_seed(rng),
                                                  self.num_threads, user_group, item_group, G)
             self.source = None

@@ -1,0 +1,379 @@
+# Ranking losses for implicit feedback on the SGD family's stratified sweep: BPR (Rendle et
+# al. 2009), WARP (Weston et al. 2011) and logistic MF (Johnson 2014), one sample per
+# stored (u, i) pair, with negatives j drawn from the items of the block's item group.
+#
+# Included by _sgd.pxi (so built per instruction set with it); uses its block scheduler
+# (take_ready, block_dependencies), its random streams (stream_state, below) and its lock.
+#
+# Notation (fastals/reference/__init__.py; reference: fastals/reference/ranking.py):
+#   s_ui = x_u . y_i + b_i (+ b_u for LMF),  sigma(t) = 1 / (1 + exp(-t)),
+#   lambda_u, lambda_i the per-step L2 weights of the rows (user_reg, item_reg)
+# BPR   x_uij = s_ui - s_uj, g = sigma(-x_uij); loss ln(1 + exp(-x_uij))
+# WARP  draw j up to max_sampled times until s_uj > s_ui - 1 (the t-th draw), then
+#       g = ln(max(1, floor((n_items - 1) / t))); loss g (1 - s_ui + s_uj); no violation: no step
+# pairwise step (BPR, WARP), from the values before the step:
+#   x_u += lr (g (y_i - y_j) - lambda_u x_u)
+#   y_i += lr (g x_u - lambda_i y_i)       b_i += lr (g - lambda_i b_i)
+#   y_j += lr (-g x_u - lambda_j y_j)      b_j += lr (-g - lambda_j b_j)
+# LMF   one sample is the positive (u, i), confidence c = r_ui, and `negatives` drawn j
+#       (c = 0), all scored with the same x_u: for each k of them in turn
+#         g_k = c_k - (1 + c_k) sigma(s_uk), loss (1 + c_k) ln(1 + exp(s_uk)) - c_k s_uk
+#         y_k += lr (g_k x_u - lambda_k y_k)     b_k += lr (g_k - lambda_k b_k)
+#       then once, with the sums over the sample's items of g_k y_k (the y_k of before their
+#       steps) and of g_k:
+#         x_u += lr (sum g_k y_k - lambda_u x_u)  b_u += lr (sum g_k - lambda_u b_u)
+#       (the negatives' scores do not wait for each other's steps on x_u)
+# With adagrad, each coordinate's lr is lr / sqrt(A) where A (starting at 1, as LightFM)
+# first accumulates the square of that coordinate's step direction (the bracket).
+#
+# Negatives: uniform over the block's item group (group_items[group_start[h]:...]), or by
+# popularity (the item of a uniform stored pair of the block). With `verify`, a liked j (a
+# binary search in the user's sorted row of the training CSR) is redrawn, at most
+# MAX_NEGATIVE_DRAWS times (then the sample is skipped and counted: never a hang); WARP
+# counts a liked draw as one of its max_sampled. The draws of block b come from the stream
+# stream_state(seed, b): with the blocks' order fixed by the schedule, the sweep is the
+# sequential one for any number of threads, bit for bit.
+from libc.math cimport exp, expf, floor, log, log1p, log1pf, sqrt, sqrtf
+
+from fastals._kernels._common cimport dot
+
+cdef enum:
+    LOSS_BPR = 0
+    LOSS_WARP = 1
+    LOSS_LMF = 2
+    MAX_NEGATIVE_DRAWS = 64
+    # block statistics: [loss sum, steps taken, samples skipped (no negative found)]
+    STAT_LOSS = 0
+    STAT_STEPS = 1
+    STAT_SKIPPED = 2
+
+
+cdef inline floating logistic(floating t, double* loss) noexcept nogil:
+    """sigma(t), adding ln(1 + exp(t)) to loss: one exp and one log1p in the dtype."""
+    cdef floating e
+    if t > 30:  # sigma(t) = 1 and ln(1 + exp(t)) = t to the dtype's precision
+        loss[0] += t
+        return 1
+    if floating is float:
+        e = expf(t)
+        loss[0] += log1pf(e)
+    else:
+        e = exp(t)
+        loss[0] += log1p(e)
+    return e / (1 + e)
+
+
+cdef inline floating rate(floating lr, floating direction, floating* accumulator,
+                          bint adagrad) noexcept nogil:
+    """The step lr * direction, or adagrad's lr * direction / sqrt(A) after A += direction^2."""
+    if not adagrad:
+        return lr * direction
+    accumulator[0] = accumulator[0] + direction * direction
+    if floating is float:
+        return lr * direction / sqrtf(accumulator[0])
+    else:
+        return lr * direction / sqrt(accumulator[0])
+
+
+cdef inline floating root(floating a) noexcept nogil:
+    if floating is float:
+        return sqrtf(a)
+    else:
+        return sqrt(a)
+
+
+cdef inline void pair_step(floating* p, floating* qi, floating* qj, floating* bi, floating* bj,
+                           floating* Ap, floating* Aqi, floating* Aqj, floating* Abi,
+                           floating* Abj, floating g, floating lr, floating reg_u,
+                           floating reg_i, floating reg_j, bint adagrad, bint update_items,
+                           int F) noexcept nogil:
+    """The pairwise step (module notation); A* are the adagrad accumulators. Each case is
+    its own loop without branches, so that the compiler vectorises it."""
+    cdef int f
+    cdef floating xu, yi, yj, du, di, dj
+    if not adagrad and update_items:
+        for f in range(F):
+            xu = p[f]
+            yi = qi[f]
+            yj = qj[f]
+            p[f] = xu + lr * (g * (yi - yj) - reg_u * xu)
+            qi[f] = yi + lr * (g * xu - reg_i * yi)
+            qj[f] = yj + lr * (-g * xu - reg_j * yj)
+    elif not adagrad:
+        for f in range(F):
+            p[f] = p[f] + lr * (g * (qi[f] - qj[f]) - reg_u * p[f])
+    elif update_items:
+        for f in range(F):
+            xu = p[f]
+            yi = qi[f]
+            yj = qj[f]
+            du = g * (yi - yj) - reg_u * xu
+            di = g * xu - reg_i * yi
+            dj = -g * xu - reg_j * yj
+            Ap[f] = Ap[f] + du * du
+            Aqi[f] = Aqi[f] + di * di
+            Aqj[f] = Aqj[f] + dj * dj
+            p[f] = xu + lr * du / root(Ap[f])
+            qi[f] = yi + lr * di / root(Aqi[f])
+            qj[f] = yj + lr * dj / root(Aqj[f])
+    else:
+        for f in range(F):
+            du = g * (qi[f] - qj[f]) - reg_u * p[f]
+            Ap[f] = Ap[f] + du * du
+            p[f] = p[f] + lr * du / root(Ap[f])
+    if update_items:
+        du = bi[0]
+        dj = bj[0]
+        bi[0] = du + rate(lr, g - reg_i * du, Abi, adagrad)
+        bj[0] = dj + rate(lr, -g - reg_j * dj, Abj, adagrad)
+
+
+cdef inline void item_step(const floating* p, floating* q, floating* bq, floating* gradient,
+                           floating* Aq, floating* Abq, floating g, floating lr,
+                           floating reg_k, bint adagrad, bint update_items,
+                           int F) noexcept nogil:
+    """LMF: gradient += g y_k (y_k of before), then the step of y_k and b_k."""
+    cdef int f
+    cdef floating yk, dk
+    if not update_items:
+        for f in range(F):
+            gradient[f] = gradient[f] + g * q[f]
+        return
+    if not adagrad:
+        for f in range(F):
+            yk = q[f]
+            gradient[f] = gradient[f] + g * yk
+            q[f] = yk + lr * (g * p[f] - reg_k * yk)
+    else:
+        for f in range(F):
+            yk = q[f]
+            gradient[f] = gradient[f] + g * yk
+            dk = g * p[f] - reg_k * yk
+            Aq[f] = Aq[f] + dk * dk
+            q[f] = yk + lr * dk / root(Aq[f])
+    dk = bq[0]
+    bq[0] = dk + rate(lr, g - reg_k * dk, Abq, adagrad)
+
+
+cdef inline void user_step(floating* p, floating* bu, const floating* gradient,
+                           floating gradient_b, floating* Ap, floating* Abu, floating lr,
+                           floating reg_u, bint adagrad, int F) noexcept nogil:
+    """LMF: x_u += lr (sum g_k y_k - lambda_u x_u), b_u likewise."""
+    cdef int f
+    cdef floating du
+    if not adagrad:
+        for f in range(F):
+            p[f] = p[f] + lr * (gradient[f] - reg_u * p[f])
+    else:
+        for f in range(F):
+            du = gradient[f] - reg_u * p[f]
+            Ap[f] = Ap[f] + du * du
+            p[f] = p[f] + lr * du / root(Ap[f])
+    du = bu[0]
+    bu[0] = du + rate(lr, gradient_b - reg_u * du, Abu, adagrad)
+
+
+cdef inline floating difference_dot(const floating* p, const floating* a, const floating* b,
+                                    int F) noexcept nogil:
+    """p . (a - b) in one pass."""
+    cdef floating total = 0
+    cdef int f
+    for f in range(F):
+        total = total + p[f] * (a[f] - b[f])
+    return total
+
+
+cdef inline bint is_liked(const index_t* row, Py_ssize_t n, index_t item) noexcept nogil:
+    """Whether `item` is in the sorted row[0:n]."""
+    cdef Py_ssize_t lo = 0, hi = n, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if row[mid] < item:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < n and row[lo] == item
+
+
+cdef inline index_t draw_negative(uint64_t* state, const index_t* group, Py_ssize_t group_size,
+                                  const index_t* block_items, Py_ssize_t block_size,
+                                  bint popularity) noexcept nogil:
+    if popularity:
+        return block_items[below(state, block_size)]
+    return group[below(state, group_size)]
+
+
+cdef struct RankingArgs:
+    int loss
+    int negatives           # LMF: draws per positive; WARP: max_sampled
+    bint verify
+    bint popularity
+    bint adagrad
+    bint update_items
+    double n_items          # WARP's rank estimate is over every item
+    int F
+
+
+cdef void ranking_run(RankingArgs* a, const index_t* users, const index_t* items,
+                      const floating* weights, Py_ssize_t start, Py_ssize_t stop,
+                      const index_t* indptr, const index_t* indices, const index_t* group,
+                      Py_ssize_t group_size, floating* P, floating* Q, floating* user_bias,
+                      floating* item_bias, floating* AP, floating* AQ, floating* Abu,
+                      floating* Abi, const floating* user_reg, const floating* item_reg,
+                      floating lr, uint64_t state, floating* gradient,
+                      double* stats) noexcept nogil:
+    """The samples start .. stop-1 of one block, in order, drawing from `state`;
+    `gradient` is the thread's scratch row (LMF)."""
+    cdef Py_ssize_t t, n_liked, draws, ui, ii, ji
+    cdef index_t u, i, j
+    cdef const index_t* liked
+    cdef floating* p
+    cdef floating s_ui, s_uj, g, c, gradient_b
+    cdef double loss = 0, steps = 0, skipped = 0, softplus
+    cdef int F = a.F, k, f
+    cdef bint found
+    for t in range(start, stop):
+        u = users[t]
+        i = items[t]
+        liked = indices + indptr[u]
+        n_liked = indptr[u + 1] - indptr[u]
+        ui = <Py_ssize_t> u * F
+        ii = <Py_ssize_t> i * F
+        p = P + ui
+        if a.loss == LOSS_BPR:
+            found = False
+            for draws in range(MAX_NEGATIVE_DRAWS):
+                j = draw_negative(&state, group, group_size, items + start, stop - start,
+                                  a.popularity)
+                if not a.verify or not is_liked(liked, n_liked, j):
+                    found = True
+                    break
+            if not found:
+                skipped += 1
+                continue
+            ji = <Py_ssize_t> j * F
+            s_uj = difference_dot(p, Q + ji, Q + ii, F) + item_bias[j] - item_bias[i]
+            g = logistic(s_uj, &loss)  # s_uj here is s_uj - s_ui = -x_uij
+            pair_step(p, Q + ii, Q + ji, item_bias + i, item_bias + j, AP + ui, AQ + ii,
+                      AQ + ji, Abi + i, Abi + j, g, lr, user_reg[u], item_reg[i], item_reg[j],
+                      a.adagrad, a.update_items, F)
+            steps += 1
+        elif a.loss == LOSS_WARP:
+            s_ui = dot(p, Q + ii, F) + item_bias[i]
+            for draws in range(1, a.negatives + 1):
+                j = draw_negative(&state, group, group_size, items + start, stop - start,
+                                  a.popularity)
+                ji = <Py_ssize_t> j * F
+                s_uj = dot(p, Q + ji, F) + item_bias[j]
+                if s_uj > s_ui - 1:
+                    if a.verify and is_liked(liked, n_liked, j):
+                        continue
+                    g = <floating> log(max(1.0, floor((a.n_items - 1) / draws)))
+                    loss += g * (1 - s_ui + s_uj)
+                    pair_step(p, Q + ii, Q + ji, item_bias + i, item_bias + j, AP + ui,
+                              AQ + ii, AQ + ji, Abi + i, Abi + j, g, lr, user_reg[u],
+                              item_reg[i], item_reg[j], a.adagrad, a.update_items, F)
+                    steps += 1
+                    break
+        else:  # LOSS_LMF
+            for f in range(F):
+                gradient[f] = 0
+            c = weights[t]
+            s_ui = dot(p, Q + ii, F) + user_bias[u] + item_bias[i]
+            softplus = 0
+            g = c - (1 + c) * logistic(s_ui, &softplus)
+            loss += (1 + c) * softplus - c * s_ui
+            gradient_b = g
+            item_step(p, Q + ii, item_bias + i, gradient, AQ + ii, Abi + i, g, lr, item_reg[i],
+                      a.adagrad, a.update_items, F)
+            for k in range(a.negatives):
+                found = False
+                for draws in range(MAX_NEGATIVE_DRAWS):
+                    j = draw_negative(&state, group, group_size, items + start, stop - start,
+                                      a.popularity)
+                    if not a.verify or not is_liked(liked, n_liked, j):
+                        found = True
+                        break
+                if not found:
+                    skipped += 1
+                    continue
+                ji = <Py_ssize_t> j * F
+                g = -logistic(dot(p, Q + ji, F) + user_bias[u] + item_bias[j], &loss)
+                gradient_b = gradient_b + g
+                item_step(p, Q + ji, item_bias + j, gradient, AQ + ji, Abi + j, g, lr,
+                          item_reg[j], a.adagrad, a.update_items, F)
+            user_step(p, user_bias + u, gradient, gradient_b, AP + ui, Abu + u, lr, user_reg[u],
+                      a.adagrad, F)
+            steps += 1
+    stats[STAT_LOSS] = loss
+    stats[STAT_STEPS] = steps
+    stats[STAT_SKIPPED] = skipped
+
+
+def ranking_epoch(int loss, const index_t[::1] users, const index_t[::1] items,
+                  const floating[::1] weights, const index_t[::1] indptr,
+                  const index_t[::1] indices, const index_t[::1] group_items,
+                  const int64_t[::1] group_start, floating[:, ::1] P, floating[:, ::1] Q,
+                  floating[::1] user_bias, floating[::1] item_bias, floating[:, ::1] AP,
+                  floating[:, ::1] AQ, floating[::1] Abu, floating[::1] Abi,
+                  const floating[::1] user_reg, const floating[::1] item_reg,
+                  floating learning_rate, bint adagrad, int negatives, bint verify,
+                  bint popularity, bint update_items, Py_ssize_t n_items,
+                  const int64_t[::1] block_start, const int64_t[::1] schedule, uint64_t seed,
+                  int num_threads, floating[:, ::1] scratch, double[:, ::1] block_stats):
+    """One pass of the loss's samples (module notation) over the stored pairs.
+
+    The pairs are stored block by block (`block_start`, G * G + 1 offsets, block b = user
+    group b // G, item group b % G) and visited in `schedule` order, blocks in parallel as
+    their predecessors finish. Negatives of block b come from item group b % G
+    (`group_items[group_start[h]:group_start[h + 1]]`) and the stream (seed, b).
+    Updates P, Q, the biases (and with adagrad the accumulators A*) in place; writes
+    [loss sum, steps, skipped samples] of schedule position k to block_stats[k]; thread t
+    uses scratch[t] (num_threads x F).
+    The arrays are trusted: fastals._kernels.checked.ranking_epoch checks them first.
+    """
+    cdef Py_ssize_t G, k, block, h, n_blocks = schedule.shape[0]
+    cdef RankingArgs a
+    cdef int64_t[::1] pending, next_user, next_item, progress
+    cdef signed char[::1] taken
+    cdef fastals_lock_t lock
+    cdef int tid
+    if users.shape[0] == 0 or n_blocks == 0:
+        return
+    G = <Py_ssize_t> (n_blocks ** 0.5 + 0.5)
+    a.loss, a.negatives, a.verify, a.popularity = loss, negatives, verify, popularity
+    a.adagrad, a.update_items, a.n_items, a.F = adagrad, update_items, n_items, P.shape[1]
+    pending, next_user, next_item = block_dependencies(schedule, G)
+    taken = np.zeros(n_blocks, dtype=np.int8)
+    progress = np.zeros(2, dtype=np.int64)  # [blocks done, lowest position not yet taken]
+    fastals_lock_init(&lock)
+    with nogil, parallel(num_threads=num_threads):
+        tid = threadid()
+        while True:
+            fastals_lock(&lock)
+            if progress[0] == n_blocks:
+                fastals_unlock(&lock)
+                break
+            k = take_ready(pending, taken, progress, schedule, G, tid, num_threads)
+            fastals_unlock(&lock)
+            if k < 0:
+                fastals_yield()  # every remaining block waits on one that is running
+                continue
+            block = schedule[k]
+            h = block % G
+            if block_start[block + 1] > block_start[block]:
+                ranking_run(&a, &users[0], &items[0], &weights[0], block_start[block],
+                            block_start[block + 1], &indptr[0], &indices[0],
+                            &group_items[group_start[h]], group_start[h + 1] - group_start[h],
+                            &P[0, 0], &Q[0, 0], &user_bias[0], &item_bias[0], &AP[0, 0],
+                            &AQ[0, 0], &Abu[0], &Abi[0], &user_reg[0], &item_reg[0],
+                            learning_rate, stream_state(seed, block), &scratch[tid, 0],
+                            &block_stats[k, 0])
+            fastals_lock(&lock)  # (taking and releasing the lock orders the factor writes)
+            progress[0] += 1
+            if next_user[k] >= 0:
+                pending[next_user[k]] -= 1
+            if next_item[k] >= 0:
+                pending[next_item[k]] -= 1
+            fastals_unlock(&lock)
+    fastals_lock_destroy(&lock)
