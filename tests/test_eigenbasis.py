@@ -191,7 +191,7 @@ def test_the_lapack_exact_solver_of_large_factor_counts_matches_the_reference(is
     from fastals.reference import implicit_als_exact_step
 
     rng = np.random.default_rng(11)
-    K = 130
+    K = 200  # >= _als.LAPACK_MIN_FACTORS
     import scipy.sparse as sp
 
     R = sp.vstack([random_interactions(12, 400, 0.5, 12, negative=True),

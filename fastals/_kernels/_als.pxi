@@ -37,10 +37,11 @@ from fastals._kernels._status cimport (NOT_POSITIVE_DEFINITE, OK, OUT_OF_MEMORY,
                                        Status, scratch_malloc)
 
 cdef enum:
-    # from this many factors on, the exact solver's rank updates and factorisation are the
+    # from this many factors on (where the eigenbasis starts; at 128 not measured yet, so the
+    # register tiles stay there) the exact solver's rank updates and factorisation are the
     # BLAS's syrk and LAPACK's potrf / potrs (single-threaded calls, one row per thread):
     # blocked for the cache, where the register tiles stream an F x F matrix beyond L2
-    LAPACK_MIN_FACTORS = 128
+    LAPACK_MIN_FACTORS = 192
     # how many stored values ahead the rows of Y are prefetched
     PREFETCH_AHEAD = 8
     # rows of Y of the next CSR row prefetched ahead of its gather
@@ -235,12 +236,12 @@ cdef Status cholesky_row(floating* x, const floating* Y, const floating* gram, b
 cdef inline bint woodbury_applies(const floating* values, Py_ssize_t nnz, floating alpha,
                                   floating offset, int F) noexcept nogil:
     """Whether :func:`woodbury_row` solves this row: at most F stored values (beyond, the
-    F x F factorisation is cheaper), none with c_ui < 1 (they would make S indefinite)."""
+    F x F factorisation is cheaper), every one with c_ui > 1 (each is then a row of Z)."""
     cdef Py_ssize_t j
     if nnz > F:
         return False
     for j in range(nnz):
-        if (offset - 1) + alpha * (values[j] if values[j] > 0 else -values[j]) < 0:
+        if not (offset - 1) + alpha * (values[j] if values[j] > 0 else -values[j]) > 0:
             return False
     return True
 
@@ -248,18 +249,21 @@ cdef inline bint woodbury_applies(const floating* values, Py_ssize_t nnz, floati
 cdef Status woodbury_row(floating* x, const floating* Y, const floating* diagonal,
                          floating shift, const index_t* cols, const floating* values,
                          Py_ssize_t nnz, floating alpha, floating offset, int F, floating* Z,
-                         floating* S, floating* w, floating* scale) noexcept nogil:
+                         floating* S, floating* g, floating* scale) noexcept nogil:
     """Exact x = A_u^{-1} rhs_u when gram is diagonal (the eigenbasis), by the Woodbury
-    identity, in O(n^2 F + n^3) for the n stored values with c_ui > 1 instead of the
-    O(n F^2 + F^3) of :func:`cholesky_row`.
+    identity, in O(n^2 F + n^3) for the n stored values instead of the O(n F^2 + F^3) of
+    :func:`cholesky_row`.
 
     With E = gram + s_u I (diagonal) and the n x F matrix Z of rows
-    z_i = sqrt(c_ui - 1) E^{-1/2} y_i, A_u = E^{1/2} (I + Z^T Z) E^{1/2}, and
-    (I + Z^T Z)^{-1} = I - Z^T S^{-1} Z with S = I + Z Z^T (n x n, positive definite):
+    z_i = sqrt(c_ui - 1) E^{-1/2} y_i, A_u = E^{1/2} (I + Z^T Z) E^{1/2} and
+    rhs_u = E^{1/2} Z^T g with g_i = c_ui p_ui / sqrt(c_ui - 1); since
+    (I + Z^T Z)^{-1} Z^T = Z^T (I + Z Z^T)^{-1},
 
-        t = E^{-1/2} rhs_u,   x = E^{-1/2} (t - Z^T S^{-1} Z t).
+        x = E^{-1/2} Z^T S^{-1} g,   S = I + Z Z^T (n x n, positive definite),
 
-    The caller checks :func:`woodbury_applies` (every c_ui >= 1, n <= F).
+    with no subtraction of nearly equal terms (the textbook form
+    E^{-1} - E^{-1} Z^T S^{-1} Z E^{-1} loses every digit when c_ui is large).
+    The caller checks :func:`woodbury_applies` (every c_ui > 1, n <= F).
     """
     cdef Py_ssize_t j
     cdef int k, i, m, n = 0
@@ -273,35 +277,30 @@ cdef Status woodbury_row(floating* x, const floating* Y, const floating* diagona
         if not e > 0:
             return NOT_POSITIVE_DEFINITE
         scale[k] = 1 / sqrt(e)
-    memset(x, 0, F * sizeof(floating))
     for j in range(nnz):
         if j + PREFETCH_AHEAD < nnz:
             prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * F, F)
         y = Y + <Py_ssize_t> cols[j] * F
         confidence(values[j], alpha, offset, &c_minus_1, &c_times_p)
-        if c_times_p != 0:
-            axpy(c_times_p, y, x, F)
-        if c_minus_1 > 0:
-            root = sqrt(c_minus_1)
-            z = Z + <Py_ssize_t> n * F
-            for k in range(F):
-                z[k] = root * scale[k] * y[k]
-            n += 1
-    for k in range(F):  # t
-        x[k] = x[k] * scale[k]
-        if not -INFINITY < x[k] < INFINITY:
+        root = sqrt(c_minus_1)
+        z = Z + <Py_ssize_t> n * F
+        for k in range(F):
+            z[k] = root * scale[k] * y[k]
+        g[n] = c_times_p / root
+        if not -INFINITY < g[n] < INFINITY:
             return OVERFLOW
-    # S = I + Z Z^T (upper triangle) and w = Z t; then w = S^{-1} Z t
+        n += 1
+    # S = I + Z Z^T (upper triangle); then g = S^{-1} g and x = E^{-1/2} Z^T g
     for i in range(n):
         z = Z + <Py_ssize_t> i * F
         for m in range(i, n):
             S[<Py_ssize_t> i * n + m] = dot(z, Z + <Py_ssize_t> m * F, F)
         S[<Py_ssize_t> i * n + i] += 1
-        w[i] = dot(z, x, F)
-    if not cholesky_solve_upper(S, w, n):
+    if not cholesky_solve_upper(S, g, n):
         return OVERFLOW  # S >= I: only an overflow makes it fail
+    memset(x, 0, F * sizeof(floating))
     for i in range(n):
-        axpy(-w[i], Z + <Py_ssize_t> i * F, x, F)
+        axpy(g[i], Z + <Py_ssize_t> i * F, x, F)
     for k in range(F):
         x[k] = x[k] * scale[k]
     return OK
@@ -338,7 +337,7 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
     cdef floating* gathered
     cdef index_t* identity
     cdef bint shifted = row_shift is not None
-    cdef bint diagonal = gram.shape[0] == 1
+    cdef bint diagonal = gram.shape[0] == 1 and F > 1  # (a 1 x 1 gram is the dense one)
     cdef floating shift
     with nogil, parallel(num_threads=num_threads):
         scratch = <floating*> scratch_malloc((3 * F + gather_rows * F) * sizeof(floating))
@@ -387,7 +386,7 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
                    floating offset=1):
     """Overwrite every row of X with the exact solution of its normal equations
     (`row_shift`, `offset`, a 1 x F `gram`: as in :func:`solve_cg`). With a diagonal gram,
-    rows of at most F stored values with confidences >= 1 are solved by the Woodbury
+    rows of at most F stored values with confidences > 1 are solved by the Woodbury
     identity (:func:`woodbury_row`), the others by :func:`cholesky_row`."""
     cdef Py_ssize_t n_rows = X.shape[0], u
     cdef int F = X.shape[1]
@@ -396,7 +395,7 @@ def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,
     cdef int chunk = max(128 if F >= LAPACK_MIN_FACTORS else 16, 8192 // F)
     cdef floating* scratch
     cdef bint shifted = row_shift is not None
-    cdef bint diagonal = gram.shape[0] == 1
+    cdef bint diagonal = gram.shape[0] == 1 and F > 1  # (a 1 x 1 gram is the dense one)
     cdef floating shift
     cdef Py_ssize_t square = <Py_ssize_t> F * F, nnz
     # a diagonal gram's rows may take woodbury_row: Z (up to F x F) and S (F x F) in the
