@@ -114,6 +114,7 @@ def worker(spec):
         import fastals
         data = train
         model = fastals.ImplicitALS(factors=K, regularization=regularization, alpha=alpha,
+                                    weighting="none",  # the values as implicit gets them
                                     iterations=iterations,
                                     solver="cg" if lib == "fastals-cg" else solver,
                                     cg_steps=CG_STEPS,
