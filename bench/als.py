@@ -152,6 +152,8 @@ def main():
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="K=64 only, fewer repeats")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--K", type=int, nargs="*", help="only these factor counts")
+    parser.add_argument("--solver", choices=("cg", "cholesky"), help="only this solver")
     parser.add_argument("--data", nargs="*", default=list(DATASETS)[:3],
                         help=f"data sets (default: the first three of {', '.join(DATASETS)})")
     args = parser.parse_args()
@@ -166,8 +168,8 @@ def main():
             print(f"skipping {data}: {exc}")
             continue
         small = data == "movielens-100k"
-        for K in settings(data, args.quick)[2]:
-            for solver in ("cg", "cholesky"):
+        for K in [K for K in settings(data, args.quick)[2] if not args.K or K in args.K]:
+            for solver in [args.solver] if args.solver else ["cg", "cholesky"]:
                 big = data == "synthetic-lastfm"
                 libs = ["fastals", "implicit"] + (["reference"] if small else [])
                 if solver == "cholesky" and K > IMPLICIT_CHOLESKY_MAX_FACTORS:
@@ -207,7 +209,8 @@ def main():
     header = ["data", "K", "solver", "library", "s/iteration (median)",
               "time / fastals", "GFLOP/s", "fit peak extra MiB",
               "(input+peak)/(input+factors)", "peak RSS / implicit's", "P@10"]
-    body = (f"`python bench/als.py{' --quick' if args.quick else ''}`, {args.threads} threads, "
+    command = " ".join(["python bench/als.py"] + sys.argv[1:])
+    body = (f"`{command}`, {args.threads} threads, "
             f"float32, alpha={ALPHA}, regularization={REGULARIZATION} (synthetic-sparse: "
             f"{SETTINGS['synthetic-sparse'][0]}, {SETTINGS['synthetic-sparse'][1]}), "
             f"cg_steps={CG_STEPS}. "
