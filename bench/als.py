@@ -152,7 +152,8 @@ def main():
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="K=64 only, fewer repeats")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--K", type=int, nargs="*", help="only these factor counts")
+    parser.add_argument("--K", type=int, nargs="*",
+                        help="these factor counts instead of the data set's own")
     parser.add_argument("--solver", choices=("cg", "cholesky"), help="only this solver")
     parser.add_argument("--data", nargs="*", default=list(DATASETS)[:3],
                         help=f"data sets (default: the first three of {', '.join(DATASETS)})")
@@ -168,7 +169,7 @@ def main():
             print(f"skipping {data}: {exc}")
             continue
         small = data == "movielens-100k"
-        for K in [K for K in settings(data, args.quick)[2] if not args.K or K in args.K]:
+        for K in args.K or settings(data, args.quick)[2]:
             for solver in [args.solver] if args.solver else ["cg", "cholesky"]:
                 big = data == "synthetic-lastfm"
                 libs = ["fastals", "implicit"] + (["reference"] if small else [])
