@@ -29,7 +29,8 @@ def eigenbasis_from(factors):
 
 
 # --- the dense-product kernels ----------------------------------------------------------------
-@pytest.mark.parametrize("shape", [(0, 5), (1, 1), (37, 3), (5000, 300), (2049, 129)])
+@pytest.mark.parametrize("shape", [(0, 5), (1, 1), (37, 3), (5000, 300), (2049, 129),
+                                   (3 * 4096 + 17, 20)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("fast", [False, True])
 def test_gram_matrix_is_the_float64_product_for_any_thread_count(shape, dtype, fast):
@@ -44,6 +45,19 @@ def test_gram_matrix_is_the_float64_product_for_any_thread_count(shape, dtype, f
     tolerance = 1e-6 if fast and dtype == np.float32 else 1e-13
     scale = max(1.0, np.abs(exact).max(initial=0))
     np.testing.assert_allclose(results[0], exact, rtol=0, atol=tolerance * scale)
+
+
+def test_gram_matrix_with_fewer_partial_sums_than_chunks(monkeypatch):
+    # a memory budget for two K x K partial sums: 7 chunks of rows in 2 groups of 3 and 4
+    K = 24
+    monkeypatch.setattr(blocksolve, "_GRAM_GROUPS_MEMORY", 2 * 8 * K * K + 8)
+    n = 6 * blocksolve._CHUNK_ROWS + 5
+    assert blocksolve._gram_groups(n, K) == 2
+    Y = np.random.default_rng(3).standard_normal((n, K))
+    results = [gram_matrix(Y, threads) for threads in (1, 2, 3)]
+    for G in results:
+        np.testing.assert_array_equal(G, results[0])
+    np.testing.assert_allclose(results[0], Y.T @ Y, rtol=1e-12, atol=1e-9)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

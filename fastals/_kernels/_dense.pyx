@@ -15,7 +15,7 @@ from cython.parallel cimport parallel, prange
 from libc.stdlib cimport free
 from libc.string cimport memcpy
 
-from scipy.linalg.cython_blas cimport dgemm, sgemm
+from scipy.linalg.cython_blas cimport dgemm, dsyrk, sgemm, ssyrk
 
 from fastals._kernels._common cimport floating
 from fastals._kernels._status cimport OK, OUT_OF_MEMORY, Status, scratch_malloc
@@ -34,50 +34,58 @@ cdef inline void gemm(char* transa, char* transb, int m, int n, int k, const flo
         dgemm(transa, transb, &m, &n, &k, &one_d, <double*> A, &lda, <double*> B, &ldb,
               &beta_d, C, &ldc)
 
-
-def gram(const floating[:, ::1] Y, double[:, ::1] out, int panel, int chunk_rows,
-         int num_threads):
-    """out[i, j] = sum_r Y[r, i] Y[r, j] for i <= j (the upper triangle; the lower one is
-    left for the caller to mirror). Returns a Status.
-
-    The tasks are the column panels [c0, c0 + panel) of the upper triangle: panel c0 needs
-    rows 0 .. c0 + panel of its columns, one product Y[:, :c1]^T Y[:, c0:c1] summed over
-    chunks of `chunk_rows` rows of Y, each chunk's product in the dtype of Y (one gemm)
-    and added into `out` in float64, chunk after chunk. Panels are disjoint columns of
-    `out`; the largest (last) go first.
-    """
-    cdef Py_ssize_t n = Y.shape[0], r0, chunk
-    cdef Py_ssize_t n_chunks = (n + chunk_rows - 1) // chunk_rows
-    cdef int F = Y.shape[1]
-    cdef int n_panels = (F + panel - 1) // panel
-    cdef int p, c0, c1, w, rows, i, j
-    cdef floating* scratch
+cdef inline void syrk_lower(int F, int rows, const floating* Y, floating* C) noexcept nogil:
+    """C (F x F, column-major, lower triangle) = A A^T for the F x rows column-major A that
+    the row-major rows x F block Y is."""
+    cdef char* L = b"L"
     cdef char* N = b"N"
-    cdef char* T = b"T"
+    cdef float one_f = 1, zero_f = 0
+    cdef double one_d = 1, zero_d = 0
+    if floating is float:
+        ssyrk(L, N, &F, &rows, &one_f, <float*> Y, &F, &zero_f, C, &F)
+    else:
+        dsyrk(L, N, &F, &rows, &one_d, <double*> Y, &F, &zero_d, C, &F)
+
+
+
+def gram(const floating[:, ::1] Y, double[:, :, ::1] groups, int chunk_rows,
+         int num_threads):
+    """groups[g, i, j] = sum over group g's rows r of Y[r, i] Y[r, j], for i <= j (the
+    upper triangle; the caller sums the groups in order and mirrors). Returns a Status.
+
+    Y's rows are cut into chunks of `chunk_rows` and the chunks into len(groups)
+    consecutive runs of (nearly) equal length, both fixed by the shapes alone. A task is
+    one group: for each of its chunks one syrk in the dtype of Y (the chunk's rows'
+    outer products, half of a gemm's work) into a scratch matrix, added into the group's
+    float64 sum, chunk after chunk. Groups are disjoint outputs, so the threads share
+    nothing and the sums do not depend on how many there are.
+    """
+    cdef Py_ssize_t n = Y.shape[0], r0, c, c_lo, c_hi
+    cdef Py_ssize_t n_chunks = (n + chunk_rows - 1) // chunk_rows
+    cdef Py_ssize_t n_groups = groups.shape[0]
+    cdef int F = Y.shape[1], rows, i, j, g
+    cdef floating* scratch
     cdef int failed = 0
-    for i in range(F):
-        for j in range(F):
-            out[i, j] = 0
-    if n == 0 or F == 0:
+    if n == 0 or F == 0 or n_groups == 0:
         return OK
     with nogil, parallel(num_threads=num_threads):
-        scratch = <floating*> scratch_malloc(<Py_ssize_t> F * panel * sizeof(floating))
+        scratch = <floating*> scratch_malloc(<Py_ssize_t> F * F * sizeof(floating))
         try:
-            for p in prange(n_panels, schedule="dynamic", chunksize=1):
+            for g in prange(n_groups, schedule="dynamic", chunksize=1):
                 if scratch == NULL:
                     failed = 1
                     continue
-                c0 = (n_panels - 1 - p) * panel
-                c1 = min(c0 + panel, F)
-                w = c1 - c0
-                for chunk in range(n_chunks):
-                    r0 = chunk * chunk_rows
+                c_lo = g * n_chunks // n_groups
+                c_hi = (g + 1) * n_chunks // n_groups
+                for c in range(c_lo, c_hi):
+                    r0 = c * chunk_rows
                     rows = <int> min(<Py_ssize_t> chunk_rows, n - r0)
-                    # scratch (c1 x w, column-major) = Y[r0:r0+rows, :c1]^T Y[r0:r0+rows, c0:c1]
-                    gemm(N, T, c1, w, rows, &Y[r0, 0], F, &Y[r0, c0], F, 0, scratch, c1)
-                    for j in range(w):
-                        for i in range(c1):
-                            out[i, c0 + j] += scratch[<Py_ssize_t> j * c1 + i]
+                    # column-major lower triangle of Y[r0:r0+rows]^T Y[r0:r0+rows]: element
+                    # (i, j), i >= j, at j F + i, which is row-major [j, i], the upper one
+                    syrk_lower(F, rows, &Y[r0, 0], scratch)
+                    for j in range(F):
+                        for i in range(j, F):
+                            groups[g, j, i] += scratch[<Py_ssize_t> j * F + i]
         finally:
             free(scratch)
     return OUT_OF_MEMORY if failed else OK

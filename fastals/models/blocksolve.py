@@ -74,10 +74,11 @@ def row_blocks(csr):
 
 def gram_matrix(Y, threads=1, fast=False):
     """Y^T Y in float64, on `threads` threads (bit-identical for any number; the _dense
-    kernel: column panels of the upper triangle, each a sum over chunks of rows).
+    kernel: chunks of rows, each one syrk, summed in float64 within groups of chunks and
+    the groups summed in order).
 
     The products are taken in float64 (as a float64 sum of the rows' outer products would
-    be), or with `fast` in Y's dtype, chunk by chunk of 2,048 rows, and summed in float64:
+    be), or with `fast` in Y's dtype, chunk by chunk of 4,096 rows, and summed in float64:
     half the work for float32 factors, with relative errors of about 1e-7 instead of 1e-16
     (the precision the float32 kernels solve in anyway).
     """
@@ -86,18 +87,26 @@ def gram_matrix(Y, threads=1, fast=False):
         Y = Y.astype(np.float64)
     K = Y.shape[1]
     total = np.zeros((K, K), dtype=np.float64)
-    part = np.empty((K, K), dtype=np.float64)
     # float32 rows copied to float64 in blocks of about 32 MiB (bounded temporary memory)
     exact = not fast and Y.dtype != np.float64
     step = max(_CHUNK_ROWS, (1 << 22) // max(K, 1)) if exact else Y.shape[0]
     with single_threaded_blas():
         for lo in range(0, max(Y.shape[0], 1), max(step, 1)):
             block = Y[lo:lo + step].astype(np.float64) if exact else Y[lo:lo + step]
-            status = _dense().gram(block, part, _PANEL, _CHUNK_ROWS, threads)
+            groups = np.zeros((_gram_groups(block.shape[0], K), K, K), dtype=np.float64)
+            status = _dense().gram(block, groups, _CHUNK_ROWS, threads)
             raise_for_status(status, "the Gram-matrix kernel")
-            total += part
+            total += groups.sum(axis=0)
     upper = np.triu(total)
     return upper + np.triu(upper, 1).T
+
+
+def _gram_groups(n, K):
+    """How many float64 K x K partial sums the Gram kernel keeps for n rows: one per
+    chunk of rows, at most _GRAM_GROUPS_MEMORY bytes of them (but 2, so that two threads
+    have work), never more than the chunks. Fixed by the shape alone."""
+    chunks = -(-n // _CHUNK_ROWS)
+    return max(min(chunks, max(2, _GRAM_GROUPS_MEMORY // (8 * K * K + 1))), 0)
 
 
 def _dense():
@@ -106,9 +115,10 @@ def _dense():
     return _dense
 
 
-# the Gram kernel's column panels and row chunks; the rotation's row chunks
-_PANEL = 128
-_CHUNK_ROWS = 2048
+# the Gram kernel's row chunks and the memory its partial sums may take; the rotation's
+# row chunks
+_CHUNK_ROWS = 4096
+_GRAM_GROUPS_MEMORY = 32 << 20
 _ROTATE_ROWS = 256
 
 
