@@ -30,9 +30,9 @@ from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dsyrk, ssyrk
 from scipy.linalg.cython_lapack cimport dpotrf, dpotrs, spotrf, spotrs
 
-from fastals._kernels._common cimport (axpy, cholesky_solve_upper, dot, floating, index_t,
-                                       prefetch_row, rank_downdate_upper,
-                                       rank_update_upper, symv)
+from fastals._kernels._common cimport (add_transposed_times, axpy, cholesky_solve_upper, dot,
+                                       floating, index_t, prefetch_row, rank_downdate_upper,
+                                       rank_update_upper, rows_dot, symv)
 from fastals._kernels._status cimport (NOT_POSITIVE_DEFINITE, OK, OUT_OF_MEMORY, OVERFLOW,
                                        Status, scratch_malloc)
 
@@ -72,9 +72,16 @@ cdef inline void gram_times(const floating* gram, bint diagonal, const floating*
 cdef Status cg_row(floating* x, const floating* Y, const floating* gram, bint diagonal,
                    floating shift, const index_t* cols, const floating* values, Py_ssize_t nnz,
                    floating alpha, floating offset, int F, int cg_steps,
-                   floating* residual, floating* direction, floating* A_direction) noexcept nogil:
+                   floating* residual, floating* direction, floating* A_direction,
+                   floating* weights) noexcept nogil:
     """`cg_steps` conjugate-gradient steps on A_u x = rhs_u, warm-started from x (`gram`
-    diagonal: its F diagonal entries)."""
+    diagonal: its F diagonal entries).
+
+    `weights` NULL: row j of Y_u is Y[cols[j]], read where it lies. Otherwise Y holds
+    Y_u's nnz rows contiguously (gathered) and `weights` has room for nnz values: each
+    product Y_u^T (C_u - I) Y_u v is then two blocked passes (rows_dot, then
+    add_transposed_times) instead of nnz dot products each followed by an axpy.
+    """
     cdef Py_ssize_t j
     cdef int k, step
     cdef floating c_minus_1, c_times_p, step_size, rs_old, rs_new, rs_first, pAp
@@ -86,12 +93,19 @@ cdef Status cg_row(floating* x, const floating* Y, const floating* gram, bint di
         residual[k] = -residual[k]
     if shift != 0:
         axpy(-shift, x, residual, F)
-    for j in range(nnz):
-        if j + PREFETCH_AHEAD < nnz:
-            prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * F, F)
-        y = Y + <Py_ssize_t> cols[j] * F
-        confidence(values[j], alpha, offset, &c_minus_1, &c_times_p)
-        axpy(c_times_p - c_minus_1 * dot(y, x, F), y, residual, F)
+    if weights != NULL:
+        rows_dot(Y, x, nnz, F, weights)
+        for j in range(nnz):
+            confidence(values[j], alpha, offset, &c_minus_1, &c_times_p)
+            weights[j] = c_times_p - c_minus_1 * weights[j]
+        add_transposed_times(Y, weights, nnz, F, residual)
+    else:
+        for j in range(nnz):
+            if j + PREFETCH_AHEAD < nnz:
+                prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * F, F)
+            y = Y + <Py_ssize_t> cols[j] * F
+            confidence(values[j], alpha, offset, &c_minus_1, &c_times_p)
+            axpy(c_times_p - c_minus_1 * dot(y, x, F), y, residual, F)
 
     memcpy(direction, residual, F * sizeof(floating))
     rs_old = dot(residual, residual, F)
@@ -105,13 +119,20 @@ cdef Status cg_row(floating* x, const floating* Y, const floating* gram, bint di
         gram_times(gram, diagonal, direction, A_direction, F)
         if shift != 0:
             axpy(shift, direction, A_direction, F)
-        for j in range(nnz):
-            if j + PREFETCH_AHEAD < nnz:
-                prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * F, F)
-            y = Y + <Py_ssize_t> cols[j] * F
-            c_minus_1 = (offset - 1) + (alpha * values[j] if values[j] > 0
-                                        else -alpha * values[j])
-            axpy(c_minus_1 * dot(y, direction, F), y, A_direction, F)
+        if weights != NULL:
+            rows_dot(Y, direction, nnz, F, weights)
+            for j in range(nnz):
+                weights[j] = weights[j] * ((offset - 1) + (alpha * values[j] if values[j] > 0
+                                                           else -alpha * values[j]))
+            add_transposed_times(Y, weights, nnz, F, A_direction)
+        else:
+            for j in range(nnz):
+                if j + PREFETCH_AHEAD < nnz:
+                    prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * F, F)
+                y = Y + <Py_ssize_t> cols[j] * F
+                c_minus_1 = (offset - 1) + (alpha * values[j] if values[j] > 0
+                                            else -alpha * values[j])
+                axpy(c_minus_1 * dot(y, direction, F), y, A_direction, F)
         pAp = dot(direction, A_direction, F)
         if not pAp < INFINITY:  # a step of 0 would leave x stale and pass for a solve
             return OVERFLOW
@@ -328,26 +349,23 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
 
     Rows with up to `gather_rows` stored values first copy their rows of Y into a
     contiguous per-thread buffer, so that the cg_steps + 1 passes over them read
-    sequential memory instead of gathering from all of Y each time.
+    sequential memory instead of gathering from all of Y each time, in blocked products
+    (cg_row's `weights`).
     """
-    cdef Py_ssize_t n_rows = X.shape[0], u, j, i, nnz
+    cdef Py_ssize_t n_rows = X.shape[0], u, j, nnz
     cdef int F = X.shape[1]
     cdef Py_ssize_t gather_rows = max(64, (1 << 18) // (F * sizeof(floating)))
     cdef floating* scratch
     cdef floating* gathered
-    cdef index_t* identity
     cdef bint shifted = row_shift is not None
     cdef bint diagonal = gram.shape[0] == 1 and F > 1  # (a 1 x 1 gram is the dense one)
     cdef floating shift
     with nogil, parallel(num_threads=num_threads):
-        scratch = <floating*> scratch_malloc((3 * F + gather_rows * F) * sizeof(floating))
-        identity = <index_t*> scratch_malloc(gather_rows * sizeof(index_t))
+        # 3 vectors of F, up to gather_rows gathered rows of Y and their weights
+        scratch = <floating*> scratch_malloc((3 * F + gather_rows * (F + 1)) * sizeof(floating))
         try:
-            if identity != NULL:
-                for i in range(gather_rows):
-                    identity[i] = i
             for u in prange(n_rows, schedule="dynamic", chunksize=8):
-                if scratch == NULL or identity == NULL:
+                if scratch == NULL:
                     status[u] = OUT_OF_MEMORY
                     continue
                 nnz = indptr[u + 1] - indptr[u]
@@ -356,7 +374,7 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
                     status[u] = cg_row(&X[u, 0], &Y[0, 0], &gram[0, 0], diagonal, shift,
                                        &indices[0] + indptr[u], &values[0] + indptr[u],
                                        nnz, alpha, offset, F, cg_steps,
-                                       scratch, scratch + F, scratch + 2 * F)
+                                       scratch, scratch + F, scratch + 2 * F, NULL)
                 else:
                     gathered = scratch + 3 * F
                     for j in range(nnz):
@@ -371,12 +389,12 @@ def solve_cg(const index_t[::1] indptr, const index_t[::1] indices, const floati
                                                           indptr[u + 1] + PREFETCH_NEXT_ROWS)):
                             prefetch_row(&Y[indices[j], 0], F)
                     status[u] = cg_row(&X[u, 0], gathered, &gram[0, 0], diagonal, shift,
-                                       identity, &values[0] + indptr[u],
+                                       &indices[0] + indptr[u], &values[0] + indptr[u],
                                        nnz, alpha, offset, F, cg_steps,
-                                       scratch, scratch + F, scratch + 2 * F)
+                                       scratch, scratch + F, scratch + 2 * F,
+                                       gathered + gather_rows * F)
         finally:
             free(scratch)
-            free(identity)
 
 
 def solve_cholesky(const index_t[::1] indptr, const index_t[::1] indices,

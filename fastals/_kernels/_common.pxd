@@ -55,6 +55,14 @@ cdef extern from "microkernels.h" nogil:
                                    Py_ssize_t n)
     void row_f64 "fastals_row_f64"(double* c, const double* a, const double* B, Py_ssize_t ldb,
                                    Py_ssize_t n)
+    void row4_f32 "fastals_row4_f32"(float* c, const float* a, const float* B, Py_ssize_t ldb,
+                                     Py_ssize_t n)
+    void row4_f64 "fastals_row4_f64"(double* c, const double* a, const double* B,
+                                     Py_ssize_t ldb, Py_ssize_t n)
+    void dots4_f32 "fastals_dots4_f32"(float* out, const float* B, Py_ssize_t ldb,
+                                       const float* x, int F)
+    void dots4_f64 "fastals_dots4_f64"(double* out, const double* B, Py_ssize_t ldb,
+                                       const double* x, int F)
     void gram16_f32 "fastals_gram16_f32"(float* A, int D, const float* Z, Py_ssize_t n)
     void gram16_f64 "fastals_gram16_f64"(double* A, int D, const double* Z, Py_ssize_t n)
     float sgd_step_f32 "fastals_sgd_step_f32"(float* p, float* q, float base, float lr,
@@ -77,6 +85,57 @@ cdef inline void symv(const floating* A, const floating* x, floating* out, int n
             row_f64(out + i, x, A + i, n, n)
     for i in range(full, n):
         out[i] = dot(A + <Py_ssize_t> i * n, x, n)
+
+
+cdef inline void rows_dot(const floating* B, const floating* x, Py_ssize_t n, int F,
+                         floating* out) noexcept nogil:
+    """out[j] = B[j, :] . x for the rows of a contiguous row-major n x F matrix B.
+
+    Four rows at a time share each load of x (microkernels.h's dots4: four sums in flight
+    instead of one, as a lone dot product waits on its own additions); the last n % 4
+    rows are plain dot products.
+    """
+    cdef Py_ssize_t j
+    for j in range(0, n - n % 4, 4):
+        if floating is float:
+            dots4_f32(out + j, B + j * F, F, x, F)
+        else:
+            dots4_f64(out + j, B + j * F, F, x, F)
+    for j in range(n - n % 4, n):
+        out[j] = dot(B + j * F, x, F)
+
+
+cdef inline void add_transposed_times(const floating* B, const floating* a, Py_ssize_t n,
+                                      int F, floating* out) noexcept nogil:
+    """out += B^T a = sum_j a[j] B[j, :] for a contiguous row-major n x F matrix B.
+
+    64 outputs at a time summed in four registers over all n rows (microkernels.h's row4),
+    then 16 at a time (row), then added to out once, instead of n read-modify-writes of
+    out; the last F % 16 outputs by scalar sums.
+    """
+    cdef int i, v, wide = F - F % 64, full = F - F % 16
+    cdef Py_ssize_t j
+    cdef floating total
+    cdef floating acc[64]
+    for i in range(0, wide, 64):
+        if floating is float:
+            row4_f32(acc, a, B + i, F, n)
+        else:
+            row4_f64(acc, a, B + i, F, n)
+        for v in range(64):
+            out[i + v] = out[i + v] + acc[v]
+    for i in range(wide, full, 16):
+        if floating is float:
+            row_f32(acc, a, B + i, F, n)
+        else:
+            row_f64(acc, a, B + i, F, n)
+        for v in range(16):
+            out[i + v] = out[i + v] + acc[v]
+    for i in range(full, F):
+        total = 0
+        for j in range(n):
+            total = total + a[j] * B[j * F + i]
+        out[i] = out[i] + total
 
 
 cdef inline void prefetch_row(const floating* row, int n) noexcept nogil:

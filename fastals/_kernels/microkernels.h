@@ -12,6 +12,14 @@
  * fastals_row_*(c, a, B, ldb, n): one row of 16, c[v] = sum_{j < n} a[j] * B[j * ldb + v]
  * (a matrix-vector product 16 outputs at a time, without horizontal reductions).
  *
+ * fastals_dots4_*(out, B, ldb, x, F): four dot products with one vector, out[r] = sum_{k < F}
+ * B[r * ldb + k] x[k] (r < 4): four independent sums in flight where a lone dot product
+ * waits on each of its own additions. Each sum is taken 16 lanes at a time, the lanes
+ * added in order, then the last F mod 16 terms.
+ *
+ * fastals_row4_*(c, a, B, ldb, n): fastals_row_* for 64 outputs, c[v] = sum_{j < n} a[j] *
+ * B[j * ldb + v] (v < 64), in four registers (four independent sums per row of B).
+ *
  * fastals_gram16_*(A, D, Z, n): A[r * D + k] += sum_{j < n} Z[j * 16 + r] Z[j * 16 + k] for
  * r <= k < D <= 16 (at least the upper triangle), with Z's rows padded to 16 (entries D..15
  * zero): the Gram matrix of short rows (small factor counts), one native vector of columns
@@ -66,6 +74,47 @@
             acc += a[j] * b;                                                                \
         }                                                                                   \
         memcpy(c, &acc, sizeof acc);                                                        \
+    }
+
+#define FASTALS_DEFINE_DOTS4(NAME, T)                                                      \
+    typedef T NAME##_vec __attribute__((vector_size(16 * sizeof(T))));                     \
+    static inline void NAME(T *out, const T *B, ptrdiff_t ldb, const T *x, int F)           \
+    {                                                                                       \
+        NAME##_vec acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0}, xv, b;                   \
+        int k = 0;                                                                          \
+        for (; k + 16 <= F; k += 16) {                                                      \
+            memcpy(&xv, x + k, sizeof xv);                                                  \
+            memcpy(&b, B + k, sizeof b); acc0 += b * xv;                                    \
+            memcpy(&b, B + ldb + k, sizeof b); acc1 += b * xv;                              \
+            memcpy(&b, B + 2 * ldb + k, sizeof b); acc2 += b * xv;                          \
+            memcpy(&b, B + 3 * ldb + k, sizeof b); acc3 += b * xv;                          \
+        }                                                                                   \
+        T s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                                   \
+        for (int v = 0; v < 16; v++) {                                                      \
+            s0 += acc0[v]; s1 += acc1[v]; s2 += acc2[v]; s3 += acc3[v];                     \
+        }                                                                                   \
+        for (; k < F; k++) {                                                                \
+            s0 += B[k] * x[k]; s1 += B[ldb + k] * x[k];                                     \
+            s2 += B[2 * ldb + k] * x[k]; s3 += B[3 * ldb + k] * x[k];                       \
+        }                                                                                   \
+        out[0] = s0; out[1] = s1; out[2] = s2; out[3] = s3;                                 \
+    }
+
+#define FASTALS_DEFINE_ROW4(NAME, T)                                                       \
+    typedef T NAME##_vec __attribute__((vector_size(16 * sizeof(T))));                     \
+    static inline void NAME(T *c, const T *a, const T *B, ptrdiff_t ldb, ptrdiff_t n)      \
+    {                                                                                       \
+        NAME##_vec acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0}, b;                       \
+        for (ptrdiff_t j = 0; j < n; j++) {                                                 \
+            const T *row = B + j * ldb;                                                     \
+            T aj = a[j];                                                                    \
+            memcpy(&b, row, sizeof b); acc0 += aj * b;                                      \
+            memcpy(&b, row + 16, sizeof b); acc1 += aj * b;                                 \
+            memcpy(&b, row + 32, sizeof b); acc2 += aj * b;                                 \
+            memcpy(&b, row + 48, sizeof b); acc3 += aj * b;                                 \
+        }                                                                                   \
+        memcpy(c, &acc0, sizeof acc0); memcpy(c + 16, &acc1, sizeof acc1);                  \
+        memcpy(c + 32, &acc2, sizeof acc2); memcpy(c + 48, &acc3, sizeof acc3);             \
     }
 
 /* Native vector width of the build: one register. */
@@ -309,6 +358,25 @@ static inline void fastals_tail_store_f64(double *d, __m256d v, int n)
         for (int v = 0; v < 16; v++) c[v] = acc[v];                                         \
     }
 
+#define FASTALS_DEFINE_DOTS4(NAME, T)                                                      \
+    static void NAME(T *out, const T *B, ptrdiff_t ldb, const T *x, int F)                  \
+    {                                                                                       \
+        for (int r = 0; r < 4; r++) {                                                       \
+            T s = 0;                                                                        \
+            for (int k = 0; k < F; k++) s += B[r * ldb + k] * x[k];                         \
+            out[r] = s;                                                                     \
+        }                                                                                   \
+    }
+
+#define FASTALS_DEFINE_ROW4(NAME, T)                                                       \
+    static void NAME(T *c, const T *a, const T *B, ptrdiff_t ldb, ptrdiff_t n)              \
+    {                                                                                       \
+        T acc[64] = {0};                                                                    \
+        for (ptrdiff_t j = 0; j < n; j++)                                                   \
+            for (int v = 0; v < 64; v++) acc[v] += a[j] * B[j * ldb + v];                   \
+        for (int v = 0; v < 64; v++) c[v] = acc[v];                                         \
+    }
+
 #define FASTALS_DEFINE_TILE(NAME, T)                                                       \
     static void NAME(T *C, ptrdiff_t ldc, const T *A, ptrdiff_t lda,                        \
                      const T *B, ptrdiff_t ldb, ptrdiff_t n)                                \
@@ -327,6 +395,10 @@ FASTALS_DEFINE_TILE(fastals_tile_f32, float)
 FASTALS_DEFINE_TILE(fastals_tile_f64, double)
 FASTALS_DEFINE_ROW(fastals_row_f32, float)
 FASTALS_DEFINE_ROW(fastals_row_f64, double)
+FASTALS_DEFINE_ROW4(fastals_row4_f32, float)
+FASTALS_DEFINE_ROW4(fastals_row4_f64, double)
+FASTALS_DEFINE_DOTS4(fastals_dots4_f32, float)
+FASTALS_DEFINE_DOTS4(fastals_dots4_f64, double)
 FASTALS_DEFINE_GRAM16(fastals_gram16_f32, float)
 FASTALS_DEFINE_GRAM16(fastals_gram16_f64, double)
 FASTALS_DEFINE_SGD_STEP(fastals_sgd_step_f32, float, f32)
