@@ -30,9 +30,10 @@ from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dsyrk, ssyrk
 from scipy.linalg.cython_lapack cimport dpotrf, dpotrs, spotrf, spotrs
 
-from fastals._kernels._common cimport (add_transposed_times, axpy, cholesky_solve_upper, dot,
-                                       floating, index_t, prefetch_row, rank_downdate_upper,
-                                       rank_update_upper, rows_dot, symv)
+from fastals._kernels._common cimport (add_transposed_times, axpy, axpy4,
+                                       cholesky_solve_upper, dot, dots4, floating, index_t,
+                                       prefetch_row, rank_downdate_upper, rank_update_upper,
+                                       rows_dot, symv)
 from fastals._kernels._status cimport (NOT_POSITIVE_DEFINITE, OK, OUT_OF_MEMORY, OVERFLOW,
                                        Status, scratch_malloc)
 
@@ -69,6 +70,39 @@ cdef inline void gram_times(const floating* gram, bint diagonal, const floating*
         symv(gram, x, out, F)
 
 
+cdef inline void add_weighted_scattered(const floating* Y, const index_t* cols,
+                                        const floating* values, Py_ssize_t nnz,
+                                        floating alpha, floating offset, int F,
+                                        const floating* v, bint with_rhs,
+                                        floating* out) noexcept nogil:
+    """out += sum_j w_j y_j over a row's stored values j, y_j = Y[cols[j]] read where it
+    lies, with w_j = (c_j - 1) y_j . v, or (`with_rhs`) c_j p_j - (c_j - 1) y_j . v.
+
+    Four stored values at a time: their four dot products in flight together (dots4)
+    and one update of out for the four (axpy4); the rows are prefetched PREFETCH_AHEAD
+    values ahead.
+    """
+    cdef Py_ssize_t j, t, full = nnz - nnz % 4
+    cdef floating c_minus_1, c_times_p
+    cdef floating w[4]
+    cdef const floating* y[4]
+    for j in range(0, full, 4):
+        for t in range(4):
+            if j + t + PREFETCH_AHEAD < nnz:
+                prefetch_row(Y + <Py_ssize_t> cols[j + t + PREFETCH_AHEAD] * F, F)
+            y[t] = Y + <Py_ssize_t> cols[j + t] * F
+        dots4(w, y[0], y[1], y[2], y[3], v, F)
+        for t in range(4):
+            confidence(values[j + t], alpha, offset, &c_minus_1, &c_times_p)
+            w[t] = c_times_p - c_minus_1 * w[t] if with_rhs else c_minus_1 * w[t]
+        axpy4(w, y[0], y[1], y[2], y[3], out, F)
+    for j in range(full, nnz):
+        y[0] = Y + <Py_ssize_t> cols[j] * F
+        confidence(values[j], alpha, offset, &c_minus_1, &c_times_p)
+        w[0] = dot(y[0], v, F)
+        axpy(c_times_p - c_minus_1 * w[0] if with_rhs else c_minus_1 * w[0], y[0], out, F)
+
+
 cdef Status cg_row(floating* x, const floating* Y, const floating* gram, bint diagonal,
                    floating shift, const index_t* cols, const floating* values, Py_ssize_t nnz,
                    floating alpha, floating offset, int F, int cg_steps,
@@ -77,10 +111,10 @@ cdef Status cg_row(floating* x, const floating* Y, const floating* gram, bint di
     """`cg_steps` conjugate-gradient steps on A_u x = rhs_u, warm-started from x (`gram`
     diagonal: its F diagonal entries).
 
-    `weights` NULL: row j of Y_u is Y[cols[j]], read where it lies. Otherwise Y holds
-    Y_u's nnz rows contiguously (gathered) and `weights` has room for nnz values: each
-    product Y_u^T (C_u - I) Y_u v is then two blocked passes (rows_dot, then
-    add_transposed_times) instead of nnz dot products each followed by an axpy.
+    `weights` NULL: row j of Y_u is Y[cols[j]], read where it lies, four at a time
+    (add_weighted_scattered). Otherwise Y holds Y_u's nnz rows contiguously (gathered) and
+    `weights` has room for nnz values: each product Y_u^T (C_u - I) Y_u v is then two
+    blocked passes (rows_dot, then add_transposed_times).
     """
     cdef Py_ssize_t j
     cdef int k, step
@@ -100,12 +134,7 @@ cdef Status cg_row(floating* x, const floating* Y, const floating* gram, bint di
             weights[j] = c_times_p - c_minus_1 * weights[j]
         add_transposed_times(Y, weights, nnz, F, residual)
     else:
-        for j in range(nnz):
-            if j + PREFETCH_AHEAD < nnz:
-                prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * F, F)
-            y = Y + <Py_ssize_t> cols[j] * F
-            confidence(values[j], alpha, offset, &c_minus_1, &c_times_p)
-            axpy(c_times_p - c_minus_1 * dot(y, x, F), y, residual, F)
+        add_weighted_scattered(Y, cols, values, nnz, alpha, offset, F, x, True, residual)
 
     memcpy(direction, residual, F * sizeof(floating))
     rs_old = dot(residual, residual, F)
@@ -126,13 +155,8 @@ cdef Status cg_row(floating* x, const floating* Y, const floating* gram, bint di
                                                            else -alpha * values[j]))
             add_transposed_times(Y, weights, nnz, F, A_direction)
         else:
-            for j in range(nnz):
-                if j + PREFETCH_AHEAD < nnz:
-                    prefetch_row(Y + <Py_ssize_t> cols[j + PREFETCH_AHEAD] * F, F)
-                y = Y + <Py_ssize_t> cols[j] * F
-                c_minus_1 = (offset - 1) + (alpha * values[j] if values[j] > 0
-                                            else -alpha * values[j])
-                axpy(c_minus_1 * dot(y, direction, F), y, A_direction, F)
+            add_weighted_scattered(Y, cols, values, nnz, alpha, offset, F, direction, False,
+                                   A_direction)
         pAp = dot(direction, A_direction, F)
         if not pAp < INFINITY:  # a step of 0 would leave x stale and pass for a solve
             return OVERFLOW

@@ -59,10 +59,12 @@ cdef extern from "microkernels.h" nogil:
                                      Py_ssize_t n)
     void row4_f64 "fastals_row4_f64"(double* c, const double* a, const double* B,
                                      Py_ssize_t ldb, Py_ssize_t n)
-    void dots4_f32 "fastals_dots4_f32"(float* out, const float* B, Py_ssize_t ldb,
-                                       const float* x, int F)
-    void dots4_f64 "fastals_dots4_f64"(double* out, const double* B, Py_ssize_t ldb,
-                                       const double* x, int F)
+    void dots4_f32 "fastals_dots4_f32"(float* out, const float* b0, const float* b1,
+                                       const float* b2, const float* b3, const float* x,
+                                       int F)
+    void dots4_f64 "fastals_dots4_f64"(double* out, const double* b0, const double* b1,
+                                       const double* b2, const double* b3, const double* x,
+                                       int F)
     void gram16_f32 "fastals_gram16_f32"(float* A, int D, const float* Z, Py_ssize_t n)
     void gram16_f64 "fastals_gram16_f64"(double* A, int D, const double* Z, Py_ssize_t n)
     float sgd_step_f32 "fastals_sgd_step_f32"(float* p, float* q, float base, float lr,
@@ -74,17 +76,44 @@ cdef extern from "microkernels.h" nogil:
 cdef inline void symv(const floating* A, const floating* x, floating* out, int n) noexcept nogil:
     """out = A @ x for a dense symmetric row-major n x n matrix A.
 
-    Since A is symmetric, out[i:i+16] = sum_j x[j] A[j, i:i+16]: 16 outputs at a time in
-    one register (microkernels.h); the last n % 16 outputs are dot products.
+    Since A is symmetric, out[i:i+64] = sum_j x[j] A[j, i:i+64]: 64 outputs at a time in
+    four registers (four independent sums: one alone waits on its own additions), then 16
+    at a time in one (microkernels.h); the last n % 16 outputs are dot products.
     """
-    cdef int i, full = n - n % 16
-    for i in range(0, full, 16):
+    cdef int i, wide = n - n % 64, full = n - n % 16
+    for i in range(0, wide, 64):
+        if floating is float:
+            row4_f32(out + i, x, A + i, n, n)
+        else:
+            row4_f64(out + i, x, A + i, n, n)
+    for i in range(wide, full, 16):
         if floating is float:
             row_f32(out + i, x, A + i, n, n)
         else:
             row_f64(out + i, x, A + i, n, n)
     for i in range(full, n):
         out[i] = dot(A + <Py_ssize_t> i * n, x, n)
+
+
+cdef inline void dots4(floating* out, const floating* b0, const floating* b1,
+                       const floating* b2, const floating* b3, const floating* x,
+                       int F) noexcept nogil:
+    """out[r] = br . x for four rows b0..b3 of F values anywhere (microkernels.h's dots4)."""
+    if floating is float:
+        dots4_f32(out, b0, b1, b2, b3, x, F)
+    else:
+        dots4_f64(out, b0, b1, b2, b3, x, F)
+
+
+cdef inline void axpy4(const floating* a, const floating* b0, const floating* b1,
+                       const floating* b2, const floating* b3, floating* out,
+                       int F) noexcept nogil:
+    """out += a[0] b0 + a[1] b1 + a[2] b2 + a[3] b3: one read and write of out for four
+    rows instead of four."""
+    cdef int k
+    cdef floating a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3]
+    for k in range(F):
+        out[k] = out[k] + ((a0 * b0[k] + a1 * b1[k]) + (a2 * b2[k] + a3 * b3[k]))
 
 
 cdef inline void rows_dot(const floating* B, const floating* x, Py_ssize_t n, int F,
@@ -96,11 +125,10 @@ cdef inline void rows_dot(const floating* B, const floating* x, Py_ssize_t n, in
     rows are plain dot products.
     """
     cdef Py_ssize_t j
+    cdef const floating* b
     for j in range(0, n - n % 4, 4):
-        if floating is float:
-            dots4_f32(out + j, B + j * F, F, x, F)
-        else:
-            dots4_f64(out + j, B + j * F, F, x, F)
+        b = B + j * F
+        dots4(out + j, b, b + F, b + 2 * F, b + 3 * F, x, F)
     for j in range(n - n % 4, n):
         out[j] = dot(B + j * F, x, F)
 

@@ -12,8 +12,8 @@
  * fastals_row_*(c, a, B, ldb, n): one row of 16, c[v] = sum_{j < n} a[j] * B[j * ldb + v]
  * (a matrix-vector product 16 outputs at a time, without horizontal reductions).
  *
- * fastals_dots4_*(out, B, ldb, x, F): four dot products with one vector, out[r] = sum_{k < F}
- * B[r * ldb + k] x[k] (r < 4): four independent sums in flight where a lone dot product
+ * fastals_dots4_*(out, b0, b1, b2, b3, x, F): four dot products with one vector, out[r] =
+ * sum_{k < F} br[k] x[k] (r < 4): four independent sums in flight where a lone dot product
  * waits on each of its own additions. Each sum is taken 16 lanes at a time, the lanes
  * added in order, then the last F mod 16 terms.
  *
@@ -78,24 +78,24 @@
 
 #define FASTALS_DEFINE_DOTS4(NAME, T)                                                      \
     typedef T NAME##_vec __attribute__((vector_size(16 * sizeof(T))));                     \
-    static inline void NAME(T *out, const T *B, ptrdiff_t ldb, const T *x, int F)           \
+    static inline void NAME(T *out, const T *b0, const T *b1, const T *b2, const T *b3,     \
+                            const T *x, int F)                                              \
     {                                                                                       \
         NAME##_vec acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0}, xv, b;                   \
         int k = 0;                                                                          \
         for (; k + 16 <= F; k += 16) {                                                      \
             memcpy(&xv, x + k, sizeof xv);                                                  \
-            memcpy(&b, B + k, sizeof b); acc0 += b * xv;                                    \
-            memcpy(&b, B + ldb + k, sizeof b); acc1 += b * xv;                              \
-            memcpy(&b, B + 2 * ldb + k, sizeof b); acc2 += b * xv;                          \
-            memcpy(&b, B + 3 * ldb + k, sizeof b); acc3 += b * xv;                          \
+            memcpy(&b, b0 + k, sizeof b); acc0 += b * xv;                                   \
+            memcpy(&b, b1 + k, sizeof b); acc1 += b * xv;                                   \
+            memcpy(&b, b2 + k, sizeof b); acc2 += b * xv;                                   \
+            memcpy(&b, b3 + k, sizeof b); acc3 += b * xv;                                   \
         }                                                                                   \
         T s0 = 0, s1 = 0, s2 = 0, s3 = 0;                                                   \
         for (int v = 0; v < 16; v++) {                                                      \
             s0 += acc0[v]; s1 += acc1[v]; s2 += acc2[v]; s3 += acc3[v];                     \
         }                                                                                   \
         for (; k < F; k++) {                                                                \
-            s0 += B[k] * x[k]; s1 += B[ldb + k] * x[k];                                     \
-            s2 += B[2 * ldb + k] * x[k]; s3 += B[3 * ldb + k] * x[k];                       \
+            s0 += b0[k] * x[k]; s1 += b1[k] * x[k]; s2 += b2[k] * x[k]; s3 += b3[k] * x[k]; \
         }                                                                                   \
         out[0] = s0; out[1] = s1; out[2] = s2; out[3] = s3;                                 \
     }
@@ -359,11 +359,13 @@ static inline void fastals_tail_store_f64(double *d, __m256d v, int n)
     }
 
 #define FASTALS_DEFINE_DOTS4(NAME, T)                                                      \
-    static void NAME(T *out, const T *B, ptrdiff_t ldb, const T *x, int F)                  \
+    static void NAME(T *out, const T *b0, const T *b1, const T *b2, const T *b3,            \
+                     const T *x, int F)                                                     \
     {                                                                                       \
+        const T *b[4] = {b0, b1, b2, b3};                                                   \
         for (int r = 0; r < 4; r++) {                                                       \
             T s = 0;                                                                        \
-            for (int k = 0; k < F; k++) s += B[r * ldb + k] * x[k];                         \
+            for (int k = 0; k < F; k++) s += b[r][k] * x[k];                                \
             out[r] = s;                                                                     \
         }                                                                                   \
     }
