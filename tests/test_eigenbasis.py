@@ -20,12 +20,17 @@ ISAS = available_isas("_als")
 
 @contextmanager
 def eigenbasis_from(factors):
-    saved = blocksolve.EIGENBASIS_MIN_FACTORS
-    blocksolve.EIGENBASIS_MIN_FACTORS = factors
+    """Both solvers in the eigenbasis from `factors` factors on, for any number of rows."""
+    names = ("EIGENBASIS_MIN_FACTORS", "EIGENBASIS_MIN_FACTORS_EXACT",
+             "EIGENBASIS_MIN_ROWS_PER_FACTOR", "EIGENBASIS_MAX_FIXED_PER_SOLVED")
+    saved = [getattr(blocksolve, name) for name in names]
+    for name, value in zip(names, (factors, factors, 0, 10 ** 9)):
+        setattr(blocksolve, name, value)
     try:
         yield
     finally:
-        blocksolve.EIGENBASIS_MIN_FACTORS = saved
+        for name, value in zip(names, saved):
+            setattr(blocksolve, name, value)
 
 
 # --- the dense-product kernels ----------------------------------------------------------------
@@ -175,14 +180,44 @@ def test_a_fit_in_the_eigenbasis_has_the_scores_of_a_fit_without(solver):
     np.testing.assert_allclose(G, np.diag(np.diag(G)), atol=1e-8 * np.abs(G).max())
 
 
-def test_large_factor_counts_fit_in_the_eigenbasis_by_default():
-    R = random_interactions(300, 250, 0.05, 8)
-    factors = blocksolve.EIGENBASIS_MIN_FACTORS
-    model = fastals.ImplicitALS(factors=factors, iterations=2, random_state=0)
-    model.fit(R, show_progress=False)
-    G = model.user_factors.astype(np.float64).T @ model.user_factors
+def _is_diagonal(G):
     off_diagonal = G - np.diag(np.diag(G))
-    assert np.abs(off_diagonal).max() < 1e-4 * np.abs(G).max()
+    return np.abs(off_diagonal).max() < 1e-4 * np.abs(G).max()
+
+
+def test_large_factor_counts_fit_in_the_eigenbasis_by_default():
+    # the exact solver at 32 factors, on any number of rows
+    R = random_interactions(300, 250, 0.05, 8)
+    model = fastals.ImplicitALS(factors=blocksolve.EIGENBASIS_MIN_FACTORS_EXACT,
+                                iterations=2, solver="cholesky", random_state=0)
+    model.fit(R, show_progress=False)
+    # the items were solved last, in the eigenbasis of X^T X
+    assert _is_diagonal(model.user_factors.astype(np.float64).T @ model.user_factors)
+
+
+@pytest.mark.parametrize("solver, factors, n, rotated", [
+    ("cg", blocksolve.EIGENBASIS_MIN_FACTORS - 1, 2100, False),  # too few factors
+    ("cg", blocksolve.EIGENBASIS_MIN_FACTORS, 1000, False),  # too few rows per factor
+    ("cg", blocksolve.EIGENBASIS_MIN_FACTORS, 2100, True),
+    ("cholesky", blocksolve.EIGENBASIS_MIN_FACTORS_EXACT, 200, True),
+    ("cholesky", blocksolve.EIGENBASIS_MIN_FACTORS_EXACT - 1, 200, False),
+])
+def test_when_a_half_iteration_takes_the_eigenbasis(solver, factors, n, rotated):
+    R = random_interactions(n, n, 8 / n, 4)
+    model = fastals.ImplicitALS(factors=factors, iterations=1, solver=solver,
+                                random_state=0)
+    model.fit(R, show_progress=False)
+    assert blocksolve.eigenbasis_applies(solver, n, n, factors) is rotated
+    # the items were solved last: in the eigenbasis of X^T X, X^T X is diagonal
+    G = model.user_factors.astype(np.float64).T @ model.user_factors
+    assert bool(_is_diagonal(G)) is rotated
+
+
+def test_the_eigenbasis_is_left_out_when_the_fixed_side_dwarfs_the_solved_one():
+    many = blocksolve.EIGENBASIS_MAX_FIXED_PER_SOLVED * 100
+    assert blocksolve.eigenbasis_applies("cholesky", 100, many, 64)
+    assert not blocksolve.eigenbasis_applies("cholesky", 100, many + 1, 64)
+    assert not blocksolve.eigenbasis_applies("ials++", 10 ** 6, 10, 512)
 
 
 def test_a_fit_in_the_eigenbasis_is_bit_identical_for_1_2_3_threads():

@@ -236,9 +236,29 @@ def explicit_initial_factors(rng, n_users, item_counts, factors, nonnegative, dt
     return X, Y
 
 
-# from this many factors on, a fit's half-iterations solve in the eigenbasis of the fixed
-# side's Gram matrix (ImplicitBlockSolver.half_iteration_gram; measured in bench/als.py)
-EIGENBASIS_MIN_FACTORS = 192
+# when a fit's half-iterations solve in the eigenbasis of the fixed side's Gram matrix
+# (eigenbasis_applies; measured on MovieLens 100K and the 4M and sparse shapes of
+# bench/als.py): CG from this many factors on, when the solved side has at least
+# EIGENBASIS_MIN_ROWS_PER_FACTOR rows per factor (below, the eigendecomposition and the
+# calls around it cost more than the Gram products they save); the exact solver from
+# EIGENBASIS_MIN_FACTORS_EXACT (its rows with fewer stored values than factors then take
+# the Woodbury form); both only while the fixed side, rotated too, has at most
+# EIGENBASIS_MAX_FIXED_PER_SOLVED times the solved side's rows
+EIGENBASIS_MIN_FACTORS = 128
+EIGENBASIS_MIN_ROWS_PER_FACTOR = 16
+EIGENBASIS_MIN_FACTORS_EXACT = 32
+EIGENBASIS_MAX_FIXED_PER_SOLVED = 8
+
+
+def eigenbasis_applies(method, n_solved, n_fixed, factors):
+    """Whether a half-iteration of `method` ("cg", "cholesky") that solves n_solved rows
+    against n_fixed fixed ones at `factors` factors runs in the eigenbasis (see above)."""
+    if n_fixed > EIGENBASIS_MAX_FIXED_PER_SOLVED * n_solved or factors < 2:
+        return False
+    if method == "cholesky":
+        return factors >= EIGENBASIS_MIN_FACTORS_EXACT
+    return (method == "cg" and factors >= EIGENBASIS_MIN_FACTORS
+            and n_solved >= EIGENBASIS_MIN_ROWS_PER_FACTOR * factors)
 
 
 # --- implicit ALS ------------------------------------------------------------------------------
@@ -289,14 +309,14 @@ class ImplicitBlockSolver:
     def half_iteration_gram(self, Y, X, threads):
         """The `gram` for solving every row of X against Y in one half-iteration.
 
-        For the CG and exact solvers from EIGENBASIS_MIN_FACTORS factors on, X and Y are
-        first rotated in place into the eigenbasis of Y^T Y (:func:`eigenbasis`: the scores
-        X Y^T stay the same) and the result is the 1 x K diagonal there; below, and for
-        iALS++ (whose block solves take the dense matrix), the K x K
-        :meth:`regularized_gram`, where the Gram matrix is small enough for the cache and
-        two rotations would cost more than the products they save.
+        Where :func:`eigenbasis_applies` (the CG and exact solvers from enough factors and
+        rows), X and Y are first rotated in place into the eigenbasis of Y^T Y
+        (:func:`eigenbasis`: the scores X Y^T stay the same) and the result is the 1 x K
+        diagonal there; otherwise, and for iALS++ (whose block solves take the dense
+        matrix), the K x K :meth:`regularized_gram`, where the Gram matrix is small enough
+        for the cache and two rotations would cost more than the products they save.
         """
-        if Y.shape[1] >= EIGENBASIS_MIN_FACTORS and self.method in ("cg", "cholesky"):
+        if eigenbasis_applies(self.method, X.shape[0], Y.shape[0], Y.shape[1]):
             return eigenbasis(Y, X, self.regularization, self.dtype, threads,
                               self.unobserved_weight)
         return self.regularized_gram(Y, threads)

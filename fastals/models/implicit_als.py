@@ -308,7 +308,7 @@ class ImplicitALS(MatrixFactorizationBase):
         block (:meth:`ImplicitBlockSolver.solve` with this model's parameters).
 
         `gram` is Y^T Y + regularization I when the caller already has it; without it,
-        from blocksolve.EIGENBASIS_MIN_FACTORS factors on, X and Y are first rotated into
+        where blocksolve.eigenbasis_applies, X and Y are first rotated into
         the eigenbasis of Y^T Y (the scores stay the same; each product with the Gram
         matrix then costs K instead of K^2). `first_row` is the position of X's row 0 in
         the whole side (for error messages); `row_shift` is added to the diagonal of each
