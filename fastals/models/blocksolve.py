@@ -46,6 +46,7 @@ Imports numpy, fastals' array, validation and kernel helpers and
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 
 from fastals._arrays import aligned_zeros
 from fastals._kernels.dispatch import kernels
@@ -145,9 +146,13 @@ def eigenbasis(fixed, solved, regularization, dtype, threads, weight=1.0):
     reading it from beyond the L2 cache cg_steps + 1 times per row by two matrix products
     per half-iteration (this one), run at the BLAS's GEMM rate.
     """
+    gram = gram_matrix(fixed, threads, fast=True)
     with single_threaded_blas():
-        w, Q = np.linalg.eigh(gram_matrix(fixed, threads, fast=True))
-    Q = Q.astype(dtype)
+        # LAPACK's divide and conquer in the factors' dtype: for float32 factors, which the
+        # rotation takes in float32 anyway, 1.7-1.9x faster than in float64 at K = 512-1024
+        w, Q = scipy.linalg.eigh(gram.astype(dtype), driver="evd")
+    w = w.astype(np.float64)
+    Q = Q.astype(dtype, copy=False)
     rotate_rows(fixed, Q, threads)
     rotate_rows(solved, Q, threads)
     return (weight * np.maximum(w, 0) + regularization).astype(dtype)[None, :]
