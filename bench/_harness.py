@@ -26,8 +26,12 @@ RESULTS = BENCH / "RESULTS.md"
 
 
 def run_worker(script, spec, timeout=3600):
-    """Run one measurement in its own process; returns its JSON result (or an error)."""
-    cmd = [sys.executable, str(script), "--worker", json.dumps(spec)]
+    """Run one measurement in its own process; returns its JSON result (or an error).
+
+    A spec with "python" (and "script") runs under that interpreter (a peer's own virtual
+    environment) and that script instead."""
+    cmd = [spec.get("python", sys.executable), str(spec.get("script", script)), "--worker",
+           json.dumps(spec)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -1,4 +1,4 @@
-"""Implicit ALS: fastals vs implicit vs the numpy reference, side by side in one run.
+"""Implicit ALS: fastals vs implicit vs buffalo vs the numpy reference, side by side in one run.
 
     python bench/als.py            # the full grid (about half an hour on 2 cores)
     python bench/als.py --quick    # K=64 only, fewer repeats
@@ -9,7 +9,11 @@
 fitted at K = 128, 256, 512 and 1024 with that report's settings (CG with 3 steps,
 regularization 10, alpha 20).
 
-Every measurement is a separate process; peers alternate within each configuration.
+`buffalo` (kakao's, 2.0.6) runs on the synthetic matrices in a virtual environment of its own
+under bench/out (made on first use: it pins numpy 1.24 and scipy 1.10) by
+bench/_buffalo_worker.py, from a MatrixMarket copy of the matrix (its HDF5 database is built
+before the timing starts); `--no-buffalo` leaves it out. Every measurement is a separate
+process; peers alternate within each configuration.
 Reported per configuration: median seconds per iteration (over the timed iterations of
 every repeat), the ratio of each peer's time to fastals', GFLOP/s of the algorithm's
 arithmetic (same count for every library), and the peak extra memory of fit relative to
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,6 +44,10 @@ ALPHA, REGULARIZATION, CG_STEPS = 1.0, 0.05, 3
 # implicit's exact solver costs K^3 / 3 per row (at K = 1024 about 25 TFLOP per iteration on
 # synthetic-sparse): beyond this, fastals' exact solver is compared with its own CG instead
 IMPLICIT_CHOLESKY_MAX_FACTORS = 256
+# kakao's buffalo (issue 18's other peer): its own virtual environment (it pins numpy 1.24
+# and scipy 1.10), input from a MatrixMarket file written once per data set (not timed)
+BUFFALO_VENV = h.OUT / "venv-buffalo"
+BUFFALO_WORKER = Path(__file__).resolve().parent / "_buffalo_worker.py"
 # (alpha, regularization, factor counts) where a data set differs from the defaults
 SETTINGS = {"synthetic-sparse": (20.0, 10.0, [128, 256, 512, 1024])}
 
@@ -61,6 +70,35 @@ def load(name):
     n_users, n_items, nnz = DATASETS[name]
     return h.cached_matrix(name, lambda: synthetic_interactions(n_users, n_items, nnz,
                                                                 random_state=2026))
+
+
+def buffalo_python():
+    """The venv's python with buffalo importable, made on first use, or None (the reason in
+    bench/out/buffalo-install.log)."""
+    python = BUFFALO_VENV / "bin" / "python"
+    probe = [str(python), "-c", "import buffalo.algo.als"]
+    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+        return str(python)
+    h.OUT.mkdir(exist_ok=True)
+    subprocess.run([sys.executable, "-m", "venv", str(BUFFALO_VENV)], check=True)
+    install = subprocess.run([str(python), "-m", "pip", "install", "buffalo==2.0.6"],
+                             capture_output=True, text=True)
+    if install.returncode != 0 or subprocess.run(probe, capture_output=True).returncode != 0:
+        (h.OUT / "buffalo-install.log").write_text(install.stdout + install.stderr)
+        return None
+    return str(python)
+
+
+def buffalo_input(name, matrix):
+    """The MatrixMarket file of `matrix` that buffalo reads (written once per data set)."""
+    import scipy.io
+    path = h.OUT / f"{name}.mtx"
+    if not path.exists():
+        h.OUT.mkdir(exist_ok=True)
+        part = h.OUT / f"{name}.part.mtx"  # renamed when complete
+        scipy.io.mmwrite(str(part), matrix.astype(np.float32).tocoo())
+        part.rename(path)
+    return str(path)
 
 
 def split(matrix, seed=42):
@@ -155,13 +193,18 @@ def main():
     parser.add_argument("--K", type=int, nargs="*",
                         help="these factor counts instead of the data set's own")
     parser.add_argument("--solver", choices=("cg", "cholesky"), help="only this solver")
+    parser.add_argument("--no-buffalo", action="store_true",
+                        help="leave buffalo out (no virtual environment made)")
     parser.add_argument("--data", nargs="*", default=list(DATASETS)[:3],
                         help=f"data sets (default: the first three of {', '.join(DATASETS)})")
     args = parser.parse_args()
     if args.worker:
         return worker(json.loads(args.worker))
 
-    rows = []
+    rows, best = [], []
+    buffalo = None if args.no_buffalo else buffalo_python()
+    if buffalo is None and not args.no_buffalo:
+        print("buffalo did not install: see bench/out/buffalo-install.log; left out")
     for data in args.data:
         try:
             matrix = load(data)
@@ -175,12 +218,23 @@ def main():
                 libs = ["fastals", "implicit"] + (["reference"] if small else [])
                 if solver == "cholesky" and K > IMPLICIT_CHOLESKY_MAX_FACTORS:
                     libs = ["fastals", "fastals-cg"]  # implicit: minutes per iteration
+                elif not small and buffalo:
+                    libs.append("buffalo")
                 repeats = 2 if big or args.quick else 3
                 iterations = 6 if small else 3 if not big else 2
                 specs = [{"data": data, "K": K, "solver": solver, "lib": lib,
                           "threads": args.threads, "precision": small,
                           "iterations": 1 if lib == "reference" else iterations}
                          for lib in libs]
+                for spec in specs:
+                    if spec["lib"] == "buffalo":
+                        alpha, regularization, _ = settings(data, False)
+                        spec.update(python=buffalo, script=str(BUFFALO_WORKER),
+                                    mtx=buffalo_input(data, matrix), alpha=alpha,
+                                    regularization=regularization, cg_steps=CG_STEPS,
+                                    input_bytes=matrix.data.nbytes + matrix.indices.nbytes
+                                    + matrix.indptr.nbytes,
+                                    factor_bytes=sum(matrix.shape) * K * 4)
                 print(f"{data} K={K} {solver}", flush=True)
                 results = h.alternate(Path(__file__), specs, repeats, log=None)
                 flops = flops_per_iteration(matrix, K, solver)
@@ -207,6 +261,13 @@ def main():
                                  "" if None in (mine, theirs) else f"{mine / theirs:.2f}",
                                  "" if prec is None else f"{prec:.4f}"])
                     print("  " + " | ".join(str(c) for c in rows[-1]), flush=True)
+                peers = [(h.median_of(res, "seconds"), lib) for lib, res in zip(libs, results)
+                         if lib in ("implicit", "buffalo")]
+                peers = [(sec, lib) for sec, lib in peers if sec is not None]
+                if peers and ours is not None:
+                    sec, lib = min(peers)
+                    best.append([data, K, solver, lib, f"{sec:.4f}", f"{ours:.4f}",
+                                 f"**{sec / ours:.2f}x**"])
     header = ["data", "K", "solver", "library", "s/iteration (median)",
               "time / fastals", "GFLOP/s", "fit peak extra MiB",
               "(input+peak)/(input+factors)", "peak RSS / implicit's", "P@10"]
@@ -218,7 +279,15 @@ def main():
             "Each peer in its own process, alternating; medians over repeats and timed "
             "iterations. `time / fastals` > 1 means fastals is faster. Peak memory is the "
             "RSS high-water mark during fit above the RSS before it (input already loaded).\n\n"
-            + h.table(header, rows))
+            + h.table(header, rows)
+            + ("\n\nAgainst the best peer of each cell (the faster of `implicit` and "
+               "`buffalo` 2.0.6, which runs in its own virtual environment under bench/out "
+               "with its pins, reading a MatrixMarket copy of the same matrix: its CG "
+               "`manual_cg` with the same steps, its exact solver `llt`; same K, alpha, "
+               "regularization, iterations and threads):\n\n"
+               + h.table(["data", "K", "solver", "best peer", "its s/iteration",
+                          "fastals s/iteration", "best peer / fastals"], best)
+               if best else ""))
     title = "Implicit ALS (bench/als.py)" if args.data == list(DATASETS)[:3] else \
         f"Implicit ALS (bench/als.py --data {' '.join(args.data)})"
     h.write_section(title, body)
