@@ -3,6 +3,7 @@ and fastals.ann's approximate index, on the same factors.
 
     python bench/retrieval.py                  # every user of both matrices, 3 repeats
     python bench/retrieval.py --quick          # sampled users, 1 repeat
+    python bench/retrieval.py --quick --repeats 3
 
 The matrices are bench/als.py's synthetic ones (synthetic-4m: 100,000 x 50,000, 4M
 interactions; synthetic-lastfm: 358,868 x 292,385, 15M); the factors (K=64) come from 5
@@ -151,10 +152,12 @@ def main():
     parser.add_argument("--worker")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--data", nargs="*", default=list(DATASETS))
+    parser.add_argument("--repeats", type=int, help="alternating runs per peer (default: 1 "
+                        "with --quick, else 3)")
     args = parser.parse_args()
     if args.worker:
         return worker(json.loads(args.worker))
-    repeats = 1 if args.quick else 3
+    repeats = args.repeats or (1 if args.quick else 3)
     rows, ann_rows = [], []
     for name in args.data:
         factors(name)
