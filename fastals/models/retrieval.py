@@ -30,11 +30,21 @@ from fastals._threads import resolve_threads
 from fastals._validation import check_bool, check_ids, check_int, check_sparse
 from fastals.models.base import FactorScores, _rank_the_rest, _restrict_columns
 
-# Users per kernel task (a multiple of 4, the register tile's rows) and items per cache
-# tile (a multiple of 16): 64 x 64 user factors and a 64 x 256 score buffer of float32
-# stay in a core's L2 cache beside a 64 x 256 panel of item factors.
-USER_TILE = 64
-ITEM_TILE = 256
+# The kernel's cache tiles, from the factor count and the precision: a task's users
+# (F x user_tile factors, packed) and a block of items (F x item_tile, packed) take
+# TILE_BYTES each of a core's L2 cache, which the users' factors make one pass over per
+# block; every user tile is a multiple of 48 users (whole register panels of 8, 6 or 3
+# users in every build) and every item block a multiple of 32 items (whole panels).
+TILE_BYTES = 256 * 1024
+
+
+def tile_sizes(F: int, itemsize: int) -> tuple[int, int]:
+    """(user_tile, item_tile) for F factors of `itemsize` bytes: 1008 and 1024 at F = 64 in
+    float32 (a users tile reads the item factors once from memory per 1008 users)."""
+    per_column = max(F, 1) * itemsize
+    user_tile = min(max(TILE_BYTES // per_column // 48 * 48, 48), 4032)
+    item_tile = min(max(TILE_BYTES // per_column // 32 * 32, 32), 8192)
+    return user_tile, item_tile
 _UNITS = {"": 1, "b": 1, "k": 10 ** 3, "kb": 10 ** 3, "m": 10 ** 6, "mb": 10 ** 6,
           "g": 10 ** 9, "gb": 10 ** 9, "t": 10 ** 12, "tb": 10 ** 12, "kib": 2 ** 10,
           "mib": 2 ** 20, "gib": 2 ** 30, "tib": 2 ** 40}
@@ -62,8 +72,8 @@ class _Plan:
     """What one recommend_all call does, validated: users, rows, candidates, batches."""
 
     def __init__(self, model, user_items, N, filter_already_liked_items, filter_items, items,
-                 users, batch_size, max_memory, hold_output, user_tile=USER_TILE,
-                 item_tile=ITEM_TILE):
+                 users, batch_size, max_memory, hold_output, user_tile=None,
+                 item_tile=None):
         model._check_fitted()
         self.model = model
         self.N = check_int("N", N, minimum=1)
@@ -84,8 +94,12 @@ class _Plan:
         self.item_block = model._item_block(self.candidates)
         self.factor = _factors(model) > 0
         self.threads = resolve_threads(getattr(model, "num_threads", 0))
-        self.user_tile = check_int("user_tile", user_tile, minimum=4)
-        self.item_tile = check_int("item_tile", item_tile, minimum=16)
+        default_users, default_items = tile_sizes(_factors(model),
+                                                  np.dtype(model._score_dtype).itemsize)
+        self.user_tile = check_int("user_tile", default_users if user_tile is None
+                                   else user_tile, minimum=4)
+        self.item_tile = check_int("item_tile", default_items if item_tile is None
+                                   else item_tile, minimum=16)
         if self.user_tile % 4 or self.item_tile % 16:
             raise ValueError("user_tile must be a multiple of 4 and item_tile a multiple of 16, "
                              f"got {user_tile} and {item_tile}")
@@ -119,8 +133,9 @@ class _Plan:
         itemsize = np.dtype(model._score_dtype).itemsize
         out_bytes = self.width * (np.dtype(self.id_dtype).itemsize + itemsize)
         fixed = out_bytes * n if hold_output else 0
-        fixed += self.threads * (self.user_tile * (self.item_tile + _factors(model) + 1)
-                                 * itemsize + 64 * self.user_tile)
+        F = _factors(model)  # the kernel's scratch per thread: packed users and items
+        fixed += self.threads * (((self.user_tile + 16) * (F + 1) + self.item_tile * F + 512)
+                                 * itemsize + 16 * self.user_tile)
         per_user = 2 * out_bytes + 8  # the batch's int64 ids and scores, its user id
         if self.factor:
             per_user += _factors(model) * itemsize  # the batch's factor rows
@@ -180,7 +195,7 @@ class _Plan:
         if isinstance(block, FactorScores):
             status = kernels("_retrieval").dot_topn_tiled(
                 block.queries, block.items_t, indptr, indices, self.blocked, ids, scores,
-                self.user_tile, self.item_tile, self.threads)
+                self._user_tile(len(userids)), self.item_tile, self.threads)
         else:
             block = np.ascontiguousarray(block, dtype=dtype)
             status = kernels("_topn").select_topn(block, indptr, indices, self.blocked, ids,
@@ -191,6 +206,15 @@ class _Plan:
             found = ids >= 0
             ids[found] = self.candidates[ids[found]]
         return ids, scores
+
+    def _user_tile(self, n_users):
+        """The user tile for a batch of n_users: small enough for every thread to get at
+        least four (in whole 48s when over 48), so that the last tiles do not leave threads
+        idle; results do not depend on it."""
+        share = -(-n_users // (4 * self.threads))
+        if share >= self.user_tile:
+            return self.user_tile
+        return max(4, -(-share // 48) * 48 if share > 48 else -(-share // 4) * 4)
 
     def batches(self, show_progress, desc="recommend_all"):
         """Yield (lo, hi, ids, scores) per batch of users, with a progress bar."""
