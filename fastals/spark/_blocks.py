@@ -101,26 +101,83 @@ def index_dtype(*sizes):
 
 
 # --- building the blocks (once per fit) ---------------------------------------------------
-def split_interactions(batches, user_bounds, item_bounds, dtype, flush_rows=_FLUSH_ROWS):
+def count_ids(batches):
+    """``mapInArrow`` body over (user, item, rating) rows with integral ids: one pickled
+    record per partition of (distinct users, their row counts, null users, distinct items,
+    their counts, null items, ratings that are null, NaN or infinite), for
+    :func:`merge_id_counts`. One pass over the data replaces the sort and joins of
+    arbitrary ids."""
+    import pyarrow as pa
+
+    pending = [batch for batch in batches if batch.num_rows]
+    if not pending:
+        return
+    table = pa.Table.from_batches(pending)
+    out = []
+    for k in (0, 1):
+        column = table.column(k)
+        values = column.drop_null().to_numpy().astype(np.int64, copy=False)
+        ids, counts = np.unique(values, return_counts=True)
+        out += [ids, counts.astype(np.int64), column.null_count]
+    ratings = table.column(2).to_numpy()  # float64; nulls become NaN
+    out.append(int(np.count_nonzero(~np.isfinite(ratings))))
+    yield pa.RecordBatch.from_arrays(
+        [pa.array([pickle.dumps(tuple(out), protocol=pickle.HIGHEST_PROTOCOL)], pa.binary())],
+        names=["payload"])
+
+
+def merge_id_counts(parts, side):
+    """Driver: the sorted distinct ids of `side` (0 users, 1 items) over the partitions'
+    :func:`count_ids` records, their row counts, and the rows with a null id."""
+    ids = [p[3 * side] for p in parts]
+    counts = [p[3 * side + 1] for p in parts]
+    nulls = sum(p[3 * side + 2] for p in parts)
+    if not ids:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), nulls
+    ids, inverse = np.unique(np.concatenate(ids), return_inverse=True)
+    counts = np.bincount(inverse.reshape(-1), weights=np.concatenate(counts),
+                         minlength=len(ids)).astype(np.int64)
+    return ids, counts, nulls
+
+
+def dense_lookup(ids):
+    """The sorted id array a task maps raw ids through (``searchsorted``), or None when the
+    ids are already 0..n-1 (the fast path: the ids are the dense indices)."""
+    if len(ids) and ids[0] == 0 and ids[-1] == len(ids) - 1:
+        return None
+    return ids
+
+
+def split_interactions(batches, user_bounds, item_bounds, dtype, flush_rows=_FLUSH_ROWS,
+                       lookups=(None, None)):
     """``mapInArrow`` body: a partition's (user, item, rating) rows, grouped by user block
-    and by item block, as (side, block, pickled (rows, cols, values)) records."""
+    and by item block, as (side, block, pickled (rows, cols, values)) records. With
+    `lookups` (a broadcast sorted id array per side, or None), the id columns hold the
+    original integral ids, mapped to dense indices here (no join)."""
     pending, rows = [], 0
     for batch in batches:
         if batch.num_rows:
             pending.append(batch)
             rows += batch.num_rows
         if rows >= flush_rows:
-            yield _split(pending, user_bounds, item_bounds, dtype)
+            yield _split(pending, user_bounds, item_bounds, dtype, lookups)
             pending, rows = [], 0
     if pending:
-        yield _split(pending, user_bounds, item_bounds, dtype)
+        yield _split(pending, user_bounds, item_bounds, dtype, lookups)
 
 
-def _split(batches, user_bounds, item_bounds, dtype):
+def _dense(column, lookup):
+    values = column.to_numpy()
+    if lookup is None:
+        return values
+    return np.searchsorted(lookup.value[0], values)
+
+
+def _split(batches, user_bounds, item_bounds, dtype, lookups=(None, None)):
     import pyarrow as pa
 
     table = pa.Table.from_batches(batches)
-    users, items = (table.column(k).to_numpy() for k in (0, 1))
+    users, items = (_dense(table.column(k), lookups[k]) for k in (0, 1))
     values = table.column(2).to_numpy()
     sides, blocks, payloads = [], [], []
     for side, rows, cols, bounds in ((USER, users, items, user_bounds),

@@ -22,7 +22,14 @@ from fastals._validation import (
 )
 from fastals.models.base import check_callback
 from fastals.spark import _frames
-from fastals.spark._blocks import ITEM, USER, ExplicitSolver, ImplicitSolver, balanced_bounds
+from fastals.spark._blocks import (
+    ITEM,
+    USER,
+    ExplicitSolver,
+    ImplicitSolver,
+    balanced_bounds,
+    dense_lookup,
+)
 from fastals.spark._model import ALSModel, FitSummary
 from fastals.spark._train import Alternation, build_blocks
 
@@ -74,7 +81,9 @@ class ALS:
         OpenMP threads per Spark task; 0 uses the task's cores (``spark.task.cpus``).
     userCol, itemCol : str
         Id columns. Any atomic type (integers, strings, dates, ...); ids are numbered
-        0..n-1 in sorted order on the cluster.
+        0..n-1 in sorted order on the cluster. Integral ids take a fast path: one pass
+        counts them and each task maps its rows through the sorted ids (no sort or join
+        of the interactions), and ids that are already 0..n-1 are used as they are.
     ratingCol : str or None
         Interaction strength (numeric); None counts every row as 1. Rows repeating a
         (user, item) pair are summed; zeros carry no information and are dropped.
@@ -282,13 +291,23 @@ class ALS:
         if not p["implicit"]:
             self._check_single_ratings(df)
         rating, invalid = self._rating(df)
-        user_ids, user_counts, bad = _frames.sorted_ids(df, self.userCol, "userCol", invalid)
+        rows = self._rows(df, rating)
+        # integral ids: numbered in one pass (no sort, no join; none at all for 0..n-1)
+        integral = _frames.is_integral(user_field) and _frames.is_integral(item_field)
+        if integral:
+            (user_ids, item_ids), (user_counts, item_counts), bad = \
+                _frames.counted_integer_ids(rows, (self.userCol, self.itemCol),
+                                            ("userCol", "itemCol"))
+        else:
+            user_ids, user_counts, bad = _frames.sorted_ids(df, self.userCol, "userCol",
+                                                            invalid)
         if not len(user_ids):
             raise ValueError("the DataFrame is empty: fit needs at least one interaction")
         if bad:
             raise ValueError(f"ratingCol={self.ratingCol!r} has {bad} null, NaN or infinite "
                              "value(s); drop or fill them before fitting")
-        item_ids, item_counts, _ = _frames.sorted_ids(df, self.itemCol, "itemCol")
+        if not integral:
+            item_ids, item_counts, _ = _frames.sorted_ids(df, self.itemCol, "itemCol")
         ids = (user_ids, item_ids)
         shape = (len(user_ids), len(item_ids))
         row_cost = solver.row_cost()
@@ -313,12 +332,18 @@ class ALS:
         id_broadcasts = [sc.broadcast((side_ids, None)) for side_ids in ids]
         alternation = None
         try:
-            frames = [_frames.id_frame(df.sparkSession, id_broadcasts[side], shape[side],
-                                       (user_field, item_field)[side], sc.defaultParallelism)
-                      for side in (USER, ITEM)]
-            mapped = self._dense(df, rating, frames[USER], frames[ITEM])
+            if integral:
+                mapped = rows
+                lookups = tuple(None if dense_lookup(ids[side]) is None
+                                else id_broadcasts[side] for side in (USER, ITEM))
+            else:
+                frames = [_frames.id_frame(df.sparkSession, id_broadcasts[side], shape[side],
+                                           (user_field, item_field)[side],
+                                           sc.defaultParallelism) for side in (USER, ITEM)]
+                mapped = self._dense(rows, frames[USER], frames[ITEM])
+                lookups = (None, None)
             blocks, (nnz, mean, value_range) = build_blocks(mapped, bounds, shape, solver,
-                                                            storage, self.ratingCol)
+                                                            storage, self.ratingCol, lookups)
             solver.prepare(mean, value_range)
             alternation = Alternation(sc, solver, blocks, p["num_threads"],
                                       p["checkpointInterval"], storage, describe_row)
@@ -370,13 +395,18 @@ class ALS:
         rating = _frames.col(self.ratingCol).cast("double")
         return rating, rating.isNull() | F.isnan(rating) | (F.abs(rating) == float("inf"))
 
-    def _dense(self, df, rating, users, items):
+    def _rows(self, df, rating):
+        """(user id, item id, rating as double) rows."""
+        return df.select(_frames.col(self.userCol).alias("__fastals_user"),
+                         _frames.col(self.itemCol).alias("__fastals_item"),
+                         rating.alias("__fastals_r"))
+
+    @staticmethod
+    def _dense(rows, users, items):
         """(user index, item index, rating) rows, joined on the cluster."""
         from pyspark.sql import functions as F
 
         u, i = "__fastals_user", "__fastals_item"
-        rows = df.select(_frames.col(self.userCol).alias(u), _frames.col(self.itemCol).alias(i),
-                         rating.alias("__fastals_r"))
         users = users.select(F.col("id").alias(u), F.col("idx").alias("__fastals_u"))
         items = items.select(F.col("id").alias(i), F.col("idx").alias("__fastals_i"))
         return rows.join(F.broadcast(users), u).join(F.broadcast(items), i) \

@@ -72,13 +72,15 @@ def _one_per_batch(rdd):
     return rdd._reserialize(BatchedSerializer(CPickleSerializer(), 1))
 
 
-def build_blocks(mapped, bounds, shape, solver, storage_level, rating_col):
+def build_blocks(mapped, bounds, shape, solver, storage_level, rating_col,
+                 lookups=(None, None)):
     """The persisted Block RDDs of both sides from the (user, item, rating) DataFrame of
-    dense indices. Returns ([user blocks, item blocks], statistics) with statistics the
-    stored values' count, mean and (min, max)."""
+    dense indices (or of integral ids and their `lookups`, see split_interactions).
+    Returns ([user blocks, item blocks], statistics) with statistics the stored values'
+    count, mean and (min, max)."""
     pieces = mapped.mapInArrow(
         partial(split_interactions, user_bounds=bounds[USER], item_bounds=bounds[ITEM],
-                dtype=index_dtype(*shape)),
+                dtype=index_dtype(*shape), lookups=lookups),
         "side byte, block int, payload binary").rdd.map(_keyed).persist(storage_level)
     blocks, summaries = [], []
     try:
