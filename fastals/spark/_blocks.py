@@ -33,6 +33,8 @@ from fastals.models.blocksolve import (
     explicit_initial_factors,
     gram_matrix,
     implicit_initial_factors,
+    implicit_initial_rows,
+    initial_item_factors,
     publish_explicit,
     row_blocks,
 )
@@ -61,6 +63,9 @@ class Block(NamedTuple):
     total: float = 0.0  # sum, min and max of the values (explicit ALS needs the mean, range)
     low: float = np.inf
     high: float = -np.inf
+    # block-to-block exchange: the sorted rows of the other side the block reads, its
+    # `indices` renumbered into them (None: `indices` address the whole other side)
+    columns: np.ndarray | None = None
 
     def csr(self) -> CSR:
         return CSR(self.indptr, self.indices, self.data, (self.hi - self.lo, self.n_cols))
@@ -235,15 +240,124 @@ def _implicit_csr(coo, dtype):
     return as_csr(coo, "ratings", dtype)
 
 
-def build_partition(index, records, bounds, n_cols, dtype, canonical=None):
+def build_partition(index, records, bounds, n_cols, dtype, canonical=None, exchange=False):
     """``mapPartitionsWithIndex`` body after ``partitionBy(block)``: exactly one Block per
-    partition (an empty one when no interaction fell in it)."""
-    payloads = []
-    for block, payload in records:
-        if block != index:  # the partitioner is the identity; anything else is a bug
-            raise RuntimeError(f"block {block} arrived in partition {index}")
-        payloads.append(payload)
-    yield build_block(index, payloads, bounds, n_cols, dtype, canonical)
+    partition (an empty one when no interaction fell in it); with `exchange`, its columns
+    renumbered (:func:`localized`)."""
+    payloads = [payload for _, payload in _records_of(index, records)]
+    block = build_block(index, payloads, bounds, n_cols, dtype, canonical)
+    yield localized(block) if exchange else block
+
+
+def _records_of(index, records):
+    for key, value in records:
+        if key != index:  # the partitioner is the identity; anything else is a bug
+            raise RuntimeError(f"block {key} arrived in partition {index}")
+        yield key, value
+
+
+# --- the block-to-block exchange (set-up) ---------------------------------------------------
+def localized(block):
+    """`block` reading only the rows of the other side it needs: ``columns`` the sorted
+    distinct column indices of its CSR, the indices renumbered into them (so the kernels
+    read a compact array of just those rows, in the same order as the whole side's)."""
+    if block.error is not None:
+        return block._replace(columns=np.zeros(0, np.int64), n_cols=0)
+    columns, local = np.unique(block.indices, return_inverse=True)
+    return block._replace(indices=local.reshape(-1).astype(block.indices.dtype),
+                          n_cols=len(columns), columns=columns.astype(np.int64))
+
+
+def routes_of(block, source_bounds):
+    """``flatMap`` body over the blocks of one side: for each block j of the other side
+    (rows [source_bounds[j], source_bounds[j + 1])) holding rows this block reads,
+    (j, (this block's number, those rows' offsets in block j)): MLlib's out-block links."""
+    columns = block.columns
+    cuts = np.searchsorted(columns, source_bounds)
+    for j in range(len(source_bounds) - 1):
+        if cuts[j + 1] > cuts[j]:
+            offsets = columns[cuts[j]:cuts[j + 1]] - source_bounds[j]
+            yield j, (block.index, offsets.astype(index_dtype(int(offsets[-1]) + 1)))
+
+
+def out_block(index, records):
+    """``mapPartitionsWithIndex`` body after ``partitionBy(source block)``: the one record of
+    source block `index`, [(destination block, row offsets)] by destination."""
+    yield sorted((pair for _, pair in _records_of(index, records)), key=lambda p: p[0])
+
+
+def required_rows(columns, source_bounds):
+    """How many rows of each block of the other side a block with these sorted `columns`
+    receives per half-iteration (its share of the exchange)."""
+    return np.diff(np.searchsorted(columns, source_bounds))
+
+
+# --- the block-to-block exchange (each half-iteration) --------------------------------------
+def send_factors(pair):
+    """``flatMap`` body over (Solved, routes) of the fixed side's blocks: for each
+    destination block, (destination, (first row, the state rows it reads))."""
+    solved, routes = pair
+    for destination, rows in routes:
+        yield destination, (solved.lo, tuple(a[rows] for a in solved.state))
+
+
+def received_partition(index, records):
+    """``mapPartitionsWithIndex`` body after ``partitionBy(destination)``: the rows block
+    `index` received, concatenated in row order (that of its ``columns``), or None."""
+    parts = sorted((piece for _, piece in _records_of(index, records)), key=lambda p: p[0])
+    if not parts:
+        yield None
+        return
+    yield tuple(np.concatenate([p[1][k] for p in parts]) for k in range(len(parts[0][1])))
+
+
+def solve_received(pair, solver, extra_broadcast, side, num_threads):
+    """``map`` body over (Block, (Solved, received rows)): the block's rows solved against the
+    rows of the fixed side it received (and the broadcast Gram matrix, implicit ALS)."""
+    block, (previous, received) = pair
+    if received is None:
+        received = tuple(np.zeros((0,) + a.shape[1:], a.dtype) for a in previous.state)
+    if len(received[0]) != block.n_cols:
+        raise RuntimeError(f"block {block.index} received {len(received[0])} rows of the "
+                           f"other side, not {block.n_cols} (a fastals bug)")
+    extra = None if extra_broadcast is None else extra_broadcast.value
+    return _solved(solver, block, previous, solver.local_fixed(received, extra), side,
+                   num_threads)
+
+
+def solved_summary(solved, solver):
+    """``map`` body over the new Solved blocks: ([(first row, error, error row)] of a failed
+    block, its part of the Gram matrix): what the driver aggregates of a half-iteration."""
+    if solved.error is not None:
+        return [(solved.lo, solved.error, solved.error_row)], None
+    return [], solver.gram_part(solved.state)
+
+
+def add_summaries(a, b):
+    """``treeAggregate`` operation of :func:`solved_summary` values."""
+    gram = b[1] if a[1] is None else a[1] if b[1] is None else a[1] + b[1]
+    return a[0] + b[0], gram
+
+
+def initial_block_state(block, solver, seed, side):
+    """The initial state of a block drawn on the executor (for factor matrices too large
+    to draw on the driver): rows from a generator seeded by (seed, side, block)."""
+    rng = np.random.default_rng([seed, side, block.index])
+    return Solved(block.lo, solver.initial_rows(rng, block.hi - block.lo, side))
+
+
+def fail_once():
+    """Raise once in a task when the task's environment names an existing file in
+    FASTALS_SPARK_FAIL_ONCE (which this removes): the tests' injected fault."""
+    import os
+
+    path = os.environ.get("FASTALS_SPARK_FAIL_ONCE")
+    if path:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            return
+        raise RuntimeError("fastals.spark: injected fault (FASTALS_SPARK_FAIL_ONCE)")
 
 
 # --- one half-iteration -----------------------------------------------------------------------
@@ -273,9 +387,13 @@ def initial_state_rows(block, state_broadcast):
 def solve_pair(pair, solver, fixed_broadcast, side, num_threads):
     """``map`` body over (Block, Solved) pairs: the block's rows solved against the fixed side."""
     block, previous = pair
+    return _solved(solver, block, previous, fixed_broadcast.value, side, num_threads)
+
+
+def _solved(solver, block, previous, fixed, side, num_threads):
+    fail_once()
     try:
-        state = solver.solve(block, previous.state, fixed_broadcast.value, side,
-                             task_threads(num_threads))
+        state = solver.solve(block, previous.state, fixed, side, task_threads(num_threads))
     except (ModelFitError, MemoryError) as exc:
         row = getattr(exc, "row", None)
         return Solved(block.lo, previous.state, f"{type(exc).__name__}: {exc}", row)
@@ -320,6 +438,11 @@ class ImplicitSolver:
     def dtype(self):
         return np.dtype(self.params["dtype"]).type
 
+    @property
+    def itemsize(self):
+        """Bytes per factor value."""
+        return np.dtype(self.dtype).itemsize
+
     def row_cost(self):
         """The work of a row's own arithmetic, in units of the work per interaction
         (conjugate gradient: 2K^2 vs 4K per pass; Cholesky: ~K^3/3 + 4K^2 vs K^2 + 2K)."""
@@ -340,6 +463,25 @@ class ImplicitSolver:
         with single_threaded_blas():  # the same summation as the single-machine fit
             gram = gram_matrix(Y) if self.weighted else self.block_solver().regularized_gram(Y)
         return Y, gram
+
+    def gram_part(self, state):
+        """Executor: the Y^T Y (float64) of a block's rows; the Gram matrix of a side is the
+        sum over its blocks (block-to-block exchange)."""
+        with single_threaded_blas():
+            return gram_matrix(state[0], fast=not self.weighted)
+
+    def fixed_from_gram(self, YtY):
+        """Driver: what the exchange broadcasts (a K x K matrix) from the summed Y^T Y."""
+        return YtY if self.weighted else self.block_solver().regularize(YtY)
+
+    @staticmethod
+    def local_fixed(received, gram):
+        """Executor: ``fixed`` from the rows a block received and the broadcast Gram."""
+        return received[0], gram
+
+    def initial_rows(self, rng, n, side):
+        """Executor: initial factors of n rows (the distribution of initial_state)."""
+        return (implicit_initial_rows(rng, n, self.params["factors"], self.dtype),)
 
     def solve(self, block, state, fixed, side, threads):
         """Executor: the rows of `block`, warm-started from `state`, against `fixed`."""
@@ -404,6 +546,11 @@ class ExplicitSolver:
     def dtype(self):
         return np.dtype(self.params["dtype"]).type
 
+    @property
+    def itemsize(self):
+        """Bytes per factor value."""
+        return np.dtype(self.dtype).itemsize
+
     def row_cost(self):
         """A row's exact (K+1) x (K+1) solve against K^2 per rating."""
         return self.params["factors"] / 3 + 4
@@ -430,6 +577,26 @@ class ExplicitSolver:
     @staticmethod
     def fixed(state):
         return state
+
+    @staticmethod
+    def gram_part(state):
+        return None  # the explicit solve needs no Gram matrix
+
+    @staticmethod
+    def fixed_from_gram(YtY):
+        return None
+
+    @staticmethod
+    def local_fixed(received, gram):
+        return received  # (factors, biases) of the rows the block reads
+
+    def initial_rows(self, rng, n, side):
+        """Executor: initial (factors, biases) of n rows (initial_state's distribution;
+        every row of the data has a rating)."""
+        dtype = self.dtype
+        X = initial_item_factors(rng, np.ones(n), self.params["factors"],
+                                 self.params["nonnegative"], dtype)
+        return X, np.zeros(n, dtype)
 
     @staticmethod
     def finish(state, iterations):

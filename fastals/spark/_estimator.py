@@ -6,6 +6,7 @@ hints, under ``TYPE_CHECKING``).
 """
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ from fastals.spark._blocks import (
     dense_lookup,
 )
 from fastals.spark._model import ALSModel, FitSummary
-from fastals.spark._train import Alternation, build_blocks
+from fastals.spark._train import Alternation, ExchangeAlternation, build_blocks, build_routes
 
 if TYPE_CHECKING:
     from pyspark import StorageLevel
@@ -45,6 +46,14 @@ _DEFAULTS = {True: {"factors": 100, "regularization": 0.01, "iterations": 15,
                     "random_state": None},
              False: {"factors": 64, "regularization": 0.12, "iterations": 15,
                      "random_state": None}}
+log = logging.getLogger("fastals")
+_EXCHANGES = ("auto", "broadcast", "shuffle")
+# exchange="auto" broadcasts while the larger factor matrix is at most this (and at most
+# an eighth of spark.driver.memory, which the broadcast passes through)
+BROADCAST_LIMIT = 256 << 20
+# initial factors are drawn on the driver (as the single-machine model draws them) while
+# both matrices together are at most this; else per block on the executors
+DRIVER_DRAW_LIMIT = 256 << 20
 _STORAGE_LEVELS = ("MEMORY_AND_DISK", "MEMORY_ONLY", "DISK_ONLY", "MEMORY_AND_DISK_2",
                    "MEMORY_ONLY_2", "DISK_ONLY_2", "DISK_ONLY_3", "MEMORY_AND_DISK_DESER",
                    "OFF_HEAP")
@@ -106,6 +115,14 @@ class ALS:
         What :meth:`ALSModel.transform` does with unknown users or items.
     intermediateStorageLevel : str
         StorageLevel name for the cached blocks and factors (default MEMORY_AND_DISK).
+    exchange : {"auto", "broadcast", "shuffle"}
+        How a half-iteration gets the fixed side's factors to the blocks solving against
+        them. "broadcast": collected on the driver and broadcast whole. "shuffle": MLlib's
+        block-to-block exchange, each block of the fixed side sending each block only
+        the rows it reads; no factor matrix passes through the driver until the end.
+        "auto" (default) broadcasts while the larger factor matrix is at most
+        min(256 MiB, spark.driver.memory / 8), else shuffles, and logs which and why.
+        See :mod:`fastals.spark` for the memory of each.
     rank, maxIter, regParam, seed
         MLlib's names for factors, iterations, regularization and random_state; give
         either name, not two different values.
@@ -133,7 +150,7 @@ class ALS:
                  numItemBlocks: int | None = None, checkpointInterval: int = 10,
                  coldStartStrategy: str = "nan",
                  intermediateStorageLevel: str | StorageLevel = "MEMORY_AND_DISK",
-                 rank: int | None = None, maxIter: int | None = None,
+                 exchange: str = "auto", rank: int | None = None, maxIter: int | None = None,
                  regParam: float | None = None, seed: SeedLike = None) -> None:
         self.factors = factors
         self.regularization = regularization
@@ -158,6 +175,7 @@ class ALS:
         self.checkpointInterval = checkpointInterval
         self.coldStartStrategy = coldStartStrategy
         self.intermediateStorageLevel = intermediateStorageLevel
+        self.exchange = exchange
         self.rank = rank
         self.maxIter = maxIter
         self.regParam = regParam
@@ -261,6 +279,7 @@ class ALS:
         if p["checkpointInterval"] == 0:
             raise ValueError("checkpointInterval must be >= 1, or -1 for never, got 0")
         check_choice("coldStartStrategy", self.coldStartStrategy, ("nan", "drop"))
+        p["exchange"] = check_choice("exchange", self.exchange, _EXCHANGES)
         if not hasattr(self.intermediateStorageLevel, "useDisk"):
             check_choice("intermediateStorageLevel", self.intermediateStorageLevel,
                          _STORAGE_LEVELS)
@@ -317,6 +336,7 @@ class ALS:
         bounds[ITEM] = balanced_bounds(item_counts, p["numItemBlocks"] or sc.defaultParallelism,
                                        row_cost)
         names = (self.userCol, self.itemCol)
+        exchange = self._choose_exchange(sc, p["exchange"], shape, p["factors"], solver)
 
         def describe_row(side, row):
             return f"{names[side]}={ids[side][row]!r}"
@@ -342,16 +362,28 @@ class ALS:
                                            sc.defaultParallelism) for side in (USER, ITEM)]
                 mapped = self._dense(rows, frames[USER], frames[ITEM])
                 lookups = (None, None)
-            blocks, (nnz, mean, value_range) = build_blocks(mapped, bounds, shape, solver,
-                                                            storage, self.ratingCol, lookups)
+            shuffle = exchange == "shuffle"
+            blocks, (nnz, mean, value_range), received = build_blocks(
+                mapped, bounds, shape, solver, storage, self.ratingCol, lookups,
+                exchange=shuffle)
             solver.prepare(mean, value_range)
-            alternation = Alternation(sc, solver, blocks, p["num_threads"],
-                                      p["checkpointInterval"], storage, describe_row)
+            if shuffle:
+                alternation = ExchangeAlternation(sc, solver, blocks, None, p["num_threads"],
+                                                  p["checkpointInterval"], storage,
+                                                  describe_row)
+                alternation.routes = build_routes(blocks, bounds, storage)
+            else:
+                alternation = Alternation(sc, solver, blocks, p["num_threads"],
+                                          p["checkpointInterval"], storage, describe_row)
             setup = time.perf_counter() - start
-            initial = solver.initial_state(shape[0], shape[1], p["random_state"],
-                                           (user_counts, item_counts))
-            state = solver.finish(alternation.run(initial, p["iterations"], on_iteration),
-                                  p["iterations"])
+            if not shuffle or sum(shape) * p["factors"] * solver.itemsize <= DRIVER_DRAW_LIMIT:
+                initial = solver.initial_state(shape[0], shape[1], p["random_state"],
+                                               (user_counts, item_counts))
+                state = alternation.run(initial, p["iterations"], on_iteration)
+            else:  # too large to draw on the driver: each block draws its own rows
+                seed = int(check_random_state(p["random_state"]).integers(2 ** 63))
+                state = alternation.run(None, p["iterations"], on_iteration, seed=seed)
+            state = solver.finish(state, p["iterations"])
         finally:
             if alternation is not None:
                 alternation.close()
@@ -360,11 +392,28 @@ class ALS:
         summary = FitSummary(setup_seconds=setup, iteration_seconds=seconds,
                              n_users=shape[0], n_items=shape[1], nnz=nnz,
                              user_blocks=len(bounds[USER]) - 1, item_blocks=len(bounds[ITEM]) - 1,
-                             lineage=list(alternation.lineage))
+                             lineage=list(alternation.lineage), exchange=exchange,
+                             received_rows=received)
         return ALSModel(df.sparkSession, solver, dict(p, alpha=self.alpha), self.userCol,
                         self.itemCol, self.predictionCol, self.coldStartStrategy, user_field,
                         item_field, user_ids, item_ids, state[USER], state[ITEM],
                         (user_counts, item_counts), summary)
+
+    @staticmethod
+    def _choose_exchange(sc, asked, shape, factors, solver):
+        """"broadcast" or "shuffle" (see the ``exchange`` parameter), logged with why."""
+        largest = max(shape) * factors * solver.itemsize
+        limit = min(BROADCAST_LIMIT, _frames.driver_memory(sc) // 8)
+        if asked != "auto":
+            chosen, why = asked, "as asked (exchange=%r)" % asked
+        elif largest > limit:
+            chosen, why = "shuffle", f"the larger factor matrix, {largest / 2**20:.1f} MiB, " \
+                f"is over the broadcast limit of {limit / 2**20:.1f} MiB"
+        else:
+            chosen, why = "broadcast", f"the larger factor matrix, {largest / 2**20:.1f} " \
+                f"MiB, is within the broadcast limit of {limit / 2**20:.1f} MiB"
+        log.info("fastals.spark: %s exchange: %s", chosen, why)
+        return chosen
 
     def _storage_level(self):
         from pyspark import StorageLevel

@@ -49,6 +49,12 @@ def spark_context(df, name="df"):
                         "RDD tasks, which Spark Connect does not offer)") from None
 
 
+def driver_memory(sc):
+    """spark.driver.memory in bytes (Spark's default, 1g, when unset)."""
+    value = sc.getConf().get("spark.driver.memory", "1g")
+    return int(sc._jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(value))
+
+
 def col(name):
     """A column reference that takes `name` literally (dots, spaces, backticks)."""
     from pyspark.sql import functions as F
