@@ -693,3 +693,47 @@ def test_auto_exchange_says_why(spark, caplog):
     with pytest.raises(ValueError, match="exchange must be one of 'auto', 'broadcast', "
                                          "'shuffle', got 'gossip'"):
         ALS(exchange="gossip")
+
+
+SMALL_DRIVER = r'''
+import sys
+import numpy as np
+from pyspark.sql import SparkSession, functions as F
+from fastals.spark import ALS
+
+spark = (SparkSession.builder.master("local[2]").config("spark.driver.memory", "512m")
+         .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+         .config("spark.sql.shuffle.partitions", "4").getOrCreate())
+spark.sparkContext.setLogLevel("ERROR")
+n_users, n_items, K = int(sys.argv[1]), 40, 32
+df = spark.range(0, n_users, 1, 4).select(F.col("id").alias("user"),
+                                          (F.col("id") % n_items).alias("item"),
+                                          F.lit(1.0).alias("rating"))
+model = ALS(factors=K, iterations=1, dtype=np.float64, random_state=0, numUserBlocks=32,
+            numItemBlocks=8).fit(df)
+X = model.user_factors
+assert X.shape == (n_users, K) and X.nbytes > 512 << 20, X.nbytes
+assert np.isfinite(X).all() and np.isfinite(model.item_factors).all()
+print(model.summary.exchange, max(model.summary.received_rows[1]), X.nbytes >> 20)
+'''
+
+
+def test_shuffle_exchange_fits_past_the_driver_memory(tmp_path):
+    """spark.driver.memory 512m and a user factor matrix of 537 MiB (2.1M users x 32
+    float64 factors): exchange='auto' takes the shuffle, which never collects or broadcasts
+    a factor matrix (the initial rows are drawn per block; the result comes back one block
+    at a time). Each item block receives only the users of its items (here: an eighth)."""
+    reason = java_missing()
+    if reason:
+        pytest.skip(reason)
+    n_users = 2_200_000
+    script = tmp_path / "small_driver.py"
+    script.write_text(SMALL_DRIVER)
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable,
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, str(script), str(n_users)], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    exchange, received, megabytes = out.stdout.split()
+    assert exchange == "shuffle" and int(megabytes) > 512
+    assert int(received) == n_users // 8  # the users of one item block's 5 items

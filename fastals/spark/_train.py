@@ -41,11 +41,10 @@ from fastals.spark._blocks import (
     initial_block_state,
     initial_state_rows,
     out_block,
-    received_partition,
     routes_of,
     send_factors,
     solve_pair,
-    solve_received,
+    solve_partition,
     solved_summary,
     split_interactions,
 )
@@ -332,12 +331,16 @@ class ExchangeAlternation(Alternation):
         gram = self._gram(other)
         extra = None if gram is None else self.sc.broadcast(self.solver.fixed_from_gram(gram))
         try:
-            received = self.states[other].zip(self.routes[side]).flatMap(send_factors) \
-                .partitionBy(self.blocks[side].getNumPartitions(), _identity) \
-                .mapPartitionsWithIndex(received_partition, preservesPartitioning=True)
-            solved = self.blocks[side].zip(
-                self.states[side].zip(_one_per_batch(received))).map(
-                partial(solve_received, solver=self.solver, extra_broadcast=extra, side=side,
+            n_blocks = self.blocks[side].getNumPartitions()
+            received = _one_per_batch(self.states[other].zip(self.routes[side])
+                                      .flatMap(send_factors).partitionBy(n_blocks, _identity))
+            # one partitioner for all three: the union is partition-wise (no shuffle)
+            parts = self.blocks[side].union(self.states[side]).union(received)
+            if parts.getNumPartitions() != n_blocks:
+                raise RuntimeError("the blocks, states and received rows are not "
+                                   "co-partitioned (a fastals bug)")
+            solved = parts.mapPartitionsWithIndex(
+                partial(solve_partition, solver=self.solver, extra_broadcast=extra, side=side,
                         num_threads=self.num_threads), preservesPartitioning=True)
             solved = _one_per_batch(solved).persist(self.storage_level)
             reliable = (self.checkpoint_interval > 0 and self.sc.getCheckpointDir()
