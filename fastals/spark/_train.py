@@ -18,6 +18,13 @@ So the plan of every half-iteration has the same size, whatever the iteration co
 driver always holds a complete copy of both sides: if a job fails (an executor lost with
 its cached state, say), the half-iteration is retried once from that copy.
 
+That is :class:`Alternation` (``exchange="broadcast"``). :class:`ExchangeAlternation`
+(``exchange="shuffle"``) replaces steps 1 and 3 by MLlib's block-to-block exchange: the
+routes recorded at set-up (:func:`build_routes`) say which rows of each fixed block each
+solving block reads; one shuffle keyed by destination block sends just those, the Gram
+matrix is a tree-aggregate of per-block sums, and nothing but K x K matrices and error
+summaries reaches the driver until the final factors are collected block by block.
+
 Imports numpy, fastals.exceptions and fastals.spark._blocks (which holds everything that
 knows the model); pyspark only inside functions.
 """
