@@ -205,13 +205,7 @@ class Alternation:
             solved = self.blocks[side].zip(self.states[side]).map(
                 partial(solve_pair, solver=self.solver, fixed_broadcast=fixed, side=side,
                         num_threads=self.num_threads), preservesPartitioning=True)
-            solved = _one_per_batch(solved).persist(self.storage_level)
-            reliable = (self.checkpoint_interval > 0 and self.sc.getCheckpointDir()
-                        and (iteration + 1) % self.checkpoint_interval == 0)
-            if reliable:
-                solved.checkpoint()
-            else:
-                solved.localCheckpoint()
+            solved = self._persisted(solved, iteration)
             results = solved.collect()
         except BaseException:
             fixed.destroy()
@@ -223,6 +217,17 @@ class Alternation:
         self._replace(side, solved, [fixed])
         self.lineage.append(_lineage_depth(solved))
         return self._assemble(side, results, len(state[side][0]))
+
+    def _persisted(self, solved, iteration):
+        """`solved` persisted, its lineage to be truncated when first computed (a local
+        checkpoint, or a reliable one every checkpoint_interval iterations)."""
+        solved = _one_per_batch(solved).persist(self.storage_level)
+        if (self.checkpoint_interval > 0 and self.sc.getCheckpointDir()
+                and (iteration + 1) % self.checkpoint_interval == 0):
+            solved.checkpoint()
+        else:
+            solved.localCheckpoint()
+        return solved
 
     def _assemble(self, side, results, n_rows):
         failed = [r for r in results if r.error]
@@ -349,13 +354,7 @@ class ExchangeAlternation(Alternation):
             solved = parts.mapPartitionsWithIndex(
                 partial(solve_partition, solver=self.solver, extra_broadcast=extra, side=side,
                         num_threads=self.num_threads), preservesPartitioning=True)
-            solved = _one_per_batch(solved).persist(self.storage_level)
-            reliable = (self.checkpoint_interval > 0 and self.sc.getCheckpointDir()
-                        and (iteration + 1) % self.checkpoint_interval == 0)
-            if reliable:
-                solved.checkpoint()
-            else:
-                solved.localCheckpoint()
+            solved = self._persisted(solved, iteration)
             errors, new_gram = solved.map(partial(solved_summary, solver=self.solver)) \
                 .treeAggregate(([], None), add_summaries, add_summaries)
             if errors:
