@@ -9,10 +9,13 @@ session settings, rank 64, implicit feedback, alpha 1, regParam 0.05 (MLlib's me
 lambda times each row's count, for both), from the same Parquet file. Every measurement is
 a separate process (its own JVM); the two libraries alternate. Seconds per iteration are
 measured the same way for both: each process first warms up (JVM code, Python workers,
-kernels, memory: two fits on a 10% sample and one on the full data), then times fit with maxIter=1 and
-with maxIter=L, and reports (T_L - T_1) / (L - 1), so set-up (id mapping, blocking,
-caching) cancels out. L is 4, and 3 on the 15M matrices, where an MLlib run takes minutes
-(fewer repeats there too). The 1M, 4M and first 15M matrices share one shape (100,000 x
+kernels, memory: two fits on a 10% sample and, unless --light, one on the full data), then
+times whole fits (as a user sees them: from fit() to the factors materialized; MLlib's
+userFactors counted) with maxIter=1 and with maxIter=L, and reports (T_L - T_1) / (L - 1),
+so set-up (id mapping, blocking, caching) cancels out, and set-up = T_1 - that. L is 10
+(the issue's whole 10-iteration fit). fastals runs both exchanges: "fastals" (the
+broadcast, what exchange="auto" takes at these sizes) and "fastals-shuffle"
+(exchange="shuffle", the block-to-block exchange). The 1M, 4M and first 15M matrices share one shape (100,000 x
 50,000), so their times show the growth with the nonzeros alone; the Last.fm-sized one
 (358,868 x 292,385, 15M) adds the rows of a real catalogue. fastals' own per-iteration clock (its fit callback) is reported
 beside it, with the process tree's peak memory (driver JVM + Python processes) and the
@@ -49,13 +52,13 @@ DATASETS = {
 RANK, ALPHA, REGULARIZATION = 64, 1.0, 0.05
 PRECISION_ITERATIONS = 15
 # seconds per iteration = (fit with maxIter=L - fit with maxIter=1) / (L - 1)
-LONG = {"synthetic-lastfm": 3, "synthetic-15m": 3}
-LONG_DEFAULT = 4
+LONG = {}
+LONG_DEFAULT = 10
 REPEATS = {"synthetic-lastfm": 3, "synthetic-15m": 2}
 REPEATS_DEFAULT = 3
 PRECISION_GRID = (0.01, 0.05, 0.3, 1.0)
 PRECISION_SEEDS = tuple(range(8))  # P@10 is the mean over these initial factors
-LIBS = ("fastals", "mllib")
+LIBS = ("fastals", "fastals-shuffle", "mllib")
 DRIVER_MEMORY = "4g"  # the JVM heap; the machine is shared: the process tree stays < 8 GiB
 
 
@@ -111,11 +114,12 @@ def session():
 
 
 def estimator(lib, iterations, regularization, seed=0):
-    if lib == "fastals":
+    if lib.startswith("fastals"):
         from fastals.spark import ALS
         return ALS(rank=RANK, maxIter=iterations, regParam=regularization, alpha=ALPHA,
                    implicitPrefs=True, seed=seed, userCol="user", itemCol="item",
-                   ratingCol="rating")
+                   ratingCol="rating",
+                   exchange="shuffle" if lib == "fastals-shuffle" else "broadcast")
     from pyspark.ml.recommendation import ALS
     return ALS(rank=RANK, maxIter=iterations, regParam=regularization, alpha=ALPHA,
                implicitPrefs=True, seed=seed, userCol="user", itemCol="item",
@@ -124,7 +128,7 @@ def estimator(lib, iterations, regularization, seed=0):
 
 def factors(lib, model, n_users, n_items):
     """(user factors, item factors) as dense numpy arrays indexed by the integer ids."""
-    if lib == "fastals":
+    if lib.startswith("fastals"):
         U = np.zeros((n_users, RANK), np.float32)
         V = np.zeros((n_items, RANK), np.float32)
         U[model.user_ids] = model.user_factors
@@ -205,10 +209,12 @@ def timed_fit(lib, df, iterations, stamps=None):
         model = est.fit(df, callback=lambda *_: stamps.append(time.perf_counter()))
     else:
         model = est.fit(df)
+    if lib == "mllib":
+        model.userFactors.count()
     seconds = time.perf_counter() - start
     cpu = tree_cpu_seconds() - cpu
-    summary = getattr(model, "summary", None) if lib == "fastals" else None
-    if lib == "fastals":
+    summary = getattr(model, "summary", None) if lib != "mllib" else None
+    if lib != "mllib":
         model.unpersist()
     return seconds, cpu, summary
 
@@ -241,16 +247,17 @@ def worker(spec):
     for _ in range(2):
         timed_fit(lib, sample, 1)
     sample.unpersist()
-    warm, _, _ = timed_fit(lib, df, 1)
+    warm = None if spec.get("light") else timed_fit(lib, df, 1)[0]
     fit1, cpu1, _ = timed_fit(lib, df, 1)
     stamps = []
     fit_long, cpu_long, summary = timed_fit(lib, df, long,
-                                            stamps if lib == "fastals" else None)
+                                            stamps if lib != "mllib" else None)
     result = {"seconds": (fit_long - fit1) / (long - 1),
+              "setup_estimate": fit1 - (fit_long - fit1) / (long - 1),
               "cpu_seconds": (cpu_long - cpu1) / (long - 1), "fit1": fit1, "warmup": warm,
               f"fit{long}": fit_long, "load": load, "load_end": os.getloadavg()[0],
               "peak_gib": memory.stop() / 2 ** 30}
-    if lib == "fastals":
+    if lib != "mllib":
         result["own_seconds"] = np.diff(stamps).tolist()
         result["setup"] = summary.setup_seconds
     h.emit(result)
@@ -268,6 +275,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--precision-only", action="store_true")
     parser.add_argument("--no-precision", action="store_true")
+    parser.add_argument("--light", action="store_true",
+                        help="no warm-up fit on the full data (the sample ones only)")
+    parser.add_argument("--libs", nargs="*", default=None, help=f"a subset of {LIBS}")
     parser.add_argument("--render", metavar="JSON",
                         help=f"only rewrite RESULTS.md from saved results (default {RAW})",
                         nargs="?", const=str(RAW))
@@ -289,10 +299,12 @@ def main():
             parquet(name)  # build once, outside the timed workers
             repeats = args.repeats or (2 if args.quick else
                                        REPEATS.get(name, REPEATS_DEFAULT))
-            specs = [{"kind": "speed", "lib": lib, "data": name} for lib in LIBS]
+            specs = [{"kind": "speed", "lib": lib, "data": name, "light": args.light}
+                     for lib in (args.libs or LIBS)]
             print(f"{name}: {repeats} alternating runs per library", flush=True)
             raw["speed"][name] = {
                 "nnz": int(matrix(name).nnz), "long": LONG.get(name, LONG_DEFAULT),
+                "libs": [spec["lib"] for spec in specs],
                 "results": h.alternate(Path(__file__), specs, repeats, log=print)}
     if not args.no_precision:
         try:
@@ -301,7 +313,8 @@ def main():
             print(f"skipping precision: {exc}")
         else:
             for reg in PRECISION_GRID:
-                specs = [{"kind": "precision", "lib": lib, "reg": reg} for lib in LIBS]
+                specs = [{"kind": "precision", "lib": lib, "reg": reg}
+                         for lib in ("fastals", "mllib")]
                 raw["precision"][f"{reg:g}"] = h.alternate(Path(__file__), specs, 1, log=print)
     h.OUT.mkdir(exist_ok=True)
     RAW.write_text(json.dumps(raw, indent=1))
@@ -316,45 +329,42 @@ def fastals_seconds(results):
     return max(values) if values else None
 
 
+def _libs(entry):
+    return entry.get("libs", ["fastals", "mllib"])
+
+
 def render(raw):
-    speed_rows, precision_rows, per_iteration, notes = [], [], {}, []
+    speed_rows, precision_rows, notes = [], [], []
     for name, entry in raw["speed"].items():
         nnz, long = entry["nnz"], entry["long"]
-        results = dict(zip(LIBS, entry["results"]))
-        ours = fastals_seconds(results["fastals"])
+        results = dict(zip(_libs(entry), entry["results"]))
+        mllib = results.get("mllib", [])
+        mllib_fit, mllib_sec = h.median_of(mllib, f"fit{long}"), h.median_of(mllib, "seconds")
+        mllib_setup = h.median_of(mllib, "setup_estimate")
+        broadcast = fastals_seconds(results.get("fastals", []))
         for lib, res in results.items():
             sec = h.median_of(res, "seconds")
             if sec is None:
                 err = next((r["error"] for r in res if "error" in r), "no result")
-                speed_rows.append([name, f"{nnz:,}", lib, "error: " + err[:80]] + [""] * 9)
+                speed_rows.append([name, f"{nnz:,}", lib, "error: " + err[:80]] + [""] * 11)
                 continue
-            own = h.median_of(res, "own_seconds")
-            cpu = h.median_of(res, "cpu_seconds")
-            cpu_ours = h.median_of(results["fastals"], "cpu_seconds")
-            rated = ours if lib == "fastals" else sec
-            per_iteration[(lib, name)] = (rated, nnz)
+            rated = sec if lib == "mllib" else fastals_seconds(res)
+            fit_long = h.median_of(res, f"fit{long}")
+            setup = h.median_of(res, "setup_estimate")
+            own_setup = h.median_of(res, "setup")
             loads = [r["load"] for r in res if "load" in r]
+            ours = lib != "mllib"
             speed_rows.append([
-                name, f"{nnz:,}", lib, f"{sec:.2f}", "" if own is None else f"{own:.2f}",
-                f"**{sec / ours:.1f}x**" if lib == "mllib" and ours else "",
-                "" if cpu is None else f"{cpu:.1f}",
-                f"{cpu / cpu_ours:.1f}x" if lib == "mllib" and cpu and cpu_ours else "",
-                f"{rated / (nnz / 1e6):.3f}", f"{h.median_of(res, 'fit1'):.1f}",
+                name, f"{nnz:,}", lib, f"{h.median_of(res, 'fit1'):.1f}", f"{fit_long:.1f}",
+                f"**{mllib_fit / fit_long:.1f}x**" if ours and mllib_fit else "",
+                f"{rated:.2f}", f"{mllib_sec / rated:.1f}x" if ours and mllib_sec else "",
+                f"{rated / broadcast:.2f}" if lib == "fastals-shuffle" and broadcast else "",
+                f"{setup:.1f}" + (f" ({own_setup:.1f})" if own_setup is not None else ""),
+                f"{mllib_setup / setup:.1f}x" if ours and mllib_setup and setup > 0 else "",
+                f"{h.median_of(res, 'cpu_seconds'):.1f}",
                 f"{h.median_of(res, 'peak_gib'):.1f}",
                 f"{len(res) - sum('error' in r for r in res)} x (1, {long})",
                 f"{min(loads):.1f}-{max(loads):.1f}" if loads else ""])
-    for lib in LIBS:  # growth with the nonzeros among matrices of one shape
-        by_shape = {}
-        for (l, name), (sec, nnz) in per_iteration.items():
-            if l == lib:
-                by_shape.setdefault(DATASETS[name][:2], []).append((nnz, sec))
-        for (rows, cols), sizes in by_shape.items():
-            sizes.sort()
-            if len(sizes) > 1:
-                steps = ", ".join(f"{n0 / 1e6:.0f}M -> {n1 / 1e6:.0f}M nnz ({n1 / n0:.2f}x): "
-                                  f"{s1 / s0:.2f}x"
-                                  for (n0, s0), (n1, s1) in zip(sizes[:-1], sizes[1:]))
-                notes.append(f"{lib} time per iteration at {rows:,} x {cols:,} grows {steps}")
     for reg, results in raw["precision"].items():
         row, runs = [reg], []
         for res in results:
@@ -368,14 +378,6 @@ def render(raw):
             row.append(f"{np.mean(runs[0]) - np.mean(runs[1]):+.4f} +- {error:.4f}")
         precision_rows.append(row)
 
-    ratios = [(name, v) for name, v in (
-        (name, h.median_of(dict(zip(LIBS, e["results"]))["mllib"], "seconds")
-         / (fastals_seconds(dict(zip(LIBS, e["results"]))["fastals"]) or float("nan")))
-        for name, e in raw["speed"].items()) if v == v]
-    if ratios:
-        name, worst = min(ratios, key=lambda r: r[1])
-        notes.append(f"fastals per iteration is {worst:.1f}x faster than MLlib at the least "
-                     f"(on {name}), {max(r for _, r in ratios):.1f}x at the most")
     body = [f"`python bench/spark.py{' --quick' if raw.get('quick') else ''}`: Spark local[2] "
             f"(spark.driver.memory {DRIVER_MEMORY}), rank {RANK}, implicit, alpha {ALPHA}, "
             f"regParam {REGULARIZATION} for both (MLlib's meaning: lambda x each row's count), "
@@ -384,22 +386,19 @@ def render(raw):
             "alternating; medians."]
     if speed_rows:
         body.append(
-            "`s/iteration` = (fit with maxIter=L - fit with maxIter=1) / (L - 1) after warm-up "
-            "fits (two on a 10% sample, one on the full data), so set-up cancels out; `runs` "
-            "gives the number of runs and (1, L): fewer iterations on the 15M matrix, where "
-            "an MLlib run (warm-up included) takes about 10 minutes. Under a fluctuating load "
-            "the set-up of the two fits varies by seconds, which the difference inherits; "
-            "fastals' `own clock` (its per-iteration callback, iterations 2..L) does not, so "
-            "`MLlib / fastals` and `s/it per M nnz` use the larger (slower) of fastals' two "
-            "figures. `CPU s/it` is the same difference in CPU seconds of the process tree "
-            "(driver JVM + Python processes): the work per iteration, which the other jobs on "
-            "the machine inflate much less than the wall time. `fit(1)` is a whole fit with one iteration (set-up + 1 iteration); `peak "
-            "GiB` the process tree (JVM + Python workers) at its highest; `load` the 1-minute "
-            "load average at the start of the runs (2 cores, shared with other engineers' "
-            "benchmarks).\n\n"
-            + h.table(["data", "nnz", "library", "s/iteration", "own clock s/it",
-                       "MLlib / fastals", "CPU s/it", "CPU MLlib / fastals",
-                       "s/it per M nnz", "fit(1) s", "peak GiB", "runs", "load"], speed_rows)
+            "Whole fits as a user sees them (`fit(1)`, `fit(L)`: from fit() until the factors "
+            "exist; MLlib's userFactors counted), after warm-up fits on a 10% sample. "
+            "`s/iteration` = (fit(L) - fit(1)) / (L - 1) (for fastals the larger of that and "
+            "its own per-iteration clock); `set-up` = fit(1) - s/iteration, the same estimate "
+            "for every library (in brackets fastals' own set-up clock: fit() until the first "
+            "iteration starts). `shuffle / broadcast` is the shuffle path's time per iteration "
+            "over the broadcast path's. `CPU s/it` counts the process tree (driver JVM + "
+            "Python workers); `load` is the 1-minute load average at the start of each run "
+            "(2 cores shared with other jobs).\n\n"
+            + h.table(["data", "nnz", "library", "fit(1) s", "fit(L) s",
+                       "MLlib / fastals fit(L)", "s/iteration", "MLlib / fastals per it",
+                       "shuffle / broadcast", "set-up s", "MLlib / fastals set-up",
+                       "CPU s/it", "peak GiB", "runs", "load"], speed_rows)
             + ("\n\nSummary: " + "; ".join(notes) + "." if notes else ""))
     if precision_rows:
         body.append(

@@ -597,3 +597,143 @@ def test_singular_system_names_the_original_id(spark):
         ALS(factors=8, regularization=0.0, solver="cholesky", iterations=1,
             random_state=0).fit(frame(spark, matrix, user_ids=ids))
     assert not spark.sparkContext._jsc.getPersistentRDDs()
+
+
+# --- the block-to-block exchange and the set-up's fast path ----------------------------------
+def received_rows(matrix, bounds):
+    """Per row block of `matrix`: the distinct columns its rows read (what the shuffle
+    exchange sends it per half-iteration: at most min(its nonzeros, all columns))."""
+    return [len(np.unique(matrix[lo:hi].indices)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+@pytest.mark.parametrize("exchange, ids", [("shuffle", "strings"), ("broadcast", "gaps")])
+def test_exchange_paths_equal_single_machine(spark, exchange, ids):
+    """Both exchanges give the single-machine factors: the shuffle (string ids, the sorted
+    numbering) and the broadcast (integral ids with gaps: the one-pass numbering). With the
+    shuffle, each block receives exactly the rows of the other side its interactions read
+    (the memory bound of the docs)."""
+    matrix = covered(30, 20, seed=8)
+    if ids == "strings":
+        user_ids = np.array([f"u{k:02d}" for k in range(30)], dtype=object)
+        item_ids = np.array([f"i{k:02d}" for k in range(20)], dtype=object)
+    else:
+        user_ids, item_ids = np.arange(30) * 7 - 50, np.arange(20) * 1000 + 3
+    params = dict(factors=5, regularization=0.1, alpha=2.0, iterations=3, random_state=4)
+    model = ALS(**params, numUserBlocks=3, numItemBlocks=2, exchange=exchange).fit(
+        frame(spark, matrix, user_ids, item_ids, partitions=3))
+    local = local_fit(matrix, **params)
+    assert model.summary.exchange == exchange
+    assert list(model.user_ids) == list(user_ids) and list(model.item_ids) == list(item_ids)
+    np.testing.assert_allclose(model.user_factors, local.user_factors, rtol=0, atol=TOL)
+    np.testing.assert_allclose(model.item_factors, local.item_factors, rtol=0, atol=TOL)
+    if exchange == "shuffle":
+        user_bounds = balanced_bounds(np.diff(matrix.indptr), 3, ImplicitSolver(
+            5, 0.1, 2.0, 3, "cg", np.float32).row_cost())
+        got = model.summary.received_rows
+        assert got[0] == received_rows(matrix, user_bounds)
+        assert all(r <= min(matrix[lo:hi].nnz, 20) for r, lo, hi in
+                   zip(got[0], user_bounds[:-1], user_bounds[1:]))
+        assert sum(got[1]) <= matrix.nnz
+        assert len(set(model.summary.lineage)) == 1  # lineage truncated on this path too
+    else:
+        assert model.summary.received_rows is None
+
+
+def test_explicit_shuffle_exchange_equals_single_machine(spark):
+    ratings = explicit_ratings(40, 25, seed=9)
+    params = dict(factors=4, regularization=0.1, iterations=3)
+    model = ALS(**params, implicitPrefs=False, random_state=6, numUserBlocks=3,
+                exchange="shuffle").fit(frame(spark, ratings))
+    local = fastals.ExplicitALS(**params, random_state=6).fit(ratings, show_progress=False)
+    for name in ("user_factors", "item_factors", "user_bias", "item_bias"):
+        np.testing.assert_allclose(getattr(model, name), getattr(local, name), rtol=0,
+                                   atol=TOL, err_msg=name)
+
+
+def test_empty_partitions_on_the_shuffle_path(spark):
+    """Blocks that read no row of some block of the other side (or none at all)."""
+    matrix = covered(12, 5, seed=2)
+    df = frame(spark, matrix).repartition(16, "user")
+    params = dict(factors=4, regularization=0.1, iterations=2, random_state=5)
+    model = ALS(**params, numUserBlocks=8, numItemBlocks=5, exchange="shuffle").fit(df)
+    local = local_fit(matrix, **params)
+    np.testing.assert_allclose(model.user_factors, local.user_factors, rtol=0, atol=TOL)
+    np.testing.assert_allclose(model.item_factors, local.item_factors, rtol=0, atol=TOL)
+
+
+@pytest.mark.parametrize("exchange", ["broadcast", "shuffle"])
+def test_a_task_failing_once_is_retried(spark, tmp_path, caplog, exchange):
+    """A solve task that raises once (FASTALS_SPARK_FAIL_ONCE names a file the first task
+    to run removes) fails its half-iteration, which is retried: the factors equal the
+    fault-free fit's and nothing stays cached."""
+    matrix = covered(20, 10, seed=4)
+    flag = tmp_path / "fail-once"
+    flag.write_text("")
+    sc = spark.sparkContext
+    sc.environment["FASTALS_SPARK_FAIL_ONCE"] = str(flag)
+    params = dict(factors=4, regularization=0.1, iterations=2, random_state=2)
+    try:
+        with caplog.at_level("WARNING", logger="fastals"):
+            model = ALS(**params, exchange=exchange).fit(frame(spark, matrix))
+    finally:
+        del sc.environment["FASTALS_SPARK_FAIL_ONCE"]
+    assert not flag.exists()
+    assert any("retrying once" in r.getMessage() for r in caplog.records)
+    local = local_fit(matrix, **params)
+    np.testing.assert_allclose(model.user_factors, local.user_factors, rtol=0, atol=TOL)
+    assert not sc._jsc.getPersistentRDDs()
+
+
+def test_auto_exchange_says_why(spark, caplog):
+    with caplog.at_level("INFO", logger="fastals"):
+        model = ALS(factors=3, iterations=1).fit(frame(spark, covered(8, 5)))
+    assert model.summary.exchange == "broadcast"
+    assert any("broadcast exchange: the larger factor matrix" in r.getMessage()
+               for r in caplog.records)
+    with pytest.raises(ValueError, match="exchange must be one of 'auto', 'broadcast', "
+                                         "'shuffle', got 'gossip'"):
+        ALS(exchange="gossip")
+
+
+SMALL_DRIVER = r'''
+import sys
+import numpy as np
+from pyspark.sql import SparkSession, functions as F
+from fastals.spark import ALS
+
+spark = (SparkSession.builder.master("local[2]").config("spark.driver.memory", "512m")
+         .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+         .config("spark.sql.shuffle.partitions", "4").getOrCreate())
+spark.sparkContext.setLogLevel("ERROR")
+n_users, n_items, K = int(sys.argv[1]), 40, 32
+df = spark.range(0, n_users, 1, 4).select(F.col("id").alias("user"),
+                                          (F.col("id") % n_items).alias("item"),
+                                          F.lit(1.0).alias("rating"))
+model = ALS(factors=K, iterations=1, dtype=np.float64, random_state=0, numUserBlocks=32,
+            numItemBlocks=8).fit(df)
+X = model.user_factors
+assert X.shape == (n_users, K) and X.nbytes > 512 << 20, X.nbytes
+assert np.isfinite(X).all() and np.isfinite(model.item_factors).all()
+print(model.summary.exchange, max(model.summary.received_rows[1]), X.nbytes >> 20)
+'''
+
+
+def test_shuffle_exchange_fits_past_the_driver_memory(tmp_path):
+    """spark.driver.memory 512m and a user factor matrix of 537 MiB (2.1M users x 32
+    float64 factors): exchange='auto' takes the shuffle, which never collects or broadcasts
+    a factor matrix (the initial rows are drawn per block; the result comes back one block
+    at a time). Each item block receives only the users of its items (here: an eighth)."""
+    reason = java_missing()
+    if reason:
+        pytest.skip(reason)
+    n_users = 2_200_000
+    script = tmp_path / "small_driver.py"
+    script.write_text(SMALL_DRIVER)
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable,
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, str(script), str(n_users)], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    exchange, received, megabytes = out.stdout.split()
+    assert exchange == "shuffle" and int(megabytes) > 512
+    assert int(received) == n_users // 8  # the users of one item block's 5 items

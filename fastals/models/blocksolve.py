@@ -306,10 +306,13 @@ class ImplicitBlockSolver:
     def regularized_gram(self, Y, threads=1):
         """unobserved_weight Y^T Y + regularization I (products in Y's dtype, summed in
         float64), in the solver's dtype."""
-        gram = gram_matrix(Y, threads, fast=True)
-        if self.unobserved_weight != 1:
-            gram *= self.unobserved_weight
-        return (gram + self.regularization * np.eye(Y.shape[1])).astype(self.dtype)
+        return self.regularize(gram_matrix(Y, threads, fast=True))
+
+    def regularize(self, YtY):
+        """unobserved_weight Y^T Y + regularization I from Y^T Y (float64; e.g. a sum of
+        :func:`gram_matrix` over the blocks of Y), in the solver's dtype."""
+        gram = YtY * self.unobserved_weight if self.unobserved_weight != 1 else YtY
+        return (gram + self.regularization * np.eye(len(YtY))).astype(self.dtype)
 
     def half_iteration_gram(self, Y, X, threads):
         """The `gram` for solving every row of X against Y in one half-iteration.

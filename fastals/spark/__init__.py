@@ -19,73 +19,83 @@ their module docstrings state them. fastals must be installed on every executor 
 tasks call its compiled kernels); pyspark is imported only when a DataFrame is used, so
 ``import fastals`` never needs it.
 
-Design: broadcast the fixed side, keep the solved side partitioned
---------------------------------------------------------------------
-Set-up (once per fit, all on the cluster): the distinct ids of each column are counted,
-sorted and numbered 0..n-1; the interactions are joined to those numbers, cut into
-contiguous row blocks of about equal work (interactions plus the per-row cost of a solve)
-for each side, turned into the CSR arrays the kernels read, one block per partition, and
-persisted. A user-block partition holds the rows of its users; an item-block partition the
-rows of its items (so the interactions are stored twice, once per side, as in MLlib).
+Set-up (once per fit, all on the cluster)
+-----------------------------------------
+Integral ids (the usual case) take a fast path: one pass over the interactions counts the
+rows of each distinct id per partition (``np.unique``), the driver merges the counts and
+sorts the ids, and each blocking task maps its rows to dense indices itself
+(``searchsorted`` on the broadcast sorted ids): no sort, shuffle or join of the
+interactions. Ids that are already 0..n-1 are used as they are (nothing to map). Other ids
+(strings, dates, ...) are counted, sorted and numbered by Spark and joined to their
+numbers. Then the interactions are cut into contiguous row blocks of about equal work
+(interactions plus the per-row cost of a solve) for each side, turned into the CSR arrays
+the kernels read, one block per partition, and persisted. A user-block partition holds the
+rows of its users; an item-block partition the rows of its items (so the interactions are
+stored twice, once per side, as in MLlib).
 
-Each half-iteration (solving the users, say):
+Two ways to exchange the factors (``exchange``)
+------------------------------------------------
+Each half-iteration (solving the users, say) every user block needs the item factors its
+interactions read, and the Gram matrix Y^T Y of all of them.
 
-1. the driver computes the item Gram matrix Y^T Y + lambda I (in float64, once) and
-   broadcasts it with the item factors Y;
-2. each task zips its user block with that block's current factors (persisted by the
-   previous half-iteration: CG warm-starts from them) and solves it with the same block
-   solver (:class:`fastals.models.blocksolve.ImplicitBlockSolver` -> ``_als.solve_cg`` /
-   ``solve_cholesky``) the single-machine model runs, with ``spark.task.cpus`` OpenMP
-   threads;
-3. the new factors are persisted and collected to the driver, which needs all of X to
-   broadcast it for the item half-iteration.
+*Broadcast* (``exchange="broadcast"``): the driver holds both factor matrices, computes
+Y^T Y + lambda I (float64, once) and broadcasts it with the whole Y; each task zips its
+block with its persisted factors (the CG warm start), solves it with the single-machine
+block solver (:class:`fastals.models.blocksolve.ImplicitBlockSolver` -> ``_als.solve_cg`` /
+``solve_cholesky``, ``spark.task.cpus`` OpenMP threads), and the new factors are persisted
+and collected, since the driver needs all of X to broadcast it next.
 
-Lineage is truncated after every half-iteration (a local checkpoint; a reliable one every
-``checkpointInterval`` iterations when the SparkContext has a checkpoint directory, its
-files deleted when the next state replaces it, as MLlib does), so the
-plan never grows with the number of iterations, and the broadcasts of a finished
-half-iteration are destroyed. Because the driver always holds both factor matrices, a
-failed half-iteration (an executor lost with cached factors) is retried once from that
-copy.
+*Block-to-block shuffle* (``exchange="shuffle"``, MLlib's in-block / out-block design): at
+set-up each block's CSR columns are renumbered into the sorted list of the other side's
+rows it reads (``columns``), and for every (source block j, destination block b) pair the
+rows of j that b reads are recorded at j (the routes). Each half-iteration every item
+block sends each user block exactly those rows, in one shuffle keyed by the destination
+block; the shuffled rows, the block and its state are a partition-wise union, so the rows
+arrive straight in the solving task, which concatenates them in column order and calls the
+same kernels on the renumbered CSR (the kernels do not change). The Gram matrix is a
+``treeAggregate`` of the per-block K x K sums, computed in the same job that materializes
+the new state, and only that K x K matrix is broadcast. No factor matrix is collected or
+broadcast; the driver collects the final factors once, one block at a time. Initial
+factors are drawn on the driver (the single-machine model's draws, so the factors equal
+:class:`fastals.ImplicitALS`'s) while both matrices together are at most 256 MiB, else
+per block on the executors from the seed.
 
-Memory limit of the broadcast design
-------------------------------------
-With n_u users, n_i items, K factors and b bytes per value (4 for float32):
+``exchange="auto"`` (the default) broadcasts while the larger factor matrix is at most
+min(256 MiB, spark.driver.memory / 8), where the broadcast is the faster (one collect and
+one broadcast against a shuffle of about as many bytes with its scheduling), and shuffles
+beyond; the log says which and why, and ``model.summary.exchange`` records it.
 
-* the driver holds both factor matrices, (n_u + n_i) K b, plus transient copies of one
-  side while it is assembled from the collected blocks and pickled for its broadcast (up
-  to another 2 max(n_u, n_i) K b);
-* every executor holds the broadcast fixed side, max(n_u, n_i) K b at the largest (plus its
-  Gram matrix, K^2 x 8 bytes): once serialized in the JVM's block manager and once
-  unpickled in each Python worker running a task, besides its blocks of interactions and
-  factors. The kernels are OpenMP-parallel, so one task per executor
-  (``spark.task.cpus`` = ``spark.executor.cores``) uses every core with a single
-  Python-side copy; with one-core tasks there is a copy per core.
+Lineage is truncated after every half-iteration on both paths (a local checkpoint; a
+reliable one every ``checkpointInterval`` iterations when the SparkContext has a checkpoint
+directory, its files deleted when the next state replaces it, as MLlib does), so the plan
+never grows with the number of iterations. A half-iteration whose job fails (a task that
+raised, an executor lost) is retried once: on the broadcast path from the driver's copy of
+the factors, on the shuffle path from the persisted states of the previous
+half-iteration (a lost local checkpoint cannot be recomputed: set a checkpoint directory
+to survive losing executors).
 
-Example: 10M users, K = 128, float32: 5.1 GB on the driver and (at least twice) on every
-executor for the user factors alone. That is the ceiling of this design: past a few GB per
-matrix the broadcast (and the collect that feeds it) dominates the iteration and the
-executors run out of room.
+Memory
+------
+With n_u users, n_i items, K factors, b bytes per value (4 for float32), nnz interactions:
 
-How a block-to-block exchange would lift it
--------------------------------------------
-MLlib's ALS never gathers a whole factor matrix. At set-up it computes, for every pair
-(item block j, user block b), which item factors of block j the users of block b rate
-(the "out-blocks" / "in-blocks" link tables). Each half-iteration, every item block sends
-to each user block only the factors that block needs (a shuffle keyed by destination
-block), and each user block solves against the factors it received; the Gram matrix
-Y^T Y is an aggregate of per-block K x K partial sums. Memory per executor is
-then proportional to its blocks and the factors their rows touch, and no factor passes
-through the driver. fastals can adopt it without touching the kernels:
-the per-block solve (``solve_block`` of :mod:`fastals.models.blocksolve`) already takes
-the CSR of the block with column indices into "the fixed factors" -- with an exchange,
-those indices would be renumbered into the compact array of received factors (local
-column ids) instead of the full Y, and the Gram matrix would be the sum of
-``gram_matrix`` over the item blocks (``treeAggregate``). The cost is a
-shuffle of at most min(nnz, n_i x user blocks) K b bytes per half-iteration (a factor
-needed by many users of one block is sent to it once), against a collect to the driver
-and a broadcast here; while the factors fit, the broadcast design is the simpler and
-faster one.
+*Broadcast.* The driver holds both factor matrices, (n_u + n_i) K b, plus transient copies
+of one side while it is assembled and pickled for its broadcast (up to another
+2 max(n_u, n_i) K b). Every executor holds the broadcast fixed side, up to
+max(n_u, n_i) K b (plus its K^2 x 8-byte Gram matrix), once serialized in the JVM's block
+manager and once unpickled in each Python worker running a task. Example: 10M users,
+K = 128, float32: 5.1 GB on the driver and (at least twice) on every executor.
+
+*Shuffle.* A block b of side S with n_b rows and nnz_b interactions, solved against side F,
+holds during its solve its CSR, its state n_b K b, and the rows of F it reads:
+
+    c_b K b bytes,   c_b = |columns_b| <= min(nnz_b, n_F)
+
+(``model.summary.received_rows`` lists every c_b; a test checks them against the matrix).
+So what an executor holds is bounded by its blocks' needs, not by the size of the other
+side; the driver holds K x K matrices during the fit, and the final factors only at the
+end (collected one block at a time, never a whole matrix in the JVM). The shuffle moves
+sum_b c_b K b <= min(nnz, n_F x blocks of S) K b bytes per half-iteration (a row needed by
+many rows of one block is sent to it once), and the routes hold sum_b c_b indices.
 
 Explicit ratings
 ----------------

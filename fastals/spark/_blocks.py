@@ -33,6 +33,8 @@ from fastals.models.blocksolve import (
     explicit_initial_factors,
     gram_matrix,
     implicit_initial_factors,
+    implicit_initial_rows,
+    initial_item_factors,
     publish_explicit,
     row_blocks,
 )
@@ -61,6 +63,9 @@ class Block(NamedTuple):
     total: float = 0.0  # sum, min and max of the values (explicit ALS needs the mean, range)
     low: float = np.inf
     high: float = -np.inf
+    # block-to-block exchange: the sorted rows of the other side the block reads, its
+    # `indices` renumbered into them (None: `indices` address the whole other side)
+    columns: np.ndarray | None = None
 
     def csr(self) -> CSR:
         return CSR(self.indptr, self.indices, self.data, (self.hi - self.lo, self.n_cols))
@@ -101,26 +106,83 @@ def index_dtype(*sizes):
 
 
 # --- building the blocks (once per fit) ---------------------------------------------------
-def split_interactions(batches, user_bounds, item_bounds, dtype, flush_rows=_FLUSH_ROWS):
+def count_ids(batches):
+    """``mapInArrow`` body over (user, item, rating) rows with integral ids: one pickled
+    record per partition of (distinct users, their row counts, null users, distinct items,
+    their counts, null items, ratings that are null, NaN or infinite), for
+    :func:`merge_id_counts`. One pass over the data replaces the sort and joins of
+    arbitrary ids."""
+    import pyarrow as pa
+
+    pending = [batch for batch in batches if batch.num_rows]
+    if not pending:
+        return
+    table = pa.Table.from_batches(pending)
+    out = []
+    for k in (0, 1):
+        column = table.column(k)
+        values = column.drop_null().to_numpy().astype(np.int64, copy=False)
+        ids, counts = np.unique(values, return_counts=True)
+        out += [ids, counts.astype(np.int64), column.null_count]
+    ratings = table.column(2).to_numpy()  # float64; nulls become NaN
+    out.append(int(np.count_nonzero(~np.isfinite(ratings))))
+    yield pa.RecordBatch.from_arrays(
+        [pa.array([pickle.dumps(tuple(out), protocol=pickle.HIGHEST_PROTOCOL)], pa.binary())],
+        names=["payload"])
+
+
+def merge_id_counts(parts, side):
+    """Driver: the sorted distinct ids of `side` (0 users, 1 items) over the partitions'
+    :func:`count_ids` records, their row counts, and the rows with a null id."""
+    ids = [p[3 * side] for p in parts]
+    counts = [p[3 * side + 1] for p in parts]
+    nulls = sum(p[3 * side + 2] for p in parts)
+    if not ids:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), nulls
+    ids, inverse = np.unique(np.concatenate(ids), return_inverse=True)
+    counts = np.bincount(inverse.reshape(-1), weights=np.concatenate(counts),
+                         minlength=len(ids)).astype(np.int64)
+    return ids, counts, nulls
+
+
+def dense_lookup(ids):
+    """The sorted id array a task maps raw ids through (``searchsorted``), or None when the
+    ids are already 0..n-1 (the fast path: the ids are the dense indices)."""
+    if len(ids) and ids[0] == 0 and ids[-1] == len(ids) - 1:
+        return None
+    return ids
+
+
+def split_interactions(batches, user_bounds, item_bounds, dtype, flush_rows=_FLUSH_ROWS,
+                       lookups=(None, None)):
     """``mapInArrow`` body: a partition's (user, item, rating) rows, grouped by user block
-    and by item block, as (side, block, pickled (rows, cols, values)) records."""
+    and by item block, as (side, block, pickled (rows, cols, values)) records. With
+    `lookups` (a broadcast sorted id array per side, or None), the id columns hold the
+    original integral ids, mapped to dense indices here (no join)."""
     pending, rows = [], 0
     for batch in batches:
         if batch.num_rows:
             pending.append(batch)
             rows += batch.num_rows
         if rows >= flush_rows:
-            yield _split(pending, user_bounds, item_bounds, dtype)
+            yield _split(pending, user_bounds, item_bounds, dtype, lookups)
             pending, rows = [], 0
     if pending:
-        yield _split(pending, user_bounds, item_bounds, dtype)
+        yield _split(pending, user_bounds, item_bounds, dtype, lookups)
 
 
-def _split(batches, user_bounds, item_bounds, dtype):
+def _dense(column, lookup):
+    values = column.to_numpy()
+    if lookup is None:
+        return values
+    return np.searchsorted(lookup.value[0], values)
+
+
+def _split(batches, user_bounds, item_bounds, dtype, lookups=(None, None)):
     import pyarrow as pa
 
     table = pa.Table.from_batches(batches)
-    users, items = (table.column(k).to_numpy() for k in (0, 1))
+    users, items = (_dense(table.column(k), lookups[k]) for k in (0, 1))
     values = table.column(2).to_numpy()
     sides, blocks, payloads = [], [], []
     for side, rows, cols, bounds in ((USER, users, items, user_bounds),
@@ -160,10 +222,9 @@ def build_block(index, payloads, bounds, n_cols, dtype, canonical=None):
     rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, idx)
     cols = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, idx)
     values = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.float64)
-    coo = sp.coo_matrix((values, ((rows - lo).astype(idx, copy=False), cols)),
-                        shape=(hi - lo, n_cols))
     try:
-        csr = (canonical or _implicit_csr)(coo, dtype)
+        csr = (canonical or _implicit_csr)(_row_sorted(rows - lo, cols, values, hi - lo, n_cols),
+                                           dtype)
     except (ValueError, TypeError) as exc:
         empty = np.zeros(1, dtype=idx)
         return Block(index, lo, hi, n_cols, empty, empty[:0], np.zeros(0, dtype), str(exc))
@@ -174,19 +235,153 @@ def build_block(index, payloads, bounds, n_cols, dtype, canonical=None):
                  float(data.max()) if len(data) else -np.inf)
 
 
+def _row_sorted(rows, cols, values, n_rows, n_cols):
+    """The CSR of (rows, cols, values) with sorted column indices, repeated pairs kept
+    (adjacent): one sort of the (row, column) keys, so the model's check that follows
+    (`canonical`) finds the indices sorted and sums or rejects repeats in one linear pass
+    (scipy's COO conversion would sort every row again, several times slower)."""
+    idx = index_dtype(n_rows, n_cols, len(values))
+    order = np.argsort(rows.astype(np.int64) * n_cols + cols)
+    indptr = np.zeros(n_rows + 1, dtype=idx)
+    np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+    return sp.csr_matrix((values[order], cols[order].astype(idx), indptr),
+                         shape=(n_rows, n_cols))
+
+
 def _implicit_csr(coo, dtype):
     return as_csr(coo, "ratings", dtype)
 
 
-def build_partition(index, records, bounds, n_cols, dtype, canonical=None):
+def build_partition(index, records, bounds, n_cols, dtype, canonical=None, exchange=False):
     """``mapPartitionsWithIndex`` body after ``partitionBy(block)``: exactly one Block per
-    partition (an empty one when no interaction fell in it)."""
-    payloads = []
-    for block, payload in records:
-        if block != index:  # the partitioner is the identity; anything else is a bug
-            raise RuntimeError(f"block {block} arrived in partition {index}")
-        payloads.append(payload)
-    yield build_block(index, payloads, bounds, n_cols, dtype, canonical)
+    partition (an empty one when no interaction fell in it); with `exchange`, its columns
+    renumbered (:func:`localized`)."""
+    payloads = [payload for _, payload in _records_of(index, records)]
+    block = build_block(index, payloads, bounds, n_cols, dtype, canonical)
+    yield localized(block) if exchange else block
+
+
+def _records_of(index, records):
+    for key, value in records:
+        if key != index:  # the partitioner is the identity; anything else is a bug
+            raise RuntimeError(f"block {key} arrived in partition {index}")
+        yield key, value
+
+
+# --- the block-to-block exchange (set-up) ---------------------------------------------------
+def localized(block):
+    """`block` reading only the rows of the other side it needs: ``columns`` the sorted
+    distinct column indices of its CSR, the indices renumbered into them (so the kernels
+    read a compact array of just those rows, in the same order as the whole side's)."""
+    if block.error is not None:
+        return block._replace(columns=np.zeros(0, np.int64), n_cols=0)
+    columns, local = np.unique(block.indices, return_inverse=True)
+    return block._replace(indices=local.reshape(-1).astype(block.indices.dtype),
+                          n_cols=len(columns), columns=columns.astype(np.int64))
+
+
+def routes_of(block, source_bounds):
+    """``flatMap`` body over the blocks of one side: for each block j of the other side
+    (rows [source_bounds[j], source_bounds[j + 1])) holding rows this block reads,
+    (j, (this block's number, those rows' offsets in block j)): MLlib's out-block links."""
+    columns = block.columns
+    cuts = np.searchsorted(columns, source_bounds)
+    for j in range(len(source_bounds) - 1):
+        if cuts[j + 1] > cuts[j]:
+            offsets = columns[cuts[j]:cuts[j + 1]] - source_bounds[j]
+            yield j, (block.index, offsets.astype(index_dtype(int(offsets[-1]) + 1)))
+
+
+def out_block(index, records):
+    """``mapPartitionsWithIndex`` body after ``partitionBy(source block)``: the one record of
+    source block `index`, [(destination block, row offsets)] by destination."""
+    yield sorted((pair for _, pair in _records_of(index, records)), key=lambda p: p[0])
+
+
+def required_rows(columns, source_bounds):
+    """How many rows of each block of the other side a block with these sorted `columns`
+    receives per half-iteration (its share of the exchange)."""
+    return np.diff(np.searchsorted(columns, source_bounds))
+
+
+# --- the block-to-block exchange (each half-iteration) --------------------------------------
+def send_factors(pair):
+    """``flatMap`` body over (Solved, routes) of the fixed side's blocks: for each
+    destination block, (destination, (first row, the state rows it reads))."""
+    solved, routes = pair
+    for destination, rows in routes:
+        yield destination, (solved.lo, tuple(a[rows] for a in solved.state))
+
+
+def solve_partition(index, records, solver, extra_broadcast, side, num_threads):
+    """``mapPartitionsWithIndex`` body over the union of a side's blocks, its states and the
+    rows shuffled to it (all partitioned by block): the block's rows solved against the
+    rows of the fixed side it received (and the broadcast Gram matrix, implicit ALS). The
+    received rows go from the shuffle straight into this task (never one record of the
+    JVM's)."""
+    block = previous = None
+    pieces = []
+    for record in records:
+        if isinstance(record, Block):
+            block = record
+        elif isinstance(record, Solved):
+            previous = record
+        else:
+            pieces.append(record)
+    if block is None or previous is None or block.index != index:
+        raise RuntimeError(f"partition {index} does not hold its block and state "
+                           "(a fastals bug)")
+    received = _received(index, pieces, previous)
+    if len(received[0]) != block.n_cols:
+        raise RuntimeError(f"block {block.index} received {len(received[0])} rows of the "
+                           f"other side, not {block.n_cols} (a fastals bug)")
+    extra = None if extra_broadcast is None else extra_broadcast.value
+    yield _solved(solver, block, previous, solver.local_fixed(received, extra), side,
+                  num_threads)
+
+
+def _received(index, pieces, previous):
+    """The received (destination, (first row, arrays)) pieces concatenated in row order
+    (that of the block's ``columns``); empty arrays shaped like the state when none."""
+    parts = sorted((piece for _, piece in _records_of(index, pieces)), key=lambda p: p[0])
+    if not parts:
+        return tuple(np.zeros((0,) + a.shape[1:], a.dtype) for a in previous.state)
+    return tuple(np.concatenate([p[1][k] for p in parts]) for k in range(len(parts[0][1])))
+
+
+def solved_summary(solved, solver):
+    """``map`` body over the new Solved blocks: ([(first row, error, error row)] of a failed
+    block, its part of the Gram matrix): what the driver aggregates of a half-iteration."""
+    if solved.error is not None:
+        return [(solved.lo, solved.error, solved.error_row)], None
+    return [], solver.gram_part(solved.state)
+
+
+def add_summaries(a, b):
+    """``treeAggregate`` operation of :func:`solved_summary` values."""
+    gram = b[1] if a[1] is None else a[1] if b[1] is None else a[1] + b[1]
+    return a[0] + b[0], gram
+
+
+def initial_block_state(block, solver, seed, side):
+    """The initial state of a block drawn on the executor (for factor matrices too large
+    to draw on the driver): rows from a generator seeded by (seed, side, block)."""
+    rng = np.random.default_rng([seed, side, block.index])
+    return Solved(block.lo, solver.initial_rows(rng, block.hi - block.lo, side))
+
+
+def fail_once():
+    """Raise once in a task when the task's environment names an existing file in
+    FASTALS_SPARK_FAIL_ONCE (which this removes): the tests' injected fault."""
+    import os
+
+    path = os.environ.get("FASTALS_SPARK_FAIL_ONCE")
+    if path:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            return
+        raise RuntimeError("fastals.spark: injected fault (FASTALS_SPARK_FAIL_ONCE)")
 
 
 # --- one half-iteration -----------------------------------------------------------------------
@@ -216,9 +411,13 @@ def initial_state_rows(block, state_broadcast):
 def solve_pair(pair, solver, fixed_broadcast, side, num_threads):
     """``map`` body over (Block, Solved) pairs: the block's rows solved against the fixed side."""
     block, previous = pair
+    return _solved(solver, block, previous, fixed_broadcast.value, side, num_threads)
+
+
+def _solved(solver, block, previous, fixed, side, num_threads):
+    fail_once()
     try:
-        state = solver.solve(block, previous.state, fixed_broadcast.value, side,
-                             task_threads(num_threads))
+        state = solver.solve(block, previous.state, fixed, side, task_threads(num_threads))
     except (ModelFitError, MemoryError) as exc:
         row = getattr(exc, "row", None)
         return Solved(block.lo, previous.state, f"{type(exc).__name__}: {exc}", row)
@@ -263,6 +462,11 @@ class ImplicitSolver:
     def dtype(self):
         return np.dtype(self.params["dtype"]).type
 
+    @property
+    def itemsize(self):
+        """Bytes per factor value."""
+        return np.dtype(self.dtype).itemsize
+
     def row_cost(self):
         """The work of a row's own arithmetic, in units of the work per interaction
         (conjugate gradient: 2K^2 vs 4K per pass; Cholesky: ~K^3/3 + 4K^2 vs K^2 + 2K)."""
@@ -283,6 +487,25 @@ class ImplicitSolver:
         with single_threaded_blas():  # the same summation as the single-machine fit
             gram = gram_matrix(Y) if self.weighted else self.block_solver().regularized_gram(Y)
         return Y, gram
+
+    def gram_part(self, state):
+        """Executor: the Y^T Y (float64) of a block's rows; the Gram matrix of a side is the
+        sum over its blocks (block-to-block exchange)."""
+        with single_threaded_blas():
+            return gram_matrix(state[0], fast=not self.weighted)
+
+    def fixed_from_gram(self, YtY):
+        """Driver: what the exchange broadcasts (a K x K matrix) from the summed Y^T Y."""
+        return YtY if self.weighted else self.block_solver().regularize(YtY)
+
+    @staticmethod
+    def local_fixed(received, gram):
+        """Executor: ``fixed`` from the rows a block received and the broadcast Gram."""
+        return received[0], gram
+
+    def initial_rows(self, rng, n, side):
+        """Executor: initial factors of n rows (the distribution of initial_state)."""
+        return (implicit_initial_rows(rng, n, self.params["factors"], self.dtype),)
 
     def solve(self, block, state, fixed, side, threads):
         """Executor: the rows of `block`, warm-started from `state`, against `fixed`."""
@@ -347,6 +570,11 @@ class ExplicitSolver:
     def dtype(self):
         return np.dtype(self.params["dtype"]).type
 
+    @property
+    def itemsize(self):
+        """Bytes per factor value."""
+        return np.dtype(self.dtype).itemsize
+
     def row_cost(self):
         """A row's exact (K+1) x (K+1) solve against K^2 per rating."""
         return self.params["factors"] / 3 + 4
@@ -373,6 +601,26 @@ class ExplicitSolver:
     @staticmethod
     def fixed(state):
         return state
+
+    @staticmethod
+    def gram_part(state):
+        return None  # the explicit solve needs no Gram matrix
+
+    @staticmethod
+    def fixed_from_gram(YtY):
+        return None
+
+    @staticmethod
+    def local_fixed(received, gram):
+        return received  # (factors, biases) of the rows the block reads
+
+    def initial_rows(self, rng, n, side):
+        """Executor: initial (factors, biases) of n rows (initial_state's distribution;
+        every row of the data has a rating)."""
+        dtype = self.dtype
+        X = initial_item_factors(rng, np.ones(n), self.params["factors"],
+                                 self.params["nonnegative"], dtype)
+        return X, np.zeros(n, dtype)
 
     @staticmethod
     def finish(state, iterations):

@@ -6,6 +6,7 @@ hints, under ``TYPE_CHECKING``).
 """
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -22,9 +23,16 @@ from fastals._validation import (
 )
 from fastals.models.base import check_callback
 from fastals.spark import _frames
-from fastals.spark._blocks import ITEM, USER, ExplicitSolver, ImplicitSolver, balanced_bounds
+from fastals.spark._blocks import (
+    ITEM,
+    USER,
+    ExplicitSolver,
+    ImplicitSolver,
+    balanced_bounds,
+    dense_lookup,
+)
 from fastals.spark._model import ALSModel, FitSummary
-from fastals.spark._train import Alternation, build_blocks
+from fastals.spark._train import Alternation, ExchangeAlternation, build_blocks, build_routes
 
 if TYPE_CHECKING:
     from pyspark import StorageLevel
@@ -38,6 +46,14 @@ _DEFAULTS = {True: {"factors": 100, "regularization": 0.01, "iterations": 15,
                     "random_state": None},
              False: {"factors": 64, "regularization": 0.12, "iterations": 15,
                      "random_state": None}}
+log = logging.getLogger("fastals")
+_EXCHANGES = ("auto", "broadcast", "shuffle")
+# exchange="auto" broadcasts while the larger factor matrix is at most this (and at most
+# an eighth of spark.driver.memory, which the broadcast passes through)
+BROADCAST_LIMIT = 256 << 20
+# initial factors are drawn on the driver (as the single-machine model draws them) while
+# both matrices together are at most this; else per block on the executors
+DRIVER_DRAW_LIMIT = 256 << 20
 _STORAGE_LEVELS = ("MEMORY_AND_DISK", "MEMORY_ONLY", "DISK_ONLY", "MEMORY_AND_DISK_2",
                    "MEMORY_ONLY_2", "DISK_ONLY_2", "DISK_ONLY_3", "MEMORY_AND_DISK_DESER",
                    "OFF_HEAP")
@@ -74,7 +90,9 @@ class ALS:
         OpenMP threads per Spark task; 0 uses the task's cores (``spark.task.cpus``).
     userCol, itemCol : str
         Id columns. Any atomic type (integers, strings, dates, ...); ids are numbered
-        0..n-1 in sorted order on the cluster.
+        0..n-1 in sorted order on the cluster. Integral ids take a fast path: one pass
+        counts them and each task maps its rows through the sorted ids (no sort or join
+        of the interactions), and ids that are already 0..n-1 are used as they are.
     ratingCol : str or None
         Interaction strength (numeric); None counts every row as 1. Rows repeating a
         (user, item) pair are summed; zeros carry no information and are dropped.
@@ -97,6 +115,14 @@ class ALS:
         What :meth:`ALSModel.transform` does with unknown users or items.
     intermediateStorageLevel : str
         StorageLevel name for the cached blocks and factors (default MEMORY_AND_DISK).
+    exchange : {"auto", "broadcast", "shuffle"}
+        How a half-iteration gets the fixed side's factors to the blocks solving against
+        them. "broadcast": collected on the driver and broadcast whole. "shuffle": MLlib's
+        block-to-block exchange, each block of the fixed side sending each block only
+        the rows it reads; no factor matrix passes through the driver until the end.
+        "auto" (default) broadcasts while the larger factor matrix is at most
+        min(256 MiB, spark.driver.memory / 8), else shuffles, and logs which and why.
+        See :mod:`fastals.spark` for the memory of each.
     rank, maxIter, regParam, seed
         MLlib's names for factors, iterations, regularization and random_state; give
         either name, not two different values.
@@ -124,7 +150,7 @@ class ALS:
                  numItemBlocks: int | None = None, checkpointInterval: int = 10,
                  coldStartStrategy: str = "nan",
                  intermediateStorageLevel: str | StorageLevel = "MEMORY_AND_DISK",
-                 rank: int | None = None, maxIter: int | None = None,
+                 exchange: str = "auto", rank: int | None = None, maxIter: int | None = None,
                  regParam: float | None = None, seed: SeedLike = None) -> None:
         self.factors = factors
         self.regularization = regularization
@@ -149,6 +175,7 @@ class ALS:
         self.checkpointInterval = checkpointInterval
         self.coldStartStrategy = coldStartStrategy
         self.intermediateStorageLevel = intermediateStorageLevel
+        self.exchange = exchange
         self.rank = rank
         self.maxIter = maxIter
         self.regParam = regParam
@@ -252,6 +279,7 @@ class ALS:
         if p["checkpointInterval"] == 0:
             raise ValueError("checkpointInterval must be >= 1, or -1 for never, got 0")
         check_choice("coldStartStrategy", self.coldStartStrategy, ("nan", "drop"))
+        p["exchange"] = check_choice("exchange", self.exchange, _EXCHANGES)
         if not hasattr(self.intermediateStorageLevel, "useDisk"):
             check_choice("intermediateStorageLevel", self.intermediateStorageLevel,
                          _STORAGE_LEVELS)
@@ -282,13 +310,23 @@ class ALS:
         if not p["implicit"]:
             self._check_single_ratings(df)
         rating, invalid = self._rating(df)
-        user_ids, user_counts, bad = _frames.sorted_ids(df, self.userCol, "userCol", invalid)
+        rows = self._rows(df, rating)
+        # integral ids: numbered in one pass (no sort, no join; none at all for 0..n-1)
+        integral = _frames.is_integral(user_field) and _frames.is_integral(item_field)
+        if integral:
+            (user_ids, item_ids), (user_counts, item_counts), bad = \
+                _frames.counted_integer_ids(rows, (self.userCol, self.itemCol),
+                                            ("userCol", "itemCol"))
+        else:
+            user_ids, user_counts, bad = _frames.sorted_ids(df, self.userCol, "userCol",
+                                                            invalid)
         if not len(user_ids):
             raise ValueError("the DataFrame is empty: fit needs at least one interaction")
         if bad:
             raise ValueError(f"ratingCol={self.ratingCol!r} has {bad} null, NaN or infinite "
                              "value(s); drop or fill them before fitting")
-        item_ids, item_counts, _ = _frames.sorted_ids(df, self.itemCol, "itemCol")
+        if not integral:
+            item_ids, item_counts, _ = _frames.sorted_ids(df, self.itemCol, "itemCol")
         ids = (user_ids, item_ids)
         shape = (len(user_ids), len(item_ids))
         row_cost = solver.row_cost()
@@ -298,6 +336,7 @@ class ALS:
         bounds[ITEM] = balanced_bounds(item_counts, p["numItemBlocks"] or sc.defaultParallelism,
                                        row_cost)
         names = (self.userCol, self.itemCol)
+        exchange = self._choose_exchange(sc, p["exchange"], shape, p["factors"], solver)
 
         def describe_row(side, row):
             return f"{names[side]}={ids[side][row]!r}"
@@ -313,20 +352,38 @@ class ALS:
         id_broadcasts = [sc.broadcast((side_ids, None)) for side_ids in ids]
         alternation = None
         try:
-            frames = [_frames.id_frame(df.sparkSession, id_broadcasts[side], shape[side],
-                                       (user_field, item_field)[side], sc.defaultParallelism)
-                      for side in (USER, ITEM)]
-            mapped = self._dense(df, rating, frames[USER], frames[ITEM])
-            blocks, (nnz, mean, value_range) = build_blocks(mapped, bounds, shape, solver,
-                                                            storage, self.ratingCol)
+            if integral:
+                mapped = rows
+                lookups = tuple(None if dense_lookup(ids[side]) is None
+                                else id_broadcasts[side] for side in (USER, ITEM))
+            else:
+                frames = [_frames.id_frame(df.sparkSession, id_broadcasts[side], shape[side],
+                                           (user_field, item_field)[side],
+                                           sc.defaultParallelism) for side in (USER, ITEM)]
+                mapped = self._dense(rows, frames[USER], frames[ITEM])
+                lookups = (None, None)
+            shuffle = exchange == "shuffle"
+            blocks, (nnz, mean, value_range), received = build_blocks(
+                mapped, bounds, shape, solver, storage, self.ratingCol, lookups,
+                exchange=shuffle)
             solver.prepare(mean, value_range)
-            alternation = Alternation(sc, solver, blocks, p["num_threads"],
-                                      p["checkpointInterval"], storage, describe_row)
+            if shuffle:
+                alternation = ExchangeAlternation(sc, solver, blocks, None, p["num_threads"],
+                                                  p["checkpointInterval"], storage,
+                                                  describe_row)
+                alternation.routes = build_routes(blocks, bounds, storage)
+            else:
+                alternation = Alternation(sc, solver, blocks, p["num_threads"],
+                                          p["checkpointInterval"], storage, describe_row)
             setup = time.perf_counter() - start
-            initial = solver.initial_state(shape[0], shape[1], p["random_state"],
-                                           (user_counts, item_counts))
-            state = solver.finish(alternation.run(initial, p["iterations"], on_iteration),
-                                  p["iterations"])
+            if not shuffle or sum(shape) * p["factors"] * solver.itemsize <= DRIVER_DRAW_LIMIT:
+                initial = solver.initial_state(shape[0], shape[1], p["random_state"],
+                                               (user_counts, item_counts))
+                state = alternation.run(initial, p["iterations"], on_iteration)
+            else:  # too large to draw on the driver: each block draws its own rows
+                seed = int(check_random_state(p["random_state"]).integers(2 ** 63))
+                state = alternation.run(None, p["iterations"], on_iteration, seed=seed)
+            state = solver.finish(state, p["iterations"])
         finally:
             if alternation is not None:
                 alternation.close()
@@ -335,11 +392,28 @@ class ALS:
         summary = FitSummary(setup_seconds=setup, iteration_seconds=seconds,
                              n_users=shape[0], n_items=shape[1], nnz=nnz,
                              user_blocks=len(bounds[USER]) - 1, item_blocks=len(bounds[ITEM]) - 1,
-                             lineage=list(alternation.lineage))
+                             lineage=list(alternation.lineage), exchange=exchange,
+                             received_rows=received)
         return ALSModel(df.sparkSession, solver, dict(p, alpha=self.alpha), self.userCol,
                         self.itemCol, self.predictionCol, self.coldStartStrategy, user_field,
                         item_field, user_ids, item_ids, state[USER], state[ITEM],
                         (user_counts, item_counts), summary)
+
+    @staticmethod
+    def _choose_exchange(sc, asked, shape, factors, solver):
+        """"broadcast" or "shuffle" (see the ``exchange`` parameter), logged with why."""
+        largest = max(shape) * factors * solver.itemsize
+        limit = min(BROADCAST_LIMIT, _frames.driver_memory(sc) // 8)
+        if asked != "auto":
+            chosen, why = asked, "as asked (exchange=%r)" % asked
+        elif largest > limit:
+            chosen, why = "shuffle", f"the larger factor matrix, {largest / 2**20:.1f} MiB, " \
+                f"is over the broadcast limit of {limit / 2**20:.1f} MiB"
+        else:
+            chosen, why = "broadcast", f"the larger factor matrix, {largest / 2**20:.1f} " \
+                f"MiB, is within the broadcast limit of {limit / 2**20:.1f} MiB"
+        log.info("fastals.spark: %s exchange: %s", chosen, why)
+        return chosen
 
     def _storage_level(self):
         from pyspark import StorageLevel
@@ -370,13 +444,18 @@ class ALS:
         rating = _frames.col(self.ratingCol).cast("double")
         return rating, rating.isNull() | F.isnan(rating) | (F.abs(rating) == float("inf"))
 
-    def _dense(self, df, rating, users, items):
+    def _rows(self, df, rating):
+        """(user id, item id, rating as double) rows."""
+        return df.select(_frames.col(self.userCol).alias("__fastals_user"),
+                         _frames.col(self.itemCol).alias("__fastals_item"),
+                         rating.alias("__fastals_r"))
+
+    @staticmethod
+    def _dense(rows, users, items):
         """(user index, item index, rating) rows, joined on the cluster."""
         from pyspark.sql import functions as F
 
         u, i = "__fastals_user", "__fastals_item"
-        rows = df.select(_frames.col(self.userCol).alias(u), _frames.col(self.itemCol).alias(i),
-                         rating.alias("__fastals_r"))
         users = users.select(F.col("id").alias(u), F.col("idx").alias("__fastals_u"))
         items = items.select(F.col("id").alias(i), F.col("idx").alias("__fastals_i"))
         return rows.join(F.broadcast(users), u).join(F.broadcast(items), i) \

@@ -10,7 +10,13 @@ from functools import partial
 
 import numpy as np
 
-from fastals.spark._blocks import balanced_bounds, collect_columns, factor_batches
+from fastals.spark._blocks import (
+    balanced_bounds,
+    collect_columns,
+    count_ids,
+    factor_batches,
+    merge_id_counts,
+)
 
 _INTEGRAL = ("ByteType", "ShortType", "IntegerType", "LongType")
 _NOT_IDS = ("MapType", "ArrayType", "StructType", "NullType", "VariantType", "CalendarIntervalType")
@@ -41,6 +47,12 @@ def spark_context(df, name="df"):
     except Exception:
         raise TypeError("fastals.spark needs a classic SparkSession (it runs its kernels in "
                         "RDD tasks, which Spark Connect does not offer)") from None
+
+
+def driver_memory(sc):
+    """spark.driver.memory in bytes (Spark's default, 1g, when unset)."""
+    value = sc.getConf().get("spark.driver.memory", "1g")
+    return int(sc._jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(value))
 
 
 def col(name):
@@ -115,6 +127,28 @@ def sorted_ids(df, name, param, invalid=None):
     if ids.dtype != object and np.any(ids[1:] <= ids[:-1]):
         raise RuntimeError(f"the ids of {name!r} did not arrive sorted (a fastals bug)")
     return ids, n, int(bad.to_numpy(zero_copy_only=False).sum()) if len(bad) else 0
+
+
+def is_integral(field):
+    return type(field.dataType).__name__ in _INTEGRAL
+
+
+def counted_integer_ids(rows, names, params):
+    """The fast path of :func:`sorted_ids` for integral ids: ([user ids, item ids], [their
+    row counts], rows with an unusable rating), from one pass over the (user, item,
+    rating double) DataFrame `rows` (:func:`fastals.spark._blocks.count_ids`), with no
+    sort or shuffle of the interactions."""
+    parts = [pickle.loads(row[0]) for row in
+             rows.mapInArrow(count_ids, "payload binary").collect()]
+    ids, counts = [], []
+    for side in (0, 1):
+        side_ids, side_counts, nulls = merge_id_counts(parts, side)
+        if nulls:
+            raise ValueError(f"{params[side]}={names[side]!r} has {nulls} row(s) with a null "
+                             "id; drop or fill them before fitting")
+        ids.append(side_ids)
+        counts.append(side_counts)
+    return ids, counts, sum(p[6] for p in parts)
 
 
 def id_frame(spark, broadcast, n_ids, field, blocks):

@@ -40,6 +40,10 @@ class FitSummary(NamedTuple):
     user_blocks: int
     item_blocks: int
     lineage: list
+    exchange: str = "broadcast"  # how the factors moved between the blocks
+    # shuffle exchange: [user blocks, item blocks] -> the rows of the other side each
+    # block received per half-iteration (its columns); None with the broadcast
+    received_rows: list | None = None
 
 
 class LocalModel(NamedTuple):

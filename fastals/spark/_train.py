@@ -18,6 +18,13 @@ So the plan of every half-iteration has the same size, whatever the iteration co
 driver always holds a complete copy of both sides: if a job fails (an executor lost with
 its cached state, say), the half-iteration is retried once from that copy.
 
+That is :class:`Alternation` (``exchange="broadcast"``). :class:`ExchangeAlternation`
+(``exchange="shuffle"``) replaces steps 1 and 3 by MLlib's block-to-block exchange: the
+routes recorded at set-up (:func:`build_routes`) say which rows of each fixed block each
+solving block reads; one shuffle keyed by destination block sends just those, the Gram
+matrix is a tree-aggregate of per-block sums, and nothing but K x K matrices and error
+summaries reaches the driver until the final factors are collected block by block.
+
 Imports numpy, fastals.exceptions and fastals.spark._blocks (which holds everything that
 knows the model); pyspark only inside functions.
 """
@@ -34,10 +41,18 @@ from fastals.spark._blocks import (
     ITEM,
     SIDES,
     USER,
+    Solved,
+    add_summaries,
     build_partition,
     index_dtype,
+    initial_block_state,
     initial_state_rows,
+    out_block,
+    routes_of,
+    send_factors,
     solve_pair,
+    solve_partition,
+    solved_summary,
     split_interactions,
 )
 
@@ -62,7 +77,7 @@ def _block_and_payload(record):
 
 def _summary(block):
     return block.index, block.lo, block.hi, block.nnz, block.error, block.total, block.low, \
-        block.high
+        block.high, block.n_cols
 
 
 def _one_per_batch(rdd):
@@ -72,13 +87,15 @@ def _one_per_batch(rdd):
     return rdd._reserialize(BatchedSerializer(CPickleSerializer(), 1))
 
 
-def build_blocks(mapped, bounds, shape, solver, storage_level, rating_col):
+def build_blocks(mapped, bounds, shape, solver, storage_level, rating_col,
+                 lookups=(None, None), exchange=False):
     """The persisted Block RDDs of both sides from the (user, item, rating) DataFrame of
-    dense indices. Returns ([user blocks, item blocks], statistics) with statistics the
-    stored values' count, mean and (min, max)."""
+    dense indices (or of integral ids and their `lookups`, see split_interactions).
+    Returns ([user blocks, item blocks], statistics) with statistics the stored values'
+    count, mean and (min, max)."""
     pieces = mapped.mapInArrow(
         partial(split_interactions, user_bounds=bounds[USER], item_bounds=bounds[ITEM],
-                dtype=index_dtype(*shape)),
+                dtype=index_dtype(*shape), lookups=lookups),
         "side byte, block int, payload binary").rdd.map(_keyed).persist(storage_level)
     blocks, summaries = [], []
     try:
@@ -88,7 +105,8 @@ def build_blocks(mapped, bounds, shape, solver, storage_level, rating_col):
                 .partitionBy(n_blocks, _identity) \
                 .mapPartitionsWithIndex(partial(build_partition, bounds=bounds[side],
                                                 n_cols=shape[1 - side], dtype=solver.dtype,
-                                                canonical=solver.canonical),
+                                                canonical=solver.canonical,
+                                                exchange=exchange),
                                         preservesPartitioning=True)
             rdd = _one_per_batch(rdd).persist(storage_level)
             blocks.append(rdd)
@@ -111,7 +129,29 @@ def build_blocks(mapped, bounds, shape, solver, storage_level, rating_col):
     mean = sum(s[5] for s in summary) / nnz if nnz else 0.0
     value_range = (min((s[6] for s in summary), default=0.0),
                    max((s[7] for s in summary), default=0.0))
-    return blocks, (nnz, mean, value_range)
+    received = [[s[8] for s in side] for side in summaries] if exchange else None
+    return blocks, (nnz, mean, value_range), received
+
+
+def build_routes(blocks, bounds, storage_level):
+    """The out-blocks of the exchange: routes[S] (partitioned like the blocks of the other
+    side F) holds, for block j of F, [(block of S, offsets of the rows of block j it
+    reads)]; persisted and computed here (set-up)."""
+    routes = []
+    try:
+        for side in (USER, ITEM):
+            source = bounds[1 - side]
+            rdd = blocks[side].flatMap(partial(routes_of, source_bounds=source)) \
+                .partitionBy(len(source) - 1, _identity) \
+                .mapPartitionsWithIndex(out_block, preservesPartitioning=True)
+            rdd = _one_per_batch(rdd).persist(storage_level)
+            routes.append(rdd)
+            rdd.count()
+    except BaseException:
+        for rdd in routes:
+            rdd.unpersist()
+        raise
+    return routes
 
 
 class Alternation:
@@ -165,13 +205,7 @@ class Alternation:
             solved = self.blocks[side].zip(self.states[side]).map(
                 partial(solve_pair, solver=self.solver, fixed_broadcast=fixed, side=side,
                         num_threads=self.num_threads), preservesPartitioning=True)
-            solved = _one_per_batch(solved).persist(self.storage_level)
-            reliable = (self.checkpoint_interval > 0 and self.sc.getCheckpointDir()
-                        and (iteration + 1) % self.checkpoint_interval == 0)
-            if reliable:
-                solved.checkpoint()
-            else:
-                solved.localCheckpoint()
+            solved = self._persisted(solved, iteration)
             results = solved.collect()
         except BaseException:
             fixed.destroy()
@@ -184,17 +218,21 @@ class Alternation:
         self.lineage.append(_lineage_depth(solved))
         return self._assemble(side, results, len(state[side][0]))
 
+    def _persisted(self, solved, iteration):
+        """`solved` persisted, its lineage to be truncated when first computed (a local
+        checkpoint, or a reliable one every checkpoint_interval iterations)."""
+        solved = _one_per_batch(solved).persist(self.storage_level)
+        if (self.checkpoint_interval > 0 and self.sc.getCheckpointDir()
+                and (iteration + 1) % self.checkpoint_interval == 0):
+            solved.checkpoint()
+        else:
+            solved.localCheckpoint()
+        return solved
+
     def _assemble(self, side, results, n_rows):
         failed = [r for r in results if r.error]
         if failed:
-            first = failed[0]
-            kind, _, message = first.error.partition(": ")
-            if first.error_row is not None:  # name the row by its id, not its dense index
-                dense = f"{SIDES[side]} {first.error_row}"
-                named = self.describe_row(side, first.error_row)
-                message = message.replace(dense, named) if dense in message \
-                    else f"{message} ({dense} is {named})"
-            raise (MemoryError if kind == "MemoryError" else ModelFitError)(message)
+            self._raise_failed(side, failed)
         results = sorted(results, key=lambda r: r.lo)
         sizes = [len(r.state[0]) for r in results]
         if [r.lo for r in results] != np.cumsum([0] + sizes[:-1]).tolist() \
@@ -202,6 +240,17 @@ class Alternation:
             raise RuntimeError("the solved blocks do not cover every row (a fastals bug)")
         return tuple(np.concatenate([r.state[k] for r in results])
                      for k in range(len(results[0].state)))
+
+    def _raise_failed(self, side, failed):
+        """Raise the error of the first failed block, naming the row by its id."""
+        first = min(failed, key=lambda r: r.lo)
+        kind, _, message = first.error.partition(": ")
+        if first.error_row is not None:  # name the row by its id, not its dense index
+            dense = f"{SIDES[side]} {first.error_row}"
+            named = self.describe_row(side, first.error_row)
+            message = message.replace(dense, named) if dense in message \
+                else f"{message} ({dense} is {named})"
+        raise (MemoryError if kind == "MemoryError" else ModelFitError)(message)
 
     def _reseed(self, side, state):
         """Start the state RDD of `side` from the driver's copy (a fresh lineage)."""
@@ -224,6 +273,112 @@ class Alternation:
         for side in (USER, ITEM):
             self._replace(side, None)
         for rdd in self.blocks:
+            rdd.unpersist()
+
+
+class ExchangeAlternation(Alternation):
+    """The half-iterations with MLlib's block-to-block exchange: no factor matrix passes
+    through the driver.
+
+    Solving side S against F: each block of F sends every block of S the rows of F it
+    reads (its routes, recorded at set-up), in one shuffle keyed by the destination block;
+    each block of S solves against the compact array it received (its CSR's columns were
+    renumbered into it at set-up) and the Gram matrix of F, a tree-aggregate of per-block
+    K x K sums computed when F was solved, broadcast (K x K only). The new state stays
+    persisted on the executors, its lineage truncated; the driver collects a summary
+    (errors, the new Gram matrix) only, and the factors once, block by block, at the end.
+    A failed half-iteration is retried once from the persisted states.
+    """
+
+    def __init__(self, sc, solver, blocks, routes, num_threads, checkpoint_interval,
+                 storage_level, describe_row):
+        super().__init__(sc, solver, blocks, num_threads, checkpoint_interval, storage_level,
+                         describe_row)
+        self.routes = routes  # routes[S]: aligned with the blocks of the other side
+        self.grams = [None, None]  # the summed Y^T Y of each side's current state
+
+    def run(self, state, iterations, callback=None, seed=None):
+        """Alternate from `state` ([user, item] on the driver), or when None from initial
+        rows drawn per block on the executors from `seed`; returns the final state,
+        collected one block at a time."""
+        for side in (USER, ITEM):
+            if state is not None:
+                self._reseed(side, state)
+            else:
+                rdd = self.blocks[side].map(partial(initial_block_state, solver=self.solver,
+                                                    seed=seed, side=side),
+                                            preservesPartitioning=True)
+                self._replace(side, _one_per_batch(rdd).persist(self.storage_level))
+        start = time.perf_counter()
+        for iteration in range(iterations):
+            for side in (USER, ITEM):
+                self.half(side, None, iteration)
+            elapsed = time.perf_counter() - start
+            log.info("fastals.spark ALS iteration %d/%d: %.3f s", iteration + 1, iterations,
+                     elapsed)
+            if callback is not None:
+                callback(iteration, elapsed)
+        return [self._collect(side) for side in (USER, ITEM)]
+
+    def half(self, side, state, iteration):
+        try:
+            return self._half(side, iteration)
+        except (ValueError, ArithmeticError, MemoryError):
+            raise  # the model's own errors: retrying cannot help
+        except Exception as exc:
+            log.warning("fastals.spark: the %s half-iteration failed (%s); retrying once from "
+                        "the persisted factors", SIDES[side], str(exc).splitlines()[0][:200])
+            return self._half(side, iteration)
+
+    def _gram(self, side):
+        """The summed Y^T Y of the current state of `side` (implicit ALS; else None)."""
+        if self.grams[side] is None and self.solver.kind == "implicit":
+            self.grams[side] = self.states[side].map(
+                partial(solved_summary, solver=self.solver)).treeAggregate(
+                ([], None), add_summaries, add_summaries)[1]
+        return self.grams[side]
+
+    def _half(self, side, iteration):
+        other = 1 - side
+        gram = self._gram(other)
+        extra = None if gram is None else self.sc.broadcast(self.solver.fixed_from_gram(gram))
+        try:
+            n_blocks = self.blocks[side].getNumPartitions()
+            received = _one_per_batch(self.states[other].zip(self.routes[side])
+                                      .flatMap(send_factors).partitionBy(n_blocks, _identity))
+            # one partitioner for all three: the union is partition-wise (no shuffle)
+            parts = self.blocks[side].union(self.states[side]).union(received)
+            if parts.getNumPartitions() != n_blocks:
+                raise RuntimeError("the blocks, states and received rows are not "
+                                   "co-partitioned (a fastals bug)")
+            solved = parts.mapPartitionsWithIndex(
+                partial(solve_partition, solver=self.solver, extra_broadcast=extra, side=side,
+                        num_threads=self.num_threads), preservesPartitioning=True)
+            solved = self._persisted(solved, iteration)
+            errors, new_gram = solved.map(partial(solved_summary, solver=self.solver)) \
+                .treeAggregate(([], None), add_summaries, add_summaries)
+            if errors:
+                self._raise_failed(side, [Solved(lo, (), error, row)
+                                          for lo, error, row in errors])
+        except BaseException:
+            if extra is not None:
+                extra.destroy()
+            if "solved" in locals():
+                solved.unpersist()
+            raise
+        self._replace(side, solved, [] if extra is None else [extra])
+        self.grams[side] = new_gram
+        self.lineage.append(_lineage_depth(solved))
+
+    def _collect(self, side):
+        """The state of `side` on the driver, one block at a time through the JVM."""
+        parts = sorted(self.states[side].toLocalIterator(), key=lambda r: r.lo)
+        return tuple(np.concatenate([r.state[k] for r in parts])
+                     for k in range(len(parts[0].state)))
+
+    def close(self):
+        super().close()
+        for rdd in self.routes:
             rdd.unpersist()
 
 
