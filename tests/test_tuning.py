@@ -160,10 +160,10 @@ def test_parallel_trials_and_brackets(data):
 
 
 def test_trial_0_is_the_models_defaults(data):
-    result = _tune(data, max_trials=3)
+    result = _tune(data)
     assert result.trials[0].params == {"factors": 100, "regularization": "auto", "alpha": 1.0,
                                        "weighting": "auto"}
-    drawn = _tune(data, max_trials=3, start_with_defaults=False)
+    drawn = _tune(data, start_with_defaults=False)
     assert drawn.trials[0].params != result.trials[0].params
     # the drawn trials are the same either way
     assert [t.params for t in drawn.trials[1:]] == [t.params for t in result.trials[1:]]
