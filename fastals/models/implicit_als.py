@@ -130,9 +130,9 @@ class ImplicitALS(MatrixFactorizationBase):
         What the stored values go through before they become confidences: ``"log"``
         replaces r by log(1 + r) (:func:`fastals.data.log_weight`: damps play counts in the
         hundreds of thousands, which would otherwise dominate), ``"none"`` keeps them. The
-        default ``"auto"`` picks ``"log"`` for large counts (non-negative, heavy-tailed:
-        max / median >= 20, and a median >= 100) and ``"none"`` for binary data, ratings and
-        small counts (measured: bench/RESULTS.md), and says what it chose and why in the
+        default ``"auto"`` picks ``"log"`` for counts (non-negative, heavy-tailed:
+        max / median >= 20) and ``"none"`` for binary data and ratings (measured:
+        bench/RESULTS.md), and says what it chose and why in the
         fit log (logger ``"fastals"``, info); :attr:`weighting_applied` records the choice.
         Rows given to a fold-in (``recalculate_user``, ``partial_fit_users``, ``explain``)
         get the same weighting.
