@@ -1,6 +1,7 @@
 """Defaults and the tuner on five data sets: nDCG@10 and precision@10 of ImplicitALS with
-(a) the defaults before ``weighting="auto"``, (b) the new defaults, (c) ``fastals tune`` with
-a 60 s budget, (d) the best of a manual 3 x 3 x 3 grid; and the tuner's wall time.
+(a) the defaults before ``weighting="auto"`` and ``regularization="auto"`` (factors 100,
+regularization 0.01, the values as given), (b) the current defaults, (c) ``fastals tune``
+with a 60 s budget, (d) the best of a manual 3 x 3 x 3 grid; and the tuner's wall time.
 
 Data sets: MovieLens 100K as binary (every rating a 1) and as ratings (stars 1-5), the
 embedded demo data (``fastals.datasets.make_synthetic``), synthetic heavy-tailed counts
@@ -13,10 +14,14 @@ Every figure is on one 80/20 split (seed 0) of each set: the tuner and the grid 
 scored on the 20%. Each (data set, method) runs in its own process, one after another.
 
     FASTALS_DATA=... python bench/defaults.py [--quick] [--out bench/out/defaults.json]
+    FASTALS_DATA=... python bench/defaults.py --held-out [--out bench/out/held_out.json]
     FASTALS_DATA=... python bench/defaults.py --weighting-study
 
-The second runs the measurements behind weighting="auto"'s rule: none / log / BM25 at the
-defaults and at factors 32, regularization 3, and the same counts rescaled to other medians.
+``--held-out`` checks the defaults on data sets that were not used to choose them (other
+split seeds, MovieLens thresholded at 4 stars, the demo data at another seed, sparser and
+denser shapes, other count tails and medians): (a), (b) and (d), without the tuner. The
+third runs the measurements behind weighting="auto"'s rule: none / log / BM25 at the
+defaults, and the same counts rescaled to other medians.
 """
 from __future__ import annotations
 
@@ -35,6 +40,19 @@ import scipy.sparse as sp
 K = 10
 SEED = 0
 DATASETS = ("movielens-binary", "movielens-ratings", "demo", "heavy-counts", "lastfm-like")
+#: data sets not used to choose the defaults: (name, what it is)
+HELD_OUT = (
+    ("movielens-binary@1", "MovieLens 100K binary, split seed 1"),
+    ("movielens-ratings@2", "MovieLens 100K ratings, split seed 2"),
+    ("movielens-4stars", "MovieLens 100K, ratings >= 4 as 1 (the rest dropped)"),
+    ("demo@1", "make_synthetic(random_state=1), split seed 1"),
+    ("sparse-15", "make_synthetic 8,000 x 5,000, ~15 items per user, 20 groups"),
+    ("sparse-40", "make_synthetic 4,000 x 8,000, ~40 items per user, 12 groups"),
+    ("dense-120", "make_synthetic 1,000 x 500, ~120 items per user (~24% dense)"),
+    ("counts-tail1.5", "counts with a lighter tail: Pareto(1.5), to 1e4, median ~10"),
+    ("counts-median50", "heavy-tailed counts, median ~50, to 1e5, 3,000 x 4,000"),
+    ("lastfm-like@1", "the Last.fm-like set drawn with seed 1, split seed 1"),
+)
 
 
 # --- the data sets ---------------------------------------------------------------------------
@@ -76,8 +94,33 @@ def _heavy_values(data, seed, user_sigma, tail, cap, scale=1.0):
 
 
 def load_dataset(name):
+    """The data set `name` (one of DATASETS or HELD_OUT's names; "@s" is the seed)."""
     from fastals import datasets
 
+    name, _, seed = name.partition("@")
+    seed = int(seed or SEED)
+    if name == "movielens-4stars":
+        data = datasets.load_movielens(Path(os.environ["FASTALS_DATA"]) / "ml-100k")
+        X = data.user_items.tocsr(copy=True)
+        X.data = (X.data >= 4).astype(X.dtype)
+        X.eliminate_zeros()
+        return data.with_matrix(X, None)
+    held_out = {"sparse-15": dict(n_users=8000, n_items=5000, interactions_per_user=15,
+                                  n_groups=20, random_state=3),
+                "sparse-40": dict(n_users=4000, n_items=8000, interactions_per_user=40,
+                                  n_groups=12, random_state=4),
+                "dense-120": dict(n_users=1000, n_items=500, interactions_per_user=120,
+                                  n_groups=6, random_state=5)}
+    if name in held_out:
+        return datasets.make_synthetic(**held_out[name])
+    if name == "counts-tail1.5":
+        data = datasets.make_synthetic(n_users=4000, n_items=3000, n_groups=10,
+                                       interactions_per_user=30, random_state=6)
+        return _heavy_values(data, 6, user_sigma=1.0, tail=1.5, cap=1e4, scale=3.0)
+    if name == "counts-median50":
+        data = datasets.make_synthetic(n_users=3000, n_items=4000, n_groups=10,
+                                       interactions_per_user=40, random_state=7)
+        return _heavy_values(data, 7, user_sigma=1.3, tail=0.9, cap=1e5, scale=15.0)
     if name.startswith("movielens"):
         data = datasets.load_movielens(Path(os.environ["FASTALS_DATA"]) / "ml-100k")
         if name == "movielens-binary":
@@ -86,16 +129,21 @@ def load_dataset(name):
             data = data.with_matrix(X, data.timestamps)
         return data
     if name == "demo":
-        return datasets.make_synthetic(random_state=SEED)
+        return datasets.make_synthetic(random_state=seed)
     if name == "heavy-counts":
-        return heavy_tailed_counts(seed=SEED)
+        return heavy_tailed_counts(seed=seed)
     if name == "lastfm-like":
-        return lastfm_like(seed=SEED)
+        return lastfm_like(seed=seed)
     raise ValueError(name)
 
 
+def split_seed(name):
+    """The split seed of a data set name ("@s": s; else SEED)."""
+    return int(name.partition("@")[2] or SEED)
+
+
 # --- one method on one data set, in its own process ------------------------------------------
-GRID = {"factors": (16, 32, 64), "regularization": (0.01, 0.3, 3.0), "alpha": (1.0, 4.0, 16.0)}
+GRID = {"factors": (32, 64, 128), "regularization": (3.0, 30.0, 100.0), "alpha": (0.5, 2.0, 8.0)}
 
 
 def _score(model, train, test):
@@ -111,16 +159,17 @@ def run_method(name, method, budget):
     from fastals.evaluation import train_test_split
 
     data = load_dataset(name)
-    train, test = train_test_split(data, 0.2, random_state=SEED)
+    train, test = train_test_split(data, 0.2, random_state=split_seed(name))
     start = time.perf_counter()
     out = {"data": name, "method": method}
-    if method == "old":  # the defaults before weighting="auto": the values as given
-        model = fastals.ImplicitALS(weighting="none", random_state=SEED)
+    if method == "old":  # the defaults before the "auto" ones: implicit's, the values as given
+        model = fastals.ImplicitALS(regularization=0.01, weighting="none", random_state=SEED)
         out.update(_score(model.fit(train.user_items, show_progress=False), train, test))
     elif method == "new":
         model = fastals.ImplicitALS(random_state=SEED).fit(train.user_items, show_progress=False)
         out.update(_score(model, train, test), weighting=model.weighting_applied,
-                   reason=choose_weighting(train).reason)
+                   reason=choose_weighting(train).reason,
+                   regularization=model.regularization_applied)
     elif method == "tune":
         result = fastals.tune(fastals.ImplicitALS, train, budget=budget, random_state=SEED,
                               verbose=False)
@@ -175,8 +224,9 @@ def parallel_check(repeats):
 
 def weighting_study():
     """nDCG@10 of none / log / bm25 weighting (ImplicitALS(weighting="none") on the weighted
-    matrix) at the defaults and at factors=32, regularization=3; then the Last.fm-like and
-    heavy-tailed counts rescaled to other medians, raw against log, at the defaults."""
+    matrix) at the defaults (regularization="auto", from the weighted values) and at the
+    former regularization=0.01; then the Last.fm-like and heavy-tailed counts rescaled to
+    other medians, raw against log, at the defaults."""
     import fastals
     from fastals.data import bm25_weight, log_weight
     from fastals.evaluation import train_test_split
@@ -184,7 +234,7 @@ def weighting_study():
     weigh = {"none": lambda X: X, "log": log_weight, "bm25": lambda X: bm25_weight(X.T).T.tocsr()}
     for name in DATASETS:
         train, test = train_test_split(load_dataset(name), 0.2, random_state=SEED)
-        for params in ({}, {"factors": 32, "regularization": 3.0}):
+        for params in ({}, {"regularization": 0.01}):
             for how, f in weigh.items():
                 model = fastals.ImplicitALS(weighting="none", random_state=SEED, **params)
                 model.fit(f(train.user_items), show_progress=False)
@@ -209,6 +259,8 @@ def main():
     parser.add_argument("--one", nargs=2, metavar=("DATA", "METHOD"), help=argparse.SUPPRESS)
     parser.add_argument("--budget", type=float, default=60.0)
     parser.add_argument("--parallel", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--held-out", action="store_true",
+                        help="(a), (b) and (d) on the data sets not used to choose the defaults")
     parser.add_argument("--weighting-study", action="store_true",
                         help="the measurements behind weighting='auto' (see the docstring)")
     args = parser.parse_args()
@@ -223,15 +275,25 @@ def main():
         return
     budget = 10.0 if args.quick else args.budget
     names = ("movielens-binary", "lastfm-like") if args.quick else DATASETS
+    methods = ("old", "new", "grid", "tune")
+    if args.held_out:
+        names, methods = [name for name, _ in HELD_OUT], ("old", "new", "grid")
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     results = []
     for name in names:
-        for method in ("old", "new", "grid", "tune"):
+        for method in methods:
             done = subprocess.run([sys.executable, __file__, "--one", name, method, "--budget",
                                    str(budget)], env=env, capture_output=True, text=True,
                                   check=True)
             results.append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(json.dumps(results[-1]), flush=True)
+    if args.held_out:
+        load = os.getloadavg()
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({"results": results, "load": load}, indent=1))
+        print(table(results, None))
+        print(f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+        return
     parallel = json.loads(subprocess.run([sys.executable, __file__, "--parallel"], env=env,
                                          capture_output=True, text=True, check=True
                                          ).stdout.strip().splitlines()[-1])
@@ -244,18 +306,29 @@ def main():
 
 
 def table(results, budget):
+    """The markdown table of `results`; without a `budget`, no tuner columns."""
     by = {(r["data"], r["method"]): r for r in results}
-    lines = ["| data set | (a) old defaults | (b) new defaults (weighting) | (c) tune "
-             f"{budget:g} s (wall s, trials) | (d) grid best of 27 | (b)/(d) | (c)/(d) |",
-             "|---|---|---|---|---|---|---|"]
-    for name in dict.fromkeys(r["data"] for r in results):
-        a, b, c, d = (by[(name, m)] for m in ("old", "new", "tune", "grid"))
+    tuned = budget is not None
+    lines = ["| data set | (a) old defaults | (b) new defaults (weighting, lambda) | "
+             + (f"(c) tune {budget:g} s (wall s, trials) | " if tuned else "")
+             + "(d) grid best of 27 (its cell) | (b)/(d) |" + (" (c)/(d) |" if tuned else ""),
+             "|---|---|---|---|---|" + ("---|---|" if tuned else "")]
 
-        def cell(r):
-            return f"{r['ndcg']:.4f} / {r['precision']:.4f}"
-        lines.append(f"| {name} | {cell(a)} | {cell(b)} ({b['weighting']}) | {cell(c)} "
-                     f"({c['seconds']:.0f} s, {c['trials']}) | {cell(d)} | "
-                     f"{b['ndcg'] / d['ndcg']:.2f} | {c['ndcg'] / d['ndcg']:.2f} |")
+    def cell(r):
+        return f"{r['ndcg']:.4f} / {r['precision']:.4f}"
+    for name in dict.fromkeys(r["data"] for r in results):
+        a, b, d = (by[(name, m)] for m in ("old", "new", "grid"))
+        p = d["params"]
+        line = (f"| {name} | {cell(a)} | {cell(b)} ({b['weighting']}, "
+                f"{b['regularization']:.3g}) | ")
+        if tuned:
+            c = by[(name, "tune")]
+            line += f"{cell(c)} ({c['seconds']:.0f} s, {c['trials']}) | "
+        line += (f"{cell(d)} ({p['factors']}, {p['regularization']:g}, {p['alpha']:g}) | "
+                 f"{b['ndcg'] / d['ndcg']:.2f} |")
+        if tuned:
+            line += f" {c['ndcg'] / d['ndcg']:.2f} |"
+        lines.append(line)
     return "\n".join(lines)
 
 

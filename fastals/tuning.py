@@ -16,6 +16,10 @@ its best rung (not necessarily its last) is what it scores. With ``brackets=b``,
 begins pruning at rung s and trials take the brackets in turn. Models without iterations
 (KNN) are sampled at random.
 
+Trial 0 is the model's own defaults for the searched parameters (``start_with_defaults``;
+ImplicitALS's ``regularization="auto"`` and ``weighting="auto"`` among them), so the search
+never ends below what the defaults score on the held-out part; the others are drawn.
+
 The same `random_state` samples the same configurations in the same order and seeds every
 fit and the split, so with ``max_trials`` (no time budget, ``n_jobs=1``) the result is
 identical from run to run; with a time budget the trials are a prefix of that same
@@ -97,7 +101,7 @@ class Choice:
 _SPACES = (
     ("ImplicitALS", "iterations", {
         "factors": LogUniform(8, 256, integer=True),
-        "regularization": LogUniform(1e-2, 100.0),
+        "regularization": LogUniform(0.1, 1000.0),
         "alpha": LogUniform(0.3, 30.0),
         "weighting": Choice(("none", "log")),
     }),
@@ -255,7 +259,7 @@ def tune(model_class: type, data: InteractionData, *, budget: float | str | None
          metric: str = "ndcg", K: int = 10, validation_size: float = 0.2, eta: int = 3,
          min_resource: int = 2, max_resource: int = 18, brackets: int = 1,
          random_state: int = 0, num_threads: int = 0, n_jobs: int = 1, refit: bool = True,
-         verbose: bool = True) -> TuneResult:
+         verbose: bool = True, start_with_defaults: bool = True) -> TuneResult:
     r"""Search hyper-parameters of `model_class` on `data`; return the best and the model.
 
     Parameters
@@ -302,6 +306,9 @@ def tune(model_class: type, data: InteractionData, *, budget: float | str | None
         Refit the best configuration on all of `data` (``result.model``).
     verbose : bool
         Log each trial (logger "fastals", info) and print the leaderboard at the end.
+    start_with_defaults : bool
+        Trial 0 takes the model's defaults for the searched parameters (those without a
+        default, or with None, are drawn); the other trials are drawn from `space`.
 
     Returns
     -------
@@ -338,6 +345,7 @@ def tune(model_class: type, data: InteractionData, *, budget: float | str | None
     num_threads = check_num_threads(num_threads)
     refit = check_bool("refit", refit)
     verbose = check_bool("verbose", verbose)
+    start_with_defaults = check_bool("start_with_defaults", start_with_defaults)
     accepted = inspect.signature(model_class).parameters
     entry = _model_entry(model_class)
     resource = entry[0] if entry else None
@@ -384,6 +392,8 @@ def tune(model_class: type, data: InteractionData, *, budget: float | str | None
             return 0.0
         return best.seconds / max(1, best.ran) * (best.resource or 1) * full_ratio
 
+    defaults = {name: accepted[name].default for name in space
+                if accepted[name].default not in (inspect.Parameter.empty, None)}
     lock = threading.Lock()
     fit_data = train.user_items if hasattr(train, "user_items") else train
 
@@ -393,7 +403,10 @@ def tune(model_class: type, data: InteractionData, *, budget: float | str | None
             if (max_trials is not None and len(trials) >= max_trials) \
                     or not time_left(refit_estimate()):
                 return None
-            trial = Trial(len(trials), {name: d.sample(rng) for name, d in space.items()})
+            params = {name: d.sample(rng) for name, d in space.items()}
+            if start_with_defaults and not trials:
+                params.update(defaults)
+            trial = Trial(len(trials), params)
             trials.append(trial)
             return trial
 

@@ -122,7 +122,8 @@ def test_row_shift_is_checked_before_the_kernel():
     """The kernel reads row_shift[u] for every row unchecked: its length and dtype are
     validated by ImplicitALS._solve."""
     csr = as_csr(random_interactions(5, 4, 0.5, seed=1), "R", np.float32)
-    model = fastals.ImplicitALS(factors=2, dtype=np.float32)
+    # a number: an unfitted model's regularization="auto" is resolved only by fit
+    model = fastals.ImplicitALS(factors=2, regularization=0.01, dtype=np.float32)
     X, Y = np.zeros((5, 2), np.float32), np.ones((4, 2), np.float32)
     for bad in (np.ones(4, np.float32), np.ones(5, np.float64)):
         with pytest.raises(ValueError, match="row_shift must be a float32 array of 5 values"):
@@ -536,7 +537,8 @@ def test_rating_column_is_optional(spark):
     ones = matrix.copy()
     ones.data[:] = 1
     df = frame(spark, ones).drop("rating")
-    params = dict(factors=3, iterations=2, random_state=0)
+    # the estimator's default lambda (0.01) given to both: ImplicitALS's is "auto"
+    params = dict(factors=3, regularization=0.01, iterations=2, random_state=0)
     model = ALS(**params, ratingCol=None).fit(df)
     np.testing.assert_allclose(model.user_factors, local_fit(ones, **params).user_factors,
                                rtol=0, atol=TOL)

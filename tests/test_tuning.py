@@ -157,3 +157,15 @@ def test_parallel_trials_and_brackets(data):
     assert not any(t.pruned for t in hyperband.trials[2::3])  # the last bracket never prunes
     with pytest.raises(ValueError, match="n_jobs"):
         _tune(data, n_jobs=0)
+
+
+def test_trial_0_is_the_models_defaults(data):
+    result = _tune(data)
+    assert result.trials[0].params == {"factors": 100, "regularization": "auto", "alpha": 1.0,
+                                       "weighting": "auto"}
+    drawn = _tune(data, start_with_defaults=False)
+    assert drawn.trials[0].params != result.trials[0].params
+    # the drawn trials are the same either way
+    assert [t.params for t in drawn.trials[1:]] == [t.params for t in result.trials[1:]]
+    assert default_search_space(fastals.ImplicitALS)["regularization"] == \
+        LogUniform(0.1, 1000.0)

@@ -149,7 +149,7 @@ def build_parser():
                        help="how repeated (user, item) rows combine (default sum)")
     group.add_argument("--weighting", choices=("auto", "none", "log", "bm25", "tfidf"),
                        help="confidence weighting of the training values (default auto: "
-                            "log(1 + r) for large counts, none otherwise, as ImplicitALS's "
+                            "log(1 + r) for heavy-tailed counts, none otherwise, as ImplicitALS's "
                             "weighting='auto'; bm25/tfidf as implicit's Last.fm example: over "
                             "items x users)")
 

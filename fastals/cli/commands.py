@@ -68,6 +68,9 @@ def cmd_fit(args, console):
     start = time.perf_counter()
     rec = IdRecommender(model).fit(data, show_progress=console.progress, **validation)
     seconds = time.perf_counter() - start
+    if getattr(model, "regularization", None) == "auto":  # ImplicitALS: resolved by the fit
+        console.note(f"regularization auto: {model.regularization_applied:g} (10 x the mean "
+                     "confidence of the stored values; --regularization sets a number)")
     path = rec.save(out)
     console.out(f"fitted {type(model).__name__} in {seconds:.2f} s on {_describe(data)}; "
                 f"wrote {path}")

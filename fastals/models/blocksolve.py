@@ -299,7 +299,7 @@ class ImplicitBlockSolver:
     @classmethod
     def for_model(cls, model, method=None):
         """The solver of an ImplicitALS's rows (`method` overrides its ``solver``)."""
-        return cls(model.regularization, model.alpha, model._offset,
+        return cls(model.regularization_applied, model.alpha, model._offset,
                    model.solver if method is None else method, model.cg_steps, model.dtype,
                    getattr(model, "block_size", None))
 

@@ -7,6 +7,10 @@ Objective, over every (user, item) cell, with c_ui = 1 + alpha |r_ui| for stored
 
     L = sum_{u,i} c_ui (p_ui - x_u . y_i)^2 + regularization (sum_u |x_u|^2 + sum_i |y_i|^2)
 
+``regularization="auto"`` (ImplicitALS's default) is lambda = 10 mean(c), ten times the
+mean confidence of the stored values (:func:`auto_regularization`): scaling every
+confidence by s scales the data term by about s, and lambda with it.
+
 Each half-iteration fixes one side and solves, for every row u of the other,
 
     (Y^T Y + Y^T (C^u - I) Y + regularization I) x_u = Y^T C^u p(u)
@@ -67,6 +71,13 @@ from fastals.models.factorization import (
 kernels("_als")  # load the kernel build now, not inside the first fit
 log = logging.getLogger("fastals")
 
+#: ``regularization="auto"`` is this many times the mean confidence of the stored values.
+#: Measured (bench/RESULTS.md, bench/defaults.py) with factors=100, alpha=1: the best
+#: multiple was 8-12 on MovieLens 100K (binary and ratings) and a Last.fm-like set, 12-16 on
+#: synthetic counts; beyond about 20-30 every data set collapsed towards popularity. 10 was
+#: then checked on data sets not used to choose it.
+REGULARIZATION_PER_CONFIDENCE = 10.0
+
 
 class ImplicitALS(MatrixFactorizationBase):
     r"""Alternating least squares for implicit feedback (clicks, plays, purchases).
@@ -75,8 +86,15 @@ class ImplicitALS(MatrixFactorizationBase):
     ----------
     factors : int
         Latent dimension K.
-    regularization : float
-        lambda >= 0 in the objective (module docstring). With 0, users or items without
+    regularization : float or "auto"
+        lambda >= 0 in the objective (module docstring). The default ``"auto"`` resolves at
+        fit time to :data:`REGULARIZATION_PER_CONFIDENCE` (10) times the mean confidence
+        c = 1 + alpha |r| of the stored values after the weighting
+        (:func:`auto_regularization`: 20 on binary data with alpha = 1, about 45 on
+        MovieLens ratings), says so in the fit log (logger ``"fastals"``, info) and records
+        it in :attr:`regularization_applied` (saved and loaded with the model). `implicit`'s
+        0.01 (:class:`AlternatingLeastSquares`' default) over-fits small data sets: measured
+        in bench/RESULTS.md. With 0, users or items without
         enough interactions make the system singular: raise it if fit says so. With 0 the
         objective fixes only the products X Y^T, so fit ends by balancing the factors
         (X^T X = Y^T Y, the same scores), as a vanishing lambda would leave them: cosines
@@ -112,9 +130,9 @@ class ImplicitALS(MatrixFactorizationBase):
         What the stored values go through before they become confidences: ``"log"``
         replaces r by log(1 + r) (:func:`fastals.data.log_weight`: damps play counts in the
         hundreds of thousands, which would otherwise dominate), ``"none"`` keeps them. The
-        default ``"auto"`` picks ``"log"`` for large counts (non-negative, heavy-tailed:
-        max / median >= 20, and a median >= 100) and ``"none"`` for binary data, ratings and
-        small counts (measured: bench/RESULTS.md), and says what it chose and why in the
+        default ``"auto"`` picks ``"log"`` for counts (non-negative, heavy-tailed:
+        max / median >= 20) and ``"none"`` for binary data and ratings (measured:
+        bench/RESULTS.md), and says what it chose and why in the
         fit log (logger ``"fastals"``, info); :attr:`weighting_applied` records the choice.
         Rows given to a fold-in (``recalculate_user``, ``partial_fit_users``, ``explain``)
         get the same weighting.
@@ -145,17 +163,21 @@ class ImplicitALS(MatrixFactorizationBase):
     loss_history: list[float]
     #: the weighting the last fit used ("auto" resolved; "none" for files saved before)
     weighting_applied: str
+    #: the lambda the last fit used (``regularization="auto"`` resolved; before a fit, the
+    #: regularization if it is a number, else None)
+    regularization_applied: float | None
     #: interactions per user / item, kept since they decide who has a similarity (files
     #: saved before have none: see MatrixFactorizationBase)
     _optional_state_names = ("user_counts", "item_counts")
     #: initial factors uniform on [0, 0.01) (`implicit`'s) rather than N(0, 0.01^2)
     _uniform_start = False
 
-    def __init__(self, factors: int = 100, regularization: float = 0.01, alpha: float = 1.0,
-                 iterations: int = 15, cg_steps: int = 3, solver: str = "cg",
-                 dtype: DTypeLike = np.float32, random_state: SeedLike = None,
-                 num_threads: int = 0, calculate_training_loss: bool = False,
-                 confidence: str = "1+alpha", weighting: str = "auto",
+    def __init__(self, factors: int = 100, regularization: float | str = "auto",
+                 alpha: float = 1.0, iterations: int = 15, cg_steps: int = 3,
+                 solver: str = "cg", dtype: DTypeLike = np.float32,
+                 random_state: SeedLike = None, num_threads: int = 0,
+                 calculate_training_loss: bool = False, confidence: str = "1+alpha",
+                 weighting: str = "auto",
                  block_size: int | None = None, *,
                  use_cg: bool | None = None, use_native: bool | None = None,
                  use_gpu: bool | None = None) -> None:
@@ -172,6 +194,7 @@ class ImplicitALS(MatrixFactorizationBase):
         self.confidence = confidence
         self.weighting = weighting
         self.weighting_applied = "none"
+        self.regularization_applied = None
         self.block_size = block_size
         self._check_params()
         self.solver = implicit_switches(self.solver, use_cg, use_native, use_gpu)
@@ -181,17 +204,20 @@ class ImplicitALS(MatrixFactorizationBase):
 
     def _check_params(self):
         self.cg_steps = check_int("cg_steps", self.cg_steps, minimum=1)
-        self._check_shared_params(("cg", "cholesky", "ials++"))
+        self._check_shared_params(("cg", "cholesky", "ials++"), auto_regularization=True)
         self.confidence = check_choice("confidence", self.confidence, ("1+alpha", "alpha"))
         if self.confidence == "alpha" and self.alpha == 0:
             raise ValueError("alpha must be > 0 with confidence='alpha': c = alpha |r| would "
                              "give every stored value zero confidence")
         self.weighting = check_weighting("weighting", self.weighting)
 
-    def _check_shared_params(self, solvers):
-        """The parameters ImplicitALS and iALS share (`solvers`: the allowed ``solver``)."""
+    def _check_shared_params(self, solvers, auto_regularization=False):
+        """The parameters ImplicitALS and iALS share (`solvers`: the allowed ``solver``;
+        `auto_regularization`: whether ``regularization="auto"`` is allowed)."""
         self.factors = check_int("factors", self.factors, minimum=1)
-        self.regularization = check_float("regularization", self.regularization, minimum=0)
+        self.regularization = check_regularization(self.regularization, auto_regularization)
+        if self.regularization != "auto":
+            self.regularization_applied = self.regularization
         self.alpha = check_float("alpha", self.alpha, minimum=0)
         self.iterations = check_int("iterations", self.iterations, minimum=0)
         self.solver = check_choice("solver", self.solver, solvers)
@@ -241,6 +267,7 @@ class ImplicitALS(MatrixFactorizationBase):
                                                     early_stopping_rounds, validation_split)
         Cui = self._weigh_training(as_csr(user_items, "user_items", self.dtype,
                                           allow_empty=False))
+        self._resolve_regularization(Cui.data)
         Ciu = Cui.transpose()
         rng = check_random_state(self.random_state)
         n_users, n_items = Cui.shape
@@ -265,7 +292,7 @@ class ImplicitALS(MatrixFactorizationBase):
             run_training("ImplicitALS", self.iterations, iteration, show_progress, callback,
                          validation=validation, model=self)
             validation.restore_best(self)
-            if self.regularization == 0 and self.iterations:
+            if self.regularization_applied == 0 and self.iterations:
                 self._balance(self.user_factors, self.item_factors)
         return self
 
@@ -276,6 +303,16 @@ class ImplicitALS(MatrixFactorizationBase):
                                                    type(self).__name__)
         return self._weigh_rows(Cui)
 
+    def _resolve_regularization(self, values):
+        """:attr:`regularization_applied` for the fit on the (weighted) stored `values`:
+        the regularization, or for "auto" :func:`auto_regularization`'s, logged."""
+        if self.regularization != "auto":
+            self.regularization_applied = self.regularization
+            return
+        self.regularization_applied, reason = auto_regularization(values, self.alpha,
+                                                                  self._offset)
+        log.info("%s: %s (pass a number to set it)", type(self).__name__, reason)
+
     def _weigh_rows(self, rows):
         """Rows (a validated CSR of the model's dtype) with the weighting of the fit
         (element-wise, computed in float64: new values, the same structure)."""
@@ -285,7 +322,8 @@ class ImplicitALS(MatrixFactorizationBase):
         return CSR(rows.indptr, rows.indices, values.astype(self.dtype), rows.shape)
 
     def _extra_state(self):
-        return {**super()._extra_state(), "weighting_applied": self.weighting_applied}
+        return {**super()._extra_state(), "weighting_applied": self.weighting_applied,
+                "regularization_applied": self.regularization_applied}
 
     def _start_factors(self, rng, n_users, n_items):
         """The (X, Y) fit starts from (blocksolve.implicit_initial_factors)."""
@@ -325,7 +363,7 @@ class ImplicitALS(MatrixFactorizationBase):
         status = kernels("_als").row_losses(Cui.indptr, Cui.indices, Cui.data, X, Y, YtY,
                                             self.dtype(self.alpha), threads, out, self._offset)
         raise_for_status(status, "the ALS loss kernel")
-        total = out.sum() + self.regularization * (
+        total = out.sum() + self.regularization_applied * (
             np.square(X, dtype=np.float64).sum() + np.square(Y, dtype=np.float64).sum())
         weight = (Cui.shape[0] * Cui.shape[1] + (float(self._offset) - 1) * Cui.nnz
                   + self.alpha * np.abs(Cui.data, dtype=np.float64).sum())
@@ -419,13 +457,13 @@ class ImplicitALS(MatrixFactorizationBase):
             c_minus_1 = float(self._offset) - 1 + self.alpha * np.abs(values)
             with single_threaded_blas():  # Y^T Y + Y_u^T (C_u - I) Y_u + lambda I
                 A = gram_matrix(self.item_factors) + (Y_u * c_minus_1[:, None]).T @ Y_u \
-                    + self.regularization * np.eye(self.factors)
+                    + self.regularization_applied * np.eye(self.factors)
             try:
                 user_weights = scipy.linalg.cho_factor(A)
             except (np.linalg.LinAlgError, ValueError):
                 raise ModelFitError(
                     f"user {int(ids[0])}'s system is not positive definite (regularization="
-                    f"{self.regularization}): raise regularization") from None
+                    f"{self.regularization_applied}): raise regularization") from None
         else:
             user_weights = _check_user_weights(user_weights, self.factors)
         weighted_item = scipy.linalg.cho_solve(
@@ -483,6 +521,8 @@ class ImplicitALS(MatrixFactorizationBase):
         self.weighting_applied = check_choice("weighting_applied",
                                               extra.get("weighting_applied", "none"),
                                               ("none", "log"))
+        applied = extra.get("regularization_applied", self.regularization)
+        self.regularization_applied = check_float("regularization_applied", applied, minimum=0)
         for name in self._state_names:
             value = getattr(self, name)
             if value.ndim != 2 or value.shape[1] != self.factors or not np.isfinite(value).all():
@@ -541,6 +581,36 @@ def _check_user_weights(user_weights, factors):
         raise ValueError(f"user_weights must hold a finite {factors} x {factors} float "
                          f"Cholesky factor, got shape {matrix.shape} and dtype {matrix.dtype}")
     return matrix, bool(lower)
+
+
+def check_regularization(value, allow_auto=True):
+    """lambda: a number >= 0, or (`allow_auto`) the string "auto"."""
+    if allow_auto and isinstance(value, str):
+        if value != "auto":
+            raise TypeError(f"regularization must be a number >= 0 or 'auto', got {value!r} "
+                            "(str)")
+        return value
+    return check_float("regularization", value, minimum=0)
+
+
+def auto_regularization(values, alpha, offset):
+    """``regularization="auto"``: (lambda, the reason, one line for the fit log) for the
+    stored `values` of the training matrix after the weighting.
+
+    lambda = :data:`REGULARIZATION_PER_CONFIDENCE` x mean(c), the mean confidence
+    c = offset + alpha |r| of the stored values. Multiplying every confidence by s
+    multiplies the data term of the objective by about s, so lambda follows it: the same
+    amount of shrinkage for ratings, binary data or damped counts, and for any alpha.
+    """
+    values = np.asarray(values)
+    mean = float(np.abs(values, dtype=np.float64).mean()) if values.size else 0.0
+    confidence = float(offset) + alpha * mean
+    if not confidence > 0:  # nothing stored, or alpha = 0 with c = alpha |r|: any lambda
+        confidence = 1.0
+    value = float(f"{REGULARIZATION_PER_CONFIDENCE * confidence:.4g}")
+    return value, (f"regularization='auto' is {value:g} = {REGULARIZATION_PER_CONFIDENCE:g} x "
+                   f"the mean confidence {confidence:.4g} (= {float(offset):g} + alpha "
+                   f"{alpha:g} x mean |r| {mean:.4g}) of the stored values")
 
 
 def check_block_size(block_size, factors):
