@@ -14,6 +14,7 @@ import scipy.sparse as sp
 import fastals
 from fastals import cli
 from fastals.evaluation import ranking_metrics_at_k, train_test_split
+from fastals.exceptions import NotFittedError
 from fastals.models.implicit_als import REGULARIZATION_PER_CONFIDENCE, auto_regularization
 
 
@@ -167,3 +168,15 @@ def test_movielens_defaults_beat_the_old_ones(ml100k_path, as_binary):
                 train, test)
     assert new >= 1.25 * old
     assert new >= 0.40
+
+
+def test_assigned_factors_with_auto_regularization_need_a_number():
+    model = fastals.ImplicitALS(factors=2)
+    model.user_factors = np.ones((1, 2), np.float32)
+    model.item_factors = np.ones((3, 2), np.float32)
+    row = sp.csr_matrix(np.array([[1.0, 0.0, 2.0]], dtype=np.float32))
+    with pytest.raises(NotFittedError, match="regularization='auto' is resolved by fit"):
+        model.recalculate_user(0, row)
+    numeric = fastals.ImplicitALS(factors=2, regularization=0.01)
+    numeric.user_factors, numeric.item_factors = model.user_factors, model.item_factors
+    assert np.isfinite(numeric.recalculate_user(0, row)).all()

@@ -173,7 +173,8 @@ def test_heavy_rows_in_float32_follow_float64(K):
     R = heavy_rows()
     m64 = fastals.ImplicitALS(factors=K, iterations=2, dtype=np.float64, random_state=1,
                               num_threads=2).fit(R, show_progress=False)
-    m32 = fastals.ImplicitALS(factors=K, dtype=np.float32, num_threads=2)
+    m32 = fastals.ImplicitALS(factors=K, regularization=m64.regularization_applied,
+                              dtype=np.float32, num_threads=2)
     m32.user_factors = m64.user_factors.astype(np.float32)
     m32.item_factors = m64.item_factors.astype(np.float32)
     Y = m32.item_factors.astype(np.float64)  # both solve against exactly these factors
@@ -181,7 +182,7 @@ def test_heavy_rows_in_float32_follow_float64(K):
     heavy = R[[0, 7]]
     x64 = m64.recalculate_user([0, 7], heavy)
     x32 = m32.recalculate_user([0, 7], heavy)
-    reference = implicit_als_exact_step(heavy, Y, m64.regularization, m64.alpha)
+    reference = implicit_als_exact_step(heavy, Y, m64.regularization_applied, m64.alpha)
     np.testing.assert_allclose(x64, reference, rtol=1e-9, atol=1e-12)
     assert _relative(x32.astype(np.float64), reference) < 1e-4
 
@@ -264,13 +265,14 @@ def test_a_system_that_overflows_float32_is_an_error_not_a_zero_factor():
     from fastals._kernels.dispatch import kernels
 
     row = sp.csr_matrix(np.array([[1e30, 0.0]], dtype=np.float32))
-    model = fastals.ImplicitALS(factors=1, alpha=1e9, dtype=np.float32)
+    model = fastals.ImplicitALS(factors=1, regularization=0.01, alpha=1e9, dtype=np.float32)
     model.user_factors = np.ones((1, 1), np.float32)
     model.item_factors = np.ones((2, 1), np.float32)
     with pytest.raises(ModelFitError, match="overflow float32.*scale them down.*float64"):
         model.recalculate_user(0, row)
     # the same row in float64 is an ordinary, finite solve (x ~ 1)
-    model64 = fastals.ImplicitALS(factors=1, alpha=1e9, dtype=np.float64)
+    model64 = fastals.ImplicitALS(factors=1, regularization=0.01, alpha=1e9,
+                                  dtype=np.float64)
     model64.user_factors, model64.item_factors = np.ones((1, 1)), np.ones((2, 1))
     assert model64.recalculate_user(0, row)[0] == pytest.approx(1.0, rel=1e-6)
     als = kernels("_als")

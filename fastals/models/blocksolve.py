@@ -53,7 +53,7 @@ from fastals._kernels.dispatch import kernels
 from fastals._kernels.status import raise_for_status
 from fastals._threads import single_threaded_blas
 from fastals._validation import all_finite
-from fastals.exceptions import ModelFitError
+from fastals.exceptions import ModelFitError, NotFittedError
 from fastals.models.factorization import normal_rows, scaled_by, solve_hint
 
 # Rows are solved in blocks of about this many stored values (see row_blocks).
@@ -298,7 +298,16 @@ class ImplicitBlockSolver:
 
     @classmethod
     def for_model(cls, model, method=None):
-        """The solver of an ImplicitALS's rows (`method` overrides its ``solver``)."""
+        """The solver of an ImplicitALS's rows (`method` overrides its ``solver``).
+
+        Raises NotFittedError for ``regularization="auto"`` that no fit has resolved (a
+        model whose factors were assigned by hand): "auto" is a function of the training
+        values, which such a model never saw."""
+        if model.regularization_applied is None:
+            raise NotFittedError(
+                f"{type(model).__name__}: regularization='auto' is resolved by fit() from "
+                "the training values, and this model was not fitted; pass a number "
+                "(e.g. regularization=0.01, implicit's default) to use assigned factors")
         return cls(model.regularization_applied, model.alpha, model._offset,
                    model.solver if method is None else method, model.cg_steps, model.dtype,
                    getattr(model, "block_size", None))
