@@ -103,6 +103,26 @@ cdef inline void add_weighted_scattered(const floating* Y, const index_t* cols,
         axpy(c_times_p - c_minus_1 * w[0] if with_rhs else c_minus_1 * w[0], y[0], out, F)
 
 
+cdef inline void add_weighted_rows(const floating* Y, const index_t* cols,
+                                   const floating* values, Py_ssize_t nnz, floating alpha,
+                                   floating offset, int F, const floating* v, bint with_rhs,
+                                   floating* out, floating* weights) noexcept nogil:
+    """out += sum_j w_j y_j as add_weighted_scattered, with `weights` NULL; otherwise Y
+    holds the row's nnz rows of Y contiguously (gathered) and `weights` has room for nnz
+    values: two blocked passes (rows_dot, then add_transposed_times)."""
+    cdef Py_ssize_t j
+    cdef floating c_minus_1, c_times_p
+    if weights == NULL:
+        add_weighted_scattered(Y, cols, values, nnz, alpha, offset, F, v, with_rhs, out)
+        return
+    rows_dot(Y, v, nnz, F, weights)
+    for j in range(nnz):
+        confidence(values[j], alpha, offset, &c_minus_1, &c_times_p)
+        weights[j] = c_times_p - c_minus_1 * weights[j] if with_rhs \
+            else c_minus_1 * weights[j]
+    add_transposed_times(Y, weights, nnz, F, out)
+
+
 cdef Status cg_row(floating* x, const floating* Y, const floating* gram, bint diagonal,
                    floating shift, const index_t* cols, const floating* values, Py_ssize_t nnz,
                    floating alpha, floating offset, int F, int cg_steps,
@@ -116,10 +136,8 @@ cdef Status cg_row(floating* x, const floating* Y, const floating* gram, bint di
     `weights` has room for nnz values: each product Y_u^T (C_u - I) Y_u v is then two
     blocked passes (rows_dot, then add_transposed_times).
     """
-    cdef Py_ssize_t j
     cdef int k, step
-    cdef floating c_minus_1, c_times_p, step_size, rs_old, rs_new, rs_first, pAp
-    cdef const floating* y
+    cdef floating step_size, rs_old, rs_new, rs_first, pAp
 
     # residual = rhs_u - A_u x
     gram_times(gram, diagonal, x, residual, F)
@@ -127,14 +145,7 @@ cdef Status cg_row(floating* x, const floating* Y, const floating* gram, bint di
         residual[k] = -residual[k]
     if shift != 0:
         axpy(-shift, x, residual, F)
-    if weights != NULL:
-        rows_dot(Y, x, nnz, F, weights)
-        for j in range(nnz):
-            confidence(values[j], alpha, offset, &c_minus_1, &c_times_p)
-            weights[j] = c_times_p - c_minus_1 * weights[j]
-        add_transposed_times(Y, weights, nnz, F, residual)
-    else:
-        add_weighted_scattered(Y, cols, values, nnz, alpha, offset, F, x, True, residual)
+    add_weighted_rows(Y, cols, values, nnz, alpha, offset, F, x, True, residual, weights)
 
     memcpy(direction, residual, F * sizeof(floating))
     rs_old = dot(residual, residual, F)
@@ -148,15 +159,8 @@ cdef Status cg_row(floating* x, const floating* Y, const floating* gram, bint di
         gram_times(gram, diagonal, direction, A_direction, F)
         if shift != 0:
             axpy(shift, direction, A_direction, F)
-        if weights != NULL:
-            rows_dot(Y, direction, nnz, F, weights)
-            for j in range(nnz):
-                weights[j] = weights[j] * ((offset - 1) + (alpha * values[j] if values[j] > 0
-                                                           else -alpha * values[j]))
-            add_transposed_times(Y, weights, nnz, F, A_direction)
-        else:
-            add_weighted_scattered(Y, cols, values, nnz, alpha, offset, F, direction, False,
-                                   A_direction)
+        add_weighted_rows(Y, cols, values, nnz, alpha, offset, F, direction, False,
+                          A_direction, weights)
         pAp = dot(direction, A_direction, F)
         if not pAp < INFINITY:  # a step of 0 would leave x stale and pass for a solve
             return OVERFLOW

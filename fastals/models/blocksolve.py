@@ -107,7 +107,7 @@ def _gram_groups(n, K):
     chunk of rows, at most _GRAM_GROUPS_MEMORY bytes of them (but 2, so that two threads
     have work), never more than the chunks. Fixed by the shape alone."""
     chunks = -(-n // _CHUNK_ROWS)
-    return max(min(chunks, max(2, _GRAM_GROUPS_MEMORY // (8 * K * K + 1))), 0)
+    return min(chunks, max(2, _GRAM_GROUPS_MEMORY // (8 * K * K + 1)))
 
 
 def _dense():
