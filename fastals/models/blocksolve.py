@@ -120,7 +120,7 @@ def _dense():
 # row chunks
 _CHUNK_ROWS = 4096
 _GRAM_GROUPS_MEMORY = 32 << 20
-_ROTATE_ROWS = 256
+_ROTATE_ROWS = 1024
 
 
 def rotate_rows(M, Q, threads):
