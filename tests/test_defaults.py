@@ -1,5 +1,6 @@
 """ImplicitALS's data-dependent defaults: regularization="auto" (ten times the mean
-confidence of the stored values, after the weighting), what it resolves to on constructed
+confidence of the stored values, after the weighting, capped at a sixth of the largest
+singular value of the confidences on small data), what it resolves to on constructed
 matrices, the fit log, save / load of the resolved value, the command line resolving the
 same, AlternatingLeastSquares keeping `implicit`'s defaults, and the quality on MovieLens
 100K (binary and ratings) against the defaults before (implicit's: factors=100,
@@ -15,12 +16,19 @@ import fastals
 from fastals import cli
 from fastals.evaluation import ranking_metrics_at_k, train_test_split
 from fastals.exceptions import NotFittedError
-from fastals.models.implicit_als import REGULARIZATION_PER_CONFIDENCE, auto_regularization
+from fastals.models.implicit_als import (
+    REGULARIZATION_PER_CONFIDENCE,
+    SINGULAR_VALUE_PER_REGULARIZATION,
+    _largest_confidence_singular_value,
+    auto_regularization,
+)
 
 
-def _matrix(values, n_users=40, n_items=30, seed=0):
+def _matrix(values, n_users=600, n_items=400, seed=0, density=0.25):
+    """A random matrix with `values` repeated; at the default size the mean rule holds
+    (sigma_1 / 6 of the confidences is above it)."""
     rng = np.random.default_rng(seed)
-    m = sp.random(n_users, n_items, density=0.2, format="csr", random_state=rng)
+    m = sp.random(n_users, n_items, density=density, format="csr", random_state=rng)
     m.data = np.resize(np.asarray(values, dtype=np.float64), m.nnz)
     return m
 
@@ -51,12 +59,67 @@ def test_the_defaults():
 ])
 def test_auto_regularization_on_constructed_matrices(values, alpha, expected):
     m = _matrix(values)
-    value, reason = auto_regularization(m.data, alpha, 1.0)
+    value, reason = auto_regularization(m, alpha, 1.0)
     assert value == pytest.approx(expected, rel=1e-3)
     assert "mean confidence" in reason and f"{value:g}" in reason
+    assert "singular value" not in reason
     model = _fit(m, alpha=alpha)
     assert model.regularization == "auto"
     assert model.regularization_applied == pytest.approx(expected, rel=1e-3)
+
+
+def _confidences(m, alpha, offset=1.0):
+    """c_ui p_ui as a dense array (c = offset + alpha |r|, p = [r > 0])."""
+    dense = m.toarray().astype(np.float64)
+    return np.where(dense > 0, offset + alpha * np.abs(dense), 0.0)
+
+
+@pytest.mark.parametrize("shape, density, seed", [
+    ((12, 8), 0.5, 0), ((30, 200), 0.1, 1), ((200, 3), 0.6, 2), ((50, 50), 0.02, 3)])
+def test_the_largest_singular_value_matches_numpy(shape, density, seed):
+    rng = np.random.default_rng(seed)
+    m = sp.random(*shape, density=density, format="csr", random_state=rng)
+    m.data = rng.standard_normal(m.nnz) * 3  # negative values: c counts, p = 0
+    expected = np.linalg.svd(_confidences(m, 2.0), compute_uv=False)[0]
+    found = _largest_confidence_singular_value(m, 2.0, 1.0, stop_above=np.inf)
+    assert found <= expected * (1 + 1e-9)  # a lower bound ...
+    assert found == pytest.approx(expected, rel=1e-3)  # ... that converged
+    # it stops early once above the threshold, still a lower bound
+    early = _largest_confidence_singular_value(m, 2.0, 1.0, stop_above=expected / 2)
+    assert expected / 2 <= early <= expected * (1 + 1e-9)
+    # nothing positive stored: 0
+    m.data[:] = -1
+    assert _largest_confidence_singular_value(m, 2.0, 1.0, stop_above=np.inf) == 0
+
+
+def test_auto_is_capped_on_small_data_where_the_factors_would_vanish(caplog):
+    m = sp.random(12, 8, density=0.5, format="csr", random_state=0) * 5
+    sigma = np.linalg.svd(_confidences(m, 1.0), compute_uv=False)[0]
+    mean_rule = 10 * (1 + m.data.mean())
+    assert mean_rule > sigma  # the mean rule alone: X = Y = 0 is the minimum
+    value, reason = auto_regularization(m, 1.0, 1.0)
+    assert value == pytest.approx(sigma / SINGULAR_VALUE_PER_REGULARIZATION, rel=1e-3)
+    assert "largest singular value" in reason and f"{mean_rule:.4g}" in reason
+    with caplog.at_level(logging.INFO, logger="fastals"):
+        model = fastals.ImplicitALS(random_state=0).fit(m, show_progress=False)
+    assert model.regularization_applied == value
+    assert any("largest singular value" in r.getMessage() for r in caplog.records)
+    # the factors keep their scale, and an item is its own nearest neighbour
+    collapsed = fastals.ImplicitALS(regularization=mean_rule, random_state=0).fit(
+        m, show_progress=False)
+    assert np.abs(collapsed.item_factors).max() < 1e-6
+    assert np.abs(model.item_factors).max() > 0.05
+    for item in range(m.shape[1]):
+        assert model.similar_items(item, N=2)[0][0] == item
+
+
+@pytest.mark.parametrize("n_users", [12, 600])
+def test_auto_scales_with_the_confidences_in_both_regimes(n_users):
+    m = _matrix([1.0], n_users=n_users, n_items=8 if n_users == 12 else 400,
+                density=0.5 if n_users == 12 else 0.25)
+    base, _ = auto_regularization(m, 1.0, 1.0)
+    scaled, _ = auto_regularization(m, 3.0, 3.0)  # c = 3 (1 + |r|): every confidence x 3
+    assert scaled == pytest.approx(3 * base, rel=1e-3)
 
 
 def test_auto_follows_the_weighting_and_the_confidence():
