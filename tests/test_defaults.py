@@ -1,5 +1,5 @@
 """ImplicitALS's data-dependent defaults: regularization="auto" (ten times the mean
-confidence of the stored values, after the weighting, capped at a sixth of the largest
+confidence of the stored values, after the weighting, capped at a fifth of the largest
 singular value of the confidences on small data), what it resolves to on constructed
 matrices, the fit log, save / load of the resolved value, the command line resolving the
 same, AlternatingLeastSquares keeping `implicit`'s defaults, and the quality on MovieLens
@@ -26,7 +26,7 @@ from fastals.models.implicit_als import (
 
 def _matrix(values, n_users=600, n_items=400, seed=0, density=0.25):
     """A random matrix with `values` repeated; at the default size the mean rule holds
-    (sigma_1 / 6 of the confidences is above it)."""
+    (sigma_1 / 5 of the confidences is above it)."""
     rng = np.random.default_rng(seed)
     m = sp.random(n_users, n_items, density=density, format="csr", random_state=rng)
     m.data = np.resize(np.asarray(values, dtype=np.float64), m.nnz)
@@ -243,3 +243,42 @@ def test_assigned_factors_with_auto_regularization_need_a_number():
     numeric = fastals.ImplicitALS(factors=2, regularization=0.01)
     numeric.user_factors, numeric.item_factors = model.user_factors, model.item_factors
     assert np.isfinite(numeric.recalculate_user(0, row)).all()
+
+
+def test_a_number_at_or_above_the_largest_singular_value_warns():
+    m = sp.random(12, 8, density=0.5, format="csr", random_state=0) * 5
+    sigma = np.linalg.svd(_confidences(m, 1.0), compute_uv=False)[0]
+    with pytest.warns(UserWarning, match=r"at or above the largest singular value .* towards "
+                                         r"zero; lower it \(ImplicitALS' regularization='auto'"):
+        fastals.ImplicitALS(regularization=1.01 * sigma, random_state=0).fit(
+            m, show_progress=False)
+    with pytest.warns(UserWarning, match="at or above the largest singular value"):
+        above = fastals.ImplicitALS(regularization=2 * sigma, random_state=0).fit(
+            m, show_progress=False)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # below it: no warning
+        below = fastals.ImplicitALS(regularization=0.5 * sigma, random_state=0).fit(
+            m, show_progress=False)
+        fastals.AlternatingLeastSquares(random_state=0).fit(m, show_progress=False)
+    # what the warning says happens: the factors vanish above it, not below
+    assert np.abs(above.item_factors).max() < 1e-3 * np.abs(below.item_factors).max()
+
+
+def test_regularization_for_and_limit_say_what_fit_would_do():
+    m = sp.random(12, 8, density=0.5, format="csr", random_state=0) * 5
+    sigma = np.linalg.svd(_confidences(m, 1.0), compute_uv=False)[0]
+    model = fastals.ImplicitALS()
+    assert model.regularization_limit(m) == pytest.approx(sigma, rel=1e-4)
+    assert sigma / 2 <= model.regularization_limit(m, at_least=sigma / 2) <= sigma * 1.000001
+    assert model.regularization_for(m) == model.fit(m, show_progress=False).regularization_applied
+    counts = _matrix([1, 2, 3, 5, 8, 199])  # "auto" weighting: log(1 + r) in both
+    logged = _confidences(sp.csr_matrix((np.log1p(counts.data), counts.indices, counts.indptr),
+                                        shape=counts.shape), 1.0)
+    limit = fastals.ImplicitALS().regularization_limit(counts)
+    assert limit == pytest.approx(np.linalg.svd(logged, compute_uv=False)[0], rel=1e-3)
+    assert fastals.ImplicitALS(regularization=0.5).regularization_for(counts) == 0.5
+    with pytest.raises(ValueError, match="at_least"):
+        model.regularization_limit(m, at_least=-1)
+    np.testing.assert_array_equal((sp.random(12, 8, density=0.5, format="csr",
+                                             random_state=0) * 5).toarray(), m.toarray())

@@ -10,7 +10,7 @@ Objective, over every (user, item) cell, with c_ui = 1 + alpha |r_ui| for stored
 ``regularization="auto"`` (ImplicitALS's default) is lambda = 10 mean(c), ten times the
 mean confidence of the stored values (:func:`auto_regularization`): scaling every
 confidence by s scales the data term by about s, and lambda with it. On small data it is
-capped at a sixth of sigma_1, the largest singular value of the matrix of confidences
+capped at a fifth of sigma_1, the largest singular value of the matrix of confidences
 c_ui p_ui: from lambda = sigma_1 on, every factor shrinks to zero.
 
 Each half-iteration fixes one side and solves, for every row u of the other,
@@ -32,6 +32,7 @@ factorization, blocksolve).
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 
@@ -52,7 +53,12 @@ from fastals._validation import (
     check_num_threads,
     check_random_state,
 )
-from fastals.data.weighting import check_weighting, resolve_weighting, weighted_values
+from fastals.data.weighting import (
+    check_weighting,
+    choose_weighting_for_values,
+    resolve_weighting,
+    weighted_values,
+)
 from fastals.exceptions import ModelFitError
 from fastals.models.base import check_fit_arguments, prepare_validation, run_training
 from fastals.models.blocksolve import (
@@ -83,11 +89,11 @@ REGULARIZATION_PER_CONFIDENCE = 10.0
 #: ``regularization="auto"`` is at most sigma_1 / this, sigma_1 the largest singular value of
 #: the matrix of confidences c_ui p_ui. Near zero the objective is about
 #: -2 tr(X^T (C o P) Y) + lambda (|X|^2 + |Y|^2), so from lambda = sigma_1 on X = Y = 0 is its
-#: minimum and every factor (and every score) shrinks to zero. sigma_1 / lambda was 6.8-22
-#: with the multiple above on the eleven data sets of bench/defaults.py (never capped);
-#: on 30-100 MovieLens users (sigma_1 / lambda 2-5) the best lambda was sigma_1 / 6 to / 10,
-#: and the cap raised nDCG@10 by 4-28% there.
-SINGULAR_VALUE_PER_REGULARIZATION = 6.0
+#: minimum and every factor (and every score) shrinks to zero. sigma_1 / lambda was 5.5-18
+#: with the multiple above on the training parts of the fifteen data sets of
+#: bench/defaults.py (never capped); on 30-100 MovieLens users (sigma_1 / lambda 2-5) the
+#: best lambda was sigma_1 / 6 to / 10, and the cap raised nDCG@10 by 2-27% there.
+SINGULAR_VALUE_PER_REGULARIZATION = 5.0
 
 
 class ImplicitALS(MatrixFactorizationBase):
@@ -103,7 +109,7 @@ class ImplicitALS(MatrixFactorizationBase):
         c = 1 + alpha |r| of the stored values after the weighting
         (:func:`auto_regularization`: 20 on binary data with alpha = 1, about 45 on
         MovieLens ratings; on data so small that this would shrink the factors towards
-        zero, at most a sixth of the largest singular value of the confidences c_ui p_ui),
+        zero, at most a fifth of the largest singular value of the confidences c_ui p_ui),
         says so in the fit log (logger ``"fastals"``, info) and records
         it in :attr:`regularization_applied` (saved and loaded with the model). `implicit`'s
         0.01 (:class:`AlternatingLeastSquares`' default) over-fits small data sets: measured
@@ -316,11 +322,44 @@ class ImplicitALS(MatrixFactorizationBase):
                                                    type(self).__name__)
         return self._weigh_rows(Cui)
 
+    def regularization_for(self, user_items: SparseMatrix) -> float:
+        """The lambda a fit on `user_items` would use: :attr:`regularization` when it is a
+        number, else what ``"auto"`` resolves to after this model's weighting (the same
+        validation and arithmetic as :meth:`fit`; nothing is fitted or changed)."""
+        self._check_params()
+        if self.regularization != "auto":
+            return float(self.regularization)
+        return auto_regularization(self._weighted_copy(user_items), self.alpha,
+                                   self._offset)[0]
+
+    def regularization_limit(self, user_items: SparseMatrix, *,
+                             at_least: float | None = None) -> float:
+        """sigma_1, the largest singular value of the confidences c p of `user_items` after
+        this model's weighting: from ``regularization = sigma_1`` on, X = Y = 0 minimises
+        the objective and a fit shrinks every factor (and score) towards zero (fit warns).
+        With `at_least`, the power iteration stops as soon as sigma_1 is known to be at
+        least that (the value returned is then a lower bound >= `at_least`)."""
+        self._check_params()
+        stop = np.inf if at_least is None else check_float("at_least", at_least, minimum=0)
+        return _largest_confidence_singular_value(self._weighted_copy(user_items), self.alpha,
+                                                  self._offset, stop_above=stop)
+
+    def _weighted_copy(self, user_items):
+        """`user_items` validated and weighted as fit would ("auto" resolved silently)."""
+        rows = as_csr(user_items, "user_items", self.dtype, allow_empty=False)
+        weighting = (self.weighting if self.weighting != "auto"
+                     else choose_weighting_for_values(rows.data).weighting)
+        values = weighted_values(rows.data.astype(np.float64), weighting).astype(self.dtype)
+        return CSR(rows.indptr, rows.indices, values, rows.shape)
+
     def _resolve_regularization(self, Cui):
         """:attr:`regularization_applied` for the fit on the (weighted) training CSR `Cui`:
         the regularization, or for "auto" :func:`auto_regularization`'s, logged."""
         if self.regularization != "auto":
             self.regularization_applied = self.regularization
+            if self.regularization > 0:
+                _warn_if_every_factor_vanishes(Cui, self.regularization, self.alpha,
+                                               self._offset, type(self).__name__)
             return
         self.regularization_applied, reason = auto_regularization(Cui, self.alpha,
                                                                   self._offset)
@@ -637,6 +676,22 @@ def auto_regularization(matrix, alpha, offset):
         value = sigma / SINGULAR_VALUE_PER_REGULARIZATION
     value = float(f"{value:.4g}")
     return value, f"regularization='auto' is {value:g} = {reason}"
+
+
+def _warn_if_every_factor_vanishes(matrix, regularization, alpha, offset, owner):
+    """A UserWarning when lambda >= sigma_1 of the confidences c p of `matrix`: X = Y = 0 is
+    then the minimum of the objective, every factor shrinks towards zero and every score
+    with it (recommendations and similar items become ties in no meaningful order). Stops
+    its power iteration as soon as sigma_1 is known to be above lambda."""
+    sigma = _largest_confidence_singular_value(matrix, alpha, offset,
+                                               stop_above=regularization)
+    if sigma < regularization:
+        warnings.warn(f"{owner}: regularization={regularization:g} is at or above the largest "
+                      f"singular value {sigma:.4g} of the confidences c p of this data: the "
+                      "fit shrinks every factor (and every score) towards zero; lower it "
+                      f"(ImplicitALS' regularization='auto' would take "
+                      f"{auto_regularization(matrix, alpha, offset)[0]:g})", UserWarning,
+                      stacklevel=4)
 
 
 def _largest_confidence_singular_value(matrix, alpha, offset, stop_above, iterations=300,
