@@ -718,6 +718,21 @@ bad("unfitted ImplicitALS.recommend", call("unfitted.recommend", 0, R[0]), NotFi
 bad("unfitted ImplicitALS.similar_items", call("unfitted.similar_items", 0), NotFittedError,
     "fit")
 
+# ImplicitALS: what a fit on given data would use
+for method in ("regularization_for", "regularization_limit"):
+    probe = fastals.ImplicitALS()
+    for what, matrix, error, match in bad_matrices(R, "user_items"):
+        bad(f"ImplicitALS.{method}(user_items=<{what}>)", call(getattr(probe, method), matrix),
+            error, "user_items", match)
+    bad(f"ImplicitALS.{method}(user_items=<no stored values>)",
+        call(getattr(probe, method), sp.csr_matrix(R.shape)), ValueError, "user_items")
+for what, value, error, match in FLOAT_NONNEG:
+    if value is None:
+        continue  # None is the default: no early stop
+    bad(f"ImplicitALS.regularization_limit(at_least=<{what}>)",
+        call(fastals.ImplicitALS().regularization_limit, R, at_least=value), error, "at_least",
+        match)
+
 # ImplicitALS fold-in
 bad("implicit.recalculate_user(user_items=<wrong columns>)",
     call("implicit.recalculate_user", 0, wrong_columns(1, N_ITEMS)), ValueError, "user_items",
