@@ -52,8 +52,34 @@ def test_warm_start_scores_equal_separate_fits(data):
         assert ranking_metrics_at_k(model, train, held_out, 10)["ndcg"] == pytest.approx(score)
 
 
+def test_confirmation_refits_the_top_trials_on_more_splits(data):
+    """confirm=k: the best k trials are fitted again at their best rung on
+    `confirm_splits` other seeded splits, and the best mean wins (the winner's curse of one
+    held-out part); the scores are those of fresh fits on those splits."""
+    from fastals.evaluation import ranking_metrics_at_k, train_test_split
+
+    result = _tune(data, confirm=3, confirm_splits=2, random_state=0)
+    confirmed = [t for t in result.trials if t.confirmed]
+    assert len(confirmed) == 3 and all(len(t.confirmed) == 2 for t in confirmed)
+    top3 = sorted(result.trials, key=lambda t: -t.score)[:3]
+    assert {t.number for t in confirmed} == {t.number for t in top3}
+    best = max(confirmed, key=lambda t: t.mean_score)
+    assert result.best_score == pytest.approx(best.mean_score)
+    assert result.best_params == {**best.params, "iterations": best.resource}
+    train, held_out = train_test_split(data, 0.2, random_state=2)  # the second extra split
+    model = fastals.ImplicitALS(**best.params, iterations=best.resource, random_state=0).fit(
+        train.user_items, show_progress=False)
+    assert ranking_metrics_at_k(model, train, held_out, 10)["ndcg"] == pytest.approx(
+        best.confirmed[1])
+    assert result.leaderboard().splitlines()[1].split()[1] == str(best.number)
+    assert "splits" in result.leaderboard() and "confirmed" in result.to_dict()["trials"][
+        best.number]
+    with pytest.raises(ValueError, match="confirm_splits"):
+        _tune(data, confirm_splits=0)
+
+
 def test_halving_prunes_and_the_best_is_refitted(data):
-    result = _tune(data)
+    result = _tune(data, confirm=0)
     assert any(t.pruned for t in result.trials)
     best = max(result.trials, key=lambda t: t.score)
     assert result.best_score == best.score
@@ -168,4 +194,66 @@ def test_trial_0_is_the_models_defaults(data):
     # the drawn trials are the same either way
     assert [t.params for t in drawn.trials[1:]] == [t.params for t in result.trials[1:]]
     assert default_search_space(fastals.ImplicitALS)["regularization"] == \
-        LogUniform(0.1, 1000.0)
+        LogUniform(0.1, 5.0, relative_to="auto")
+
+
+def test_relative_regularization_is_a_multiple_of_auto_for_each_trial(data):
+    """LogUniform(relative_to="auto"): each drawn trial records the multiple and fits with
+    multiple x what "auto" resolves to for its weighting and alpha on the tuning part; trial
+    0 keeps "auto"; the refit and best.json get the number; same seed, same numbers."""
+    from fastals.evaluation import ranking_metrics_at_k, train_test_split
+
+    space = {**_small_space(), "regularization": LogUniform(0.5, 4, relative_to="auto")}
+    result = _tune(data, space=space)
+    train, held_out = train_test_split(data, 0.2, random_state=0)
+    assert result.trials[0].params["regularization"] == "auto" and not result.trials[0].multiples
+    for trial in result.trials[1:]:
+        multiple = trial.multiples["regularization"]
+        assert 0.5 <= multiple <= 4
+        other = {k: v for k, v in trial.params.items() if k != "regularization"}
+        auto = fastals.ImplicitALS(**other).regularization_for(train.user_items)
+        assert trial.params["regularization"] == pytest.approx(multiple * auto, rel=1e-3)
+    assert len({t.params["weighting"] for t in result.trials[1:]}) == 2  # both weightings seen
+    # a trial's score is that of a fit with the number it recorded
+    trial = max(result.trials[1:], key=lambda t: len(t.scores))
+    rung, score = max(trial.scores.items())
+    model = fastals.ImplicitALS(**trial.params, iterations=rung, random_state=0).fit(
+        train.user_items, show_progress=False)
+    assert ranking_metrics_at_k(model, train, held_out, 10)["ndcg"] == pytest.approx(score)
+    assert isinstance(result.best_params["regularization"], (float, str))
+    again = _tune(data, space=space)
+    assert [t.params for t in again.trials] == [t.params for t in result.trials]
+    saved = result.to_dict()["trials"]
+    assert saved[1]["multiples_of_auto"] == result.trials[1].multiples
+    # implicit's AlternatingLeastSquares: trial 0 its own 0.01, the rest multiples of "auto"
+    als = tune(fastals.AlternatingLeastSquares, data, budget=None, max_trials=3,
+               min_resource=1, max_resource=2, eta=2, verbose=False, space=space)
+    assert als.trials[0].params["regularization"] == 0.01
+    assert als.trials[1].multiples and isinstance(als.trials[1].params["regularization"], float)
+
+
+@pytest.mark.parametrize("space, match", [
+    ({"factors": LogUniform(4, 8, relative_to="auto")}, "relative_to='auto' is for the "
+                                                        "regularization"),
+])
+def test_relative_regularization_only_where_auto_exists(data, space, match):
+    with pytest.raises(ValueError, match=match):
+        _tune(data, space=space)
+    with pytest.raises(ValueError, match="relative_to='auto' is for"):
+        tune(fastals.ExplicitALS, data, budget=None, max_trials=2, verbose=False,
+             space={"regularization": LogUniform(0.1, 1, relative_to="auto")})
+    with pytest.raises(ValueError, match="relative_to must be None or 'auto'"):
+        LogUniform(0.1, 1, relative_to="mean")
+    with pytest.raises(ValueError, match="integer must be False"):
+        LogUniform(1, 10, integer=True, relative_to="auto")
+
+
+def test_relative_regularization_where_every_factor_vanishes_is_not_fitted(data):
+    import warnings
+
+    space = {"regularization": LogUniform(50, 100, relative_to="auto")}  # far above sigma_1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "every factor vanishes" warning from a fit
+        result = _tune(data, space=space, confirm=0)
+    assert all(math.isnan(t.score) and t.ran == 0 for t in result.trials[1:])
+    assert result.best_params["regularization"] == "auto"  # trial 0, the defaults
