@@ -156,8 +156,15 @@ def test_cli_tune_then_fit_with_params(data, tmp_path, capsys):
     assert cli.main(["tune", str(csv), "--max-trials", "3", "--budget", "30s", "-o",
                      str(best), "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "rank" in printed and "best ndcg@10" in printed
+    assert "rank" in printed and "best ndcg@10" in printed and "splits" in printed
     params = json.loads(best.read_text())["params"]
+    # --confirm 0: the single split decides, no confirmation column or scores
+    single = tmp_path / "single.json"
+    assert cli.main(["tune", str(csv), "--max-trials", "3", "--budget", "30s", "--confirm",
+                     "0", "-o", str(single), "--quiet"]) == 0
+    assert "splits" not in capsys.readouterr().out
+    assert not any("confirmed" in t for t in json.loads(single.read_text())["trials"])
+    assert cli.main(["tune", str(csv), "--confirm", "-1"]) == 2
     model_file = tmp_path / "model.npz"
     assert cli.main(["fit", str(csv), "--params", str(best), "-o", str(model_file),
                      "--quiet"]) == 0

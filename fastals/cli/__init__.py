@@ -241,6 +241,9 @@ def build_parser():
     p.add_argument("--seed", type=_non_negative_int, default=0)
     p.add_argument("--jobs", type=_positive_int, default=1,
                    help="trials run at once (default 1: the same result for the same seed)")
+    p.add_argument("--confirm", type=_non_negative_int, default=5,
+                   help="refit the best N trials on two more splits and keep the best mean "
+                        "(default 5; 0: the single split decides)")
     p.add_argument("-o", "--output", default="best.json", metavar="BEST.json",
                    help="where to write the best parameters (default best.json)")
     p.set_defaults(func=cmd_tune)

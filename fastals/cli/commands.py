@@ -268,7 +268,8 @@ def cmd_tune(args, console):
     try:
         result = tune(cls, data, budget=args.budget, max_trials=args.max_trials, fixed=fixed,
                       metric=args.metric, K=args.k, validation_size=args.split,
-                      random_state=args.seed, n_jobs=args.jobs, refit=False, verbose=False)
+                      random_state=args.seed, n_jobs=args.jobs, refit=False, verbose=False,
+                      confirm=args.confirm)
     except RuntimeError as exc:
         raise CLIError(str(exc)) from None
     console.out(result.leaderboard())
