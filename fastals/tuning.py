@@ -19,6 +19,11 @@ begins pruning at rung s and trials take the brackets in turn. Models without it
 Trial 0 is the model's own defaults for the searched parameters (``start_with_defaults``;
 ImplicitALS's ``regularization="auto"`` and ``weighting="auto"`` among them), so the search
 never ends below what the defaults score on the held-out part; the others are drawn.
+ImplicitALS's regularization is drawn as a multiple of what ``"auto"`` resolves to for the
+trial (``LogUniform(relative_to="auto")``), and a trial whose lambda would make every factor
+vanish is skipped unfitted. After the search the best ``confirm`` trials are refitted on
+``confirm_splits`` more splits and the best mean wins (the winner's curse of one held-out
+part).
 
 The same `random_state` samples the same configurations in the same order and seeds every
 fit and the split, so with ``max_trials`` (no time budget, ``n_jobs=1``) the result is
@@ -348,9 +353,9 @@ def tune(model_class: type, data: InteractionData, *, budget: float | str | None
         mean over the splits wins. With hundreds of trials scored on one held-out part, the
         top score is partly that part's noise (the winner's curse): on MovieLens 100K, 400
         trials, the unconfirmed pick scored 0.4289 nDCG@10 on unseen data, the confirmed
-        one 0.4343 (bench/RESULTS.md). The search leaves time for it (1.5 times the best trial's fit
-        per confirming fit); trials not confirmed in time do not compete once one is.
-        ``confirm=0``: the single split decides.
+        one 0.4343 (bench/RESULTS.md). The search leaves time for it (1.5 times the best
+        trial's fit per confirming fit); trials not confirmed in time do not compete once
+        one is. ``confirm=0``: the single split decides.
 
     Returns
     -------
@@ -418,6 +423,7 @@ def tune(model_class: type, data: InteractionData, *, budget: float | str | None
     trials: list[Trial] = []
     full_ratio = _nnz(data) / max(1, _nnz(train))
     deadline = None if seconds is None else began + seconds
+
     def time_left(reserve):
         return deadline is None or time.perf_counter() + reserve < deadline
 
