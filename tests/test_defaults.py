@@ -87,6 +87,9 @@ def test_the_largest_singular_value_matches_numpy(shape, density, seed):
     # it stops early once above the threshold, still a lower bound
     early = _largest_confidence_singular_value(m, 2.0, 1.0, stop_above=expected / 2)
     assert expected / 2 <= early <= expected * (1 + 1e-9)
+    # the largest entry is a lower bound too: below it, no pass over the matrix
+    top = 1 + 2 * m.data.max()
+    assert _largest_confidence_singular_value(m, 2.0, 1.0, stop_above=top / 2) == top
     # nothing positive stored: 0
     m.data[:] = -1
     assert _largest_confidence_singular_value(m, 2.0, 1.0, stop_above=np.inf) == 0

@@ -699,14 +699,18 @@ def _largest_confidence_singular_value(matrix, alpha, offset, stop_above, iterat
     """A lower bound on sigma_1 of the confidences A = c_ui p_ui of the CSR `matrix`
     (c = offset + alpha |r|, p = [r > 0]): power iteration on A^T A from the constant
     vector (A >= 0, so its top singular vectors are >= 0 and meet it), every estimate
-    |A^T u| for a unit u, non-decreasing. Returns early once it reaches `stop_above`, else
-    when it changes by less than `rtol` (0 without a positive stored value)."""
+    |A^T u| for a unit u, non-decreasing. Returns early once it reaches `stop_above` (at
+    once when the largest entry, itself a lower bound, does), else when it changes by less
+    than `rtol` (0 without a positive stored value)."""
     import scipy.sparse as sp
 
     n_rows, n_columns = matrix.shape
     values = np.asarray(matrix.data)
     if not values.size or n_columns == 0:
         return 0.0
+    top = float(values.max())
+    if top > 0 and float(offset) + alpha * top >= stop_above:
+        return float(offset) + alpha * top  # sigma_1 >= every entry: no pass over A needed
     # in the values' dtype: a transient copy of nnz values, no more
     confidences = np.where(values > 0, float(offset) + alpha * np.abs(values), 0).astype(
         values.dtype, copy=False)
