@@ -252,7 +252,7 @@ def test_a_number_at_or_above_the_largest_singular_value_warns():
     m = sp.random(12, 8, density=0.5, format="csr", random_state=0) * 5
     sigma = np.linalg.svd(_confidences(m, 1.0), compute_uv=False)[0]
     with pytest.warns(UserWarning, match=r"at or above the largest singular value .* towards "
-                                         r"zero; lower it \(ImplicitALS' regularization='auto'"):
+                                         r"zero; lower it \(ImplicitALS\(regularization='auto'\)"):
         fastals.ImplicitALS(regularization=1.01 * sigma, random_state=0).fit(
             m, show_progress=False)
     with pytest.warns(UserWarning, match="at or above the largest singular value"):
@@ -285,3 +285,46 @@ def test_regularization_for_and_limit_say_what_fit_would_do():
         model.regularization_limit(m, at_least=-1)
     np.testing.assert_array_equal((sp.random(12, 8, density=0.5, format="csr",
                                              random_state=0) * 5).toarray(), m.toarray())
+
+
+def test_the_row_norms_keep_sigma_1_up_where_the_constant_start_misses():
+    """Block-diagonal data: the constant start meets the top singular vector only faintly,
+    so power iteration alone stalls below sigma_1; a row's norm is a lower bound too."""
+    m = sp.block_diag([sp.identity(10_000), sp.csr_matrix([[2.4]])], format="csr")
+    sigma = 1 + 2.4  # c = 1 + |r| with alpha 1: the entry 3.4 is the top singular value
+    found = _largest_confidence_singular_value(m, 1.0, 1.0, stop_above=np.inf)
+    assert found == pytest.approx(sigma, rel=1e-6)
+    # no false warning just below it, one just above it (at it exactly, float32 rounding
+    # decides)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fastals.ImplicitALS(regularization=0.99 * sigma, weighting="none", iterations=1,
+                            factors=2, random_state=0).fit(m, show_progress=False)
+    with pytest.warns(UserWarning, match="at or above"):
+        fastals.ImplicitALS(regularization=1.001 * sigma, weighting="none", iterations=1,
+                            factors=2, random_state=0).fit(m, show_progress=False)
+
+
+def test_no_positive_value_warns_that_nothing_ranks():
+    m = _matrix([-1.0, -2.0], n_users=20, n_items=10, density=0.5)
+    with pytest.warns(UserWarning, match="no stored value is positive"):
+        fastals.ImplicitALS(regularization=1.0, weighting="none", iterations=1,
+                            random_state=0).fit(m, show_progress=False)
+
+
+def test_ials_has_no_plain_limit_and_never_warns_about_it():
+    import warnings
+
+    data = fastals.datasets.make_synthetic(n_users=300, n_items=150, random_state=0)
+    with pytest.raises(TypeError, match="per row"):
+        fastals.iALS().regularization_limit(data.user_items)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fastals.iALS(regularization=100.0, iterations=1, random_state=0).fit(
+            data.user_items, show_progress=False)
+
+
+def test_regularization_for_validates_a_number_too():
+    with pytest.raises(TypeError, match="user_items"):
+        fastals.ImplicitALS(regularization=5.0).regularization_for("garbage")

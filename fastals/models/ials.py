@@ -41,7 +41,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from fastals._threads import resolve_threads, single_threaded_blas
-from fastals._typing import DTypeLike, SeedLike
+from fastals._typing import DTypeLike, SeedLike, SparseMatrix
 from fastals._validation import check_float
 from fastals.models.blocksolve import ImplicitBlockSolver, gram_matrix
 from fastals.models.factorization import normal_rows, scaled_by
@@ -125,6 +125,16 @@ class iALS(ImplicitALS):  # noqa: N801 (the name of the method in the literature
         self.user_factors = None
         self.item_factors = None
         self.loss_history = []
+
+    _plain_regularization = False  # scaled per row: ImplicitALS' vanishing limit does not apply
+
+    def regularization_limit(self, user_items: SparseMatrix, *,
+                             at_least: float | None = None) -> NoReturn:
+        """Not defined for iALS: its lambda is scaled per row by
+        (n_u + alpha_0 n_items)^nu, so no single number bounds it."""
+        raise TypeError("iALS scales its regularization per row ((n_u + alpha_0 n_items)^nu): "
+                        "it has no single regularization_limit (that of ImplicitALS' plain "
+                        "lambda)")
 
     def _check_params(self):
         self.unobserved_weight = check_float("unobserved_weight", self.unobserved_weight,

@@ -323,14 +323,18 @@ class ImplicitALS(MatrixFactorizationBase):
         return self._weigh_rows(Cui)
 
     def regularization_for(self, user_items: SparseMatrix) -> float:
-        """The lambda a fit on `user_items` would use: :attr:`regularization` when it is a
-        number, else what ``"auto"`` resolves to after this model's weighting (the same
-        validation and arithmetic as :meth:`fit`; nothing is fitted or changed)."""
+        """The lambda a fit on `user_items` (all of it: no ``validation_split``) would use:
+        :attr:`regularization` when it is a number, else what ``"auto"`` resolves to after
+        this model's weighting (the same validation and arithmetic as :meth:`fit`; nothing
+        is fitted or changed)."""
         self._check_params()
+        weighted = self._weighted_copy(user_items)  # validated either way
         if self.regularization != "auto":
             return float(self.regularization)
-        return auto_regularization(self._weighted_copy(user_items), self.alpha,
-                                   self._offset)[0]
+        return auto_regularization(weighted, self.alpha, self._offset)[0]
+
+    #: lambda is one number for every row (iALS scales it per row: no single limit)
+    _plain_regularization = True
 
     def regularization_limit(self, user_items: SparseMatrix, *,
                              at_least: float | None = None) -> float:
@@ -357,7 +361,7 @@ class ImplicitALS(MatrixFactorizationBase):
         the regularization, or for "auto" :func:`auto_regularization`'s, logged."""
         if self.regularization != "auto":
             self.regularization_applied = self.regularization
-            if self.regularization > 0:
+            if self.regularization > 0 and self._plain_regularization:
                 _warn_if_every_factor_vanishes(Cui, self.regularization, self.alpha,
                                                self._offset, type(self).__name__)
             return
@@ -684,12 +688,16 @@ def _warn_if_every_factor_vanishes(matrix, regularization, alpha, offset, owner)
     with it (recommendations and similar items become ties in no meaningful order). Stops
     its power iteration as soon as sigma_1 is known to be above lambda."""
     sigma = _largest_confidence_singular_value(matrix, alpha, offset,
-                                               stop_above=regularization)
-    if sigma < regularization:
+                                               stop_above=regularization * (1 + 1e-6))
+    if sigma == 0:
+        warnings.warn(f"{owner}: no stored value is positive (p = 0 everywhere), so the fit "
+                      "has nothing to rank by: every factor (and every score) shrinks "
+                      "towards zero whatever the regularization", UserWarning, stacklevel=4)
+    elif sigma <= regularization:
         warnings.warn(f"{owner}: regularization={regularization:g} is at or above the largest "
                       f"singular value {sigma:.4g} of the confidences c p of this data: the "
                       "fit shrinks every factor (and every score) towards zero; lower it "
-                      f"(ImplicitALS' regularization='auto' would take "
+                      f"({owner}(regularization='auto') would take "
                       f"{auto_regularization(matrix, alpha, offset)[0]:g})", UserWarning,
                       stacklevel=4)
 
@@ -716,19 +724,24 @@ def _largest_confidence_singular_value(matrix, alpha, offset, stop_above, iterat
         values.dtype, copy=False)
     A = sp.csr_matrix((confidences, np.asarray(matrix.indices), np.asarray(matrix.indptr)),
                       shape=(n_rows, n_columns))
+    # every row's norm is a lower bound too (|A^T e_u|): it keeps the estimate up where the
+    # constant start meets the top singular vectors only faintly (e.g. block-diagonal data)
+    floor = float(np.sqrt(A.multiply(A).sum(axis=1).max()))
+    if floor >= stop_above:
+        return floor
     v = np.full(n_columns, 1.0 / np.sqrt(n_columns))
     estimate = 0.0
     for _ in range(iterations):
         u = A @ v
         norm = float(np.linalg.norm(u))
         if not norm > 0:
-            return estimate
+            return max(estimate, floor)
         w = A.T @ (u / norm)
         sigma = float(np.linalg.norm(w))
         if sigma >= stop_above or sigma - estimate <= rtol * sigma:
-            return sigma
+            return max(sigma, floor)
         estimate, v = sigma, w / sigma
-    return estimate
+    return max(estimate, floor)
 
 
 def check_block_size(block_size, factors):
