@@ -183,6 +183,9 @@ class Trial:
     multiples: dict[str, float] = field(default_factory=dict)
     #: the scores on the confirmation splits (``confirm``), at `resource`
     confirmed: list[float] = field(default_factory=list)
+    #: not fitted: its regularization would make every factor vanish (it still counts
+    #: towards ``max_trials``)
+    skipped: bool = False
 
     @property
     def mean_score(self) -> float:
@@ -235,6 +238,7 @@ class TuneResult:
                             **({"confirmed": t.confirmed} if t.confirmed else {}),
                             **({self.resource: t.resource} if self.resource else {}),
                             "pruned": t.pruned,
+                            **({"skipped": True} if t.skipped else {}),
                             "seconds": round(t.seconds, 3)} for t in self.trials]}
 
     def save(self, path) -> str:
@@ -355,7 +359,11 @@ def tune(model_class: type, data: InteractionData, *, budget: float | str | None
         trials, the unconfirmed pick scored 0.4289 nDCG@10 on unseen data, the confirmed
         one 0.4343 (bench/RESULTS.md). The search leaves time for it (1.5 times the best
         trial's fit per confirming fit); trials not confirmed in time do not compete once
-        one is. ``confirm=0``: the single split decides.
+        one is, nor does a trial whose confirming fit fails. Once a trial is confirmed,
+        ``best_score`` (and best.json's "score") is its mean over the splits; the
+        leaderboard lists the confirmed trials first, by that mean (its "splits" column),
+        beside each trial's score on the first split. ``confirm=0``: the single split
+        decides.
 
     Returns
     -------
@@ -447,8 +455,12 @@ def tune(model_class: type, data: InteractionData, *, budget: float | str | None
 
     def search_reserve():
         """What the search leaves: the refit, and the confirmation's fits (`confirm` trials
-        on `confirm_splits` splits, each taken as 1.5 times the best trial's fit)."""
-        return refit_estimate() + 1.5 * confirm * confirm_splits * fit_estimate()
+        on `confirm_splits` splits, each taken as 1.5 times the best trial's fit), those at
+        most a quarter of the budget: the search is never starved by them."""
+        confirming = 1.5 * confirm * confirm_splits * fit_estimate()
+        if seconds is not None:
+            confirming = min(confirming, 0.25 * seconds)
+        return refit_estimate() + confirming
 
     defaults = {name: accepted[name].default for name in space
                 if accepted[name].default not in (inspect.Parameter.empty, None)}
@@ -476,6 +488,7 @@ def tune(model_class: type, data: InteractionData, *, budget: float | str | None
         bracket = trial.number % brackets
         start = time.perf_counter()
         if not _resolve_relative(trial, model_class, fixed, fit_data):
+            trial.skipped = True
             if verbose:
                 log.info("tune: trial %d %s skipped: its regularization makes every factor "
                          "vanish on this data", trial.number, trial.params)
@@ -486,7 +499,7 @@ def tune(model_class: type, data: InteractionData, *, budget: float | str | None
         def at_iteration(i, _seconds, _loss):
             done = trial.ran = i + 1
             if done not in rungs:
-                if not time_left(search_reserve()):
+                if not time_left(refit_estimate()):
                     raise _Stop
                 return
             score = score_of(model)
@@ -503,7 +516,7 @@ def tune(model_class: type, data: InteractionData, *, budget: float | str | None
                 if rungs.index(done) >= bracket and not _promoted(score, seen, eta, metric):
                     trial.pruned = True
                     raise _Stop
-                if not time_left(search_reserve()):
+                if not time_left(refit_estimate()):
                     raise _Stop
 
         try:
@@ -546,6 +559,10 @@ def tune(model_class: type, data: InteractionData, *, budget: float | str | None
 
     best = _best(trials, metric)
     if best is None:
+        if trials and all(t.skipped for t in trials):
+            raise RuntimeError("tune: every trial was skipped: its regularization would make "
+                               "every factor vanish on this data (lower the space's high end "
+                               "of regularization)")
         raise RuntimeError(f"tune: no trial finished within the budget ({seconds} s): "
                            "raise the budget")
     if confirm:
@@ -592,9 +609,10 @@ def _confirm(trials, top, splits, metric, K, validation_size, random_state, num_
     for trial in ranked:
         # one fit per split, as long as the refit still fits in the budget after it
         cost = trial.seconds / max(1, trial.ran) * (trial.resource or 1)
-        scores = []
+        scores, failed, out_of_time = [], False, False
         for train, held_out in parts:
             if not time_left(refit_estimate() + cost):
+                out_of_time = True
                 break
             params = {**fixed, **trial.params,
                       **({resource: trial.resource} if resource else {})}
@@ -602,20 +620,21 @@ def _confirm(trials, top, splits, metric, K, validation_size, random_state, num_
                 model = model_class(**params).fit(
                     train.user_items if hasattr(train, "user_items") else train,
                     show_progress=False)
-            except ModelFitError as exc:
+            except ModelFitError as exc:  # this trial is left out; the others go on
                 log.warning("tune: confirming trial %d failed: %s", trial.number, exc)
-                scores = [float("nan")]
+                failed = True
                 break
             if metric in ("rmse", "mae"):
                 scores.append((rmse if metric == "rmse" else mae)(model, held_out))
             else:
                 scores.append(ranking_metrics_at_k(model, train, held_out, K,
                                                    num_threads=num_threads)[metric])
-        if len(scores) < len(parts):
+        if out_of_time:
             break
+        if failed or not all(math.isfinite(x) for x in scores):
+            continue
         trial.confirmed = scores
-        if math.isfinite(trial.mean_score):
-            done.append(trial)
+        done.append(trial)
         if verbose:
             log.info("tune: confirmed trial %d: %s@%d %.4f on %d splits (%.4f on the first)",
                      trial.number, metric, K, trial.mean_score, len(parts) + 1, trial.score)
@@ -635,7 +654,7 @@ def _resolve_relative(trial, model_class, fixed, fit_data):
     probe = model_class(**fixed, **{**trial.params, "regularization": "auto"})
     value = float(f"{multiple * probe.regularization_for(fit_data):.4g}")
     trial.params["regularization"] = value
-    return value < probe.regularization_limit(fit_data, at_least=value)
+    return value < probe.regularization_limit(fit_data, at_least=value * (1 + 1e-6))
 
 
 def _nnz(data):
@@ -659,6 +678,19 @@ def _best(trials, metric):
     return min(scored, key=lambda t: (_sort_key(metric, t.score), t.number))
 
 
+def _accepts_auto_regularization(model_class):
+    """Does `model_class` take regularization="auto" and say what it resolves to (and where
+    its factors vanish)?"""
+    if not (hasattr(model_class, "regularization_for")
+            and getattr(model_class, "_plain_regularization", False)):
+        return False
+    try:
+        model_class(regularization="auto")
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def _check_space(space, accepted, model_class):
     if not isinstance(space, dict):
         raise TypeError(f"space must be a dict of parameter: LogUniform or Choice, got "
@@ -671,8 +703,8 @@ def _check_space(space, accepted, model_class):
             raise TypeError(f"space[{name!r}] must be LogUniform(...) or Choice(...), got "
                             f"{dist!r}")
         if getattr(dist, "relative_to", None) and (
-                name != "regularization" or not hasattr(model_class, "regularization_limit")):
+                name != "regularization" or not _accepts_auto_regularization(model_class)):
             raise ValueError(f"space[{name!r}]: relative_to='auto' is for the regularization "
-                             f"of models with regularization='auto' (ImplicitALS and its "
-                             f"subclasses), not {model_class.__name__}.{name}")
+                             f"of models with regularization='auto' (ImplicitALS, "
+                             f"AlternatingLeastSquares), not {model_class.__name__}.{name}")
     return space

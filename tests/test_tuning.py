@@ -264,3 +264,60 @@ def test_relative_regularization_where_every_factor_vanishes_is_not_fitted(data)
         result = _tune(data, space=space, confirm=0)
     assert all(math.isnan(t.score) and t.ran == 0 for t in result.trials[1:])
     assert result.best_params["regularization"] == "auto"  # trial 0, the defaults
+
+
+def test_the_confirmation_never_starves_the_search(data, monkeypatch):
+    """The time kept for the confirmation is at most a quarter of the budget: when one fit
+    takes more than a sixteenth of it, the search still runs trials after trial 0."""
+    import time as _time
+
+    real_fit = fastals.ImplicitALS.fit
+
+    def slow_fit(self, *args, **kwargs):  # every fit takes >= 0.25 s of a 3 s budget
+        _time.sleep(0.25)
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(fastals.ImplicitALS, "fit", slow_fit)
+    result = tune(fastals.ImplicitALS, data, budget=3, space=_small_space(), min_resource=1,
+                  max_resource=2, eta=2, verbose=False)
+    assert len(result.trials) >= 4
+    assert result.seconds < 3 * 1.5
+
+
+def test_a_failed_confirming_fit_leaves_that_trial_out_and_goes_on(data, monkeypatch):
+    from fastals.exceptions import ModelFitError
+
+    real_fit = fastals.ImplicitALS.fit
+    calls = {"n": 0}
+
+    def failing_once(self, *args, **kwargs):
+        if kwargs.get("callback") is None:  # the confirmation's (and the refit's) fits
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise ModelFitError("injected")
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(fastals.ImplicitALS, "fit", failing_once)
+    result = _tune(data, confirm=3, confirm_splits=1, random_state=0)
+    confirmed = [t for t in result.trials if t.confirmed]
+    assert len(confirmed) == 2  # the first of the three failed, the other two confirmed
+    assert all(math.isfinite(t.mean_score) for t in confirmed)
+    assert result.best_score == pytest.approx(max(t.mean_score for t in confirmed))
+    top = result.leaderboard().splitlines()[1].split()
+    assert "nan" not in top and int(top[1]) in {t.number for t in confirmed}
+
+
+def test_relative_regularization_needs_a_model_that_takes_auto(data):
+    with pytest.raises(ValueError, match="relative_to='auto' is for the regularization"):
+        tune(fastals.iALS, data, budget=None, max_trials=2, verbose=False,
+             space={"regularization": LogUniform(0.1, 5, relative_to="auto")})
+
+
+def test_every_trial_skipped_says_why(data):
+    with pytest.raises(RuntimeError, match="every trial was skipped"):
+        _tune(data, start_with_defaults=False, confirm=0,
+              space={"regularization": LogUniform(50, 100, relative_to="auto")})
+    result = _tune(data, confirm=0,
+                   space={"regularization": LogUniform(50, 100, relative_to="auto")})
+    assert all(t.skipped for t in result.trials[1:]) and not result.trials[0].skipped
+    assert result.to_dict()["trials"][1]["skipped"] is True
