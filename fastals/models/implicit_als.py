@@ -726,7 +726,9 @@ def _largest_confidence_singular_value(matrix, alpha, offset, stop_above, iterat
                       shape=(n_rows, n_columns))
     # every row's norm is a lower bound too (|A^T e_u|): it keeps the estimate up where the
     # constant start meets the top singular vectors only faintly (e.g. block-diagonal data)
-    floor = float(np.sqrt(A.multiply(A).sum(axis=1).max()))
+    indptr = np.asarray(matrix.indptr)
+    starts = indptr[:-1][np.diff(indptr) > 0]  # segments of the non-empty rows, no copy of A
+    floor = float(np.sqrt(np.add.reduceat(confidences * confidences, starts).max()))
     if floor >= stop_above:
         return floor
     v = np.full(n_columns, 1.0 / np.sqrt(n_columns))
