@@ -343,7 +343,8 @@ def tune(model_class: type, data: InteractionData, *, budget: float | str | None
         same result for the same seed; with more, which trials are pruned depends on which
         finish first. Measured on 2 busy cores (bench/RESULTS.md), two fits side by side on
         one thread each finished sooner than one after the other on both cores: try
-        ``n_jobs=2`` where the kernels' own threads do not keep the cores busy.
+        ``n_jobs=2`` where the kernels' own threads do not keep the cores busy. The
+        confirmation and the refit, one fit at a time, take `num_threads` again.
     refit : bool
         Refit the best configuration on all of `data` (``result.model``).
     verbose : bool
@@ -414,12 +415,17 @@ def tune(model_class: type, data: InteractionData, *, budget: float | str | None
     for name in fixed:
         if name not in accepted:
             raise ValueError(f"fixed: {model_class.__name__} has no parameter {name!r}")
+    threads_given = "num_threads" in fixed
+    all_threads = num_threads  # the confirmation and the refit run one fit at a time
     if n_jobs > 1 and num_threads == 0:
         from fastals._threads import resolve_threads
         num_threads = max(1, resolve_threads(0) // n_jobs)
     for name, value in (("random_state", random_state), ("num_threads", num_threads)):
         if name in accepted:
             fixed.setdefault(name, value)
+    serial = dict(fixed)  # the parameters of the fits after the search
+    if "num_threads" in accepted and not threads_given:
+        serial["num_threads"] = all_threads
     if resource is not None and resource in fixed:  # a fixed resource: no halving
         resource = None
 
@@ -567,14 +573,14 @@ def tune(model_class: type, data: InteractionData, *, budget: float | str | None
                            "raise the budget")
     if confirm:
         best = _confirm(trials, confirm, confirm_splits, metric, K, validation_size,
-                        random_state, num_threads, model_class, fixed, resource, data,
+                        random_state, all_threads, model_class, serial, resource, data,
                         time_left, refit_estimate, verbose)
     best_params = dict(best.params)
     if resource:
         best_params[resource] = best.resource
     model = None
     if refit:
-        model = model_class(**fixed, **best_params)
+        model = model_class(**serial, **best_params)
         model.fit(data.user_items if hasattr(data, "user_items") else data,
                   show_progress=False)
     result = TuneResult(model_class, metric, K, resource, best_params,

@@ -184,6 +184,9 @@ def test_cli_tune_then_fit_with_params(data, tmp_path, capsys):
 def test_parallel_trials_and_brackets(data):
     result = _tune(data, n_jobs=2)
     assert len(result.trials) == 6 and math.isfinite(result.best_score)
+    # the trials shared the cores; the refit (one fit at a time) gets all of them back
+    assert result.model.num_threads == 0
+    assert _tune(data, n_jobs=2, fixed={"num_threads": 1}).model.num_threads == 1
     # the same configurations are drawn, whatever runs them
     assert [t.params for t in result.trials] == [t.params for t in _tune(data).trials]
     hyperband = _tune(data, brackets=3)
