@@ -444,9 +444,7 @@ def tune(model_class: type, data: InteractionData, *, budget: float | str | None
     def score_of(model):
         if hasattr(model, "clear_cache"):
             model.clear_cache()  # the factors changed in place since the last scoring
-        if metric in ("rmse", "mae"):
-            return (rmse if metric == "rmse" else mae)(model, held_out)
-        return ranking_metrics_at_k(model, train, held_out, K, num_threads=num_threads)[metric]
+        return _score(model, metric, K, train, held_out, num_threads)
 
     def fit_estimate():
         """Seconds a full fit of the best trial so far should take on the tuning part."""
@@ -472,7 +470,7 @@ def tune(model_class: type, data: InteractionData, *, budget: float | str | None
                 if accepted[name].default not in (inspect.Parameter.empty, None)}
     relative = [name for name, d in space.items() if getattr(d, "relative_to", None)]
     lock = threading.Lock()
-    fit_data = train.user_items if hasattr(train, "user_items") else train
+    fit_data = _matrix_of(train)
 
     def next_trial():
         """The next trial (its parameters drawn in trial order), or None: time or trials up."""
@@ -581,8 +579,7 @@ def tune(model_class: type, data: InteractionData, *, budget: float | str | None
     model = None
     if refit:
         model = model_class(**serial, **best_params)
-        model.fit(data.user_items if hasattr(data, "user_items") else data,
-                  show_progress=False)
+        model.fit(_matrix_of(data), show_progress=False)
     result = TuneResult(model_class, metric, K, resource, best_params,
                         best.mean_score if best.confirmed else best.score, trials,
                         time.perf_counter() - began, model)
@@ -623,18 +620,12 @@ def _confirm(trials, top, splits, metric, K, validation_size, random_state, num_
             params = {**fixed, **trial.params,
                       **({resource: trial.resource} if resource else {})}
             try:
-                model = model_class(**params).fit(
-                    train.user_items if hasattr(train, "user_items") else train,
-                    show_progress=False)
+                model = model_class(**params).fit(_matrix_of(train), show_progress=False)
             except ModelFitError as exc:  # this trial is left out; the others go on
                 log.warning("tune: confirming trial %d failed: %s", trial.number, exc)
                 failed = True
                 break
-            if metric in ("rmse", "mae"):
-                scores.append((rmse if metric == "rmse" else mae)(model, held_out))
-            else:
-                scores.append(ranking_metrics_at_k(model, train, held_out, K,
-                                                   num_threads=num_threads)[metric])
+            scores.append(_score(model, metric, K, train, held_out, num_threads))
         if out_of_time:
             break
         if failed or not all(math.isfinite(x) for x in scores):
@@ -663,8 +654,21 @@ def _resolve_relative(trial, model_class, fixed, fit_data):
     return value < probe.regularization_limit(fit_data, at_least=value * (1 + 1e-6))
 
 
+def _matrix_of(data):
+    """The users x items matrix of `data` (an Interactions' user_items, or `data`)."""
+    return data.user_items if hasattr(data, "user_items") else data
+
+
 def _nnz(data):
-    return (data.user_items if hasattr(data, "user_items") else data).nnz
+    return _matrix_of(data).nnz
+
+
+def _score(model, metric, K, train, held_out, num_threads):
+    """`metric` of `model` on `held_out` (ranking metrics at K with `train`'s items
+    filtered out; rmse and mae on the held-out ratings)."""
+    if metric in ("rmse", "mae"):
+        return (rmse if metric == "rmse" else mae)(model, held_out)
+    return ranking_metrics_at_k(model, train, held_out, K, num_threads=num_threads)[metric]
 
 
 def _promoted(score, seen, eta, metric):
