@@ -33,7 +33,7 @@
 # counts a liked draw as one of its max_sampled. The draws of block b come from the stream
 # stream_state(seed, b): with the blocks' order fixed by the schedule, the sweep is the
 # sequential one for any number of threads, bit for bit.
-from libc.math cimport exp, expf, floor, log, log1p, log1pf, sqrt, sqrtf
+from libc.math cimport exp, expf, floor, frexp, log, sqrt, sqrtf
 
 from fastals._kernels._common cimport dot
 
@@ -48,18 +48,44 @@ cdef enum:
     STAT_SKIPPED = 2
 
 
-cdef inline floating logistic(floating t, double* loss) noexcept nogil:
-    """sigma(t), adding ln(1 + exp(t)) to loss: one exp and one log1p in the dtype."""
+cdef struct SoftplusSum:
+    # a sum of ln(1 + exp(t)) kept without a logarithm per term: the product of the
+    # (1 + exp(t)) of moderate t, renormalised by its binary exponent (in `rest`) before
+    # it can overflow, and in `rest` the terms of large t (ln(1 + exp(t)) = t) and of small
+    # exp(t) (its series e - e^2 / 2, where 1 + e would round the term away)
+    double product
+    double rest
+
+
+cdef inline void softplus_start(SoftplusSum* s) noexcept nogil:
+    s.product = 1
+    s.rest = 0
+
+
+cdef inline double softplus_total(const SoftplusSum* s) noexcept nogil:
+    return log(s.product) + s.rest
+
+
+cdef inline floating logistic(floating t, SoftplusSum* s) noexcept nogil:
+    """sigma(t), adding ln(1 + exp(t)) to s: one exp in the dtype, and no logarithm."""
     cdef floating e
+    cdef double ed
+    cdef int exponent
     if t > 30:  # sigma(t) = 1 and ln(1 + exp(t)) = t to the dtype's precision
-        loss[0] += t
+        s.rest += t
         return 1
     if floating is float:
         e = expf(t)
-        loss[0] += log1pf(e)
     else:
         e = exp(t)
-        loss[0] += log1p(e)
+    ed = e
+    if ed < 1e-6:  # the series is exact to 1e-12 here, where 1 + e would keep 1e-10 of e
+        s.rest += ed - 0.5 * ed * ed
+    else:
+        s.product *= 1 + ed
+        if s.product > 1e270:  # renormalised long before overflow (each factor < 2^44)
+            s.product = frexp(s.product, &exponent)
+            s.rest += exponent * 0.6931471805599453  # ln 2
     return e / (1 + e)
 
 
@@ -229,9 +255,11 @@ cdef void ranking_run(RankingArgs* a, const index_t* users, const index_t* items
     cdef const index_t* liked
     cdef floating* p
     cdef floating s_ui, s_uj, g, c, gradient_b
-    cdef double loss = 0, steps = 0, skipped = 0, softplus
+    cdef double loss = 0, steps = 0, skipped = 0
+    cdef SoftplusSum softplus, positive
     cdef int F = a.F, k, f
     cdef bint found
+    softplus_start(&softplus)  # BPR's and LMF's negatives' terms; WARP's and the rest in loss
     for t in range(start, stop):
         u = users[t]
         i = items[t]
@@ -253,7 +281,7 @@ cdef void ranking_run(RankingArgs* a, const index_t* users, const index_t* items
                 continue
             ji = <Py_ssize_t> j * F
             s_uj = difference_dot(p, Q + ji, Q + ii, F) + item_bias[j] - item_bias[i]
-            g = logistic(s_uj, &loss)  # s_uj here is s_uj - s_ui = -x_uij
+            g = logistic(s_uj, &softplus)  # s_uj here is s_uj - s_ui = -x_uij
             pair_step(p, Q + ii, Q + ji, item_bias + i, item_bias + j, AP + ui, AQ + ii,
                       AQ + ji, Abi + i, Abi + j, g, lr, user_reg[u], item_reg[i], item_reg[j],
                       a.adagrad, a.update_items, F)
@@ -280,9 +308,9 @@ cdef void ranking_run(RankingArgs* a, const index_t* users, const index_t* items
                 gradient[f] = 0
             c = weights[t]
             s_ui = dot(p, Q + ii, F) + user_bias[u] + item_bias[i]
-            softplus = 0
-            g = c - (1 + c) * logistic(s_ui, &softplus)
-            loss += (1 + c) * softplus - c * s_ui
+            softplus_start(&positive)
+            g = c - (1 + c) * logistic(s_ui, &positive)
+            loss += (1 + c) * softplus_total(&positive) - c * s_ui
             gradient_b = g
             item_step(p, Q + ii, item_bias + i, gradient, AQ + ii, Abi + i, g, lr, item_reg[i],
                       a.adagrad, a.update_items, F)
@@ -298,14 +326,14 @@ cdef void ranking_run(RankingArgs* a, const index_t* users, const index_t* items
                     skipped += 1
                     continue
                 ji = <Py_ssize_t> j * F
-                g = -logistic(dot(p, Q + ji, F) + user_bias[u] + item_bias[j], &loss)
+                g = -logistic(dot(p, Q + ji, F) + user_bias[u] + item_bias[j], &softplus)
                 gradient_b = gradient_b + g
                 item_step(p, Q + ji, item_bias + j, gradient, AQ + ji, Abi + j, g, lr,
                           item_reg[j], a.adagrad, a.update_items, F)
             user_step(p, user_bias + u, gradient, gradient_b, AP + ui, Abu + u, lr, user_reg[u],
                       a.adagrad, F)
             steps += 1
-    stats[STAT_LOSS] = loss
+    stats[STAT_LOSS] = loss + softplus_total(&softplus)
     stats[STAT_STEPS] = steps
     stats[STAT_SKIPPED] = skipped
 
