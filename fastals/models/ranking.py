@@ -53,7 +53,14 @@ from fastals._validation import (
 from fastals.exceptions import ModelFitError
 from fastals.models.base import check_fit_arguments, run_training
 from fastals.models.factorization import MatrixFactorizationBase, check_counts, interaction_counts
-from fastals.models.sgd import MAX_PADDING, MAX_STRATA, RatingOrder, auto_strata, epoch_seed
+from fastals.models.sgd import (
+    MAX_PADDING,
+    MAX_STRATA,
+    GroupLayout,
+    RatingOrder,
+    auto_strata,
+    epoch_seed,
+)
 
 kernels("_sgd")  # load the kernel build now, not inside the first fit
 
@@ -124,26 +131,29 @@ class RankingFactorizationBase(MatrixFactorizationBase):
         X[:, :F] = self._initial(rng, n_users, F)
         Y[:, :F] = self._initial(rng, n_items, F)
         X[user_counts == 0] = 0  # never updated: users without interactions
-        b_user = np.zeros(n_users, dtype=self.dtype)
-        b_item = np.zeros(n_items, dtype=self.dtype)
         strata = min(self.strata or auto_strata(n_users, n_items, F, self.dtype),
                      n_users, n_items, MAX_STRATA)
         steps = R.nnz * max(1, self._negatives() if self._loss != "warp" else 2)
         threads = min(resolve_threads(self.num_threads), strata,
                       -(-steps // MIN_STEPS_PER_THREAD))
-        order = RatingOrder(rng, R, (user_counts, item_counts), strata, threads)
-        sweep = _Sweep(self, R, X, Y, b_user, b_item, threads)
+        # the sweep runs in the layout's numbering (groups contiguous); publish renumbers
+        layout = GroupLayout(rng, R, (user_counts, item_counts), strata)
+        X, Y = layout.local(0, X), layout.local(1, Y)
+        b_user = np.zeros(n_users, dtype=self.dtype)
+        b_item = np.zeros(n_items, dtype=self.dtype)
+        order = RatingOrder(rng, layout.matrix, layout.counts, strata, threads, layout.groups)
+        sweep = _Sweep(self, layout.matrix, X, Y, b_user, b_item, threads)
+        item_groups = layout.groups[1] if layout.groups else np.zeros(n_items, np.int32)
+        sweep.set_groups(item_groups, strata, layout.counts[1])
         self.loss_history = []
 
         def publish():
-            self._publish(X[:, :F], Y[:, :F], b_user, b_item)
+            self._publish(*(layout.caller(side, a) for side, a in
+                            ((0, X[:, :F]), (1, Y[:, :F]), (0, b_user), (1, b_item))))
             self.user_counts, self.item_counts = user_counts, item_counts
 
         def epoch(e):
             order.draw()
-            groups = order.groups[1] if order.groups is not None else np.zeros(n_items, np.int32)
-            if e == 0:
-                sweep.set_groups(groups, strata, item_counts)
             total, done = sweep.run(order.triples, *blocks_of(order, R.nnz), epoch_seed(rng),
                                     True)
             mean = total / max(done, 1)

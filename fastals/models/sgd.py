@@ -42,13 +42,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
-from fastals._arrays import aligned, padded_width, unpad_in_place
+from fastals._arrays import aligned, aligned_empty, padded_width, unpad_in_place
 from fastals._kernels import checked
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
 from fastals._typing import DTypeLike, FitCallback, SeedLike, Self, SparseMatrix
 from fastals._validation import (
+    CSR,
     all_finite,
     check_bool,
     check_dtype,
@@ -359,6 +361,52 @@ def balanced_groups(rng, counts, strata):
     return group
 
 
+class GroupLayout:
+    """The users and the items renumbered group by group, for a stratified sweep.
+
+    With the groups dealt at random (``balanced_groups``), the rows of one group lie all
+    over the factor arrays, and the one-value-per-row arrays (biases, their accumulators)
+    share every cache line between groups, so between the threads: each write of a bias then
+    pulls the line from the other core (measured: BPR on MovieLens 100K slower on 2 threads
+    than on 1). Renumbered so that each group is a contiguous range of ids, a thread's
+    rows and biases are its own lines, and a group's rows are one stretch of memory.
+
+    ``matrix`` is R in the local numbering (rows and columns permuted, each row's columns
+    sorted), ``counts`` and ``groups`` (user_group, item_group) likewise; ``local(side, A)``
+    and ``caller(side, A)`` move rows of a per-user (side 0) or per-item (side 1) array
+    between the two numberings. With one stratum nothing is renumbered.
+    """
+
+    def __init__(self, rng, R, counts, strata):
+        self.strata = strata
+        if strata == 1:
+            self.matrix, self.counts, self.groups, self.orders = R, counts, None, None
+            return
+        groups = tuple(balanced_groups(rng, c, strata) for c in counts)
+        self.orders = tuple(np.argsort(g, kind="stable") for g in groups)
+        self.ranks = tuple(np.argsort(o) for o in self.orders)
+        self.groups = tuple(g[o] for g, o in zip(groups, self.orders))
+        self.counts = tuple(c[o] for c, o in zip(counts, self.orders))
+        index = R.indices.dtype
+        renamed = sp.csr_matrix((R.data, self.ranks[1].astype(index)[R.indices], R.indptr),
+                                shape=R.shape)[self.orders[0]]
+        renamed.sort_indices()
+        self.matrix = CSR(renamed.indptr.astype(index, copy=False),
+                          renamed.indices.astype(index, copy=False), renamed.data, R.shape)
+
+    def local(self, side, array):
+        """The rows of `array` (caller's numbering) in the local numbering: an aligned copy."""
+        if self.orders is None:
+            return array
+        out = aligned_empty(array.shape, array.dtype)
+        np.take(array, self.orders[side], axis=0, out=out)
+        return out
+
+    def caller(self, side, array):
+        """The rows of `array` (local numbering) in the caller's numbering."""
+        return array if self.orders is None else array[self.ranks[side]]
+
+
 class RatingOrder:
     """The orders in which one fit visits the ratings (module docstring), drawn from `rng`.
 
@@ -368,7 +416,7 @@ class RatingOrder:
     order, which is what any number of threads computes (the reference's input).
     """
 
-    def __init__(self, rng, R, counts, strata, num_threads):
+    def __init__(self, rng, R, counts, strata, num_threads, groups=None):
         self.rng, self.strata = rng, strata
         self.source = (np.repeat(np.arange(R.shape[0], dtype=R.indices.dtype), np.diff(R.indptr)),
                        R.indices, R.data)
@@ -377,7 +425,8 @@ class RatingOrder:
         # milliseconds on one thread, less than waking the others)
         self.num_threads = num_threads if R.nnz >= 1 << 20 else 1
         self.triples = self.block_start = self.schedule = None
-        self.groups = None  # (user_group, item_group) once drawn (strata > 1)
+        # (user_group, item_group): given (a GroupLayout's), else drawn by the first epoch
+        self.groups = groups
 
     def draw(self):
         sgd, rng, G = checked, self.rng, self.strata  # the _sgd kernels, checked
@@ -388,9 +437,9 @@ class RatingOrder:
             return
         if self.triples is None:  # the first epoch deals the groups and sorts into blocks
             self.triples = tuple(np.empty_like(a) for a in self.source)
-            user_group = balanced_groups(rng, self.counts[0], G)
-            item_group = balanced_groups(rng, self.counts[1], G)
-            self.groups = (user_group, item_group)
+            if self.groups is None:
+                self.groups = tuple(balanced_groups(rng, c, G) for c in self.counts)
+            user_group, item_group = self.groups
             self.block_start = sgd.order_ratings(*self.source, *self.triples, epoch_seed(rng),
                                                  self.num_threads, user_group, item_group, G)
             self.source = None
