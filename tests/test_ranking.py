@@ -161,7 +161,7 @@ def test_fit_is_bit_identical_for_1_2_3_threads(loss):
 class TestBPRBehaviour(RecommenderBaseTestMixin):
     def make_model(self):
         return fastals.BayesianPersonalizedRanking(factors=3, learning_rate=0.1,
-                                                   regularization=0.001, iterations=150,
+                                                   regularization=0.01, iterations=150,
                                                    random_state=0)
 
 
