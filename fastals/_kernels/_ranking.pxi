@@ -35,7 +35,7 @@
 # sequential one for any number of threads, bit for bit.
 from libc.math cimport exp, expf, floor, frexp, log, sqrt, sqrtf
 
-from fastals._kernels._common cimport dot
+from fastals._kernels._common cimport dot, prefetch_bytes, prefetch_write
 
 cdef enum:
     LOSS_BPR = 0
@@ -222,12 +222,59 @@ cdef inline bint is_liked(const index_t* row, Py_ssize_t n, index_t item) noexce
     return row[0] == item
 
 
-cdef inline index_t draw_negative(uint64_t* state, const index_t* group, Py_ssize_t group_size,
-                                  const index_t* block_items, Py_ssize_t block_size,
-                                  bint popularity) noexcept nogil:
-    if popularity:
-        return block_items[below(state, block_size)]
-    return group[below(state, group_size)]
+cdef enum:
+    # the rows of the sample this many ahead, and of the negative drawn this many ahead, are
+    # prefetched: enough to hide a memory latency behind the samples in between
+    AHEAD = 8  # (a power of 2: the ring below wraps by a mask)
+
+
+cdef inline void prefetch_bytes_write(const char* start, Py_ssize_t nbytes) noexcept nogil:
+    cdef Py_ssize_t offset
+    for offset in range(0, nbytes, 64):
+        prefetch_write(start + offset)
+
+
+cdef struct Negatives:
+    # the block's stream of negative draws, drawn AHEAD early (in the same order: the
+    # sequence taken is the stream's) so that each drawn item's row can be prefetched
+    # (the item ids come from `group`, the block's item group, or by popularity from
+    # `block_items`, the items of the block's pairs: arguments of the functions below)
+    uint64_t state
+    Py_ssize_t group_size
+    Py_ssize_t block_size
+    bint popularity
+    const char* rows                # the item rows, row_bytes apart
+    Py_ssize_t row_bytes
+    int64_t ring[AHEAD]
+    int position
+
+
+cdef inline index_t draw_negative(Negatives* n, const index_t* group,
+                                  const index_t* block_items) noexcept nogil:
+    cdef index_t j
+    if n.popularity:
+        j = block_items[below(&n.state, n.block_size)]
+    else:
+        j = group[below(&n.state, n.group_size)]
+    prefetch_bytes_write(n.rows + <Py_ssize_t> j * n.row_bytes, n.row_bytes)
+    return j
+
+
+cdef inline void negatives_start(Negatives* n, const index_t* group,
+                                 const index_t* block_items) noexcept nogil:
+    cdef int k
+    for k in range(AHEAD):
+        n.ring[k] = draw_negative(n, group, block_items)
+    n.position = 0
+
+
+cdef inline index_t next_negative(Negatives* n, const index_t* group,
+                                  const index_t* block_items) noexcept nogil:
+    """The stream's next draw (drawn AHEAD early), replaced in the ring by a new one."""
+    cdef index_t j = <index_t> n.ring[n.position]
+    n.ring[n.position] = draw_negative(n, group, block_items)
+    n.position = (n.position + 1) & (AHEAD - 1)
+    return j
 
 
 cdef struct RankingArgs:
@@ -260,8 +307,20 @@ cdef void ranking_run(RankingArgs* a, const index_t* users, const index_t* items
     cdef SoftplusSum softplus, positive
     cdef int F = a.F, k, f
     cdef bint found
+    cdef Negatives negatives
+    cdef Py_ssize_t row_bytes = F * sizeof(floating), ahead
+    negatives.state, negatives.group_size, negatives.block_size = state, group_size, stop - start
+    negatives.popularity, negatives.rows, negatives.row_bytes = a.popularity, <const char*> Q, row_bytes
+    negatives_start(&negatives, group, items + start)
     softplus_start(&softplus)  # BPR's and LMF's negatives' terms; WARP's and the rest in loss
     for t in range(start, stop):
+        if t + AHEAD < stop:  # the rows the sample AHEAD on reads and writes
+            ahead = t + AHEAD
+            prefetch_bytes_write(<const char*> (P + <Py_ssize_t> users[ahead] * F), row_bytes)
+            prefetch_bytes_write(<const char*> (Q + <Py_ssize_t> items[ahead] * F), row_bytes)
+            if a.verify:
+                prefetch_bytes(indices + indptr[users[ahead]], min(
+                    256, (indptr[users[ahead] + 1] - indptr[users[ahead]]) * sizeof(index_t)))
         u = users[t]
         i = items[t]
         liked = indices + indptr[u]
@@ -272,8 +331,7 @@ cdef void ranking_run(RankingArgs* a, const index_t* users, const index_t* items
         if a.loss == LOSS_BPR:
             found = False
             for draws in range(MAX_NEGATIVE_DRAWS):
-                j = draw_negative(&state, group, group_size, items + start, stop - start,
-                                  a.popularity)
+                j = next_negative(&negatives, group, items + start)
                 if not a.verify or not is_liked(liked, n_liked, j):
                     found = True
                     break
@@ -290,8 +348,7 @@ cdef void ranking_run(RankingArgs* a, const index_t* users, const index_t* items
         elif a.loss == LOSS_WARP:
             s_ui = dot(p, Q + ii, F) + item_bias[i]
             for draws in range(1, a.negatives + 1):
-                j = draw_negative(&state, group, group_size, items + start, stop - start,
-                                  a.popularity)
+                j = next_negative(&negatives, group, items + start)
                 ji = <Py_ssize_t> j * F
                 s_uj = dot(p, Q + ji, F) + item_bias[j]
                 if s_uj > s_ui - 1:
@@ -318,8 +375,7 @@ cdef void ranking_run(RankingArgs* a, const index_t* users, const index_t* items
             for k in range(a.negatives):
                 found = False
                 for draws in range(MAX_NEGATIVE_DRAWS):
-                    j = draw_negative(&state, group, group_size, items + start, stop - start,
-                                      a.popularity)
+                    j = next_negative(&negatives, group, items + start)
                     if not a.verify or not is_liked(liked, n_liked, j):
                         found = True
                         break
