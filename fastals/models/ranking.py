@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import numpy as np
 
-from fastals._arrays import aligned, aligned_zeros, padded_width
+from fastals._arrays import aligned, aligned_empty, aligned_zeros, padded_width
 from fastals._kernels import checked
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
@@ -52,7 +52,13 @@ from fastals._validation import (
 )
 from fastals.exceptions import ModelFitError
 from fastals.models.base import check_fit_arguments, run_training
-from fastals.models.factorization import MatrixFactorizationBase, check_counts, interaction_counts
+from fastals.models.factorization import (
+    MatrixFactorizationBase,
+    check_counts,
+    interaction_counts,
+    normal_rows,
+    scaled_by,
+)
 from fastals.models.sgd import (
     MAX_PADDING,
     MAX_STRATA,
@@ -123,22 +129,19 @@ class RankingFactorizationBase(MatrixFactorizationBase):
         F = self.factors
         user_counts = interaction_counts(R)
         item_counts = np.bincount(R.indices, minlength=n_items).astype(np.int64)
-        # rows padded with zeros to whole cache lines (as fastals.models.sgd; the padding
-        # stays zero and adds nothing to the dot products), unpublished
-        width = padded_width(F, self.dtype)
-        width = width if width <= F * (1 + MAX_PADDING) else F
-        X, Y = (aligned_zeros((n, width), self.dtype) for n in (n_users, n_items))
-        X[:, :F] = self._initial(rng, n_users, F)
-        Y[:, :F] = self._initial(rng, n_items, F)
-        X[user_counts == 0] = 0  # never updated: users without interactions
         strata = min(self.strata or auto_strata(n_users, n_items, F, self.dtype),
                      n_users, n_items, MAX_STRATA)
         steps = R.nnz * max(1, self._negatives() if self._loss != "warp" else 2)
         threads = min(resolve_threads(self.num_threads), strata,
                       -(-steps // MIN_STEPS_PER_THREAD))
-        # the sweep runs in the layout's numbering (groups contiguous); publish renumbers
+        # the sweep runs in the layout's numbering (each group a range of ids), on rows
+        # padded with zeros to whole cache lines (as fastals.models.sgd; the padding stays
+        # zero and adds nothing to the dot products); publish gives the caller's numbering
         layout = GroupLayout(rng, R, (user_counts, item_counts), strata)
-        X, Y = layout.local(0, X), layout.local(1, Y)
+        width = padded_width(F, self.dtype)
+        width = width if width <= F * (1 + MAX_PADDING) else F
+        X, Y = (self._initial(rng, n, F, width) for n in (n_users, n_items))
+        X[layout.counts[0] == 0] = 0  # never updated: users without interactions
         b_user = np.zeros(n_users, dtype=self.dtype)
         b_item = np.zeros(n_items, dtype=self.dtype)
         order = RatingOrder(rng, layout.matrix, layout.counts, strata, threads, layout.groups)
@@ -148,8 +151,7 @@ class RankingFactorizationBase(MatrixFactorizationBase):
         self.loss_history = []
 
         def publish():
-            self._publish(*(layout.caller(side, a) for side, a in
-                            ((0, X[:, :F]), (1, Y[:, :F]), (0, b_user), (1, b_item))))
+            self._publish(X, Y, b_user, b_item, layout.ranks)
             self.user_counts, self.item_counts = user_counts, item_counts
 
         def epoch(e):
@@ -202,22 +204,36 @@ class RankingFactorizationBase(MatrixFactorizationBase):
                                   if hasattr(self, "verify_negative_samples") else ""))
         return R
 
-    def _initial(self, rng, n, F):
-        """Uniform in (-0.5, 0.5) / F, as implicit's BPR starts."""
-        return ((rng.random((n, F)) - 0.5) / F).astype(self.dtype)
+    def _initial(self, rng, n, F, width):
+        """Uniform in (-0.5, 0.5) / F, as implicit's BPR starts, in (n, width) rows."""
+        def finish(draws):
+            draws -= 0.5
+            draws /= F
+            return draws
+        return normal_rows(rng, n, F, self.dtype, finish, width=width, uniform=True)
 
-    def _publish(self, X, Y, b_user, b_item):
-        """user_factors / item_factors with the bias columns (module docstring)."""
-        n_users, n_items = X.shape[0], Y.shape[0]
-        ones_u, ones_i = np.ones((n_users, 1), self.dtype), np.ones((n_items, 1), self.dtype)
+    def _publish(self, X, Y, b_user, b_item, ranks=None):
+        """user_factors / item_factors with the bias columns (module docstring) from the
+        first F columns of X and Y; with `ranks` (GroupLayout.ranks), row u of the result
+        is row ranks[0][u] of X (and of b_user), and likewise for the items."""
         if self._loss == "lmf":
-            users = [X, b_user[:, None], ones_u]
-            items = [Y, ones_i, b_item[:, None]]
+            users, items = (b_user, 1), (1, b_item)
         else:
-            users, items = [X, ones_u], [Y, b_item[:, None]]
-        self.user_factors = aligned(np.hstack(users))
-        self.item_factors = aligned(np.hstack(items))
+            users, items = (1,), (b_item,)
+        rows = ranks or (None, None)
+        self.user_factors = self._stacked(X, users, rows[0])
+        self.item_factors = self._stacked(Y, items, rows[1])
         self.clear_cache()
+
+    def _stacked(self, factors, columns, rows):
+        """The first F columns of factors[rows], then `columns` (a number, or an array
+        indexed by the same rows), in one aligned array."""
+        F = self.factors
+        out = aligned_empty((len(factors), F + len(columns)), self.dtype)
+        out[:, :F] = factors[:, :F] if rows is None else factors[rows, :F]
+        for k, column in enumerate(columns):
+            out[:, F + k] = column if np.isscalar(column) or rows is None else column[rows]
+        return out
 
     def _item_parts(self):
         """(y_i rows, b_i) of the published item factors (copies)."""
@@ -243,9 +259,7 @@ class RankingFactorizationBase(MatrixFactorizationBase):
         for _ in range(self.iterations):
             order.draw()
             sweep.run(order.triples, *blocks_of(order, R.nnz), epoch_seed(order.rng), False)
-        ones = np.ones((n_users, 1), self.dtype)
-        parts = [X, b_user[:, None], ones] if self._loss == "lmf" else [X, ones]
-        return aligned(np.hstack(parts))
+        return self._stacked(X, (b_user, 1) if self._loss == "lmf" else (1,), None)
 
     def recalculate_user(self, userid: Indices, user_items: SparseMatrix) -> np.ndarray:
         """Factors of users fitted to their interactions against the fixed item factors.
@@ -528,9 +542,9 @@ class LogisticMatrixFactorization(RankingFactorizationBase):
     def _negatives(self):
         return self.neg_prop
 
-    def _initial(self, rng, n, F):
-        """N(0, 0.01^2), as implicit's LMF starts."""
-        return rng.normal(0, 0.01, (n, F)).astype(self.dtype)
+    def _initial(self, rng, n, F, width):
+        """N(0, 0.01^2), as implicit's LMF starts, in (n, width) rows."""
+        return normal_rows(rng, n, F, self.dtype, scaled_by(0.01, self.dtype), width=width)
 
     def _regularization_weights(self, user_counts, item_counts, item_group, strata):
         """lambda / (a row's steps per epoch): the user's n_u (one per sample), the item's

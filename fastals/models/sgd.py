@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from fastals._arrays import aligned, aligned_empty, padded_width, unpad_in_place
+from fastals._arrays import aligned, padded_width, unpad_in_place
 from fastals._kernels import checked
 from fastals._kernels.dispatch import kernels
 from fastals._threads import resolve_threads
@@ -372,15 +372,17 @@ class GroupLayout:
     rows and biases are its own lines, and a group's rows are one stretch of memory.
 
     ``matrix`` is R in the local numbering (rows and columns permuted, each row's columns
-    sorted), ``counts`` and ``groups`` (user_group, item_group) likewise; ``local(side, A)``
-    and ``caller(side, A)`` move rows of a per-user (side 0) or per-item (side 1) array
-    between the two numberings. With one stratum nothing is renumbered.
+    sorted), ``counts`` and ``groups`` (user_group, item_group) likewise. ``orders`` are
+    the (users, items) in local order (local id k is caller's id orders[side][k]) and
+    ``ranks`` their inverses (caller's id u is local id ranks[0][u]). With one stratum
+    nothing is renumbered, and groups, orders and ranks are None.
     """
 
     def __init__(self, rng, R, counts, strata):
         self.strata = strata
         if strata == 1:
-            self.matrix, self.counts, self.groups, self.orders = R, counts, None, None
+            self.matrix, self.counts = R, counts
+            self.groups = self.orders = self.ranks = None
             return
         groups = tuple(balanced_groups(rng, c, strata) for c in counts)
         self.orders = tuple(np.argsort(g, kind="stable") for g in groups)
@@ -393,18 +395,6 @@ class GroupLayout:
         renamed.sort_indices()
         self.matrix = CSR(renamed.indptr.astype(index, copy=False),
                           renamed.indices.astype(index, copy=False), renamed.data, R.shape)
-
-    def local(self, side, array):
-        """The rows of `array` (caller's numbering) in the local numbering: an aligned copy."""
-        if self.orders is None:
-            return array
-        out = aligned_empty(array.shape, array.dtype)
-        np.take(array, self.orders[side], axis=0, out=out)
-        return out
-
-    def caller(self, side, array):
-        """The rows of `array` (local numbering) in the caller's numbering."""
-        return array if self.orders is None else array[self.ranks[side]]
 
 
 class RatingOrder:
