@@ -48,15 +48,19 @@ def epoch_inputs(loss, dtype, strata, adagrad, popularity, seed=3, F=6):
     return model, R, order, sweep
 
 
-def kernel_args(model, order, sweep, seed, update_items=True):
+def kernel_args(model, order, sweep, seed, update_items=True, hashed=True, threads=1):
+    """The kernel's arguments; `hashed`: the liked check by the hash set of each block's
+    pairs (the models' choice for blocks of this size), else by binary search."""
     stats = np.zeros((len(order.schedule), 3))
+    largest = int(np.diff(order.block_start).max())
+    table = np.empty((threads, 1 << (2 * largest - 1).bit_length() if hashed else 0), np.uint64)
     return ([LOSS_CODES[model._loss], *order.triples, sweep.indptr, sweep.indices,
              sweep.group_items, sweep.group_start, sweep.X, sweep.Y, sweep.b_user,
              sweep.b_item, *sweep.A, sweep.user_reg, sweep.item_reg,
              model.dtype(model.learning_rate), sweep.adagrad, model._negatives(),
              model._verify, model.negative_sampling == "popularity", update_items,
-             sweep.Y.shape[0], order.block_start, order.schedule, seed, 1,
-             np.empty((1, sweep.X.shape[1]), model.dtype), stats], stats)
+             sweep.Y.shape[0], order.block_start, order.schedule, seed, threads,
+             np.empty((threads, sweep.X.shape[1]), model.dtype), table, stats], stats)
 
 
 def reference_epoch(model, R, order, sweep, seed, state):
@@ -78,13 +82,16 @@ def copies(sweep):
 # --- kernel against reference ------------------------------------------------------------------
 @pytest.mark.parametrize("isa", available_isas("_sgd"))
 @pytest.mark.parametrize("loss", ["bpr", "warp", "lmf"])
-@pytest.mark.parametrize("adagrad, popularity", [(False, False), (True, True)])
-def test_epoch_matches_reference_sample_for_sample(isa, loss, adagrad, popularity):
+@pytest.mark.parametrize("adagrad, popularity, hashed", [(False, False, True),
+                                                         (True, True, True),
+                                                         (False, True, False)])
+def test_epoch_matches_reference_sample_for_sample(isa, loss, adagrad, popularity, hashed):
     """float64, G = 3 blocks in schedule order: the same negatives (the same streams) and the
-    same steps; only the rounding of the vectorised dot products differs (1e-10)."""
+    same steps; only the rounding of the vectorised dot products differs (1e-10). The liked
+    check by the blocks' hash sets and by binary search give the same samples."""
     model, R, order, sweep = epoch_inputs(loss, np.float64, 3, adagrad, popularity)
     state = copies(sweep)
-    args, stats = kernel_args(model, order, sweep, 12345)
+    args, stats = kernel_args(model, order, sweep, 12345, hashed=hashed)
     kernels("_sgd", isa).ranking_epoch(*args)
     total, steps, skipped = reference_epoch(model, R, order, sweep, 12345, state)
     for got, want in zip((sweep.X, sweep.Y, sweep.b_user, sweep.b_item), state[:4]):
@@ -126,15 +133,25 @@ def test_fold_in_leaves_the_items_alone_and_matches_reference():
     np.testing.assert_allclose(sweep.X, X, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("shape, dtype", [((1, 8), np.uint64), ((1, 96), np.uint64),
+                                          ((1, 128), np.int64), ((0, 128), np.uint64)])
+def test_liked_table_too_small_or_malformed_is_refused(shape, dtype):
+    """The hash set must hold twice the largest block (or a probe could run forever) and be
+    a power of 2 per thread: anything else is a named error before the kernel runs."""
+    model, R, order, sweep = epoch_inputs("bpr", np.float64, 3, False, False)
+    args, _ = kernel_args(model, order, sweep, 1)
+    args[-2] = np.zeros(shape, dtype)
+    with pytest.raises(ValueError, match="liked_table"):
+        checked.ranking_epoch(*args)
+
+
 @pytest.mark.parametrize("loss", ["bpr", "warp", "lmf"])
 def test_kernel_is_bit_identical_for_1_2_3_threads(loss):
     """G = 4 blocks run in parallel: any number of threads gives the sequential sweep."""
     results = []
     for threads in (1, 2, 3):
         model, R, order, sweep = epoch_inputs(loss, np.float32, 4, loss != "bpr", False)
-        args, stats = kernel_args(model, order, sweep, 5)
-        args[-3] = threads
-        args[-2] = np.empty((threads, args[-2].shape[1]), args[-2].dtype)
+        args, stats = kernel_args(model, order, sweep, 5, threads=threads)
         checked.ranking_epoch(*args)
         results.append((sweep.X, sweep.Y, sweep.b_item, stats))
     for other in results[1:]:

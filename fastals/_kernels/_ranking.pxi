@@ -35,6 +35,8 @@
 # sequential one for any number of threads, bit for bit.
 from libc.math cimport exp, expf, floor, frexp, log, sqrt, sqrtf
 
+from libc.string cimport memset
+
 from fastals._kernels._common cimport dot, prefetch_bytes, prefetch_write
 
 cdef enum:
@@ -222,6 +224,48 @@ cdef inline bint is_liked(const index_t* row, Py_ssize_t n, index_t item) noexce
     return row[0] == item
 
 
+# The liked check by a hash set of the block's pairs. In a stratified order a block holds
+# every stored pair of its users with the items of its item group, where all of its
+# negatives come from, so (u, j) is liked exactly when it is one of the block's pairs: one
+# probe of a table the size of the block (in cache), where the binary search of a long row
+# is a chain of cache misses. Open addressing with linear probing, at most half full (the
+# caller sizes it), keys u << 32 | j (ids below 2^32 - 1, so no key is EMPTY_KEY).
+cdef enum:
+    EMPTY_KEY = -1  # (as uint64_t: every bit set)
+
+
+cdef inline uint64_t pair_key(index_t u, index_t j) noexcept nogil:
+    return (<uint64_t> u << 32) | <uint64_t> j
+
+
+cdef inline Py_ssize_t pair_slot(uint64_t key, int shift) noexcept nogil:
+    return <Py_ssize_t> ((key * 0x9E3779B97F4A7C15ULL) >> shift)  # Fibonacci hashing
+
+
+cdef inline void table_fill(uint64_t* table, Py_ssize_t size, int shift, const index_t* users,
+                            const index_t* items, Py_ssize_t start, Py_ssize_t stop) noexcept nogil:
+    """The block's pairs start .. stop-1 into an emptied table of `size` (a power of 2)."""
+    cdef Py_ssize_t t, slot
+    cdef uint64_t key
+    memset(table, 0xFF, size * sizeof(uint64_t))
+    for t in range(start, stop):
+        key = pair_key(users[t], items[t])
+        slot = pair_slot(key, shift)
+        while table[slot] != <uint64_t> EMPTY_KEY and table[slot] != key:
+            slot = (slot + 1) & (size - 1)
+        table[slot] = key
+
+
+cdef inline bint table_has(const uint64_t* table, Py_ssize_t size, int shift,
+                           uint64_t key) noexcept nogil:
+    cdef Py_ssize_t slot = pair_slot(key, shift)
+    while table[slot] != key:
+        if table[slot] == <uint64_t> EMPTY_KEY:
+            return False
+        slot = (slot + 1) & (size - 1)
+    return True
+
+
 cdef enum:
     # the rows of the sample this many ahead, and of the negative drawn this many ahead, are
     # prefetched: enough to hide a memory latency behind the samples in between
@@ -286,6 +330,16 @@ cdef struct RankingArgs:
     bint update_items
     double n_items          # WARP's rank estimate is over every item
     int F
+    Py_ssize_t table_size   # the liked check: a hash set of this size per thread, or (0)
+    int table_shift         # the binary search of the user's row; 64 - log2(table_size)
+
+
+cdef inline bint liked_by(const RankingArgs* a, const uint64_t* table, index_t u,
+                          const index_t* row, Py_ssize_t n, index_t j) noexcept nogil:
+    """Whether user u (whose sorted row is row[0:n]) liked j: the table if there is one."""
+    if a.table_size:
+        return table_has(table, a.table_size, a.table_shift, pair_key(u, j))
+    return is_liked(row, n, j)
 
 
 cdef void ranking_run(RankingArgs* a, const index_t* users, const index_t* items,
@@ -294,10 +348,10 @@ cdef void ranking_run(RankingArgs* a, const index_t* users, const index_t* items
                       Py_ssize_t group_size, floating* P, floating* Q, floating* user_bias,
                       floating* item_bias, floating* AP, floating* AQ, floating* Abu,
                       floating* Abi, const floating* user_reg, const floating* item_reg,
-                      floating lr, uint64_t state, floating* gradient,
+                      floating lr, uint64_t state, floating* gradient, uint64_t* table,
                       double* stats) noexcept nogil:
     """The samples start .. stop-1 of one block, in order, drawing from `state`;
-    `gradient` is the thread's scratch row (LMF)."""
+    `gradient` is the thread's scratch row (LMF), `table` its liked-pairs table."""
     cdef Py_ssize_t t, n_liked, draws, ui, ii, ji
     cdef index_t u, i, j
     cdef const index_t* liked
@@ -312,13 +366,15 @@ cdef void ranking_run(RankingArgs* a, const index_t* users, const index_t* items
     negatives.state, negatives.group_size, negatives.block_size = state, group_size, stop - start
     negatives.popularity, negatives.rows, negatives.row_bytes = a.popularity, <const char*> Q, row_bytes
     negatives_start(&negatives, group, items + start)
+    if a.verify and a.table_size:
+        table_fill(table, a.table_size, a.table_shift, users, items, start, stop)
     softplus_start(&softplus)  # BPR's and LMF's negatives' terms; WARP's and the rest in loss
     for t in range(start, stop):
         if t + AHEAD < stop:  # the rows the sample AHEAD on reads and writes
             ahead = t + AHEAD
             prefetch_bytes_write(<const char*> (P + <Py_ssize_t> users[ahead] * F), row_bytes)
             prefetch_bytes_write(<const char*> (Q + <Py_ssize_t> items[ahead] * F), row_bytes)
-            if a.verify:
+            if a.verify and not a.table_size:
                 prefetch_bytes(indices + indptr[users[ahead]], min(
                     256, (indptr[users[ahead] + 1] - indptr[users[ahead]]) * sizeof(index_t)))
         u = users[t]
@@ -332,7 +388,7 @@ cdef void ranking_run(RankingArgs* a, const index_t* users, const index_t* items
             found = False
             for draws in range(MAX_NEGATIVE_DRAWS):
                 j = next_negative(&negatives, group, items + start)
-                if not a.verify or not is_liked(liked, n_liked, j):
+                if not a.verify or not liked_by(a, table, u, liked, n_liked, j):
                     found = True
                     break
             if not found:
@@ -352,7 +408,7 @@ cdef void ranking_run(RankingArgs* a, const index_t* users, const index_t* items
                 ji = <Py_ssize_t> j * F
                 s_uj = dot(p, Q + ji, F) + item_bias[j]
                 if s_uj > s_ui - 1:
-                    if a.verify and is_liked(liked, n_liked, j):
+                    if a.verify and liked_by(a, table, u, liked, n_liked, j):
                         continue
                     g = <floating> log(max(1.0, floor((a.n_items - 1) / draws)))
                     loss += g * (1 - s_ui + s_uj)
@@ -376,7 +432,7 @@ cdef void ranking_run(RankingArgs* a, const index_t* users, const index_t* items
                 found = False
                 for draws in range(MAX_NEGATIVE_DRAWS):
                     j = next_negative(&negatives, group, items + start)
-                    if not a.verify or not is_liked(liked, n_liked, j):
+                    if not a.verify or not liked_by(a, table, u, liked, n_liked, j):
                         found = True
                         break
                 if not found:
@@ -405,7 +461,8 @@ def ranking_epoch(int loss, const index_t[::1] users, const index_t[::1] items,
                   floating learning_rate, bint adagrad, int negatives, bint verify,
                   bint popularity, bint update_items, Py_ssize_t n_items,
                   const int64_t[::1] block_start, const int64_t[::1] schedule, uint64_t seed,
-                  int num_threads, floating[:, ::1] scratch, double[:, ::1] block_stats):
+                  int num_threads, floating[:, ::1] scratch, uint64_t[:, ::1] liked_table,
+                  double[:, ::1] block_stats):
     """One pass of the loss's samples (module notation) over the stored pairs.
 
     The pairs are stored block by block (`block_start`, G * G + 1 offsets, block b = user
@@ -414,7 +471,9 @@ def ranking_epoch(int loss, const index_t[::1] users, const index_t[::1] items,
     (`group_items[group_start[h]:group_start[h + 1]]`) and the stream (seed, b).
     Updates P, Q, the biases (and with adagrad the accumulators A*) in place; writes
     [loss sum, steps, skipped samples] of schedule position k to block_stats[k]; thread t
-    uses scratch[t] (num_threads x F).
+    uses scratch[t] (num_threads x F) and, when liked_table has columns (a power of 2, at
+    least twice the largest block's pairs), liked_table[t] as the hash set of its block's
+    pairs for the liked check (see table_fill), else the binary search of indptr/indices.
     The arrays are trusted: fastals._kernels.checked.ranking_epoch checks them first.
     """
     cdef Py_ssize_t G, k, block, h, n_blocks = schedule.shape[0]
@@ -423,8 +482,14 @@ def ranking_epoch(int loss, const index_t[::1] users, const index_t[::1] items,
     cdef signed char[::1] taken
     cdef fastals_lock_t lock
     cdef int tid
+    cdef uint64_t* tables = NULL
     if users.shape[0] == 0 or n_blocks == 0:
         return
+    a.table_size, a.table_shift = liked_table.shape[1], 64
+    if a.table_size:
+        tables = &liked_table[0, 0]
+        while (<Py_ssize_t> 1 << (64 - a.table_shift)) < a.table_size:
+            a.table_shift -= 1
     G = <Py_ssize_t> (n_blocks ** 0.5 + 0.5)
     a.loss, a.negatives, a.verify, a.popularity = loss, negatives, verify, popularity
     a.adagrad, a.update_items, a.n_items, a.F = adagrad, update_items, n_items, P.shape[1]
@@ -453,7 +518,7 @@ def ranking_epoch(int loss, const index_t[::1] users, const index_t[::1] items,
                             &P[0, 0], &Q[0, 0], &user_bias[0], &item_bias[0], &AP[0, 0],
                             &AQ[0, 0], &Abu[0], &Abi[0], &user_reg[0], &item_reg[0],
                             learning_rate, stream_state(seed, block), &scratch[tid, 0],
-                            &block_stats[k, 0])
+                            tables + tid * a.table_size, &block_stats[k, 0])
             fastals_lock(&lock)  # (taking and releasing the lock orders the factor writes)
             progress[0] += 1
             if next_user[k] >= 0:

@@ -117,10 +117,11 @@ def _no_group(side, ids, group, G):
 def ranking_epoch(loss, users, items, weights, indptr, indices, group_items, group_start, P, Q,
                   user_bias, item_bias, AP, AQ, Abu, Abi, user_reg, item_reg, learning_rate,
                   adagrad, negatives, verify, popularity, update_items, n_items, block_start,
-                  schedule, seed, num_threads, scratch, block_stats):
+                  schedule, seed, num_threads, scratch, liked_table, block_stats):
     """The ``_sgd`` kernel's ranking epoch (``_ranking.pxi``), after checking what it trusts:
     the pairs, blocks and schedule, every index in range, the item groups covering the
-    items, and the rows of the factors, biases, weights and accumulators."""
+    items, the rows of the factors, biases, weights and accumulators, and the liked-pairs
+    tables (a power of 2 at least twice the largest block, or no columns)."""
     _check_lengths(users, items, weights)
     if len(users):
         _check_schedule(np.asarray(block_start), np.asarray(schedule), len(users))
@@ -155,11 +156,27 @@ def ranking_epoch(loss, users, items, weights, indptr, indices, group_items, gro
         raise ValueError(f"block_stats must be ({len(schedule)}, 3)")
     if negatives < 0:
         raise ValueError(f"negatives must be >= 0, got {negatives}")
+    _check_liked_table(np.asarray(liked_table), num_threads, block_start, n_users, n_rows)
     return kernels("_sgd").ranking_epoch(
         loss, users, items, weights, indptr, indices, group_items, group_start, P, Q,
         user_bias, item_bias, AP, AQ, Abu, Abi, user_reg, item_reg, learning_rate, adagrad,
         negatives, verify, popularity, update_items, n_items, block_start, schedule, seed,
-        num_threads, scratch, block_stats)
+        num_threads, scratch, liked_table, block_stats)
+
+
+def _check_liked_table(table, num_threads, block_start, n_users, n_rows):
+    if table.ndim != 2 or table.dtype != np.uint64 or table.shape[0] < max(num_threads, 1):
+        raise ValueError(f"liked_table must be a uint64 array of {max(num_threads, 1)} rows, "
+                         f"got {table.dtype} {table.shape}")
+    size = table.shape[1]
+    if not size:
+        return
+    largest = int(np.diff(np.asarray(block_start)).max()) if len(block_start) > 1 else 0
+    if size & (size - 1) or size < 2 * largest:
+        raise ValueError(f"liked_table rows must be a power of 2 of at least twice the "
+                         f"largest block ({largest} pairs), got {size}")
+    if max(n_users, n_rows) >= 2**32 - 1:
+        raise ValueError("liked_table needs user and item ids below 2^32 - 1")
 
 
 def _check_range(name, ids, n):

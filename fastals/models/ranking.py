@@ -75,6 +75,10 @@ LOSS_CODES = {"bpr": 0, "warp": 1, "lmf": 2}
 # threads costs more than a second thread gains (the results do not depend on it)
 MIN_STEPS_PER_THREAD = 1 << 15
 SCHEDULES = ("constant", "adagrad")
+GATHER_ROWS = 4096
+# blocks of at most this many pairs check negatives against a hash set of the block's pairs
+# (2^21 slots, 16 MB per thread at most); larger ones by binary search in the user's row
+HASHED_BLOCK_PAIRS = 1 << 20  # rows renumbered at a time when the factors are published
 SAMPLINGS = ("uniform", "popularity")
 
 
@@ -228,9 +232,13 @@ class RankingFactorizationBase(MatrixFactorizationBase):
     def _stacked(self, factors, columns, rows):
         """The first F columns of factors[rows], then `columns` (a number, or an array
         indexed by the same rows), in one aligned array."""
-        F = self.factors
-        out = aligned_empty((len(factors), F + len(columns)), self.dtype)
-        out[:, :F] = factors[:, :F] if rows is None else factors[rows, :F]
+        F, n = self.factors, len(factors)
+        out = aligned_empty((n, F + len(columns)), self.dtype)
+        if rows is None:
+            out[:, :F] = factors[:, :F]
+        for start in range(0, n if rows is not None else 0, GATHER_ROWS):
+            stop = min(start + GATHER_ROWS, n)  # (a cache-sized temporary at a time)
+            out[start:stop, :F] = factors[rows[start:stop], :F]
         for k, column in enumerate(columns):
             out[:, F + k] = column if np.isscalar(column) or rows is None else column[rows]
         return out
@@ -323,6 +331,7 @@ class _Sweep:
     def __init__(self, model, R, X, Y, b_user, b_item, threads):
         self.model, self.X, self.Y, self.b_user, self.b_item = model, X, Y, b_user, b_item
         self.threads = threads
+        self.table = None  # the liked-pairs tables (_liked_table)
         index = R.indices.dtype
         self.indptr = R.indptr.astype(index, copy=False)
         self.indices = R.indices
@@ -355,8 +364,23 @@ class _Sweep:
             self.user_reg, self.item_reg, m.dtype(m.learning_rate), self.adagrad,
             m._negatives(), m._verify, m.negative_sampling == "popularity", update_items,
             self.Y.shape[0], block_start, schedule, seed, self.threads,
-            np.empty((max(self.threads, 1), self.X.shape[1]), m.dtype), stats)
+            np.empty((max(self.threads, 1), self.X.shape[1]), m.dtype),
+            self._liked_table(block_start), stats)
         return float(stats[:, 0].sum()), float(stats[:, 1].sum())
+
+    def _liked_table(self, block_start):
+        """The kernel's per-thread hash sets of a block's pairs for the liked check: a power
+        of 2 at least twice the largest block, or no columns (the binary search) when
+        nothing is checked or a block is too large to hash."""
+        largest = int(np.diff(block_start).max()) if len(block_start) > 1 else 0
+        size = 1 << max(4, (2 * largest - 1).bit_length())
+        if (not self.model._verify or largest > HASHED_BLOCK_PAIRS
+                or max(self.X.shape[0], self.Y.shape[0]) >= 2**32 - 1):
+            size = 0
+        rows = max(self.threads, 1)
+        if self.table is None or self.table.shape != (rows, size):
+            self.table = np.empty((rows, size), np.uint64)
+        return self.table
 
 
 class BayesianPersonalizedRanking(RankingFactorizationBase):
