@@ -114,9 +114,10 @@ cdef inline void pair_step(floating* p, floating* qi, floating* qj, floating* bi
                            floating* Ap, floating* Aqi, floating* Aqj, floating* Abi,
                            floating* Abj, floating g, floating lr, floating reg_u,
                            floating reg_i, floating reg_j, bint adagrad, bint update_items,
-                           int F) noexcept nogil:
-    """The pairwise step (module notation); A* are the adagrad accumulators. Each case is
-    its own loop without branches, so that the compiler vectorises it."""
+                           floating* scratch, int F) noexcept nogil:
+    """The pairwise step (module notation); A* are the adagrad accumulators, scratch F
+    values of the thread's. Each case is its own loops without branches, so that the
+    compiler vectorises them."""
     cdef int f
     cdef floating xu, yi, yj, du, di, dj
     if not adagrad and update_items:
@@ -130,7 +131,7 @@ cdef inline void pair_step(floating* p, floating* qi, floating* qj, floating* bi
     elif not adagrad:
         for f in range(F):
             p[f] = p[f] + lr * (g * (qi[f] - qj[f]) - reg_u * p[f])
-    elif update_items:
+    elif update_items and qi == qj:  # (j = i, only without the liked check)
         for f in range(F):
             xu = p[f]
             yi = qi[f]
@@ -144,6 +145,24 @@ cdef inline void pair_step(floating* p, floating* qi, floating* qj, floating* bi
             p[f] = xu + lr * du / root(Ap[f])
             qi[f] = yi + lr * di / root(Aqi[f])
             qj[f] = yj + lr * dj / root(Aqj[f])
+    elif update_items:
+        # one loop per written row (with the user's direction kept in `scratch` until its
+        # row's turn): a loop writing all six rows would need more run-time overlap checks
+        # than the compiler makes, and stayed scalar (WARP's default, 4x slower)
+        for f in range(F):
+            scratch[f] = g * (qi[f] - qj[f]) - reg_u * p[f]
+        for f in range(F):
+            di = g * p[f] - reg_i * qi[f]
+            Aqi[f] = Aqi[f] + di * di
+            qi[f] = qi[f] + lr * di / root(Aqi[f])
+        for f in range(F):
+            dj = -g * p[f] - reg_j * qj[f]
+            Aqj[f] = Aqj[f] + dj * dj
+            qj[f] = qj[f] + lr * dj / root(Aqj[f])
+        for f in range(F):
+            du = scratch[f]
+            Ap[f] = Ap[f] + du * du
+            p[f] = p[f] + lr * du / root(Ap[f])
     else:
         for f in range(F):
             du = g * (qi[f] - qj[f]) - reg_u * p[f]
@@ -270,6 +289,9 @@ cdef enum:
     # the rows of the sample this many ahead, and of the negative drawn this many ahead, are
     # prefetched: enough to hide a memory latency behind the samples in between
     AHEAD = 8  # (a power of 2: the ring below wraps by a mask)
+    # only when the factor rows outgrow this (about a core's L2): below, the rows stay in
+    # cache and the prefetches cost more than they save (MovieLens 100K: 8% slower)
+    PREFETCH_ABOVE = 1 << 21
 
 
 cdef inline void prefetch_bytes_write(const char* start, Py_ssize_t nbytes) noexcept nogil:
@@ -330,6 +352,7 @@ cdef struct RankingArgs:
     bint update_items
     double n_items          # WARP's rank estimate is over every item
     int F
+    bint prefetch           # rows of later samples and draws (PREFETCH_ABOVE)
     Py_ssize_t table_size   # the liked check: a hash set of this size per thread, or (0)
     int table_shift         # the binary search of the user's row; 64 - log2(table_size)
 
@@ -364,13 +387,14 @@ cdef void ranking_run(RankingArgs* a, const index_t* users, const index_t* items
     cdef Negatives negatives
     cdef Py_ssize_t row_bytes = F * sizeof(floating), ahead
     negatives.state, negatives.group_size, negatives.block_size = state, group_size, stop - start
-    negatives.popularity, negatives.rows, negatives.row_bytes = a.popularity, <const char*> Q, row_bytes
+    negatives.popularity, negatives.rows = a.popularity, <const char*> Q
+    negatives.row_bytes = row_bytes if a.prefetch else 0  # (0: no prefetch)
     negatives_start(&negatives, group, items + start)
     if a.verify and a.table_size:
         table_fill(table, a.table_size, a.table_shift, users, items, start, stop)
     softplus_start(&softplus)  # BPR's and LMF's negatives' terms; WARP's and the rest in loss
     for t in range(start, stop):
-        if t + AHEAD < stop:  # the rows the sample AHEAD on reads and writes
+        if a.prefetch and t + AHEAD < stop:  # the rows the sample AHEAD on uses
             ahead = t + AHEAD
             prefetch_bytes_write(<const char*> (P + <Py_ssize_t> users[ahead] * F), row_bytes)
             prefetch_bytes_write(<const char*> (Q + <Py_ssize_t> items[ahead] * F), row_bytes)
@@ -399,7 +423,7 @@ cdef void ranking_run(RankingArgs* a, const index_t* users, const index_t* items
             g = logistic(s_uj, &softplus)  # s_uj here is s_uj - s_ui = -x_uij
             pair_step(p, Q + ii, Q + ji, item_bias + i, item_bias + j, AP + ui, AQ + ii,
                       AQ + ji, Abi + i, Abi + j, g, lr, user_reg[u], item_reg[i], item_reg[j],
-                      a.adagrad, a.update_items, F)
+                      a.adagrad, a.update_items, gradient, F)
             steps += 1
         elif a.loss == LOSS_WARP:
             s_ui = dot(p, Q + ii, F) + item_bias[i]
@@ -414,7 +438,8 @@ cdef void ranking_run(RankingArgs* a, const index_t* users, const index_t* items
                     loss += g * (1 - s_ui + s_uj)
                     pair_step(p, Q + ii, Q + ji, item_bias + i, item_bias + j, AP + ui,
                               AQ + ii, AQ + ji, Abi + i, Abi + j, g, lr, user_reg[u],
-                              item_reg[i], item_reg[j], a.adagrad, a.update_items, F)
+                              item_reg[i], item_reg[j], a.adagrad, a.update_items, gradient,
+                              F)
                     steps += 1
                     break
         else:  # LOSS_LMF
@@ -485,6 +510,7 @@ def ranking_epoch(int loss, const index_t[::1] users, const index_t[::1] items,
     cdef uint64_t* tables = NULL
     if users.shape[0] == 0 or n_blocks == 0:
         return
+    a.prefetch = (P.shape[0] + Q.shape[0]) * P.shape[1] * sizeof(floating) > PREFETCH_ABOVE
     a.table_size, a.table_shift = liked_table.shape[1], 64
     if a.table_size:
         tables = &liked_table[0, 0]
