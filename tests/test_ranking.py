@@ -104,6 +104,23 @@ def test_epoch_matches_reference_sample_for_sample(isa, loss, adagrad, popularit
     assert steps > 0
 
 
+@pytest.mark.parametrize("isa", available_isas("_sgd"))
+@pytest.mark.parametrize("loss", ["bpr", "warp"])
+def test_unverified_adagrad_epoch_matches_reference_even_when_j_is_i(isa, loss):
+    """Without the liked check j can be the positive i itself (the pairwise step's own
+    branch): the same steps as the reference."""
+    model, R, order, sweep = epoch_inputs(loss, np.float64, 3, True, False)
+    model.verify_negative_samples = model._verify = False
+    state = copies(sweep)
+    args, stats = kernel_args(model, order, sweep, 2024, hashed=False)
+    kernels("_sgd", isa).ranking_epoch(*args)
+    total, steps, skipped = reference_epoch(model, R, order, sweep, 2024, state)
+    for got, want in zip((sweep.X, sweep.Y, sweep.b_user, sweep.b_item), state[:4]):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    assert stats[:, 0].sum() == pytest.approx(total, rel=1e-10)
+    assert (stats[:, 1].sum(), stats[:, 2].sum()) == (steps, skipped)
+
+
 @pytest.mark.parametrize("loss", ["bpr", "lmf"])
 def test_float32_epoch_matches_reference(loss):
     """float32 kernel against the float32 reference: the rounding of float32 sums (1e-4)."""
